@@ -1,0 +1,63 @@
+"""Exceptions raised by the agent package.
+
+    AgentError
+    ├── ProtocolError(ValueError)   a payload or reading breaks the wire protocol (has .field)
+    ├── ConfigError(ValueError)     the agent configuration is invalid
+    ├── BufferError_                the local SQLite buffer failed
+    │   └── BufferFullError         the buffer is at its size limit and the policy refuses
+    ├── PublishError                the MQTT publisher failed (has .rc, paho's reason code)
+    └── SourceError                 a reading source failed (has .source)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentError",
+    "BufferError_",
+    "BufferFullError",
+    "ConfigError",
+    "ProtocolError",
+    "PublishError",
+    "SourceError",
+]
+
+
+class AgentError(Exception):
+    """Base class of every error the agent raises."""
+
+
+class ProtocolError(AgentError, ValueError):
+    """A payload or reading violates the Tally wire protocol."""
+
+    def __init__(self, message: str, *, field: str = "payload") -> None:
+        super().__init__(message)
+        self.field = field
+        self.reason = message
+
+
+class ConfigError(AgentError, ValueError):
+    """The agent configuration is invalid."""
+
+
+class BufferError_(AgentError):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+    """The durable buffer failed."""
+
+
+class BufferFullError(BufferError_):
+    """The buffer reached its configured maximum and the policy is to refuse new readings."""
+
+
+class PublishError(AgentError):
+    """Publishing to the broker failed."""
+
+    def __init__(self, message: str, *, rc: int | None = None) -> None:
+        super().__init__(message)
+        self.rc = rc
+
+
+class SourceError(AgentError):
+    """A reading source failed to produce readings."""
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source

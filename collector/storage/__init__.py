@@ -1,0 +1,1 @@
+"""PostgreSQL/TimescaleDB storage: the only place in Tally that writes SQL."""
