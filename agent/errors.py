@@ -4,7 +4,8 @@
     ├── ProtocolError(ValueError)   a payload or reading breaks the wire protocol (has .field)
     ├── ConfigError(ValueError)     the agent configuration is invalid
     ├── BufferError_                the local SQLite buffer failed
-    │   └── BufferFullError         the buffer is at its size limit and the policy refuses
+    │   ├── BufferFullError         the buffer is at its size limit and the policy refuses
+    │   └── DiskFullError           the disk (or SQLite's page limit) is full; retry later
     ├── PublishError                the MQTT publisher failed (has .rc, paho's reason code)
     └── SourceError                 a reading source failed (has .source)
 """
@@ -16,6 +17,7 @@ __all__ = [
     "BufferError_",
     "BufferFullError",
     "ConfigError",
+    "DiskFullError",
     "ProtocolError",
     "PublishError",
     "SourceError",
@@ -39,12 +41,16 @@ class ConfigError(AgentError, ValueError):
     """The agent configuration is invalid."""
 
 
-class BufferError_(AgentError):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+class BufferError_(AgentError):  # trailing underscore: the builtin BufferError exists
     """The durable buffer failed."""
 
 
 class BufferFullError(BufferError_):
     """The buffer reached its configured maximum and the policy is to refuse new readings."""
+
+
+class DiskFullError(BufferError_):
+    """The disk holding the buffer is full; nothing was written, retry when space returns."""
 
 
 class PublishError(AgentError):

@@ -136,6 +136,9 @@ class Series:
             and np.array_equal(self.values, other.values)
         )
 
+    def __hash__(self) -> int:
+        return hash((self.meter, self.metric, self.unit, self.kind, len(self)))
+
     def readings(self) -> list[Reading]:
         return [
             Reading(self.meter, self.metric, self.unit, self.kind, int(t), float(v))
@@ -170,7 +173,9 @@ def device_from_topic(topic: str) -> str:
     """The device id in a ``tally/v1/<device>/readings`` topic; ProtocolError otherwise."""
     parts = topic.split("/")
     if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != TOPIC_PREFIX or parts[3] != "readings":
-        raise ProtocolError(f"topic {topic!r:.120} is not tally/v1/<device>/readings", field="topic")
+        raise ProtocolError(
+            f"topic {topic!r:.120} is not tally/v1/<device>/readings", field="topic"
+        )
     return _check_id("device", parts[2])
 
 
@@ -283,7 +288,7 @@ def _decode_series(raw: object, index: int, now_ms: int) -> Series:
     if not _UNIT_RE.match(unit):
         raise ProtocolError(f"{where}.unit {unit!r:.40} is not a unit symbol", field="unit")
     try:
-        kind = Kind(raw.get("kind"))
+        kind = Kind(str(raw.get("kind")))
     except ValueError as exc:
         raise ProtocolError(
             f"{where}.kind must be one of cumulative, delta, gauge; got {raw.get('kind')!r:.40}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import paho.mqtt.client as mqtt
 import psycopg
 
@@ -44,8 +46,6 @@ def test_private_broker_round_trip_survives_restart(private_broker: MqttBroker) 
     pub.connect("127.0.0.1", private_broker.port)
     pub.loop_start()
     pub.publish("infra/t", b"one", qos=1).wait_for_publish(5)
-    import time
-
     deadline = time.monotonic() + 5
     while not got and time.monotonic() < deadline:
         time.sleep(0.02)

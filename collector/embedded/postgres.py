@@ -25,7 +25,7 @@ class EmbeddedPostgres:
                 "install tally[embedded] or set TALLY_DATABASE_URL"
             ) from exc
         self._data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(
+        self._server = pgserver.get_server(  # type: ignore[attr-defined]
             str(self._data_dir), cleanup_mode="delete" if self._cleanup else "stop"
         )
         return str(self._server.get_uri())

@@ -8,7 +8,10 @@ import threading
 
 
 class TcpProxy:
-    """Forward 127.0.0.1:<port> to a target (host, port; or a unix socket dir, port); ``cut()`` drops all links and refuses new ones."""
+    """Forward 127.0.0.1:<port> to (host, port) or to a unix-socket dir and port.
+
+    ``cut()`` drops all links and refuses new ones until ``restore()``.
+    """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)

@@ -1,0 +1,388 @@
+"""Durable SQLite buffer (aiosqlite, WAL): the agent's only copy of a reading until PUBACK.
+
+Every method that changes the file runs in one explicit transaction, serialised by a lock (one
+connection is shared by the poll loops, the batcher and the publish loop). sqlite3 errors are
+translated once, here: SQLITE_FULL / ENOSPC -> ``DiskFullError`` (transaction rolled back,
+nothing half-written; the caller retries later), anything else -> ``BufferError_``.
+
+``synchronous=FULL``: in WAL mode NORMAL may lose the last commits on power loss (the WAL is
+only fsynced at checkpoints), and a reading counts as taken once it is committed here. FULL
+costs one fsync per commit; commits are per poll and per batch (1000 readings), not per reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any, Final
+
+import aiosqlite
+
+from agent.batching import Row, series_from_rows
+from agent.buffer_port import BufferLimits, BufferStats, FullPolicy, SealedBatch, initial_seq
+from agent.errors import BufferError_, BufferFullError, DiskFullError
+from agent.protocol import Reading
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS readings(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    meter TEXT NOT NULL, metric TEXT NOT NULL, unit TEXT NOT NULL, kind TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL, value REAL NOT NULL, batch_seq INTEGER);
+CREATE TABLE IF NOT EXISTS batches(
+    seq INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL,
+    n INTEGER NOT NULL, sealed_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_SQLITE_FULL: Final = 13
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return (code is not None and code & 0xFF == _SQLITE_FULL) or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+class SqliteBuffer:
+    """The ``ReadingBuffer`` on a SQLite file. Open with ``await SqliteBuffer.open(...)``."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path, limits: BufferLimits) -> None:
+        self._conn = conn
+        self._path = path
+        self._limits = limits
+        self._lock = asyncio.Lock()
+        self._rows = 0
+        self._unbatched = 0
+        self._pending: list[int] = []
+        self._page_size = 4096
+
+    @classmethod
+    async def open(
+        cls, path: Path, *, device_id: str, now_ms: int, limits: BufferLimits | None = None
+    ) -> SqliteBuffer:
+        """Open (creating if needed) the buffer of ``device_id``; refuses another device's file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise BufferError_(f"cannot open buffer {path}: {exc}") from exc
+        buf = cls(conn, path, limits or BufferLimits())
+        try:
+            await buf._init(device_id, now_ms)
+        except BaseException:
+            await conn.close()
+            raise
+        return buf
+
+    @asynccontextmanager
+    async def _tx(self, what: str, *, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction; ``durable=False`` commits without fsync (see ``ack``)."""
+        async with self._lock:
+            try:
+                if not durable:
+                    await self._conn.execute("PRAGMA synchronous=NORMAL")
+                await self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                await self._conn.execute("COMMIT")
+                if not durable:
+                    await self._conn.execute("PRAGMA synchronous=FULL")
+            except (sqlite3.Error, OSError) as exc:
+                await self._rollback()
+                if not durable:
+                    with suppress(sqlite3.Error, OSError):
+                        await self._conn.execute("PRAGMA synchronous=FULL")
+                if _is_disk_full(exc):
+                    raise DiskFullError(f"buffer {what}: disk full ({exc})") from exc
+                raise BufferError_(f"buffer {what} failed: {exc}") from exc
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        with suppress(sqlite3.Error, OSError, ValueError):
+            if self._conn.in_transaction:
+                await self._conn.execute("ROLLBACK")
+
+    async def _init(self, device_id: str, now_ms: int) -> None:
+        try:
+            await self._conn.execute("PRAGMA journal_mode=WAL")
+            await self._conn.execute("PRAGMA synchronous=FULL")
+            await self._conn.executescript(_SCHEMA)
+            async with self._conn.execute("PRAGMA page_size") as cur:
+                row = await cur.fetchone()
+                self._page_size = int(row[0]) if row else 4096
+        except (sqlite3.Error, OSError) as exc:
+            raise BufferError_(f"cannot initialise buffer {self._path}: {exc}") from exc
+        async with self._tx("init") as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO state(key, value) VALUES ('agent.device_id', ?)",
+                (device_id,),
+            )
+            for name, value in (("next_seq", initial_seq(now_ms)), ("dropped", 0), ("refused", 0),
+                                ("sealed_upto_id", 0)):
+                await db.execute(
+                    "INSERT OR IGNORE INTO counters(name, value) VALUES (?, ?)", (name, value)
+                )
+            owner = await self._scalar(db, "SELECT value FROM state WHERE key='agent.device_id'")
+            self._rows = int(await self._scalar(db, "SELECT count(*) FROM readings") or 0)
+            self._unbatched = int(
+                await self._scalar(db, "SELECT count(*) FROM readings WHERE batch_seq IS NULL")
+                or 0
+            )
+            async with db.execute("SELECT seq FROM batches ORDER BY seq") as cur:
+                self._pending = [int(r[0]) for r in await cur.fetchall()]
+        if owner != device_id:
+            raise BufferError_(
+                f"buffer {self._path} belongs to device {owner!r}, not {device_id!r}; "
+                "point buffer.path at another file"
+            )
+
+    @staticmethod
+    async def _scalar(db: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> Any:
+        async with db.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    # -- port ------------------------------------------------------------------------------
+
+    @property
+    def unbatched(self) -> int:
+        return self._unbatched
+
+    def pending(self) -> list[int]:
+        """Seqs of sealed, unacknowledged batches, oldest first."""
+        return list(self._pending)
+
+    async def append(self, readings: Sequence[Reading]) -> None:
+        """Commit readings; BufferFullError (refuse_new) or DiskFullError if they can't be."""
+        if not readings:
+            return
+        rows = [(r.meter, r.metric, r.unit, r.kind.value, r.ts_ms, r.value) for r in readings]
+        refused = False
+        dropped = 0
+        async with self._tx("append") as db:
+            excess = await self._excess(db, len(rows))
+            if excess > 0 and self._limits.policy is FullPolicy.DROP_OLDEST:
+                cur = await db.execute(
+                    "DELETE FROM readings WHERE id IN (SELECT id FROM readings "
+                    "WHERE batch_seq IS NULL ORDER BY id LIMIT ?)",
+                    (excess,),
+                )
+                dropped = max(cur.rowcount, 0)
+                await self._bump(db, "dropped", dropped)
+                refused = dropped < excess
+            elif excess > 0:
+                refused = True
+            if refused:
+                await self._bump(db, "refused", len(rows))
+            else:
+                await db.executemany(
+                    "INSERT INTO readings(meter, metric, unit, kind, ts_ms, value) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        self._rows -= dropped
+        self._unbatched -= dropped
+        if refused:
+            raise BufferFullError(
+                f"buffer full ({self._rows} readings); {len(rows)} new reading(s) refused"
+            )
+        self._rows += len(rows)
+        self._unbatched += len(rows)
+
+    async def _excess(self, db: aiosqlite.Connection, incoming: int) -> int:
+        """How many stored readings must go for ``incoming`` more to fit (0 if they fit)."""
+        excess = 0
+        if self._limits.max_readings is not None:
+            excess = max(excess, self._rows + incoming - self._limits.max_readings)
+        if self._limits.max_bytes is not None and self._rows:
+            used = await self._used_bytes(db)
+            if used >= self._limits.max_bytes:
+                per_row = max(used // self._rows, 1)
+                over = used - self._limits.max_bytes
+                excess = max(excess, incoming + over // per_row + max(self._rows // 100, 1))
+        return excess
+
+    async def _used_bytes(self, db: aiosqlite.Connection) -> int:
+        pages = int(await self._scalar(db, "PRAGMA page_count") or 0)
+        free = int(await self._scalar(db, "PRAGMA freelist_count") or 0)
+        return (pages - free) * self._page_size
+
+    @staticmethod
+    async def _bump(db: aiosqlite.Connection, name: str, by: int) -> None:
+        if by:
+            await db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (by, name))
+
+    async def seal(
+        self, max_readings: int, now_ms: int, *, max_batches: int = 1
+    ) -> list[SealedBatch]:
+        """Assign the oldest unbatched readings to new batches (up to ``max_batches``).
+
+        One transaction: read the rows, mark them with their batch's seq, record each batch's
+        id range, advance the seq counter. Returns the sealed batches (what ``load`` gives).
+        """
+        if max_readings < 1 or max_batches < 1:
+            raise ValueError("max_readings and max_batches must be >= 1")
+        sealed: list[SealedBatch] = []
+        async with self._tx("seal") as db:
+            counters: dict[str, int] = {
+                str(k): int(v) for k, v in await db.execute_fetchall(
+                    "SELECT name, value FROM counters "
+                    "WHERE name IN ('next_seq', 'sealed_upto_id')")
+            }
+            seq = int(counters["next_seq"])
+            # every id <= sealed_upto_id is batched or gone: the scan starts after it
+            rows: list[Row] = list(await db.execute_fetchall(  # type: ignore[arg-type]
+                "SELECT id, meter, metric, unit, kind, ts_ms, value FROM readings "
+                "WHERE id > ? ORDER BY id LIMIT ?",
+                (int(counters["sealed_upto_id"]), max_readings * max_batches),
+            ))
+            heads = []
+            for start in range(0, len(rows), max_readings):
+                chunk = rows[start:start + max_readings]
+                first, last = chunk[0][0], chunk[-1][0]
+                heads.append((seq, first, last, len(chunk), now_ms))
+                sealed.append(SealedBatch(seq, now_ms, series_from_rows(chunk)))
+                seq += 1
+            if heads:
+                await db.executemany(
+                    "UPDATE readings SET batch_seq = ? WHERE id BETWEEN ? AND ?",
+                    [(h[0], h[1], h[2]) for h in heads],
+                )
+                await db.executemany(
+                    "INSERT INTO batches(seq, first_id, last_id, n, sealed_ms) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    heads,
+                )
+                await db.executemany("UPDATE counters SET value = ? WHERE name = ?",
+                                     [(seq, "next_seq"), (heads[-1][2], "sealed_upto_id")])
+        self._pending.extend(b.seq for b in sealed)
+        self._unbatched -= len(rows)
+        return sealed
+
+    async def load(self, seq: int) -> SealedBatch:
+        """The readings of sealed batch ``seq``: identical every time until it is acked."""
+        try:
+            async with self._lock:
+                async with self._conn.execute(
+                    "SELECT first_id, last_id, sealed_ms FROM batches WHERE seq = ?", (seq,)
+                ) as cur:
+                    head = await cur.fetchone()
+                if head is None:
+                    raise BufferError_(f"batch {seq} is not in the buffer")
+                rows = await self._conn.execute_fetchall(
+                    "SELECT id, meter, metric, unit, kind, ts_ms, value FROM readings "
+                    "WHERE id BETWEEN ? AND ? AND batch_seq = ? ORDER BY id",
+                    (int(head[0]), int(head[1]), seq),
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise BufferError_(f"buffer load of batch {seq} failed: {exc}") from exc
+        return SealedBatch(seq, int(head[2]), series_from_rows(list(rows)))  # type: ignore[arg-type]
+
+    async def ack(self, seqs: Sequence[int]) -> None:
+        """Delete acknowledged batches and their readings (one transaction).
+
+        Committed without fsync: if power fails before the WAL reaches the disk, the batch is
+        merely re-sent with the same seq and readings, and the collector drops the duplicate.
+        Appends and seals stay fully synchronous: a reading must not vanish, and a seq that
+        was published must never be reassigned to other readings.
+        """
+        if not seqs:
+            return
+        removed = 0
+        async with self._tx("ack", durable=False) as db:
+            for seq in seqs:
+                async with db.execute(
+                    "SELECT first_id, last_id FROM batches WHERE seq = ?", (seq,)
+                ) as cur:
+                    head = await cur.fetchone()
+                if head is None:
+                    continue
+                cur2 = await db.execute(
+                    "DELETE FROM readings WHERE id BETWEEN ? AND ? AND batch_seq = ?",
+                    (head[0], head[1], seq),
+                )
+                removed += max(cur2.rowcount, 0)
+                await db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+        done = set(seqs)
+        self._pending = [s for s in self._pending if s not in done]
+        self._rows -= removed
+
+    async def stats(self) -> BufferStats:
+        try:
+            async with self._lock:
+                db = self._conn
+                oldest = await self._scalar(db, "SELECT ts_ms FROM readings ORDER BY id LIMIT 1")
+                counters = dict(
+                    (str(k), int(v))
+                    for k, v in await db.execute_fetchall("SELECT name, value FROM counters")
+                )
+                used = await self._used_bytes(db)
+        except (sqlite3.Error, OSError) as exc:
+            raise BufferError_(f"buffer stats failed: {exc}") from exc
+        return BufferStats(
+            depth=self._rows,
+            unbatched=self._unbatched,
+            pending_batches=len(self._pending),
+            oldest_ts_ms=int(str(oldest)) if oldest is not None else None,
+            dropped=counters.get("dropped", 0),
+            refused=counters.get("refused", 0),
+            used_bytes=used,
+            next_seq=counters.get("next_seq", 0),
+        )
+
+    async def load_state(self, key: str) -> str | None:
+        try:
+            async with self._lock:
+                value = await self._scalar(
+                    self._conn, "SELECT value FROM state WHERE key = ?", (key,)
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise BufferError_(f"buffer state read failed: {exc}") from exc
+        return None if value is None else str(value)
+
+    async def save_state(self, key: str, value: str) -> None:
+        async with self._tx("save_state") as db:
+            await db.execute(
+                "INSERT INTO state(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    async def close(self) -> None:
+        """Checkpoint the WAL and close; safe to call twice."""
+        async with self._lock:
+            with suppress(sqlite3.Error, OSError, ValueError):
+                await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with suppress(sqlite3.Error, OSError, ValueError):
+                await self._conn.close()
+
+
+def inspect_buffer(path: Path) -> BufferStats:
+    """Read a buffer file's figures without writing to it (safe while the agent runs)."""
+    if not path.exists():
+        raise BufferError_(f"no buffer file at {path}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            counters = {str(k): int(v) for k, v in db.execute("SELECT name, value FROM counters")}
+            depth, unbatched = db.execute(
+                "SELECT count(*), count(*) - count(batch_seq) FROM readings").fetchone()
+            pending = db.execute("SELECT count(*) FROM batches").fetchone()[0]
+            oldest = db.execute("SELECT ts_ms FROM readings ORDER BY id LIMIT 1").fetchone()
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            free = db.execute("PRAGMA freelist_count").fetchone()[0]
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise BufferError_(f"cannot read buffer {path}: {exc}") from exc
+    return BufferStats(
+        depth=int(depth), unbatched=int(unbatched), pending_batches=int(pending),
+        oldest_ts_ms=int(oldest[0]) if oldest else None, dropped=counters.get("dropped", 0),
+        refused=counters.get("refused", 0), used_bytes=(int(pages) - int(free)) * int(page_size),
+        next_seq=counters.get("next_seq", 0),
+    )

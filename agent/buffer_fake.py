@@ -1,0 +1,98 @@
+"""In-memory ``ReadingBuffer`` for tests of code that uses the buffer (same semantics, no file)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.batching import series_from_rows
+from agent.buffer_port import BufferLimits, BufferStats, FullPolicy, SealedBatch, initial_seq
+from agent.errors import BufferError_, BufferFullError
+from agent.protocol import Reading
+
+
+class MemoryBuffer:
+    """A ``ReadingBuffer`` that keeps everything in dicts and lists."""
+
+    def __init__(self, *, now_ms: int = 0, limits: BufferLimits | None = None) -> None:
+        self._limits = limits or BufferLimits()
+        self._unbatched_rows: list[Reading] = []
+        self._batches: dict[int, SealedBatch] = {}
+        self._next_seq = initial_seq(now_ms)
+        self._state: dict[str, str] = {}
+        self.dropped = 0
+        self.refused = 0
+        self.closed = False
+
+    @property
+    def unbatched(self) -> int:
+        return len(self._unbatched_rows)
+
+    def pending(self) -> list[int]:
+        return sorted(self._batches)
+
+    def _depth(self) -> int:
+        return len(self._unbatched_rows) + sum(b.reading_count for b in self._batches.values())
+
+    async def append(self, readings: Sequence[Reading]) -> None:
+        limit = self._limits.max_readings
+        excess = 0 if limit is None else self._depth() + len(readings) - limit
+        if excess > 0 and self._limits.policy is FullPolicy.DROP_OLDEST:
+            drop = min(excess, len(self._unbatched_rows))
+            del self._unbatched_rows[:drop]
+            self.dropped += drop
+            excess -= drop
+        if excess > 0:
+            self.refused += len(readings)
+            raise BufferFullError(f"buffer full; {len(readings)} reading(s) refused")
+        self._unbatched_rows.extend(readings)
+
+    async def seal(
+        self, max_readings: int, now_ms: int, *, max_batches: int = 1
+    ) -> list[SealedBatch]:
+        sealed: list[SealedBatch] = []
+        for _ in range(max_batches):
+            if not self._unbatched_rows:
+                break
+            take = self._unbatched_rows[:max_readings]
+            del self._unbatched_rows[:max_readings]
+            rows = [(i, r.meter, r.metric, r.unit, r.kind.value, r.ts_ms, r.value)
+                    for i, r in enumerate(take)]
+            seq = self._next_seq
+            self._batches[seq] = SealedBatch(seq, now_ms, series_from_rows(rows))
+            self._next_seq += 1
+            sealed.append(self._batches[seq])
+        return sealed
+
+    async def load(self, seq: int) -> SealedBatch:
+        try:
+            return self._batches[seq]
+        except KeyError:
+            raise BufferError_(f"batch {seq} is not in the buffer") from None
+
+    async def ack(self, seqs: Sequence[int]) -> None:
+        for seq in seqs:
+            self._batches.pop(seq, None)
+
+    async def stats(self) -> BufferStats:
+        oldest = [r.ts_ms for r in self._unbatched_rows[:1]] + [
+            int(s.ts_ms.min()) for b in self._batches.values() for s in b.series
+        ]
+        return BufferStats(
+            depth=self._depth(),
+            unbatched=len(self._unbatched_rows),
+            pending_batches=len(self._batches),
+            oldest_ts_ms=min(oldest) if oldest else None,
+            dropped=self.dropped,
+            refused=self.refused,
+            used_bytes=0,
+            next_seq=self._next_seq,
+        )
+
+    async def load_state(self, key: str) -> str | None:
+        return self._state.get(key)
+
+    async def save_state(self, key: str, value: str) -> None:
+        self._state[key] = value
+
+    async def close(self) -> None:
+        self.closed = True

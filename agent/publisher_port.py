@@ -1,0 +1,27 @@
+"""The publisher port: send a message and learn, through an awaitable, when the broker has it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+
+class Publisher(Protocol):
+    """QoS 1 publishing. ``publish`` returns a future completed on PUBACK.
+
+    A message handed over while connected stays with the publisher across reconnects (it is
+    re-sent until acknowledged); ``connect`` raises ``PublishError``; the retry policy belongs
+    to the caller.
+    """
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def connect(self) -> None: ...
+
+    async def wait_disconnected(self) -> None: ...
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
+        ...
+
+    async def close(self) -> None: ...

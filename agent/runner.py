@@ -1,0 +1,322 @@
+"""Composition root and supervisor: poll sources, seal batches, publish, reconnect, shut down.
+
+Task layout (one asyncio loop): a poll loop per source appends readings to the buffer; the
+batcher seals up to ``batch.max_readings`` readings per batch once that many wait or the oldest
+has waited ``batch.max_age_s``; the publish loop sends sealed batches in seq order with up to
+``batch.in_flight`` awaiting PUBACK and deletes each batch after its PUBACK; the supervisor
+(re)connects with exponential backoff and full jitter, also after a broker-initiated
+disconnect. ``stop`` (SIGTERM/SIGINT) ends polling, seals what is left, waits up to
+``shutdown_timeout_s`` for PUBACKs, publishes the offline status and closes the DB. Whatever was
+not acknowledged stays in the buffer and is re-sent, identical, on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.backoff import backoff_delay
+from agent.buffer import SqliteBuffer
+from agent.buffer_port import ReadingBuffer, SealedBatch
+from agent.clock import Clock, SystemClock, to_ms
+from agent.config import AgentConfig
+from agent.errors import AgentError, BufferFullError, DiskFullError, PublishError
+from agent.protocol import Batch, Reading, encode_batch, readings_topic, status_topic
+from agent.publisher import MqttPublisher
+from agent.publisher_port import Publisher
+from agent.sources.base import Source
+from agent.sources.factory import build_sources
+from agent.status import Health, offline_status, online_status
+
+log = logging.getLogger(__name__)
+_CARRY_MAX = 10_000  # readings a poll loop holds in memory while the disk is full
+_STABLE_S = 30.0  # a connection that lasted this long resets the backoff
+
+
+class Agent:
+    """Runs the pipeline for one device until ``stop`` is set."""
+
+    def __init__(
+        self, cfg: AgentConfig, *, buffer: ReadingBuffer, publisher: Publisher,
+        sources: Sequence[Source], clock: Clock, rng: random.Random | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.buffer = buffer
+        self.publisher = publisher
+        self.sources = list(sources)
+        self.clock = clock
+        self.health = Health()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self._topic = readings_topic(cfg.device_id)
+        self._status_topic = status_topic(cfg.device_id)
+        self._sealed = asyncio.Event()
+        self._appended = asyncio.Event()
+        self._polling_done = asyncio.Event()
+        self._oldest_mono: float | None = None if buffer.unbatched == 0 else float("-inf")
+        self._in_flight: dict[int, tuple[asyncio.Future[None], int]] = {}
+        self._ready: dict[int, SealedBatch] = {}  # sealed this run: sent without re-reading
+
+    def _now_ms(self) -> int:
+        return to_ms(self.clock.now())
+
+    # -- polling ---------------------------------------------------------------------------
+
+    async def _poll(self, source: Source, stop: asyncio.Event) -> None:
+        carry: list[Reading] = []
+        due = self.clock.monotonic()
+        while not stop.is_set():
+            try:
+                carry.extend(await source.read(self.clock.now()))
+            except DiskFullError as exc:
+                self._disk_full(exc)
+            except AgentError as exc:
+                self.health.source_errors += 1
+                self.health.error(f"source {source.name}: {exc}", self._now_ms())
+                log.warning("source %s failed: %s", source.name, exc)
+            carry = await self._store(carry)
+            due += source.interval_s
+            delay = due - self.clock.monotonic()
+            if delay < 0:  # fell behind (slow source, suspended host): skip missed polls
+                due = self.clock.monotonic()
+                delay = 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    async def _store(self, readings: list[Reading]) -> list[Reading]:
+        """Append; returns what must be retried (disk full), bounded to _CARRY_MAX."""
+        if not readings:
+            return readings
+        try:
+            await self.buffer.append(readings)
+        except BufferFullError as exc:
+            self.health.error(str(exc), self._now_ms())
+            return []
+        except DiskFullError as exc:
+            self._disk_full(exc)
+            if len(readings) > _CARRY_MAX:
+                self.health.lost_readings += len(readings) - _CARRY_MAX
+                readings = readings[-_CARRY_MAX:]
+            return readings
+        self.health.disk_full = False
+        if self._oldest_mono is None:
+            self._oldest_mono = self.clock.monotonic()
+        self._appended.set()
+        return []
+
+    def _disk_full(self, exc: Exception) -> None:
+        if not self.health.disk_full:
+            log.error("buffer disk full, will keep retrying: %s", exc)
+        self.health.disk_full = True
+        self.health.error(str(exc), self._now_ms())
+
+    # -- batching --------------------------------------------------------------------------
+
+    async def _batcher(self) -> None:
+        bc = self.cfg.batch
+        tick = min(0.25, bc.max_age_s / 4)
+        max_pending = bc.in_flight * 2
+        while True:
+            final = self._polling_done.is_set()
+            room = max_pending - len(self.buffer.pending())
+            due = self._oldest_mono is not None and (
+                final or self.clock.monotonic() - self._oldest_mono >= bc.max_age_s
+            )
+            if room > 0 and (self.buffer.unbatched >= bc.max_readings or
+                             (due and self.buffer.unbatched > 0)):
+                try:
+                    sealed = await self.buffer.seal(bc.max_readings, self._now_ms(),
+                                                    max_batches=room)
+                except DiskFullError as exc:
+                    self._disk_full(exc)
+                    sealed = []
+                if sealed:
+                    self._ready.update((b.seq, b) for b in sealed)
+                    self._sealed.set()
+                    if self.buffer.unbatched == 0:
+                        self._oldest_mono = None
+                    continue
+            if final and self.buffer.unbatched == 0:
+                return
+            self._appended.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._appended.wait(), tick)
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def _send_window(self) -> None:
+        for seq in self.buffer.pending():
+            if len(self._in_flight) >= self.cfg.batch.in_flight:
+                return
+            if seq in self._in_flight:
+                continue
+            stored = self._ready.get(seq) or await self.buffer.load(seq)
+            batch = Batch(self.cfg.device_id, seq, stored.sealed_ms, __version__, stored.series)
+            payload = encode_batch(batch, self.cfg.encoding)
+            self._in_flight[seq] = (self.publisher.publish(self._topic, payload),
+                                    stored.reading_count)
+
+    def _take_done(self) -> list[int]:
+        """Pop completed publishes; returns the acknowledged seqs (failures will be re-sent)."""
+        done = [(s, n) for s, (f, n) in self._in_flight.items() if f.done()]
+        acked: list[int] = []
+        for seq, n in done:
+            fut, _ = self._in_flight.pop(seq)
+            exc = fut.exception()
+            if exc is None:
+                acked.append(seq)
+                self.health.published_batches += 1
+                self.health.published_readings += n
+            else:
+                self.health.error(f"batch {seq}: {exc}", self._now_ms())
+        return acked
+
+    async def _ack(self, acked: list[int]) -> None:
+        for seq in acked:
+            self._ready.pop(seq, None)
+        if acked:
+            try:
+                await self.buffer.ack(acked)
+            except AgentError as exc:  # rows stay; the batch is re-sent and deduplicated
+                self.health.error(f"ack of {len(acked)} batch(es) failed: {exc}", self._now_ms())
+
+    async def _pump(self, stop: asyncio.Event) -> None:
+        """Send and collect acks while connected; returns on disconnect or when all is flushed."""
+        down = asyncio.ensure_future(self.publisher.wait_disconnected())
+        try:
+            while self.publisher.connected:
+                acked = self._take_done()
+                await self._send_window()  # refill the window first, then delete what was acked
+                await self._ack(acked)
+                if stop.is_set() and self._polling_done.is_set() and not self._in_flight \
+                        and not self.buffer.pending() and self.buffer.unbatched == 0:
+                    return
+                self._sealed.clear()
+                waits: list[asyncio.Future[Any]] = [down, asyncio.ensure_future(
+                    self._sealed.wait())]
+                waits += [f for f, _ in self._in_flight.values()]
+                await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                waits[1].cancel()
+            await self._ack(self._take_done())
+        finally:
+            down.cancel()
+
+    async def _status(self, reason: str = "") -> None:
+        if not self.publisher.connected:
+            return
+        stats = None
+        with contextlib.suppress(AgentError):
+            stats = await self.buffer.stats()
+        payload = online_status(device=self.cfg.device_id, version=__version__,
+                                now_ms=self._now_ms(), stats=stats, health=self.health)
+        with contextlib.suppress(PublishError):
+            self.publisher.publish(self._status_topic, payload, retain=True)
+
+    async def _status_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.cfg.status_interval_s)
+            await self._status()
+
+    async def _supervise(self, stop: asyncio.Event, deadline: asyncio.Event) -> None:
+        """Connect, pump, and reconnect with backoff until flushed after stop (or deadline)."""
+        br = self.cfg.broker
+        attempt = 0
+        connected_at = self.clock.monotonic()
+        while not deadline.is_set():
+            if not self.publisher.connected:
+                try:
+                    await self.publisher.connect()
+                except PublishError as exc:
+                    self.health.error(str(exc), self._now_ms())
+                    await self._sleep_backoff(attempt, stop, deadline)
+                    attempt += 1
+                    continue
+                self.health.connects += 1
+                connected_at = self.clock.monotonic()
+                log.info("connected to %s", br.url)
+                await self._status()
+            await self._pump(stop)
+            if stop.is_set() and self.publisher.connected:
+                return  # flushed
+            if self.clock.monotonic() - connected_at >= _STABLE_S:
+                attempt = 0
+            self.health.error(f"disconnected: {getattr(self.publisher, 'last_disconnect', '')}",
+                              self._now_ms())
+            await self._sleep_backoff(attempt, stop, deadline)
+            attempt += 1
+
+    async def _sleep_backoff(self, attempt: int, stop: asyncio.Event,
+                             deadline: asyncio.Event) -> None:
+        br = self.cfg.broker
+        delay = backoff_delay(attempt, base_s=br.reconnect_min_s, cap_s=br.reconnect_max_s,
+                              rng=self._rng)
+        log.info("reconnecting in %.2fs (attempt %d)", delay, attempt + 1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(deadline.wait(), delay)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down cleanly (bounded by shutdown_timeout_s)."""
+        deadline = asyncio.Event()
+        polls = [asyncio.create_task(self._poll(s, stop), name=f"poll-{s.name}")
+                 for s in self.sources]
+        batcher = asyncio.create_task(self._batcher(), name="batcher")
+        status = asyncio.create_task(self._status_loop(stop), name="status")
+        supervisor = asyncio.create_task(self._supervise(stop, deadline), name="supervisor")
+        try:
+            await stop.wait()
+            await asyncio.gather(*polls)
+            self._polling_done.set()
+            self._appended.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(batcher), self.cfg.shutdown_timeout_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(supervisor), self.cfg.shutdown_timeout_s)
+        finally:
+            deadline.set()
+            for task in (*polls, batcher, status, supervisor):
+                task.cancel()
+            await asyncio.gather(*polls, batcher, status, supervisor, return_exceptions=True)
+            await self._farewell()
+            for source in self.sources:
+                with contextlib.suppress(Exception):
+                    await source.close()
+            await self.buffer.close()
+
+    async def _farewell(self) -> None:
+        if self.publisher.connected:
+            with contextlib.suppress(Exception):
+                await self._ack(self._take_done())
+                fut = self.publisher.publish(
+                    self._status_topic,
+                    offline_status(device=self.cfg.device_id, version=__version__,
+                                   reason="shutdown", now_ms=self._now_ms()),
+                    retain=True,
+                )
+                await asyncio.wait_for(fut, 2.0)
+        await self.publisher.close()
+
+
+async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | None = None) -> None:
+    """Build everything from ``cfg`` and run until ``stop`` is set."""
+    clock = clock or SystemClock()
+    buffer = await SqliteBuffer.open(Path(cfg.buffer.path), device_id=cfg.device_id,
+                                     now_ms=to_ms(clock.now()), limits=cfg.buffer.limits())
+    try:
+        sources = build_sources(cfg.sources, buffer)
+    except BaseException:
+        await buffer.close()
+        raise
+    publisher = MqttPublisher(
+        client_id=cfg.device_id, broker=cfg.broker, will_topic=status_topic(cfg.device_id),
+        will_payload=offline_status(device=cfg.device_id, version=__version__,
+                                    reason="connection lost", now_ms=None),
+        max_in_flight=cfg.batch.in_flight + 4,
+    )
+    agent = Agent(cfg, buffer=buffer, publisher=publisher, sources=sources, clock=clock)
+    await agent.run(stop)

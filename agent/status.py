@@ -1,0 +1,66 @@
+"""The retained status message on ``tally/v1/<device>/status`` (pure builders, JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from agent.buffer_port import BufferStats
+
+
+@dataclass(slots=True)
+class Health:
+    """What the runner counts for the status message (mutable, owned by one runner)."""
+
+    last_error: str | None = None
+    last_error_ms: int | None = None
+    source_errors: int = 0
+    disk_full: bool = False
+    published_batches: int = 0
+    published_readings: int = 0
+    connects: int = 0
+    lost_readings: int = 0  # readings that could not be stored at all (disk full for long)
+
+    def error(self, message: str, now_ms: int) -> None:
+        self.last_error = message[:300]
+        self.last_error_ms = now_ms
+
+
+def online_status(
+    *, device: str, version: str, now_ms: int, stats: BufferStats | None, health: Health,
+) -> bytes:
+    """The periodic/online status document."""
+    doc: dict[str, object] = {
+        "state": "online",
+        "device": device,
+        "agent": version,
+        "ts": now_ms,
+        "buffer": None if stats is None else {
+            "depth": stats.depth,
+            "unbatched": stats.unbatched,
+            "pending_batches": stats.pending_batches,
+            "oldest_ts": stats.oldest_ts_ms,
+            "dropped": stats.dropped,
+            "refused": stats.refused,
+            "used_bytes": stats.used_bytes,
+            "next_seq": stats.next_seq,
+        },
+        "disk_full": health.disk_full,
+        "lost": health.lost_readings,
+        "source_errors": health.source_errors,
+        "published": {"batches": health.published_batches,
+                      "readings": health.published_readings},
+        "connects": health.connects,
+        "last_error": health.last_error,
+        "last_error_ts": health.last_error_ms,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def offline_status(*, device: str, version: str, reason: str, now_ms: int | None) -> bytes:
+    """The offline document: the last will (``now_ms`` None) or a clean shutdown's farewell."""
+    doc: dict[str, object] = {"state": "offline", "device": device, "agent": version,
+                              "reason": reason}
+    if now_ms is not None:
+        doc["ts"] = now_ms
+    return json.dumps(doc, separators=(",", ":")).encode()

@@ -1,0 +1,118 @@
+"""Drain rate of the agent: publish a backlog of buffered readings into a local broker.
+
+    python bench/agent_drain.py [--readings 1000000] [--batch 1000] [--encoding json|cbor]
+                                [--broker mqtt://127.0.0.1:1883] [--in-flight 8] [--verify]
+
+Fills a fresh SQLite buffer with N readings over 3 series, then runs the real agent pipeline
+(SqliteBuffer -> seal -> load -> encode -> paho QoS 1 -> PUBACK -> delete) with no sources until
+the buffer is empty, and prints readings/s. ``--verify`` also counts what a subscriber received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.buffer import SqliteBuffer
+from agent.clock import SystemClock, to_ms
+from agent.config import parse_config
+from agent.protocol import Kind, Reading, decode_batch, readings_topic
+from agent.publisher import MqttPublisher
+from agent.runner import Agent
+
+SERIES = [("main", "energy_import", "kWh"), ("water", "water_volume", "m³"),
+          ("router", "data_transferred", "GB")]
+
+
+async def fill(buf: SqliteBuffer, n: int, t0: int) -> None:
+    chunk = 100_000
+    for start in range(0, n, chunk):
+        rows = []
+        for i in range(start, min(n, start + chunk)):
+            meter, metric, unit = SERIES[i % 3]
+            rows.append(Reading(meter, metric, unit, Kind.CUMULATIVE, t0 + (i // 3) * 1000,
+                                1000.0 + i * 0.001))
+        await buf.append(rows)
+
+
+class Counter:
+    def __init__(self, url_host: str, port: int, topic: str) -> None:
+        self.readings = 0
+        self.seqs: set[int] = set()
+        self.ready = threading.Event()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
+        self.c.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.c.on_subscribe = lambda *a: self.ready.set()
+        self.c.on_message = self._msg
+        self.c.connect(url_host, port)
+        self.c.loop_start()
+        self.ready.wait(10)
+
+    def _msg(self, c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        b = decode_batch(m.payload, topic_device=None, now_ms=to_ms(SystemClock().now()))
+        if b.seq not in self.seqs:
+            self.seqs.add(b.seq)
+            self.readings += b.reading_count
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--readings", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--in-flight", type=int, default=8)
+    ap.add_argument("--encoding", default="json", choices=["json", "cbor"])
+    ap.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    ap.add_argument("--verify", action="store_true")
+    args = ap.parse_args()
+    device = f"bench-{uuid.uuid4().hex[:8]}"
+    tmp = Path(tempfile.mkdtemp(prefix="tally-drain-"))
+    cfg = parse_config({
+        "device_id": device, "encoding": args.encoding, "status_interval_s": 3600,
+        "broker": {"url": args.broker}, "buffer": {"path": str(tmp / "buf.db"),
+                                                   "max_readings": None},
+        "batch": {"max_readings": args.batch, "max_age_s": 0.05, "in_flight": args.in_flight},
+    })
+    clock = SystemClock()
+    now = to_ms(clock.now())
+    buf = await SqliteBuffer.open(tmp / "buf.db", device_id=device, now_ms=now,
+                                  limits=cfg.buffer.limits())
+    t = time.perf_counter()
+    await fill(buf, args.readings, now - args.readings * 400)
+    print(f"filled {args.readings:,} readings in {time.perf_counter() - t:.1f}s "
+          f"({(tmp / 'buf.db').stat().st_size / 1e6:.0f} MB)")
+    counter = None
+    if args.verify:
+        counter = Counter(cfg.broker.host, cfg.broker.port, readings_topic(device))
+    pub = MqttPublisher(client_id=device, broker=cfg.broker, max_in_flight=args.in_flight + 4)
+    agent = Agent(cfg, buffer=buf, publisher=pub, sources=[], clock=clock)
+    stop = asyncio.Event()
+    run = asyncio.create_task(agent.run(stop))
+    t = time.perf_counter()
+    while buf.unbatched or buf.pending():
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - t
+    stop.set()
+    await run
+    rate = agent.health.published_readings / elapsed
+    print(f"drained {agent.health.published_readings:,} readings in "
+          f"{agent.health.published_batches:,} batches of {args.batch} ({args.encoding}) "
+          f"in {elapsed:.2f}s: {rate:,.0f} readings/s, "
+          f"{agent.health.published_batches / elapsed:,.0f} batches/s")
+    if counter is not None:
+        deadline = time.monotonic() + 30
+        while counter.readings < args.readings and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        print(f"subscriber received {counter.readings:,} distinct readings "
+              f"in {len(counter.seqs):,} batches")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

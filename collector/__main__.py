@@ -1,0 +1,5 @@
+"""``python -m collector`` is ``tally-collector``."""
+
+from collector.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP API of the collector (FastAPI): ``create_app`` in ``app``, one router per area."""

@@ -1,0 +1,40 @@
+"""The FastAPI application factory; the pool and probes are created by the runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from collector import __version__
+from collector.errors import StorageError, StorageUnavailable
+from collector.storage.database import Pool
+
+from . import ingest_routes
+from .ingest_routes import IngestProbe
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    pool: Pool,
+    *,
+    ingest_probe: Callable[[], IngestProbe] | None = None,
+    title: str = "Tally collector",
+) -> FastAPI:
+    """The collector API over ``pool``; ``ingest_probe`` reports the consumer for ``/health``."""
+    app = FastAPI(title=title, version=__version__)
+    app.state.pool = pool
+    app.state.ingest_probe = ingest_probe
+    app.include_router(ingest_routes.router)
+
+    @app.exception_handler(StorageUnavailable)
+    def _unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
+
+    @app.exception_handler(StorageError)
+    def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        return JSONResponse({"detail": f"storage error: {exc}"}, status_code=500)
+
+    return app

@@ -1,0 +1,207 @@
+"""Ingest endpoints: health, devices and their ingest status, raw readings, dead letters."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel
+
+from collector.storage import ingest_queries as q
+from collector.storage.database import Pool, ping
+
+from .deps import get_pool
+
+__all__ = ["IngestProbe", "router"]
+
+router = APIRouter(tags=["ingest"])
+PoolDep = Annotated[Pool, Depends(get_pool)]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestProbe:
+    """What the consumer reports for /health."""
+
+    connected: bool
+    pending: int
+    lag_s: float
+    last_flush_at: datetime | None
+    storage_ok: bool
+    batches: int
+    readings: int
+    dead_letters: int
+
+
+class ConsumerHealth(BaseModel):
+    connected: bool
+    pending_messages: int
+    lag_s: float
+    last_flush_at: datetime | None
+    storage_ok: bool
+    batches_stored: int
+    readings_stored: int
+    dead_letters: int
+
+
+class Health(BaseModel):
+    status: str  # "ok" or "degraded"
+    database: bool
+    consumer: ConsumerHealth | None
+
+
+class SeqGapOut(BaseModel):
+    first: int
+    last: int
+
+
+class StatusOut(BaseModel):
+    received_at: datetime
+    state: str | None
+    buffer_depth: int | None
+    message: dict[str, Any]
+
+
+class DeviceIngestOut(BaseModel):
+    device_id: str
+    batches: int
+    readings: int
+    first_seq: int | None
+    last_seq: int | None
+    last_seen: datetime | None
+    missing_batches: int
+    series: int | None = None
+    gaps: list[SeqGapOut] | None = None
+    status: StatusOut | None
+
+
+class ReadingOut(BaseModel):
+    metric: str
+    unit: str
+    ts: datetime
+    value: float
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    received_at: datetime
+    topic: str
+    reason: str
+    field: str | None
+    payload_base64: str
+    payload_text: str | None
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetterOut]
+    next_before: int | None
+
+
+@router.get("/health", response_model=Health)
+def health(request: Request, response: Response, pool: PoolDep) -> Health:
+    """Database reachability and the consumer's connection, backlog and lag."""
+    db = ping(pool)
+    probe_fn = cast(Callable[[], IngestProbe] | None, request.app.state.ingest_probe)
+    consumer = None
+    ok = db
+    if probe_fn is not None:
+        p = probe_fn()
+        consumer = ConsumerHealth(
+            connected=p.connected, pending_messages=p.pending, lag_s=p.lag_s,
+            last_flush_at=p.last_flush_at, storage_ok=p.storage_ok, batches_stored=p.batches,
+            readings_stored=p.readings, dead_letters=p.dead_letters,
+        )
+        ok = ok and p.connected and p.storage_ok
+    if not ok:
+        response.status_code = 503
+    return Health(status="ok" if ok else "degraded", database=db, consumer=consumer)
+
+
+def _status(row: q.DeviceStatusRow | None) -> StatusOut | None:
+    if row is None:
+        return None
+    return StatusOut(
+        received_at=row.received_at, state=row.state, buffer_depth=row.buffer_depth,
+        message=row.document,
+    )
+
+
+def _device(d: q.DeviceIngest, *, detail: bool) -> DeviceIngestOut:
+    return DeviceIngestOut(
+        device_id=d.device_id, batches=d.batches, readings=d.readings, first_seq=d.first_seq,
+        last_seq=d.last_seq, last_seen=d.last_seen, missing_batches=d.missing_batches,
+        series=d.series if detail else None,
+        gaps=[SeqGapOut(first=g.first, last=g.last) for g in d.gaps] if detail else None,
+        status=_status(d.status),
+    )
+
+
+@router.get("/devices", response_model=list[DeviceIngestOut], response_model_exclude_none=True)
+def devices(
+    pool: PoolDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+) -> list[DeviceIngestOut]:
+    """Every known device with its batch counters and latest status."""
+    return [_device(d, detail=False) for d in q.list_devices(pool, limit=limit)]
+
+
+@router.get("/devices/{device_id}/ingest", response_model=DeviceIngestOut)
+def device_ingest(device_id: str, pool: PoolDep) -> DeviceIngestOut:
+    """Ingest status of a device: counters, missing batch sequence ranges, latest status."""
+    d = q.device_ingest(pool, device_id)
+    if d is None:
+        raise HTTPException(404, f"device {device_id!r} has sent nothing")
+    return _device(d, detail=True)
+
+
+@router.get("/devices/{device_id}/meters/{meter}/readings", response_model=list[ReadingOut])
+def meter_readings(
+    device_id: str,
+    meter: str,
+    pool: PoolDep,
+    *,
+    ts_from: Annotated[datetime, Query(alias="from")],
+    ts_to: Annotated[datetime, Query(alias="to")],
+    metric: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> list[ReadingOut]:
+    """Raw readings of a meter in [from, to), ordered by metric and time."""
+    start, end = _aware(ts_from), _aware(ts_to)
+    if end <= start:
+        raise HTTPException(422, "'to' must be after 'from'")
+    rows = q.meter_readings(
+        pool, device_id, meter, metric=metric, ts_from=start, ts_to=end, limit=limit
+    )
+    return [ReadingOut(metric=r.metric, unit=r.unit, ts=r.ts, value=r.value) for r in rows]
+
+
+@router.get("/dead-letters", response_model=DeadLetterPage)
+def dead_letters(
+    pool: PoolDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> DeadLetterPage:
+    """Rejected messages, newest first; pass ``before=next_before`` for the next page."""
+    rows = q.dead_letters(pool, limit=limit, before_id=before)
+    items = [
+        DeadLetterOut(
+            id=r.id, received_at=r.received_at, topic=r.topic, reason=r.reason, field=r.field,
+            payload_base64=base64.b64encode(r.payload).decode("ascii"),
+            payload_text=_text(r.payload),
+        )
+        for r in rows
+    ]
+    return DeadLetterPage(items=items, next_before=rows[-1].id if len(rows) == limit else None)
+
+
+def _text(payload: bytes) -> str | None:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)

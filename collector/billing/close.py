@@ -1,0 +1,205 @@
+"""Period close: draft one invoice per customer, refresh drafts, finalize with gapless numbers.
+
+Customers are processed in chunks (ordered by id), each chunk in ONE transaction together with
+the run's progress row, so a killed close resumes after the last committed chunk and re-running
+never duplicates an invoice. Per chunk everything is set-based: one query for the customers,
+one for their subscriptions, one binary COPY for all their interval usage, one rating-engine
+call per (plan version, unit), one upsert of invoices and one COPY of lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from collector.billing.corrections import compute_corrections
+from collector.billing.drafting import draft_invoice
+from collector.billing.model import DraftInvoice
+from collector.billing.periods import BillingPeriod, PeriodKey, period_for
+from collector.billing.pricing import parse_plan_document
+from collector.billing.rating_pass import rate_segments
+from collector.billing.segments import build_segments
+from collector.errors import ValidationFailed
+from collector.rating import Plan
+from collector.storage import billing_invoice_store as invoices
+from collector.storage import billing_run_store as runs
+from collector.storage import billing_store as store
+from collector.storage import billing_usage_store as usage_store
+
+Conn = psycopg.Connection[Any]
+Pool = psycopg_pool.ConnectionPool[Any]
+Progress = Callable[[runs.BillingRun], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConfig:
+    """``grace``: how long after a period ends drafts wait for late readings before they may be
+    finalized. ``correction_horizon``: how long after a finalized period ends late data still
+    produces adjustments. ``chunk_size``: customers per transaction."""
+
+    chunk_size: int = 1000
+    grace: timedelta = timedelta(days=3)
+    correction_horizon: timedelta = timedelta(days=92)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.chunk_size <= 10_000:
+            raise ValidationFailed("chunk_size must be 1..10000")
+        if self.grace < timedelta(0) or self.correction_horizon < timedelta(0):
+            raise ValidationFailed("grace and correction_horizon must not be negative")
+
+
+class PlanCache:
+    """Parsed plan versions (immutable, so caching them is always correct)."""
+
+    def __init__(self) -> None:
+        self._plans: dict[int, Plan] = {}
+
+    def load(self, conn: Conn, ids: Sequence[int]) -> dict[int, Plan]:
+        missing = [i for i in ids if i not in self._plans]
+        for pv in store.plan_versions(conn, missing):
+            self._plans[pv.plan_version_id] = parse_plan_document(pv.document)
+        return {i: self._plans[i] for i in ids}
+
+
+def _label(info: tuple[str, str, str, str]) -> str:
+    return f"{info[0]}/{info[1]}"
+
+
+def draft_chunk(
+    conn: Conn, key: PeriodKey, customer_ids: Sequence[int], now: datetime, config: CloseConfig,
+    plans: PlanCache, run_id: int | None = None,
+) -> tuple[int, int]:
+    """(Re)draft the invoices of these customers for ``key`` in the caller's transaction;
+    customers whose invoice is final are left alone. Returns (invoices, lines) written."""
+    period_text = str(key)
+    finals = invoices.final_customer_ids(conn, period_text, customer_ids)
+    customers = {c.customer_id: c for c in store.customers_by_ids(conn, customer_ids)
+                 if c.customer_id not in finals}
+    if not customers:
+        return 0, 0
+    periods: dict[int, BillingPeriod] = {
+        cid: period_for(key, c.spec.time_zone, c.spec.anchor_day) for cid, c in customers.items()
+    }
+    lo = min(p.start for p in periods.values())
+    hi = max(p.end for p in periods.values())
+    subs = store.subscriptions_overlapping(conn, list(customers), lo, hi)
+    segments = build_segments(periods, subs)
+    series = sorted({s.series_id for s in segments})
+    info = usage_store.series_info(conn, series)
+    labels = {sid: _label(v) for sid, v in info.items()}
+    usage = usage_store.load_usage_rows(conn, series, lo, hi)
+    cycles = [periods[s.customer_id] for s in segments]
+    rated = rate_segments(segments, cycles, usage,
+                          plans.load(conn, sorted({s.plan_version_id for s in segments})),
+                          {k: v[3] for k, v in info.items()})
+    drafts_now = invoices.draft_invoice_ids(conn, period_text, list(customers))
+    corrections = compute_corrections(
+        conn, customers, key, now, config.correction_horizon, drafts_now,
+        lambda ids: plans.load(conn, ids), labels,
+    )
+    by_customer: dict[int, list[Any]] = {cid: [] for cid in customers}
+    for seg in segments:
+        by_customer[seg.customer_id].append(
+            (seg, rated.facts[seg.index], rated.lines.get(seg.index, [])))
+    drafts: list[DraftInvoice] = []
+    for cid, customer in customers.items():
+        d = draft_invoice(customer, periods[cid], by_customer[cid], corrections.get(cid, []),
+                          labels)
+        if d is not None:
+            drafts.append(d)
+    written = invoices.store_drafts(conn, period_text, drafts, list(customers), run_id, now)
+    return len(drafts), written
+
+
+def _run_chunks(
+    pool: Pool, key: PeriodKey, kind: str, now: datetime, config: CloseConfig,
+    work: Callable[[Conn, list[int], int], tuple[int, int]], progress: Progress | None,
+) -> runs.BillingRun:
+    with pool.connection() as conn, conn.transaction():
+        total = store.count_customers(conn)
+        run = runs.start_or_resume_run(conn, str(key), kind, total, now)
+    while True:
+        with pool.connection() as conn, conn.transaction():
+            current = runs.lock_run(conn, run.run_id)
+            if current.status == "done":
+                return current
+            ids = store.customer_ids(conn, after=current.last_customer_id,
+                                     limit=config.chunk_size)
+            if not ids:
+                break
+            n_inv, n_lines = work(conn, ids, run.run_id)
+            runs.advance_run(conn, run.run_id, ids[-1], len(ids), n_inv, n_lines, now)
+        if progress is not None:
+            with pool.connection() as conn:
+                progress(runs.get_run(conn, run.run_id))
+    with pool.connection() as conn, conn.transaction():
+        done = runs.finish_run(conn, run.run_id, now)
+    if progress is not None:
+        progress(done)
+    return done
+
+
+def close_period(
+    pool: Pool, key: PeriodKey, now: datetime, config: CloseConfig | None = None, *,
+    progress: Progress | None = None,
+) -> runs.BillingRun:
+    """Draft every customer's invoice for ``key``. Idempotent: once a close of the period has
+    completed, closing again returns that run and changes nothing (use ``refresh_period`` to
+    re-draft); a killed close resumes where its last committed chunk ended."""
+    cfg = config or CloseConfig()
+    with pool.connection() as conn:
+        done = runs.completed_run(conn, str(key), "close")
+    if done is not None:
+        return done
+    plans = PlanCache()
+    return _run_chunks(pool, key, "close", now, cfg,
+                       lambda conn, ids, run_id: draft_chunk(conn, key, ids, now, cfg, plans, run_id),
+                       progress)
+
+
+def refresh_period(
+    pool: Pool, key: PeriodKey, now: datetime, config: CloseConfig | None = None, *,
+    progress: Progress | None = None,
+) -> runs.BillingRun:
+    """Re-draft every non-final invoice of ``key`` from the current usage (late readings)."""
+    cfg = config or CloseConfig()
+    plans = PlanCache()
+    return _run_chunks(pool, key, "refresh", now, cfg,
+                       lambda conn, ids, run_id: draft_chunk(conn, key, ids, now, cfg, plans, run_id),
+                       progress)
+
+
+def finalize_period(
+    pool: Pool, key: PeriodKey, now: datetime, config: CloseConfig | None = None, *,
+    force: bool = False, progress: Progress | None = None,
+) -> runs.BillingRun:
+    """Finalize the drafts of ``key`` whose grace window has passed (all of them if ``force``).
+
+    Drafts that received usage after they were drafted are re-drafted first, in the same
+    transaction, so a final invoice always reflects every reading known at finalization.
+    """
+    cfg = config or CloseConfig()
+    plans = PlanCache()
+    ready_before = None if force else now - cfg.grace
+
+    def work(conn: Conn, ids: list[int], run_id: int) -> tuple[int, int]:
+        stale = usage_store.stale_draft_customers(conn, str(key), ids)
+        lines = 0
+        if stale:
+            lines = draft_chunk(conn, key, stale, now, cfg, plans, run_id)[1]
+        done = invoices.finalize_drafts(conn, now, period=str(key), customer_ids=ids,
+                                        period_end_before=ready_before)
+        return len(done), lines
+
+    return _run_chunks(pool, key, "finalize", now, cfg, work, progress)
+
+
+def drafts_pending(pool: Pool, key: PeriodKey) -> Mapping[str, int]:
+    """Counts of draft and final invoices of a period (for the CLI and API)."""
+    with pool.connection() as conn:
+        return invoices.status_counts(conn, str(key))

@@ -1,0 +1,74 @@
+"""Adapter to the rating engine (``collector.rating``, helper C): plan documents in, segment
+lines out. One engine call per (plan version, meter unit) group of segments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from collector.billing.periods import BillingPeriod
+from collector.billing.segments import Segment, SegmentUsage
+from collector.errors import PlanError, ValidationFailed
+from collector.rating import IntervalUsage, LineItem, Plan, Subscriptions, parse_plan, rate
+
+INTERVAL_S = 900
+
+
+def parse_plan_document(document: Mapping[str, Any]) -> Plan:
+    """Validate a stored/posted plan document; ValidationFailed (with the field path) if bad."""
+    try:
+        return parse_plan(document)
+    except PlanError as exc:
+        raise ValidationFailed(f"invalid plan: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class RatingGroup:
+    plan: Plan
+    unit: str
+    segments: tuple[Segment, ...]
+
+
+def group_segments(
+    segments: Sequence[Segment], plans: Mapping[int, Plan], units: Mapping[int, str]
+) -> list[RatingGroup]:
+    """Segments grouped by (plan version, unit of the meter's series)."""
+    groups: dict[tuple[int, str], list[Segment]] = {}
+    for seg in segments:
+        groups.setdefault((seg.plan_version_id, units[seg.series_id]), []).append(seg)
+    return [RatingGroup(plans[pv], unit, tuple(segs)) for (pv, unit), segs in sorted(groups.items())]
+
+
+def rate_group(
+    group: RatingGroup, usage: SegmentUsage, cycles: Sequence[BillingPeriod],
+) -> dict[int, list[LineItem]]:
+    """Lines of each segment of ``group`` (by global segment index), in invoice order.
+
+    ``usage`` holds rows of all segments; only this group's are passed to the engine;
+    ``cycles[i]`` is the billing period of segment ``i``. Each
+    segment is a rating subscription whose period is the segment and whose cycle is its
+    customer's billing period (recurring fees are prorated by days by the engine).
+    """
+    local = np.full(len(cycles), -1, dtype=np.int64)
+    idx = np.array([s.index for s in group.segments], dtype=np.int64)
+    local[idx] = np.arange(idx.size)
+    mine = usage.select(local[usage.segment] >= 0)
+    subs = Subscriptions(
+        period_start=np.array([int(s.start.timestamp()) for s in group.segments], dtype=np.int64),
+        period_end=np.array([int(s.end.timestamp()) for s in group.segments], dtype=np.int64),
+        cycle_start=np.array(
+            [int(cycles[s.index].start.timestamp()) for s in group.segments], dtype=np.int64),
+        cycle_end=np.array(
+            [int(cycles[s.index].end.timestamp()) for s in group.segments], dtype=np.int64),
+    )
+    iu = IntervalUsage(
+        unit=group.unit, interval_seconds=INTERVAL_S,
+        subscription=local[mine.segment].astype(np.int32), start=mine.starts.astype(np.int64),
+        quantity=np.maximum(mine.quantity, 0.0).astype(np.float64),
+    )
+    rated = rate(group.plan, subs, [iu])
+    per_local = rated.by_subscription()
+    return {int(g): per_local[k] for k, g in enumerate(idx.tolist())}

@@ -1,0 +1,184 @@
+"""Collector configuration: a TOML file, overridden by ``TALLY_<SECTION>_<KEY>`` environment
+variables (e.g. ``TALLY_DATABASE_URL``, ``TALLY_MQTT_URL``, ``TALLY_API_PORT``).
+
+Validated by pydantic at this boundary; every problem becomes a ``ConfigError`` that names the
+setting and where it came from. Unknown top-level sections are kept (other parts of Tally read
+their own sections from ``CollectorConfig.model_extra``); unknown keys inside the collector's
+sections are errors.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from collector.errors import ConfigError
+from collector.ingest.decoders import READINGS_FILTER, STATUS_FILTER
+
+__all__ = [
+    "ApiConfig",
+    "CollectorConfig",
+    "DatabaseConfig",
+    "IngestConfig",
+    "MqttConfig",
+    "MqttEndpoint",
+    "load_config",
+]
+
+_ENV_PREFIX = "TALLY_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    url: str = "postgresql://postgres@127.0.0.1:5432/tally"
+    pool_min: int = Field(default=1, ge=1, le=100)
+    pool_max: int = Field(default=8, ge=1, le=200)
+    timescale: Literal["auto", "yes", "no"] = "auto"
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")) and "=" not in value:
+            raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+        return value
+
+
+class MqttEndpoint(BaseModel):
+    """The parts of an ``mqtt://`` or ``mqtts://`` URL."""
+
+    model_config = ConfigDict(frozen=True)
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+class MqttConfig(_Section):
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = Field(default="tally-collector", min_length=1, max_length=128)
+    shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    readings_topic: str = READINGS_FILTER
+    status_topic: str = STATUS_FILTER
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    qos: Literal[1, 2] = 1
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parse_mqtt_url(value)
+        return value
+
+    def endpoint(self) -> MqttEndpoint:
+        return parse_mqtt_url(self.url)
+
+    def subscriptions(self) -> tuple[str, ...]:
+        """Topic filters to subscribe; readings through a shared subscription if configured."""
+        readings = self.readings_topic
+        if self.shared_group:
+            readings = f"$share/{self.shared_group}/{readings}"
+        return (readings, self.status_topic)
+
+
+class IngestConfig(_Section):
+    max_messages: int = Field(default=500, ge=1, le=100_000)
+    max_wait_ms: int = Field(default=50, ge=0, le=60_000)
+    idle_ms: int = Field(default=10, ge=0, le=60_000)
+    retry_initial_s: float = Field(default=0.2, gt=0, le=60)
+    retry_max_s: float = Field(default=10.0, gt=0, le=3600)
+    partition_check_s: float = Field(default=6 * 3600, gt=0)
+
+
+class ApiConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class CollectorConfig(BaseModel):
+    """The whole collector configuration."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    database: DatabaseConfig = DatabaseConfig()
+    mqtt: MqttConfig = MqttConfig()
+    ingest: IngestConfig = IngestConfig()
+    api: ApiConfig = ApiConfig()
+
+
+def parse_mqtt_url(url: str) -> MqttEndpoint:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"{url!r} must start with mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise ValueError(f"{url!r} has no host")
+    tls = parts.scheme in ("mqtts", "ssl")
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        raise ValueError(f"{url!r} has an invalid port") from exc
+    return MqttEndpoint(
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "database": DatabaseConfig,
+    "mqtt": MqttConfig,
+    "ingest": IngestConfig,
+    "api": ApiConfig,
+}
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    origin: dict[str, str] = {}
+    for section, model in _SECTIONS.items():
+        for name in model.model_fields:
+            var = f"{_ENV_PREFIX}{section}_{name}".upper()
+            if var in env:
+                found.setdefault(section, {})[name] = env[var]
+                origin[f"{section}.{name}"] = var
+    return found, origin
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> CollectorConfig:
+    """Read ``path`` (optional; default ``$TALLY_CONFIG``) and apply environment overrides."""
+    env = os.environ if env is None else env
+    if path is None and env.get(f"{_ENV_PREFIX}CONFIG"):
+        path = Path(env[f"{_ENV_PREFIX}CONFIG"])
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    overrides, origin = _env_overrides(env)
+    for section, values in overrides.items():
+        current = data.get(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"[{section}] in {path} must be a table")
+        data[section] = {**current, **values}
+    try:
+        return CollectorConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            source = origin.get(where, str(path) if path else "defaults")
+            problems.append(f"{where}: {err['msg']} (from {source})")
+        raise ConfigError("invalid collector configuration:\n  " + "\n  ".join(problems)) from exc

@@ -1,0 +1,334 @@
+"""The vectorised rating engine: many subscriptions, one plan, one call (pure, numpy).
+
+Per meter, readings are quantised to micro-units and summed exactly per subscription (and per
+TOU period via a precomputed period table); demand peaks are window maxima. Each charge then
+turns those per-subscription totals into columnar lines (``charge_lines``). Only the lines are
+ever Decimal, and only when ``RatedLines`` materialises them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+import numpy.typing as npt
+
+from collector.errors import RatingError
+from collector.rating import charge_lines as cl
+from collector.rating.currencies import minor_unit_exponent
+from collector.rating.inputs import IntervalUsage, Subscriptions
+from collector.rating.intmath import narrow, scale_half_even
+from collector.rating.lines import LineBlock, LineItem, LineKind, RatedLines
+from collector.rating.meter_usage import MeterUsage, max_per
+from collector.rating.money import QUANTITY_EXPONENT, quantize_quantity
+from collector.rating.plan import (
+    Demand,
+    Graduated,
+    MinimumCommitment,
+    Package,
+    PerUnit,
+    Plan,
+    Recurring,
+    TimeOfUse,
+    UsageCharge,
+    Volume,
+)
+from collector.rating.tou_table import PeriodTable, build_table
+from collector.rating.units import conversion, power_conversion
+
+I64 = npt.NDArray[np.int64]
+DAY = 86_400
+_TABLE_MARGIN = 3_600  # demand windows may start before the first reading
+_INT64_QTY = 2**62
+
+
+def rate(plan: Plan, subscriptions: Subscriptions, usage: Sequence[IntervalUsage]) -> RatedLines:
+    """Rate every subscription of ``subscriptions`` on ``plan`` over its period.
+
+    ``usage`` holds one :class:`IntervalUsage` per meter the plan's charges name (rows of
+    every subscription mixed, any order). Rows outside their subscription's
+    ``[period_start, period_end)`` are ignored. Returns columnar lines; use
+    ``RatedLines.by_subscription()`` for ``LineItem``s in invoice order and
+    ``RatedLines.peaks`` to store demand peaks for future ratchets.
+    Raises ``RatingError`` for a missing meter, a unit that cannot convert, or bad input.
+    """
+    meters: dict[str, MeterUsage] = {}
+    for u in usage:
+        if u.meter in meters:
+            raise RatingError(f"two usage arrays for meter {u.meter!r}")
+        meters[u.meter] = MeterUsage(u, subscriptions)
+    return _Rater(plan, subscriptions, meters).run()
+
+
+def rate_grouped(
+    plans: Sequence[Plan],
+    plan_index: npt.NDArray[np.int32],
+    subscriptions: Subscriptions,
+    usage: Sequence[IntervalUsage],
+) -> list[RatedLines]:
+    """Rate subscriptions on several plans: subscription ``i`` uses ``plans[plan_index[i]]``.
+
+    Subscriptions are grouped by plan and each group is rated in one :func:`rate` call; result
+    ``k`` holds the lines of the subscriptions on ``plans[k]`` with their original indices.
+    """
+    n = subscriptions.count
+    if plan_index.shape != (n,):
+        raise RatingError("plan_index needs one entry per subscription")
+    out: list[RatedLines] = []
+    for k, plan in enumerate(plans):
+        idx = np.flatnonzero(plan_index == k).astype(np.int32)
+        local = np.full(n, -1, dtype=np.int32)
+        local[idx] = np.arange(idx.size, dtype=np.int32)
+        part = Subscriptions(
+            period_start=subscriptions.period_start[idx],
+            period_end=subscriptions.period_end[idx],
+            cycle_start=None if subscriptions.cycle_start is None else subscriptions.cycle_start[idx],
+            cycle_end=None if subscriptions.cycle_end is None else subscriptions.cycle_end[idx],
+            previous_peaks={c: p[idx] for c, p in subscriptions.previous_peaks.items()},
+        )
+        group_usage = []
+        for u in usage:
+            keep = local[u.subscription] >= 0
+            group_usage.append(IntervalUsage(
+                unit=u.unit, interval_seconds=u.interval_seconds, meter=u.meter,
+                subscription=local[u.subscription[keep]], start=u.start[keep],
+                quantity=u.quantity[keep]))
+        rated = rate(plan, part, group_usage)
+        blocks = tuple(_remap(b, idx) for b in rated.blocks)
+        peaks = {}
+        for cid, p in rated.peaks.items():
+            full = np.zeros(n, dtype=np.int64)
+            full[idx] = p
+            peaks[cid] = full
+        out.append(RatedLines(plan, n, blocks, peaks))
+    return out
+
+
+def _remap(b: LineBlock, idx: npt.NDArray[np.int32]) -> LineBlock:
+    return replace(b, subscription=idx[b.subscription])
+
+
+def rate_quantity(
+    plan: Plan, quantity: Decimal, *, unit: str | None = None, meter: str | None = None
+) -> list[LineItem]:
+    """Lines for one total ``quantity`` over one whole cycle (quotes, the calculator).
+
+    Without ``unit`` the quantity is the billed quantity in each charge's own unit (no
+    multiplier); with ``unit`` it is a meter quantity, converted and multiplied like readings.
+    With ``meter`` only that meter's charges get the quantity (others get 0).
+    Time-of-use and demand charges need interval usage: ``RatingError``.
+    """
+    for ch in plan.charges:
+        if isinstance(ch, TimeOfUse | Demand):
+            raise RatingError(f"charge {ch.id!r} ({ch.type}) needs interval usage, not a quantity")
+    q = quantize_quantity(quantity)
+    if q < 0:
+        raise RatingError("quantity must be non-negative")
+    subs = Subscriptions(period_start=np.zeros(1, np.int64), period_end=np.full(1, DAY, np.int64))
+    rater = _Rater(plan, subs, {})
+    rater.fixed = (int(q.scaleb(QUANTITY_EXPONENT)), unit, meter)
+    return rater.run().by_subscription()[0]
+
+
+class _Rater:
+    """One rating call: the plan, the subscriptions, prepared meters, and the blocks so far."""
+
+    def __init__(self, plan: Plan, subs: Subscriptions, meters: Mapping[str, MeterUsage]) -> None:
+        self.plan = plan
+        self.subs = subs
+        self.meters = meters
+        self.n = subs.count
+        self.exp = minor_unit_exponent(plan.currency)
+        self.blocks: list[LineBlock] = []
+        self.peaks: dict[str, I64] = {}
+        self.fixed: tuple[int, str | None, str | None] | None = None
+        self._table: PeriodTable | None = None
+
+    def run(self) -> RatedLines:
+        for pos, ch in enumerate(self.plan.charges):
+            if not isinstance(ch, MinimumCommitment | Recurring):
+                self._usage_charge(pos, ch)
+        usage_minor = np.zeros(self.n, dtype=np.int64)
+        for b in self.blocks:
+            np.add.at(usage_minor, b.subscription, np.asarray(b.amount_minor, dtype=np.int64))
+        for pos, ch in enumerate(self.plan.charges):
+            if isinstance(ch, MinimumCommitment):
+                self._minimum(pos, ch, usage_minor)
+            elif isinstance(ch, Recurring):
+                self._recurring(pos, ch)
+        return RatedLines(self.plan, self.n, tuple(self.blocks), self.peaks)
+
+    # -- quantities ------------------------------------------------------------------------
+
+    def _meter(self, ch: UsageCharge) -> MeterUsage:
+        try:
+            return self.meters[ch.meter]
+        except KeyError:
+            raise RatingError(f"charge {ch.id!r} needs usage of meter {ch.meter!r}") from None
+
+    def _factor(self, from_unit: str, ch: UsageCharge) -> Fraction:
+        try:
+            return conversion(from_unit, ch.unit) * Fraction(ch.multiplier)
+        except ValueError as exc:
+            raise RatingError(f"charge {ch.id!r}: {exc}") from exc
+
+    def _billed(self, micro: I64, factor: Fraction, ch: UsageCharge) -> I64:
+        out = narrow(scale_half_even(micro, factor))
+        if out.dtype == object or (out.size and int(out.max()) >= _INT64_QTY):
+            raise RatingError(f"charge {ch.id!r}: quantity too large")
+        return out.astype(np.int64)
+
+    def _totals(self, ch: UsageCharge) -> I64:
+        if self.fixed is not None:
+            q, unit, meter = self.fixed
+            totals = np.full(self.n, q if meter in (None, ch.meter) else 0, dtype=np.int64)
+            if unit is None:
+                return totals
+            return self._billed(totals, self._factor(unit, ch), ch)
+        m = self._meter(ch)
+        return self._billed(m.totals(), self._factor(m.unit, ch), ch)
+
+    def _period_table(self, m: MeterUsage) -> PeriodTable | None:
+        rng = m.time_range()
+        if rng is None:
+            return None
+        if self._table is None or self._table.t0 > rng[0] - _TABLE_MARGIN or (
+                self._table.t0 + self._table.step * self._table.table.size <= rng[1]):
+            self._table = build_table(self.plan, rng[0] - _TABLE_MARGIN, rng[1])
+        return self._table
+
+    # -- charges ---------------------------------------------------------------------------
+
+    def _info(self, pos: int, ch: UsageCharge | MinimumCommitment | Recurring,
+              prices: Sequence[Decimal], unit: str) -> cl.ChargeInfo:
+        return cl.ChargeInfo(ch.id, pos, ch.description, unit, cl.price_scale(prices), self.exp)
+
+    def _all_rows(self, qty: I64) -> cl.Rows:
+        return cl.Rows(np.arange(self.n, dtype=np.int32), np.full(self.n, -1, np.int16), qty)
+
+    def _usage_charge(self, pos: int, ch: UsageCharge) -> None:
+        if isinstance(ch, TimeOfUse):
+            self._time_of_use(pos, ch)
+            return
+        if isinstance(ch, Demand):
+            self._demand(pos, ch)
+            return
+        rows = self._all_rows(self._totals(ch))
+        if isinstance(ch, PerUnit):
+            info = self._info(pos, ch, [ch.price], ch.unit)
+            rows, free = cl.included(info, rows, ch.included)
+            self.blocks += [*free, *cl.per_unit(info, rows, ch.price)]
+        elif isinstance(ch, Graduated | Volume):
+            info = self._info(pos, ch, [p for t in ch.tiers for p in (t.price, t.flat_fee)], ch.unit)
+            rows, free = cl.included(info, rows, ch.included)
+            build = cl.graduated if isinstance(ch, Graduated) else cl.volume
+            self.blocks += [*free, *build(info, rows, ch.tiers)]
+        elif isinstance(ch, Package):
+            info = self._info(pos, ch, [ch.price], ch.unit)
+            rows, free = cl.included(info, rows, ch.included)
+            self.blocks += [*free, *cl.package(info, rows, ch.size, ch.price)]
+
+    def _time_of_use(self, pos: int, ch: TimeOfUse) -> None:
+        names = self.plan.period_names()
+        m = self._meter(ch)
+        table = self._period_table(m)
+        totals = (m.period_totals(table, len(names)) if table is not None
+                  else np.zeros((self.n, len(names)), dtype=np.int64))
+        factor = self._factor(m.unit, ch)
+        prices = [p for pp in ch.periods.values()
+                  for p in ([pp.price] if pp.price is not None else
+                            [x for t in pp.tiers or () for x in (t.price, t.flat_fee)])]
+        info = self._info(pos, ch, prices, ch.unit)
+        subs = np.arange(self.n, dtype=np.int32)
+        for p, name in enumerate(names):
+            price = ch.periods[name]
+            rows = cl.Rows(subs, np.full(self.n, p, np.int16), self._billed(totals[:, p], factor, ch))
+            if price.price is not None:
+                self.blocks += cl.per_unit(info, rows, price.price)
+            else:
+                assert price.tiers is not None
+                self.blocks += cl.graduated(info, rows, price.tiers)
+
+    def _demand(self, pos: int, ch: Demand) -> None:
+        m = self._meter(ch)
+        window = ch.window_minutes * 60
+        try:
+            factor = power_conversion(m.unit, ch.unit) * Fraction(ch.multiplier) * Fraction(3600, window)
+        except ValueError as exc:
+            raise RatingError(f"charge {ch.id!r}: {exc}") from exc
+        w = m.windows(window)
+        prices = [*([ch.price] if ch.price is not None else []), *ch.period_prices.values()]
+        info = self._info(pos, ch, prices, ch.unit)
+        subs = np.arange(self.n, dtype=np.int32)
+        if ch.price is not None:
+            peak = self._billed(max_per(w.subscription, w.energy, self.n), factor, ch)
+            self.peaks[ch.id] = peak
+            billed, ratcheted = peak, np.zeros(self.n, dtype=bool)
+            if ch.ratchet is not None:
+                floor = self._ratchet_floor(ch)
+                ratcheted = floor > peak
+                billed = np.maximum(peak, floor)
+            price = np.full(self.n, cl.scaled(ch.price, info.price_scale), dtype=np.int64)
+            rows = cl.Rows(subs, np.full(self.n, -1, np.int16), billed)
+            for kind, mask in ((LineKind.DEMAND, ~ratcheted), (LineKind.RATCHET, ratcheted)):
+                if mask.any():
+                    self.blocks.append(cl.block(info, kind, rows.take(mask), price[mask]))
+        if ch.period_prices:
+            names = self.plan.period_names()
+            table = self._period_table(m)
+            p_count = len(names)
+            if table is None:
+                peaks = np.zeros((self.n, p_count), dtype=np.int64)
+            else:
+                key = w.subscription.astype(np.int64) * p_count + table.lookup(w.start)
+                peaks = max_per(key, w.energy, self.n * p_count).reshape(self.n, p_count)
+            for p, name in enumerate(names):
+                if name in ch.period_prices:
+                    rows = cl.Rows(subs, np.full(self.n, p, np.int16),
+                                   self._billed(peaks[:, p], factor, ch))
+                    self.blocks += cl.per_unit(info, rows, ch.period_prices[name])
+
+    def _ratchet_floor(self, ch: Demand) -> I64:
+        assert ch.ratchet is not None
+        prev = self.subs.previous_peaks.get(ch.id)
+        if prev is None or prev.shape[1] == 0:
+            return np.zeros(self.n, dtype=np.int64)
+        recent = prev[:, -ch.ratchet.months:]
+        filled = np.where(np.isnan(recent), 0.0, recent)
+        if filled.size and (not np.isfinite(filled).all() or filled.min() < 0):
+            raise RatingError(f"previous_peaks[{ch.id!r}] must be finite and non-negative")
+        top = np.rint(filled * 1e6).astype(np.int64).max(axis=1)
+        return narrow(scale_half_even(top, Fraction(ch.ratchet.percent) / 100)).astype(np.int64)
+
+    def _minimum(self, pos: int, ch: MinimumCommitment, usage_minor: I64) -> None:
+        info = cl.ChargeInfo(ch.id, pos, ch.description, "", self.exp, self.exp)
+        gap = int(ch.amount.scaleb(self.exp)) - usage_minor
+        mask = gap > 0
+        if mask.any():
+            subs = np.flatnonzero(mask).astype(np.int32)
+            rows = cl.Rows(subs, np.full(subs.size, -1, np.int16),
+                           np.full(subs.size, 10**QUANTITY_EXPONENT, np.int64))
+            self.blocks.append(cl.block(info, LineKind.MINIMUM, rows, gap[mask]))
+
+    def _recurring(self, pos: int, ch: Recurring) -> None:
+        s = self.subs
+        active = (s.period_end - s.period_start + DAY // 2) // DAY
+        if s.cycle_start is not None and s.cycle_end is not None and ch.prorate:
+            cycle = np.maximum((s.cycle_end - s.cycle_start + DAY // 2) // DAY, 1)
+            active = np.minimum(active, cycle)
+        else:
+            active = np.maximum(active, 1)
+            cycle = active
+        fee = int(ch.amount.scaleb(self.exp))
+        num = active * fee
+        minor = (2 * num + cycle) // (2 * cycle)
+        self.blocks.append(LineBlock(
+            charge_id=ch.id, charge_pos=pos, kind=LineKind.RECURRING, unit="day",
+            description=ch.description, subscription=np.arange(self.n, dtype=np.int32),
+            tier=np.full(self.n, -1, np.int16), period=np.full(self.n, -1, np.int16),
+            quantity=active * 10**QUANTITY_EXPONENT, unit_price=np.full(self.n, fee, np.int64),
+            price_scale=self.exp, amount=num, amount_scale=self.exp, amount_minor=minor,
+            price_den=cycle, amount_den=cycle))

@@ -1,0 +1,84 @@
+"""Exact integer helpers for the vectorised engine (int64, or Python ints when int64 overflows).
+
+Every function is exact: sums of int64 micro-units via float64 ``bincount`` are split into a
+high and a low 24-bit half so each partial sum stays below 2**53; products that could overflow
+int64 switch to ``object`` arrays of Python ints.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+AnyInt = npt.NDArray[Any]  # int64 or object (Python int)
+
+_EXACT = 2**53
+_SAFE = 2**62
+_LOW_BITS = 24
+
+
+def exact_sums(keys: npt.NDArray[np.integer[Any]], values: I64, bins: int) -> I64:
+    """Exact ``sum(values[keys == k])`` for every ``k < bins`` (values non-negative)."""
+    if values.size == 0:
+        return np.zeros(bins, dtype=np.int64)
+    top = int(values.max())
+    if top * values.size < _EXACT:
+        return np.bincount(keys, weights=values.astype(np.float64), minlength=bins).astype(np.int64)
+    lo = np.bincount(keys, weights=(values & ((1 << _LOW_BITS) - 1)).astype(np.float64),
+                     minlength=bins).astype(np.int64)
+    hi = np.bincount(keys, weights=(values >> _LOW_BITS).astype(np.float64),
+                     minlength=bins).astype(np.int64)
+    return (hi << _LOW_BITS) + lo
+
+
+def _widen(a: AnyInt, factor: int) -> AnyInt:
+    """``a`` as object ints if ``max|a| * factor`` might overflow int64."""
+    if a.dtype == object:
+        return a
+    top = int(np.abs(a).max()) if a.size else 0
+    return a.astype(object) if top * abs(factor) >= _SAFE else a
+
+
+def mul(a: AnyInt, factor: int) -> AnyInt:
+    """Exact ``a * factor``."""
+    return _widen(a, factor) * factor
+
+
+def mul_arrays(a: AnyInt, b: AnyInt) -> AnyInt:
+    """Exact element-wise ``a * b``."""
+    ta = int(np.abs(a).max()) if a.size else 0
+    tb = int(np.abs(b).max()) if b.size else 0
+    if a.dtype == object or b.dtype == object or ta * tb >= _SAFE:
+        return a.astype(object) * b.astype(object)
+    return a * b
+
+
+def scale_half_even(a: AnyInt, factor: Fraction) -> AnyInt:
+    """``a * factor`` rounded half to even, exactly (``a`` non-negative)."""
+    prod = mul(a, factor.numerator)
+    den = factor.denominator
+    if den == 1:
+        return prod
+    q, r = np.divmod(prod, den)
+    twice = r * 2
+    up = (twice > den) | ((twice == den) & (q % 2 == 1))
+    return q + up.astype(np.int64) if q.dtype != object else q + up.astype(object) * 1
+
+
+def div_half_up(a: AnyInt, den: AnyInt | int) -> AnyInt:
+    """``a / den`` rounded half away from zero (``a`` non-negative, ``den`` positive)."""
+    twice = mul(a, 2)
+    return (twice + den) // (np.asarray(den) * 2) if not isinstance(den, int) else (twice + den) // (2 * den)
+
+
+def narrow(a: AnyInt) -> AnyInt:
+    """``a`` as int64 if every value fits, else unchanged."""
+    if a.dtype != object:
+        return a
+    if a.size == 0 or max(abs(int(v)) for v in a) < _SAFE:
+        return a.astype(np.int64)
+    return a

@@ -1,0 +1,245 @@
+"""Reference rating: the engine's semantics written for obviousness, one subscription at a time.
+
+Plain Python loops over readings with ``Decimal``/``Fraction``; no numpy. It shares only the
+plan model (and the output ``LineItem`` type) with the engine, and exists so that tests and the
+benchmark can check the engine line by line. Slow on purpose: never use it for billing runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from collector.errors import RatingError
+from collector.rating.currencies import minor_unit_exponent
+from collector.rating.lines import LineItem, LineKind
+from collector.rating.plan import (
+    Demand,
+    Graduated,
+    MinimumCommitment,
+    Package,
+    PerUnit,
+    Plan,
+    Recurring,
+    Tier,
+    TimeOfUse,
+    Volume,
+)
+from collector.rating.units import UNITS
+
+MICRO = 1_000_000
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class MeterReadings:
+    """Readings of one meter for one subscription: ``(interval start, quantity)`` pairs."""
+
+    unit: str
+    interval_seconds: int
+    readings: Sequence[tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class Period:
+    """The service period ``[start, end)`` and optionally its whole billing cycle."""
+
+    start: int
+    end: int
+    cycle_start: int | None = None
+    cycle_end: int | None = None
+    previous_peaks: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+
+def _to_micro(value: float) -> int:
+    """A float reading as integer micro-units, rounding half to even (Python's round)."""
+    return round(value * 1e6)
+
+
+def _round_quantity(value: Fraction) -> Decimal:
+    """An exact quantity rounded half to even to 6 decimals."""
+    scaled = value * MICRO
+    whole = round(scaled)  # Fraction.__round__ rounds half to even
+    return Decimal(whole) / MICRO
+
+
+def _factor(from_unit: str, to_unit: str) -> Fraction:
+    a, b = UNITS[from_unit], UNITS[to_unit]
+    if a.dimension != b.dimension:
+        raise RatingError(f"cannot convert {from_unit} to {to_unit}")
+    return Fraction(a.factor) / Fraction(b.factor)
+
+
+class _Subscription:
+    def __init__(self, plan: Plan, index: int, period: Period,
+                 usage: Mapping[str, MeterReadings]) -> None:
+        self.plan = plan
+        self.index = index
+        self.period = period
+        self.usage = usage
+        self.minor = minor_unit_exponent(plan.currency)
+        self.lines: list[LineItem] = []
+
+    def readings(self, meter: str) -> tuple[MeterReadings, list[tuple[int, int]]]:
+        if meter not in self.usage:
+            raise RatingError(f"no usage for meter {meter!r}")
+        m = self.usage[meter]
+        inside = [(t, _to_micro(q)) for t, q in m.readings if self.period.start <= t < self.period.end]
+        return m, inside
+
+    def period_of(self, start: int) -> str:
+        assert self.plan.schedule is not None
+        local = datetime.fromtimestamp(start, ZoneInfo(self.plan.time_zone))
+        weekday, weekend = self.plan.schedule.matrices()
+        is_weekend = local.weekday() >= 5 or local.date() in self.plan.holidays
+        matrix = weekend if is_weekend else weekday
+        return matrix[local.month - 1][local.hour]
+
+    def add(self, charge_id: str, kind: LineKind, quantity: Decimal, unit: str,
+            price: Decimal, *, tier: int | None = None, period: str | None = None,
+            exact: Decimal | None = None, rounded: Decimal | None = None) -> None:
+        with localcontext() as ctx:
+            ctx.prec = 80
+            amount = quantity * price if exact is None else exact
+            if rounded is None:
+                rounded = amount.quantize(Decimal(1).scaleb(-self.minor), rounding=ROUND_HALF_UP)
+        text = f"{charge_id} {kind.value} {period or ''} {'' if tier is None else tier + 1}"
+        self.lines.append(LineItem(self.index, charge_id, kind, text.strip(), quantity, unit,
+                                   price, amount, rounded, self.plan.currency, tier, period))
+
+    # ---- models -----------------------------------------------------------------------------
+
+    def graduated(self, cid: str, unit: str, q: Decimal, tiers: Sequence[Tier],
+                  period: str | None = None) -> None:
+        for i, t in enumerate(tiers):
+            reached = q > t.from_
+            if i == 0 or reached:
+                top = q if t.to is None else min(q, t.to)
+                units = max(top - t.from_, Decimal(0))
+                self.add(cid, LineKind.TIER, units, unit, t.price, tier=i, period=period)
+            if reached and t.flat_fee > 0:
+                self.add(cid, LineKind.FLAT_FEE, Decimal(1), unit, t.flat_fee, tier=i, period=period)
+
+    def volume(self, cid: str, unit: str, q: Decimal, tiers: Sequence[Tier]) -> None:
+        for i, t in enumerate(tiers):
+            if t.from_ <= q and (t.to is None or q < t.to):
+                self.add(cid, LineKind.USAGE, q, unit, t.price, tier=i)
+                if q > 0 and t.flat_fee > 0:
+                    self.add(cid, LineKind.FLAT_FEE, Decimal(1), unit, t.flat_fee, tier=i)
+
+    def chargeable(self, cid: str, unit: str, q: Decimal, included: Decimal) -> Decimal:
+        if included == 0:
+            return q
+        covered = min(q, included)
+        self.add(cid, LineKind.INCLUDED, covered, unit, Decimal(0))
+        return q - covered
+
+    def total(self, ch: PerUnit | Graduated | Volume | Package | TimeOfUse) -> Decimal:
+        m, rows = self.readings(ch.meter)
+        total = sum(micro for _, micro in rows)
+        return _round_quantity(Fraction(total, MICRO) * _factor(m.unit, ch.unit) * Fraction(ch.multiplier))
+
+    def time_of_use(self, ch: TimeOfUse) -> None:
+        m, rows = self.readings(ch.meter)
+        factor = _factor(m.unit, ch.unit) * Fraction(ch.multiplier)
+        for name in self.plan.period_names():
+            total = sum(micro for t, micro in rows if self.period_of(t) == name)
+            q = _round_quantity(Fraction(total, MICRO) * factor)
+            price = ch.periods[name]
+            if price.price is not None:
+                self.add(ch.id, LineKind.USAGE, q, ch.unit, price.price, period=name)
+            else:
+                assert price.tiers is not None
+                self.graduated(ch.id, ch.unit, q, price.tiers, period=name)
+
+    def demand(self, ch: Demand) -> None:
+        m, rows = self.readings(ch.meter)
+        window = ch.window_minutes * 60
+        if rows and (m.interval_seconds > window or window % m.interval_seconds):
+            raise RatingError("intervals cannot form demand windows")
+        windows: dict[int, int] = {}
+        for t, micro in rows:
+            key = t if m.interval_seconds == window else t // window * window
+            windows[key] = windows.get(key, 0) + micro
+        if UNITS[m.unit].dimension != "energy":
+            raise RatingError(f"demand needs an energy meter, not {m.unit}")
+        power = UNITS[m.unit].factor / UNITS[ch.unit].factor
+        factor = Fraction(power) * Fraction(ch.multiplier) * Fraction(3600, window)
+        if ch.price is not None:
+            peak = _round_quantity(Fraction(max(windows.values(), default=0), MICRO) * factor)
+            kind, billed = LineKind.DEMAND, peak
+            if ch.ratchet is not None:
+                history = list(self.period.previous_peaks.get(ch.id, []))[-ch.ratchet.months:]
+                known = [_to_micro(v) for v in history if not math.isnan(v)]
+                floor = _round_quantity(Fraction(max(known, default=0), MICRO)
+                                        * Fraction(ch.ratchet.percent) / 100)
+                if floor > peak:
+                    kind, billed = LineKind.RATCHET, floor
+            self.add(ch.id, kind, billed, ch.unit, ch.price)
+        for name in self.plan.period_names():
+            if name in ch.period_prices:
+                top = max((e for s, e in windows.items() if self.period_of(s) == name), default=0)
+                q = _round_quantity(Fraction(top, MICRO) * factor)
+                self.add(ch.id, LineKind.USAGE, q, ch.unit, ch.period_prices[name], period=name)
+
+    def days(self, start: int, end: int) -> int:
+        return (end - start + DAY // 2) // DAY
+
+    def recurring(self, ch: Recurring) -> None:
+        p = self.period
+        active = self.days(p.start, p.end)
+        if ch.prorate and p.cycle_start is not None and p.cycle_end is not None:
+            cycle = max(self.days(p.cycle_start, p.cycle_end), 1)
+            active = min(active, cycle)
+        else:
+            active = max(active, 1)
+            cycle = active
+        # the exact rational amount decides the rounding, not its 28-digit Decimal image
+        exact = Fraction(ch.amount) * active / cycle * 10**self.minor
+        whole, rest = divmod(exact.numerator, exact.denominator)
+        if 2 * rest >= exact.denominator:
+            whole += 1
+        self.add(ch.id, LineKind.RECURRING, Decimal(active), "day", ch.amount / cycle,
+                 exact=ch.amount * active / cycle, rounded=Decimal(whole).scaleb(-self.minor))
+
+
+def rate_subscription(
+    plan: Plan,
+    period: Period,
+    usage: Mapping[str, MeterReadings],
+    *,
+    index: int = 0,
+) -> list[LineItem]:
+    """Every line of one subscription on ``plan`` for ``period``, in invoice order."""
+    sub = _Subscription(plan, index, period, usage)
+    for ch in plan.charges:
+        if isinstance(ch, PerUnit):
+            q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
+            sub.add(ch.id, LineKind.USAGE, q, ch.unit, ch.price)
+        elif isinstance(ch, Graduated):
+            sub.graduated(ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included),
+                          ch.tiers)
+        elif isinstance(ch, Volume):
+            sub.volume(ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included),
+                       ch.tiers)
+        elif isinstance(ch, Package):
+            q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
+            whole, rest = divmod(q, ch.size)
+            packages = whole + (1 if rest else 0)  # every started package counts
+            sub.add(ch.id, LineKind.PACKAGE, packages, f"package of {ch.size} {ch.unit}", ch.price)
+        elif isinstance(ch, TimeOfUse):
+            sub.time_of_use(ch)
+        elif isinstance(ch, Demand):
+            sub.demand(ch)
+    usage_total = sum((li.amount for li in sub.lines), Decimal(0))
+    for ch in plan.charges:
+        if isinstance(ch, MinimumCommitment) and usage_total < ch.amount:
+            sub.add(ch.id, LineKind.MINIMUM, Decimal(1), "", ch.amount - usage_total)
+        elif isinstance(ch, Recurring):
+            sub.recurring(ch)
+    return sorted(sub.lines, key=lambda li: li.sort_key(plan))

@@ -1,0 +1,286 @@
+"""Invoices in PostgreSQL: drafts (replaced wholesale on refresh), finalization with gapless
+numbers, reads, and the sums the correction logic diffs against.
+
+Finalized invoices and their lines are immutable; the database enforces it with triggers
+(0020_billing.sql), whose SQLSTATE ``TL001`` is translated to ``Conflict`` here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from collector.billing.model import (
+    DraftInvoice,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Lineage,
+    LineKind,
+)
+from collector.billing.numbering import format_invoice_number
+from collector.errors import Conflict, NotFound, ValidationFailed
+from collector.storage.billing_errors import translated
+from collector.storage.billing_store import Page, _check_limit, _cursor_id
+
+Conn = psycopg.Connection[Any]
+
+
+_INV_COLS = (
+    "invoice_id, customer_id, period, period_start, period_end, status, currency, tax_rate,"
+    " subtotal, tax, total, number, issuer, drafted_at, finalized_at"
+)
+_LINE_COLS = (
+    "line_id, line_no, kind, description, quantity, unit, unit_price, amount_unrounded, amount,"
+    " lineage, tier, tou_period, estimated_share"
+)
+
+
+def _invoice(row: Sequence[Any], lines: tuple[InvoiceLine, ...] = ()) -> Invoice:
+    return Invoice(
+        invoice_id=int(row[0]), customer_id=int(row[1]), period=row[2], period_start=row[3],
+        period_end=row[4], status=InvoiceStatus(row[5]), currency=row[6].strip(),
+        tax_rate=row[7], subtotal=row[8], tax=row[9], total=row[10], number=row[11],
+        issuer=row[12], drafted_at=row[13], finalized_at=row[14], lines=lines,
+    )
+
+
+def _line(row: Sequence[Any]) -> InvoiceLine:
+    return InvoiceLine(
+        line_id=int(row[0]), line_no=int(row[1]), kind=LineKind(row[2]), description=row[3],
+        quantity=row[4], unit=row[5], unit_price=row[6], amount_unrounded=row[7], amount=row[8],
+        lineage=Lineage.from_json(row[9]), tier=row[10], tou_period=row[11],
+        estimated_share=row[12],
+    )
+
+
+def store_drafts(conn: Conn, period: str, drafts: Sequence[DraftInvoice],
+                 replace_customers: Sequence[int], run_id: int | None, now: datetime) -> int:
+    """Replace the draft invoices of ``replace_customers`` for ``period`` with ``drafts``.
+
+    Set-based: one DELETE of old draft lines, one upsert of invoices, one COPY of lines. Final
+    invoices are never touched (customers with one are skipped by the caller, and the upsert's
+    ``WHERE status = 'draft'`` would not update them anyway). Returns the number of lines written.
+    """
+    with translated("store drafts"):
+        conn.execute(
+            "DELETE FROM invoice_lines WHERE invoice_id IN (SELECT invoice_id FROM invoices"
+            " WHERE customer_id = ANY(%s) AND period = %s AND status = 'draft')",
+            (list(replace_customers), period),
+        )
+        keep = {d.customer_id for d in drafts}
+        gone = [c for c in replace_customers if c not in keep]
+        if gone:
+            conn.execute(
+                "DELETE FROM invoices WHERE customer_id = ANY(%s) AND period = %s"
+                " AND status = 'draft'",
+                (gone, period),
+            )
+        if not drafts:
+            return 0
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO invoices (customer_id, period, period_start, period_end, status,"
+                " currency, tax_rate, subtotal, subtotal_unrounded, tax, total, issuer, prefix,"
+                " customer_snapshot, drafted_at, run_id)"
+                " VALUES (%s,%s,%s,%s,'draft',%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " ON CONFLICT (customer_id, period) DO UPDATE SET period_start=EXCLUDED.period_start,"
+                " period_end=EXCLUDED.period_end, currency=EXCLUDED.currency,"
+                " tax_rate=EXCLUDED.tax_rate, subtotal=EXCLUDED.subtotal,"
+                " subtotal_unrounded=EXCLUDED.subtotal_unrounded, tax=EXCLUDED.tax,"
+                " total=EXCLUDED.total, issuer=EXCLUDED.issuer, prefix=EXCLUDED.prefix,"
+                " customer_snapshot=EXCLUDED.customer_snapshot, drafted_at=EXCLUDED.drafted_at,"
+                " run_id=EXCLUDED.run_id WHERE invoices.status = 'draft'",
+                [
+                    (d.customer_id, period, d.period_start, d.period_end, d.currency, d.tax_rate,
+                     d.subtotal, d.subtotal_unrounded, d.tax, d.total, d.issuer, d.prefix,
+                     Jsonb(d.customer_snapshot), now, run_id)
+                    for d in drafts
+                ],
+            )
+        ids = dict(
+            conn.execute(
+                "SELECT customer_id, invoice_id FROM invoices WHERE customer_id = ANY(%s)"
+                " AND period = %s AND status = 'draft'",
+                (list(keep), period),
+            ).fetchall()
+        )
+        written = 0
+        with conn.cursor() as cur, cur.copy(
+            "COPY invoice_lines (invoice_id, line_no, kind, description, quantity, unit,"
+            " unit_price, amount_unrounded, amount, tier, tou_period, estimated_share,"
+            " subscription_id, corrects_invoice_id, lineage) FROM STDIN"
+        ) as copy:
+            for d in drafts:
+                invoice_id = ids.get(d.customer_id)
+                if invoice_id is None:  # final already: nothing to replace
+                    continue
+                for ln in d.lines:
+                    lin = ln.lineage
+                    copy.write_row((
+                        invoice_id, ln.line_no, ln.kind.value, ln.description, ln.quantity,
+                        ln.unit, ln.unit_price, ln.amount_unrounded, ln.amount, ln.tier,
+                        ln.tou_period, ln.estimated_share,
+                        lin.subscription_ids[0] if len(lin.subscription_ids) == 1 else None,
+                        lin.corrects_invoice_id, Jsonb(lin.to_json()),
+                    ))
+                    written += 1
+    return written
+
+
+def final_customer_ids(conn: Conn, period: str, customer_ids: Sequence[int]) -> set[int]:
+    with translated("load final invoices"):
+        rows = conn.execute(
+            "SELECT customer_id FROM invoices WHERE customer_id = ANY(%s) AND period = %s"
+            " AND status = 'final'",
+            (list(customer_ids), period),
+        ).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def _allocate(conn: Conn, issuer: str, prefix: str, year: int, count: int) -> int:
+    """Reserve ``count`` consecutive numbers; returns the first. Row-locked until commit."""
+    row = conn.execute(
+        "INSERT INTO invoice_number_sequences AS s (issuer, prefix, year, last_value)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (issuer, prefix, year)"
+        " DO UPDATE SET last_value = s.last_value + EXCLUDED.last_value RETURNING last_value",
+        (issuer, prefix, year, count),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]) - count + 1
+
+
+def finalize_drafts(
+    conn: Conn, now: datetime, *, invoice_ids: Sequence[int] | None = None,
+    period: str | None = None, customer_ids: Sequence[int] | None = None,
+    period_end_before: datetime | None = None,
+) -> list[tuple[int, str]]:
+    """Finalize drafts (by id, or a period's drafts for some customers) in the caller's
+    transaction; returns ``(invoice_id, number)`` pairs.
+
+    Drafts are row-locked in customer order, then numbers are taken from the sequence row of
+    each (issuer, prefix, year) under its row lock: concurrent finalizers serialize on it, and
+    a rollback returns the numbers, so numbering stays gapless. The year is the issue date's
+    year in the customer's time zone.
+    """
+    if invoice_ids is None and (period is None or customer_ids is None):
+        raise ValidationFailed("finalize needs invoice ids or a period and customers")
+    with translated("finalize invoices"):
+        rows = conn.execute(
+            "SELECT invoice_id, issuer, prefix, customer_snapshot->>'time_zone' FROM invoices"
+            " WHERE status = 'draft' AND ("
+            "   (%s::bigint[] IS NOT NULL AND invoice_id = ANY(%s::bigint[]))"
+            "   OR (%s::text IS NOT NULL AND period = %s::text AND customer_id = ANY(%s::bigint[])))"
+            " AND (%s::timestamptz IS NULL OR period_end <= %s::timestamptz)"
+            " ORDER BY customer_id, invoice_id FOR UPDATE",
+            (invoice_ids and list(invoice_ids), invoice_ids and list(invoice_ids), period, period,
+             list(customer_ids or []), period_end_before, period_end_before),
+        ).fetchall()
+        groups: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+        for invoice_id, issuer, prefix, tz in rows:
+            groups[(issuer, prefix, now.astimezone(ZoneInfo(tz)).year)].append(int(invoice_id))
+        assigned: list[tuple[int, str]] = []
+        for (issuer, prefix, year), ids in sorted(groups.items()):
+            first = _allocate(conn, issuer, prefix, year, len(ids))
+            assigned += [
+                (iid, format_invoice_number(prefix, year, first + k)) for k, iid in enumerate(ids)
+            ]
+        if assigned:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "UPDATE invoices SET status = 'final', number = %s, finalized_at = %s"
+                    " WHERE invoice_id = %s",
+                    [(number, now, iid) for iid, number in assigned],
+                )
+    return assigned
+
+
+def finalize_invoice(conn: Conn, invoice_id: int, now: datetime) -> Invoice:
+    """Finalize one draft; Conflict if it is final already, NotFound if it does not exist."""
+    current = get_invoice(conn, invoice_id, with_lines=False)
+    if current.status is InvoiceStatus.FINAL:
+        raise Conflict(f"invoice {invoice_id} is already final as {current.number}")
+    if not finalize_drafts(conn, now, invoice_ids=[invoice_id]):
+        raise Conflict(f"invoice {invoice_id} was finalized concurrently")
+    return get_invoice(conn, invoice_id)
+
+
+def get_invoice(conn: Conn, invoice_id: int, *, with_lines: bool = True) -> Invoice:
+    with translated("get invoice"):
+        row = conn.execute(
+            f"SELECT {_INV_COLS} FROM invoices WHERE invoice_id = %s", (invoice_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"invoice {invoice_id} does not exist")
+        lines: tuple[InvoiceLine, ...] = ()
+        if with_lines:
+            lines = tuple(
+                _line(r) for r in conn.execute(
+                    f"SELECT {_LINE_COLS} FROM invoice_lines WHERE invoice_id = %s ORDER BY line_no",
+                    (invoice_id,),
+                ).fetchall()
+            )
+    return _invoice(row, lines)
+
+
+def customer_snapshot(conn: Conn, invoice_id: int) -> dict[str, Any]:
+    with translated("get invoice customer"):
+        row = conn.execute(
+            "SELECT customer_snapshot FROM invoices WHERE invoice_id = %s", (invoice_id,)
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"invoice {invoice_id} does not exist")
+    return dict(row[0])
+
+
+def get_line(conn: Conn, invoice_id: int, line_id: int) -> InvoiceLine:
+    with translated("get invoice line"):
+        row = conn.execute(
+            f"SELECT {_LINE_COLS} FROM invoice_lines WHERE invoice_id = %s AND line_id = %s",
+            (invoice_id, line_id),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"line {line_id} of invoice {invoice_id} does not exist")
+    return _line(row)
+
+
+def list_invoices(
+    conn: Conn, *, limit: int = 100, cursor: str | None = None, customer_id: int | None = None,
+    period: str | None = None, status: InvoiceStatus | None = None,
+) -> Page[Invoice]:
+    _check_limit(limit)
+    st = status.value if status else None
+    with translated("list invoices"):
+        rows = conn.execute(
+            f"SELECT {_INV_COLS} FROM invoices WHERE invoice_id > %s"
+            " AND (%s::bigint IS NULL OR customer_id = %s::bigint)"
+            " AND (%s::text IS NULL OR period = %s::text)"
+            " AND (%s::text IS NULL OR status = %s::text) ORDER BY invoice_id LIMIT %s",
+            (_cursor_id(cursor), customer_id, customer_id, period, period, st, st, limit + 1),
+        ).fetchall()
+    items = tuple(_invoice(r) for r in rows[:limit])
+    return Page(items, str(items[-1].invoice_id) if len(rows) > limit else None)
+
+
+def draft_invoice_ids(conn: Conn, period: str, customer_ids: Sequence[int]) -> list[int]:
+    with translated("list drafts"):
+        rows = conn.execute(
+            "SELECT invoice_id FROM invoices WHERE period = %s AND status = 'draft'"
+            " AND customer_id = ANY(%s) ORDER BY customer_id",
+            (period, list(customer_ids)),
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def status_counts(conn: Conn, period: str) -> dict[str, int]:
+    with translated("count invoices"):
+        rows = conn.execute(
+            "SELECT status, count(*) FROM invoices WHERE period = %s GROUP BY status", (period,)
+        ).fetchall()
+    return {"draft": 0, "final": 0} | {r[0]: int(r[1]) for r in rows}

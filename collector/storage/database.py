@@ -1,0 +1,72 @@
+"""Connection pool construction and the one place psycopg errors become collector errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeAlias
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import TupleRow
+
+from collector.errors import StorageError, StorageUnavailable
+
+__all__ = ["Pool", "open_pool", "ping", "translate_errors"]
+
+Pool: TypeAlias = psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]]
+
+
+@contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """Re-raise psycopg/pool errors as ``StorageUnavailable`` (retry later) or ``StorageError``."""
+    try:
+        yield
+    except psycopg_pool.PoolTimeout as exc:
+        raise StorageUnavailable(f"{action}: no database connection available ({exc})") from exc
+    except (psycopg.OperationalError, psycopg_pool.PoolClosed) as exc:
+        raise StorageUnavailable(f"{action}: database unavailable ({exc})") from exc
+    except psycopg.Error as exc:
+        raise StorageError(f"{action}: {type(exc).__name__}: {exc}") from exc
+
+
+def open_pool(
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    timeout_s: float = 5.0,
+    connect_timeout_s: int = 5,
+    name: str = "tally",
+) -> Pool:
+    """A pool that opens in the background, so the collector starts while the DB is down."""
+    pool: Pool = psycopg_pool.ConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout_s,
+        open=False,
+        name=name,
+        check=psycopg_pool.ConnectionPool.check_connection,
+        reconnect_timeout=24 * 3600.0,
+        kwargs={
+            "connect_timeout": connect_timeout_s,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "application_name": name,
+        },
+    )
+    pool.open(wait=False)
+    return pool
+
+
+def ping(pool: Pool, *, timeout_s: float = 2.0) -> bool:
+    """True when a pooled connection answers ``SELECT 1`` within the timeout."""
+    try:
+        with translate_errors("ping"), pool.connection(timeout=timeout_s) as conn:
+            conn.execute("SELECT 1")
+    except StorageError:
+        return False
+    return True

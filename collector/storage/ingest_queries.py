@@ -1,0 +1,173 @@
+"""Read side of ingest for the API: device ingest status, raw readings, dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .database import Pool, translate_errors
+
+__all__ = [
+    "DeadLetterRow",
+    "DeviceIngest",
+    "DeviceStatusRow",
+    "ReadingRow",
+    "SeqGap",
+    "dead_letters",
+    "device_ingest",
+    "list_devices",
+    "meter_readings",
+]
+
+_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SeqGap:
+    """Missing batch sequence numbers ``first..last`` (inclusive)."""
+
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatusRow:
+    received_at: datetime
+    state: str | None
+    buffer_depth: int | None
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIngest:
+    device_id: str
+    batches: int
+    readings: int
+    first_seq: int | None
+    last_seq: int | None
+    last_seen: datetime | None
+    series: int
+    gaps: tuple[SeqGap, ...]
+    missing_batches: int
+    status: DeviceStatusRow | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRow:
+    metric: str
+    unit: str
+    ts: datetime
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    id: int
+    received_at: datetime
+    topic: str
+    payload: bytes
+    reason: str
+    field: str | None
+
+
+_DEVICE_SUMMARY = """
+SELECT b.device_id, b.batches, b.readings, b.first_seq, b.last_seq, b.last_seen,
+       (SELECT count(*) FROM series s WHERE s.device_id = b.device_id)
+FROM (SELECT device_id, count(*) AS batches, coalesce(sum(reading_count), 0) AS readings,
+             min(seq) AS first_seq, max(seq) AS last_seq, max(received_at) AS last_seen
+      FROM batches WHERE device_id = %(device)s GROUP BY device_id) b
+"""
+
+_GAPS = """
+SELECT seq + 1, next_seq - 1 FROM (
+    SELECT seq, lead(seq) OVER (ORDER BY seq) AS next_seq FROM batches WHERE device_id = %s
+) s WHERE next_seq > seq + 1 ORDER BY seq LIMIT %s
+"""
+
+
+def list_devices(pool: Pool, *, limit: int = 1000) -> list[DeviceIngest]:
+    """Every device with batches or a status message, without gap details."""
+    with translate_errors("list devices"), pool.connection(timeout=_TIMEOUT_S) as conn:
+        rows = conn.execute(
+            "SELECT d.device_id, coalesce(b.batches, 0), coalesce(b.readings, 0), b.first_seq,"
+            " b.last_seq, b.last_seen, ds.received_at, ds.state, ds.buffer_depth, ds.payload"
+            " FROM (SELECT device_id FROM batches GROUP BY device_id"
+            "       UNION SELECT device_id FROM device_status) d"
+            " LEFT JOIN (SELECT device_id, count(*) AS batches, sum(reading_count) AS readings,"
+            "            min(seq) AS first_seq, max(seq) AS last_seq,"
+            "            max(received_at) AS last_seen FROM batches GROUP BY device_id) b"
+            "   ON b.device_id = d.device_id"
+            " LEFT JOIN device_status ds ON ds.device_id = d.device_id"
+            " ORDER BY d.device_id LIMIT %s",
+            (limit,),
+        ).fetchall()
+    out = []
+    for r in rows:
+        first, last, batches = r[3], r[4], int(r[1])
+        missing = (last - first + 1 - batches) if first is not None else 0
+        status = DeviceStatusRow(r[6], r[7], r[8], r[9]) if r[6] is not None else None
+        out.append(
+            DeviceIngest(r[0], batches, int(r[2]), first, last, r[5], 0, (), missing, status)
+        )
+    return out
+
+
+def device_ingest(pool: Pool, device_id: str, *, max_gaps: int = 100) -> DeviceIngest | None:
+    """Ingest status of one device; None when it never sent a batch nor a status."""
+    with translate_errors("device ingest status"), pool.connection(timeout=_TIMEOUT_S) as conn:
+        row = conn.execute(_DEVICE_SUMMARY, {"device": device_id}).fetchone()
+        gaps = tuple(
+            SeqGap(int(a), int(b)) for a, b in conn.execute(_GAPS, (device_id, max_gaps))
+        )
+        st = conn.execute(
+            "SELECT received_at, state, buffer_depth, payload FROM device_status"
+            " WHERE device_id = %s",
+            (device_id,),
+        ).fetchone()
+    status = DeviceStatusRow(st[0], st[1], st[2], st[3]) if st else None
+    if row is None:
+        if status is None:
+            return None
+        return DeviceIngest(device_id, 0, 0, None, None, None, 0, (), 0, status)
+    _, batches, readings, first, last, seen, series = row
+    missing = int(last) - int(first) + 1 - int(batches)
+    return DeviceIngest(
+        device_id, int(batches), int(readings), first, last, seen, int(series), gaps, missing,
+        status,
+    )
+
+
+def meter_readings(
+    pool: Pool,
+    device_id: str,
+    meter: str,
+    *,
+    metric: str | None,
+    ts_from: datetime,
+    ts_to: datetime,
+    limit: int,
+) -> list[ReadingRow]:
+    """Raw readings of a meter in ``[ts_from, ts_to)``, by metric then time."""
+    with translate_errors("meter readings"), pool.connection(timeout=_TIMEOUT_S) as conn:
+        rows = conn.execute(
+            "SELECT s.metric, s.unit, r.ts, r.value FROM series s"
+            " JOIN readings r ON r.series_id = s.series_id"
+            " WHERE s.device_id = %s AND s.meter = %s"
+            " AND (%s::text IS NULL OR s.metric = %s::text)"
+            " AND r.ts >= %s AND r.ts < %s"
+            " ORDER BY s.metric, r.ts LIMIT %s",
+            (device_id, meter, metric, metric, ts_from, ts_to, limit),
+        ).fetchall()
+    return [ReadingRow(m, u, t, float(v)) for m, u, t, v in rows]
+
+
+def dead_letters(pool: Pool, *, limit: int, before_id: int | None = None) -> list[DeadLetterRow]:
+    """Newest dead letters first; page with ``before_id`` = the last id of the previous page."""
+    with translate_errors("dead letters"), pool.connection(timeout=_TIMEOUT_S) as conn:
+        rows = conn.execute(
+            "SELECT id, received_at, topic, payload, reason, field FROM dead_letters"
+            " WHERE %s::bigint IS NULL OR id < %s::bigint ORDER BY id DESC LIMIT %s",
+            (before_id, before_id, limit),
+        ).fetchall()
+    return [DeadLetterRow(i, t, o, bytes(p), r, f) for i, t, o, p, r, f in rows]

@@ -1,0 +1,257 @@
+"""ReadingStore: writes one ingest flush (batches, statuses, dead letters) in one transaction.
+
+Per flush: (a) resolve series ids (cached in memory; unknown series inserted with ON CONFLICT),
+(b) insert the batch keys ``(device_id, seq)`` and learn which are new — a batch seen before (in
+an earlier flush or twice in this one) is skipped entirely, (c) binary-COPY the readings of the
+new batches, (d) queue ``usage_dirty`` ranges, (e) store status updates and dead letters, commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from agent.protocol import Batch
+from collector.ingest.messages import (
+    DeadLetter,
+    DecodedBatch,
+    FlushOutcome,
+    FlushPlan,
+    StatusUpdate,
+)
+
+from .copy_binary import encode_readings_copy
+from .database import Pool, translate_errors
+
+__all__ = ["ReadingStore", "SeriesKey", "unique_batches"]
+
+SeriesKey = tuple[str, str, str]  # (device_id, meter, metric)
+_COPY_SQL: Final = "COPY readings (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+
+
+@dataclass(frozen=True, slots=True)
+class _SeriesInfo:
+    series_id: int
+    unit: str
+    kind: str
+
+
+def unique_batches(batches: tuple[DecodedBatch, ...]) -> tuple[list[DecodedBatch], int]:
+    """The first copy of each ``(device, seq)`` in a flush, sorted by key, and how many repeats."""
+    seen: dict[tuple[str, int], DecodedBatch] = {}
+    for item in batches:
+        seen.setdefault((item.batch.device, item.batch.seq), item)
+    return [seen[k] for k in sorted(seen)], len(batches) - len(seen)
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x00", "\\x00")
+
+
+class ReadingStore:
+    """The ingest adapter over PostgreSQL (implements ``collector.ingest.ports.IngestStore``)."""
+
+    def __init__(self, pool: Pool, *, connection_timeout_s: float = 5.0) -> None:
+        self._pool = pool
+        self._timeout = connection_timeout_s
+        self._series: dict[SeriesKey, _SeriesInfo] = {}
+
+    @property
+    def cached_series(self) -> int:
+        return len(self._series)
+
+    def write(self, plan: FlushPlan) -> FlushOutcome:
+        """Store the plan atomically; raises StorageUnavailable/StorageError and stores nothing."""
+        batches, repeats = unique_batches(plan.batches)
+        resolved: dict[SeriesKey, _SeriesInfo] = {}
+        with (
+            translate_errors("ingest flush"),
+            self._pool.connection(timeout=self._timeout) as conn,
+            conn.transaction(),
+        ):
+            resolved = self._resolve_series(conn, batches)
+            accepted, rejected = _check_series(batches, resolved)
+            new = self._insert_batch_keys(conn, accepted)
+            new_batches = [b for b in accepted if (b.batch.device, b.batch.seq) in new]
+            readings = self._copy_readings(conn, new_batches, resolved)
+            self._insert_statuses(conn, plan.statuses)
+            self._insert_dead_letters(conn, (*plan.dead_letters, *rejected))
+        self._series.update(resolved)
+        return FlushOutcome(
+            new_batches=len(new_batches),
+            duplicate_batches=repeats + len(accepted) - len(new_batches),
+            readings=readings,
+            statuses=len(plan.statuses),
+            dead_letters=len(plan.dead_letters) + len(rejected),
+            rejected=tuple(rejected),
+        )
+
+    def _resolve_series(
+        self, conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch]
+    ) -> dict[SeriesKey, _SeriesInfo]:
+        wanted: dict[SeriesKey, tuple[str, str, int]] = {}
+        for item in batches:
+            for s in item.batch.series:
+                key = (item.batch.device, s.meter, s.metric)
+                if key not in self._series:
+                    wanted.setdefault(key, (s.unit, s.kind.value, item.received_ms))
+        found = dict(self._series)
+        if not wanted:
+            return found
+        keys = sorted(wanted)
+        cols = list(zip(*keys, strict=True))
+        conn.execute(
+            "INSERT INTO series (device_id, meter, metric, unit, kind, first_seen)"
+            " SELECT d, m, q, u, k, to_timestamp(t::double precision / 1000)"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+            " %s::bigint[]) AS x(d, m, q, u, k, t)"
+            " ON CONFLICT (device_id, meter, metric) DO NOTHING",
+            (
+                list(cols[0]), list(cols[1]), list(cols[2]),
+                [wanted[k][0] for k in keys], [wanted[k][1] for k in keys],
+                [wanted[k][2] for k in keys],
+            ),
+        )
+        rows = conn.execute(
+            "SELECT s.series_id, s.device_id, s.meter, s.metric, s.unit, s.kind FROM series s"
+            " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS x(d, m, q)"
+            " ON s.device_id = x.d AND s.meter = x.m AND s.metric = x.q",
+            (list(cols[0]), list(cols[1]), list(cols[2])),
+        ).fetchall()
+        for sid, dev, meter, metric, unit, kind in rows:
+            found[(str(dev), str(meter), str(metric))] = _SeriesInfo(int(sid), str(unit), str(kind))  # type: ignore[call-overload]
+        return found
+
+    @staticmethod
+    def _insert_batch_keys(
+        conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch]
+    ) -> set[tuple[str, int]]:
+        if not batches:
+            return set()
+        rows = conn.execute(
+            "INSERT INTO batches (device_id, seq, received_at, reading_count)"
+            " SELECT d, s, to_timestamp(t::double precision / 1000), n"
+            " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::int[]) AS x(d, s, t, n)"
+            " ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq",
+            (
+                [b.batch.device for b in batches],
+                [b.batch.seq for b in batches],
+                [b.received_ms for b in batches],
+                [b.batch.reading_count for b in batches],
+            ),
+        ).fetchall()
+        return {(str(d), int(s)) for d, s in rows}  # type: ignore[call-overload]
+
+    @staticmethod
+    def _copy_readings(
+        conn: psycopg.Connection[tuple[object, ...]],
+        batches: list[DecodedBatch],
+        series: dict[SeriesKey, _SeriesInfo],
+    ) -> int:
+        ids: list[npt.NDArray[np.int64]] = []
+        ts: list[npt.NDArray[np.int64]] = []
+        vals: list[npt.NDArray[np.float64]] = []
+        ranges: dict[int, tuple[int, int]] = {}
+        for item in batches:
+            for s in item.batch.series:
+                sid = series[(item.batch.device, s.meter, s.metric)].series_id
+                ids.append(np.full(len(s), sid, dtype=np.int64))
+                ts.append(s.ts_ms)
+                vals.append(s.values)
+                lo, hi = int(s.ts_ms.min()), int(s.ts_ms.max())
+                old = ranges.get(sid)
+                ranges[sid] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+        if not ids:
+            return 0
+        data = encode_readings_copy(np.concatenate(ids), np.concatenate(ts), np.concatenate(vals))
+        with conn.cursor() as cur, cur.copy(_COPY_SQL) as copy:
+            copy.write(data)
+        sids = sorted(ranges)
+        conn.execute(
+            "INSERT INTO usage_dirty (series_id, ts_from, ts_to)"
+            " SELECT s, to_timestamp(a::double precision / 1000),"
+            " to_timestamp(b::double precision / 1000)"
+            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS x(s, a, b)",
+            (sids, [ranges[s][0] for s in sids], [ranges[s][1] for s in sids]),
+        )
+        return sum(len(a) for a in ids)
+
+    @staticmethod
+    def _insert_statuses(
+        conn: psycopg.Connection[tuple[object, ...]], statuses: tuple[StatusUpdate, ...]
+    ) -> None:
+        latest: dict[str, StatusUpdate] = {}
+        for st in statuses:
+            if st.device not in latest or latest[st.device].received_ms <= st.received_ms:
+                latest[st.device] = st
+        if not latest:
+            return
+        items = [latest[d] for d in sorted(latest)]
+        conn.execute(
+            "INSERT INTO device_status (device_id, received_at, state, buffer_depth, payload)"
+            " SELECT d, to_timestamp(t::double precision / 1000), s, b, p::jsonb"
+            " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[])"
+            " AS x(d, t, s, b, p)"
+            " ON CONFLICT (device_id) DO UPDATE SET received_at = EXCLUDED.received_at,"
+            " state = EXCLUDED.state, buffer_depth = EXCLUDED.buffer_depth,"
+            " payload = EXCLUDED.payload"
+            " WHERE device_status.received_at <= EXCLUDED.received_at",
+            (
+                [s.device for s in items], [s.received_ms for s in items],
+                [s.state for s in items], [s.buffer_depth for s in items],
+                [s.document for s in items],
+            ),
+        )
+
+    @staticmethod
+    def _insert_dead_letters(
+        conn: psycopg.Connection[tuple[object, ...]], letters: tuple[DeadLetter, ...]
+    ) -> None:
+        if not letters:
+            return
+        conn.execute(
+            "INSERT INTO dead_letters (received_at, topic, payload, reason, field)"
+            " SELECT to_timestamp(t::double precision / 1000), o, p, r, f"
+            " FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::text[], %s::text[])"
+            " AS x(t, o, p, r, f)",
+            (
+                [d.received_ms for d in letters], [_clean(d.topic) for d in letters],
+                [d.payload for d in letters], [_clean(d.reason) for d in letters],
+                [_clean(d.field) if d.field is not None else None for d in letters],
+            ),
+        )
+
+
+def _check_series(
+    batches: list[DecodedBatch], series: dict[SeriesKey, _SeriesInfo]
+) -> tuple[list[DecodedBatch], list[DeadLetter]]:
+    """Split batches into those whose series match the registered unit and kind, and the rest."""
+    accepted: list[DecodedBatch] = []
+    rejected: list[DeadLetter] = []
+    for item in batches:
+        problem = _series_mismatch(item.batch, series)
+        if problem is None:
+            accepted.append(item)
+        else:
+            reason, field = problem
+            rejected.append(DeadLetter(item.topic, item.payload, reason, field, item.received_ms))
+    return accepted, rejected
+
+
+def _series_mismatch(
+    batch: Batch, series: dict[SeriesKey, _SeriesInfo]
+) -> tuple[str, str] | None:
+    for s in batch.series:
+        info = series[(batch.device, s.meter, s.metric)]
+        if info.unit != s.unit or info.kind != s.kind.value:
+            return (
+                f"series {batch.device}/{s.meter}/{s.metric} is registered as"
+                f" unit={info.unit} kind={info.kind}; batch {batch.seq} has"
+                f" unit={s.unit} kind={s.kind.value}",
+                "unit" if info.unit != s.unit else "kind",
+            )
+    return None

@@ -1,0 +1,277 @@
+"""Incremental maintenance of ``usage_15m`` from ``usage_dirty`` (the usage engine's adapter).
+
+``refresh_usage(conn, now)`` runs ONE transaction: it deletes a batch of ``usage_dirty`` rows
+(``DELETE … RETURNING``), loads the readings of the affected series around the dirty ranges,
+re-derives their 15-minute usage with the pure core (:mod:`collector.usage`) and upserts it.
+A crash anywhere before COMMIT rolls the deletion back too, so no dirty range is ever lost.
+Rows are only rewritten when their content changed (``updated_at`` then moves, which billing
+uses to detect late usage); buckets that lost all usage are zeroed, never deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from collector.storage.database import translate_errors
+from collector.storage.usage_meters import SeriesMeta, load_meta
+from collector.usage import BUCKET_15M_S, SeriesBatch, derive_many, find_long_gaps
+
+__all__ = ["RefreshReport", "refresh_rollups", "refresh_usage", "uses_timescale"]
+
+Conn = psycopg.Connection[Any]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+_LOCK_KEY: Final = 7_161_110  # advisory lock: one refresher at a time
+_MAX_CELLS: Final = 2_000_000  # series × buckets derived per chunk
+_WEEK_S: Final = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    """What one ``refresh_usage`` call did."""
+
+    dirty_rows: int
+    series: int
+    readings_loaded: int
+    buckets_written: int
+
+
+@dataclass(slots=True)
+class _Window:
+    """Readings ``[load_from, load_to]`` of a series are derived; buckets ``[lo, hi)`` written."""
+
+    meta: SeriesMeta
+    lo: float
+    hi: float
+    load_from: float
+    load_to: float
+    ts: F64
+    values: F64
+
+
+def uses_timescale(conn: Conn) -> bool:
+    """True when the usage schema was created by the TimescaleDB flavour."""
+    row = conn.execute(
+        "SELECT flavour FROM tally_schema_migrations WHERE version = 10"
+    ).fetchone()
+    return row is not None and row[0] == "timescale"
+
+
+def _windows(conn: Conn, dirty: dict[int, tuple[datetime, datetime]],
+             meta: dict[int, SeriesMeta]) -> list[_Window]:
+    sids = [s for s in dirty if s in meta]
+    if not sids:
+        return []
+    k = [meta[s].config.glitch_window + 1 for s in sids]
+    rows = conn.execute(
+        "WITH d AS (SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[],"
+        "   %s::int[]) AS d(sid, ts_from, ts_to, k)),"
+        " w AS (SELECT d.sid, d.k,"
+        "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
+        "     r.series_id = d.sid AND r.ts < d.ts_from ORDER BY r.ts DESC OFFSET d.k LIMIT 1),"
+        "     (SELECT min(r.ts) FROM readings r WHERE r.series_id = d.sid), d.ts_from),"
+        "     timestamptz 'epoch') AS lo,"
+        "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
+        "     r.series_id = d.sid AND r.ts > d.ts_to ORDER BY r.ts OFFSET d.k LIMIT 1),"
+        "     (SELECT max(r.ts) FROM readings r WHERE r.series_id = d.sid), d.ts_to),"
+        "     timestamptz 'epoch') + interval '15 minutes' AS hi"
+        "   FROM d)"
+        " SELECT w.sid, extract(epoch FROM w.lo)::float8, extract(epoch FROM w.hi)::float8,"
+        "  coalesce(extract(epoch FROM (SELECT r.ts FROM readings r WHERE r.series_id = w.sid"
+        "    AND r.ts < w.lo ORDER BY r.ts DESC OFFSET w.k LIMIT 1))::float8, '-infinity'),"
+        "  coalesce(extract(epoch FROM (SELECT r.ts FROM readings r WHERE r.series_id = w.sid"
+        "    AND r.ts >= w.hi ORDER BY r.ts OFFSET w.k LIMIT 1))::float8, 'infinity')"
+        " FROM w",
+        (sids, [dirty[s][0] for s in sids], [dirty[s][1] for s in sids], k),
+    ).fetchall()
+    empty = np.zeros(0)
+    return [
+        _Window(meta[int(r[0])], r[1], r[2], r[3], r[4], empty, empty) for r in rows
+    ]
+
+
+def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
+    """Fill ``ts``/``values`` of the windows (``history``: prepend profile history)."""
+    if not windows:
+        return 0
+    lo = [w.load_from for w in windows]
+    if history:
+        lo = [w.lo - w.meta.config.profile_weeks * _WEEK_S for w in windows]
+    rows = conn.execute(
+        "SELECT w.i, extract(epoch FROM r.ts)::float8, r.value"
+        " FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::float8[]) AS w(i, sid, lo, hi)"
+        " JOIN readings r ON r.series_id = w.sid"
+        "  AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi)"
+        " ORDER BY w.i, r.ts",
+        (
+            list(range(len(windows))),
+            [w.meta.series_id for w in windows],
+            [min(a, w.load_from) for a, w in zip(lo, windows, strict=True)],
+            [w.load_to for w in windows],
+        ),
+    ).fetchall()
+    if not rows:
+        return 0
+    arr = np.asarray(rows, dtype=np.float64)
+    idx = arr[:, 0].astype(np.int64)
+    bounds = np.searchsorted(idx, np.arange(len(windows) + 1))
+    for i, w in enumerate(windows):
+        w.ts = arr[bounds[i] : bounds[i + 1], 1].copy()
+        w.values = arr[bounds[i] : bounds[i + 1], 2].copy()
+    return len(rows)
+
+
+def _needs_history(w: _Window) -> bool:
+    cfg = w.meta.config
+    if cfg.profile_weeks == 0 or w.ts.shape[0] < 2:
+        return False
+    starts = find_long_gaps(w.ts, cfg)
+    return bool(np.any(starts < w.hi))
+
+
+def _chunks(windows: list[_Window]) -> list[list[_Window]]:
+    windows = sorted(windows, key=lambda w: w.lo)
+    chunks: list[list[_Window]] = []
+    cur: list[_Window] = []
+    lo = hi = 0.0
+    for w in windows:
+        nlo, nhi = (min(lo, w.lo), max(hi, w.hi)) if cur else (w.lo, w.hi)
+        if cur and (nhi - nlo) / BUCKET_15M_S * (len(cur) + 1) > _MAX_CELLS:
+            chunks.append(cur)
+            cur, nlo, nhi = [], w.lo, w.hi
+        cur.append(w)
+        lo, hi = nlo, nhi
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+def _derive_rows(chunk: list[_Window]) -> dict[str, list[Any]]:
+    e0 = min(w.lo for w in chunk)
+    e1 = max(w.hi for w in chunk)
+    edges = np.arange(e0, e1 + 1, BUCKET_15M_S, dtype=np.float64).astype(np.int64)
+    offsets = np.zeros(len(chunk) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([w.ts.shape[0] for w in chunk])
+    batch = SeriesBatch(
+        offsets,
+        np.concatenate([w.ts for w in chunk]),
+        np.concatenate([w.values for w in chunk]),
+        [w.meta.kind for w in chunk],
+        [w.meta.config for w in chunk],
+        {i: w.meta.replacements for i, w in enumerate(chunk) if w.meta.replacements},
+    )
+    m = derive_many(batch, edges)
+    cols: dict[str, list[Any]] = {c: [] for c in (
+        "sid", "bucket", "quantity", "estimated", "quarantined", "coverage", "reading_count",
+        "flags", "peak", "empty")}
+    for i, w in enumerate(chunk):
+        j0 = round((w.lo - e0) / BUCKET_15M_S)
+        j1 = round((w.hi - e0) / BUCKET_15M_S)
+        sl = slice(j0, j1)
+        q, est, qu = m.quantity[i, sl], m.estimated[i, sl], m.quarantined[i, sl]
+        cov, rc, fl, pk = m.coverage[i, sl], m.reading_count[i, sl], m.flags[i, sl], m.peak[i, sl]
+        empty = (cov == 0) & (rc == 0) & (fl == 0) & (qu == 0) & (q == 0)
+        cols["sid"] += [w.meta.series_id] * (j1 - j0)
+        cols["bucket"] += edges[j0:j1].astype(np.float64).tolist()
+        cols["quantity"] += q.tolist()
+        cols["estimated"] += est.tolist()
+        cols["quarantined"] += qu.tolist()
+        cols["coverage"] += cov.tolist()
+        cols["reading_count"] += rc.tolist()
+        cols["flags"] += fl.tolist()
+        cols["peak"] += [None if np.isnan(p) else float(p) for p in pk]
+        cols["empty"] += empty.tolist()
+    return cols
+
+
+def _write(conn: Conn, cols: dict[str, list[Any]], now: datetime) -> int:
+    cur = conn.execute(
+        "INSERT INTO usage_15m AS u (series_id, bucket, quantity, estimated, quarantined,"
+        "  coverage, reading_count, flags, peak, updated_at)"
+        " SELECT n.sid, to_timestamp(n.b), n.q, n.e, n.qu, n.c, n.rc, n.f, n.p, %s"
+        " FROM unnest(%s::bigint[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],"
+        "   %s::float8[], %s::int[], %s::int[], %s::float8[], %s::bool[])"
+        "   AS n(sid, b, q, e, qu, c, rc, f, p, empty)"
+        " WHERE NOT n.empty OR EXISTS (SELECT 1 FROM usage_15m x"
+        "   WHERE x.series_id = n.sid AND x.bucket = to_timestamp(n.b))"
+        " ON CONFLICT (series_id, bucket) DO UPDATE SET quantity = excluded.quantity,"
+        "  estimated = excluded.estimated, quarantined = excluded.quarantined,"
+        "  coverage = excluded.coverage, reading_count = excluded.reading_count,"
+        "  flags = excluded.flags, peak = excluded.peak, updated_at = excluded.updated_at"
+        " WHERE (u.quantity, u.estimated, u.quarantined, u.coverage, u.reading_count, u.flags,"
+        "  u.peak) IS DISTINCT FROM (excluded.quantity, excluded.estimated, excluded.quarantined,"
+        "  excluded.coverage, excluded.reading_count, excluded.flags, excluded.peak)",
+        (now, cols["sid"], cols["bucket"], cols["quantity"], cols["estimated"],
+         cols["quarantined"], cols["coverage"], cols["reading_count"], cols["flags"],
+         cols["peak"], cols["empty"]),
+    )
+    return max(cur.rowcount, 0)
+
+
+def refresh_usage(conn: Conn, now: datetime, *, limit: int = 5000) -> RefreshReport:
+    """Consume up to ``limit`` usage_dirty rows and re-derive the affected usage (one txn).
+
+    Returns a zero report when another refresher holds the lock. On a TimescaleDB schema and
+    an autocommit connection, the continuous aggregates are refreshed afterwards.
+    """
+    with translate_errors("refresh usage"):
+        with conn.transaction():
+            got = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_LOCK_KEY,)).fetchone()
+            if not (got and got[0]):
+                return RefreshReport(0, 0, 0, 0)
+            rows = conn.execute(
+                "DELETE FROM usage_dirty WHERE id IN"
+                " (SELECT id FROM usage_dirty ORDER BY id LIMIT %s)"
+                " RETURNING series_id, ts_from, ts_to",
+                (limit,),
+            ).fetchall()
+            dirty: dict[int, tuple[datetime, datetime]] = {}
+            for sid, a, b in rows:
+                old = dirty.get(int(sid))
+                dirty[int(sid)] = (min(old[0], a), max(old[1], b)) if old else (a, b)
+            meta = load_meta(conn, list(dirty))
+            windows = _windows(conn, dirty, meta)
+            loaded = _load(conn, windows)
+            again = [w for w in windows if _needs_history(w)]
+            loaded += _load(conn, again, history=True)
+            written = 0
+            for chunk in _chunks([w for w in windows if w.ts.shape[0]]):
+                written += _write(conn, _derive_rows(chunk), now)
+            timescale = uses_timescale(conn)
+            if timescale and windows:
+                conn.execute(
+                    "INSERT INTO usage_rollup_pending (ts_from, ts_to)"
+                    " VALUES (to_timestamp(%s), to_timestamp(%s))",
+                    (min(w.lo for w in windows), max(w.hi for w in windows)),
+                )
+        if timescale and conn.autocommit:
+            refresh_rollups(conn)
+    return RefreshReport(len(rows), len(windows), loaded, written)
+
+
+def refresh_rollups(conn: Conn) -> int:
+    """Refresh the continuous aggregates over every pending changed range (autocommit conn).
+
+    Each range is removed only after both aggregates were refreshed; returns ranges done.
+    """
+    done = 0
+    with translate_errors("refresh usage rollups"):
+        pending = conn.execute(
+            "SELECT id, date_trunc('day', ts_from, 'UTC'),"
+            " date_trunc('day', ts_to, 'UTC') + interval '1 day'"
+            " FROM usage_rollup_pending ORDER BY id"
+        ).fetchall()
+        for pid, lo, hi in pending:
+            conn.execute("CALL refresh_continuous_aggregate('usage_1h', %s, %s)", (lo, hi))
+            conn.execute("CALL refresh_continuous_aggregate('usage_1d', %s, %s)", (lo, hi))
+            conn.execute("DELETE FROM usage_rollup_pending WHERE id = %s", (pid,))
+            done += 1
+    return done

@@ -1,0 +1,230 @@
+"""Readings → bucketed usage: the pipeline of the usage core, for one or many series.
+
+dedupe → (cumulative) replacements, glitches, resets/rollovers → quarantine above the physical
+maximum → VEE of gaps → pro-rata split into buckets → flags, reading counts, gauge peaks.
+Deterministic: the same readings (in any arrival order) always give the same buckets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from collector.errors import UsageError
+from collector.usage.intervals import (
+    Intervals,
+    cumulative_intervals,
+    delta_intervals,
+    gauge_intervals,
+    glitch_mask,
+    quarantine_over_max,
+    replacement_segments,
+)
+from collector.usage.model import BucketUsage, MeterConfig, Replacement, SeriesKind, UsageFlag
+from collector.usage.split import bucket_flags, bucket_index, split_intervals
+from collector.usage.vee import estimate_gaps
+
+__all__ = ["DerivedMatrix", "SeriesBatch", "derive_many", "derive_usage", "find_long_gaps"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+_KIND_CODE = {SeriesKind.CUMULATIVE: 0, SeriesKind.DELTA: 1, SeriesKind.GAUGE: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesBatch:
+    """Readings of many series: series ``i`` owns ``ts/values[offsets[i]:offsets[i+1]]``."""
+
+    offsets: I64
+    ts: F64
+    values: F64
+    kinds: Sequence[SeriesKind]
+    configs: Sequence[MeterConfig]
+    replacements: Mapping[int, Sequence[Replacement]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.kinds)
+        if self.offsets.shape[0] != n + 1 or len(self.configs) != n:
+            raise UsageError("offsets, kinds and configs disagree on the number of series")
+        if self.ts.shape != self.values.shape or int(self.offsets[-1]) != self.ts.shape[0]:
+            raise UsageError("ts/values do not match offsets")
+        if np.any(np.diff(self.offsets) < 0) or int(self.offsets[0]) != 0:
+            raise UsageError("offsets must start at 0 and not decrease")
+        if not (np.all(np.isfinite(self.ts)) and np.all(np.isfinite(self.values))):
+            raise UsageError("reading times and values must be finite")
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedMatrix:
+    """Bucketed usage of every series of a batch: matrices ``(n_series, n_buckets)``."""
+
+    edges: I64
+    quantity: F64
+    estimated: F64
+    quarantined: F64
+    coverage: F64
+    reading_count: I64
+    flags: I64
+    peak: F64
+
+    def series(self, i: int) -> BucketUsage:
+        """Row ``i`` as a :class:`BucketUsage`."""
+        return BucketUsage(
+            self.edges[:-1],
+            self.edges[1:],
+            self.quantity[i],
+            self.estimated[i],
+            self.quarantined[i],
+            self.coverage[i],
+            self.reading_count[i],
+            self.flags[i],
+            self.peak[i],
+        )
+
+
+def _per_series(configs: Sequence[MeterConfig], attr: str, none: float = np.nan) -> F64:
+    vals = [getattr(c, attr) for c in configs]
+    return np.asarray([none if v is None else float(v) for v in vals], dtype=np.float64)
+
+
+def _sorted(sid: I64, ts: F64, values: F64) -> tuple[I64, F64, F64]:
+    same = sid[1:] == sid[:-1]
+    if np.any(same & (ts[1:] < ts[:-1])):
+        order = np.lexsort((ts, sid))
+        sid, ts, values = sid[order], ts[order], values[order]
+        same = sid[1:] == sid[:-1]
+    dup = np.r_[False, same & (ts[1:] == ts[:-1])]
+    if np.any(dup):
+        sid, ts, values = sid[~dup], ts[~dup], values[~dup]
+    return sid, ts, values
+
+
+def _cumulative(
+    batch: SeriesBatch, sid: I64, ts: F64, v: F64, max_rate: F64
+) -> tuple[Intervals, I64, F64]:
+    """Intervals of the cumulative series, and (series, time) of the glitch readings."""
+    cfg = batch.configs
+    seg = replacement_segments(sid, ts, batch.replacements)
+    window = np.asarray([c.glitch_window for c in cfg], dtype=np.int64)
+    tol = _per_series(cfg, "jitter_tolerance")
+    removed = glitch_mask(sid, seg, v, window, tol)
+    glitch_s, glitch_t = sid[removed], ts[removed]
+    if np.any(removed):
+        ok = ~removed
+        sid, ts, v, seg = sid[ok], ts[ok], v[ok], seg[ok]
+    iv = cumulative_intervals(
+        sid,
+        seg,
+        ts,
+        v,
+        register_max=_per_series(cfg, "register_max"),
+        max_rate=max_rate,
+        tolerance=tol,
+        replacements=batch.replacements,
+    )
+    return iv, glitch_s, glitch_t
+
+
+def derive_many(batch: SeriesBatch, edges: I64, tz: str = "UTC") -> DerivedMatrix:
+    """Usage of every series of ``batch`` in the buckets ``[edges[k], edges[k+1])``.
+
+    Of readings with the same time, the first is used. ``tz`` sets the local hours of the
+    long-gap profile. Buckets outside the readings' span have coverage 0.
+    """
+    n_series = len(batch.kinds)
+    nb = edges.shape[0] - 1
+    if nb < 1 or np.any(np.diff(edges) <= 0):
+        raise UsageError("edges must be increasing with at least one bucket")
+    counts = np.diff(batch.offsets)
+    sid0 = np.repeat(np.arange(n_series, dtype=np.int64), counts)
+    sid, ts, v = _sorted(sid0, batch.ts, batch.values)
+    cfg = batch.configs
+    kind = np.asarray([_KIND_CODE[SeriesKind(k)] for k in batch.kinds], dtype=np.int64)
+    max_rate = _per_series(cfg, "max_rate_per_hour")
+    rk = kind[sid]
+    parts: list[Intervals] = []
+    cm = rk == 0
+    glitch_s, glitch_t = np.zeros(0, dtype=np.int64), np.zeros(0)
+    if np.any(cm):
+        cum, glitch_s, glitch_t = _cumulative(batch, sid[cm], ts[cm], v[cm], max_rate)
+        parts.append(cum)
+    dm = rk == 1
+    if np.any(dm):
+        interval = _per_series(cfg, "expected_interval_s")
+        parts.append(delta_intervals(sid[dm], ts[dm], v[dm], interval))
+    gm = rk == 2
+    if np.any(gm):
+        parts.append(gauge_intervals(sid[gm], ts[gm], v[gm]))
+    iv = Intervals.concat(parts, disjoint_series=True)
+    iv = quarantine_over_max(iv, np.where(kind == 2, np.nan, max_rate))
+    iv = estimate_gaps(
+        iv,
+        gap_threshold=np.asarray([c.gap_threshold_s for c in cfg], dtype=np.float64),
+        short_gap_s=_per_series(cfg, "short_gap_s"),
+        profile_weeks=np.asarray([c.profile_weeks for c in cfg], dtype=np.int64),
+        known_total=kind != 2,
+        tz=tz,
+    )
+    sums = split_intervals(iv, edges, n_series)
+    flags = bucket_flags(iv, edges, n_series)
+    lengths = np.diff(edges).astype(np.float64)
+    b = bucket_index(edges, ts)
+    inside = (b >= 0) & (b < nb)
+    flat = sid[inside] * nb + b[inside]
+    reading_count = np.bincount(flat, minlength=n_series * nb).reshape(n_series, nb)
+    if glitch_t.shape[0]:
+        gb = bucket_index(edges, glitch_t)
+        gin = (gb >= 0) & (gb < nb)
+        fl = flags.reshape(-1)
+        np.bitwise_or.at(fl, glitch_s[gin] * nb + gb[gin], int(UsageFlag.GLITCH))
+    peak = np.full(n_series * nb, -np.inf)
+    gauge_in = inside & gm
+    if np.any(gauge_in):
+        np.maximum.at(peak, sid[gauge_in] * nb + b[gauge_in], v[gauge_in])
+    peak[np.isneginf(peak)] = np.nan
+    return DerivedMatrix(
+        edges,
+        sums.amount,
+        sums.estimated,
+        sums.quarantined,
+        np.clip(sums.covered_s / lengths[None, :], 0.0, 1.0),
+        reading_count.astype(np.int64),
+        flags,
+        peak.reshape(n_series, nb),
+    )
+
+
+def derive_usage(
+    kind: SeriesKind | str,
+    ts: F64,
+    values: F64,
+    edges: I64,
+    *,
+    config: MeterConfig | None = None,
+    replacements: Sequence[Replacement] = (),
+    tz: str = "UTC",
+) -> BucketUsage:
+    """Usage of one series in the buckets ``[edges[k], edges[k+1])``."""
+    ts = np.asarray(ts, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    batch = SeriesBatch(
+        np.asarray([0, ts.shape[0]], dtype=np.int64),
+        ts,
+        values,
+        (SeriesKind(kind),),
+        (config or MeterConfig(),),
+        {0: tuple(replacements)} if replacements else {},
+    )
+    return derive_many(batch, np.asarray(edges, dtype=np.int64), tz).series(0)
+
+
+def find_long_gaps(ts: F64, config: MeterConfig) -> F64:
+    """Start times of the gaps in ``ts`` (sorted) that VEE fills from a historical profile."""
+    d = np.diff(ts)
+    limit = max(config.gap_threshold_s, config.short_gap_s)
+    starts: F64 = ts[:-1][d > limit * (1 + 1e-9)]
+    return starts

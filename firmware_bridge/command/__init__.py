@@ -1,0 +1,1 @@
+"""Generic sources: a number parsed from a command's output or from a file."""

@@ -1,0 +1,1 @@
+"""Modbus TCP/RTU meters: register maps, a pure decoder and the polling adapter."""

@@ -1,0 +1,162 @@
+"""Pure SenML (RFC 8428) decoding: a pack (JSON or CBOR) → resolved records.
+
+Base fields (``bn``, ``bt``, ``bu``, ``bv``, ``bs``, ``bver``) apply to the record they are
+in and every later record until redefined (§4.1). Resolved times below 2**28 are relative
+to ``now`` (§4.5.3). CBOR packs use the integer labels of §6.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import cbor2
+
+from firmware_bridge.errors import DecodeError
+
+__all__ = ["MAX_PACK_BYTES", "RELATIVE_TIME_LIMIT", "SenmlRecord", "decode_pack", "resolve"]
+
+MAX_PACK_BYTES: Final = 262_144
+RELATIVE_TIME_LIMIT: Final = 2**28
+SENML_VERSION: Final = 10
+# RFC 8428 §6 Table 4: CBOR labels
+CBOR_LABELS: Final[dict[int, str]] = {
+    -1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs",
+    0: "n", 1: "u", 2: "v", 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd",
+}  # fmt: skip
+_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]*$")
+_NUMBER_FIELDS: Final = ("bt", "bv", "bs", "v", "s", "t", "ut")
+
+
+@dataclass(frozen=True, slots=True)
+class SenmlRecord:
+    """A resolved record: full name, base name part, unit, time (Unix s), value and/or sum."""
+
+    name: str
+    base_name: str
+    unit: str
+    time_s: float
+    value: float | None
+    sum: float | None
+
+
+def _parse(payload: bytes) -> object:
+    first = payload[0]
+    if first in b" \t\r\n[":
+        return json.loads(payload, parse_constant=_reject)
+    if 0x80 <= first <= 0x9F:
+        return cbor2.loads(payload)
+    raise DecodeError(
+        f"neither a JSON array nor a CBOR array (first byte 0x{first:02x})",
+        data=payload,
+        offset=0,
+    )
+
+
+def _load(payload: bytes) -> list[Any]:
+    if len(payload) > MAX_PACK_BYTES:
+        raise DecodeError(f"pack of {len(payload)} bytes exceeds {MAX_PACK_BYTES}")
+    if not payload:
+        raise DecodeError("empty payload")
+    try:
+        doc = _parse(payload)
+    except (ValueError, EOFError, RecursionError, cbor2.CBORDecodeError, TypeError) as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        raise DecodeError(f"pack does not parse: {exc}", data=payload) from exc
+    if not isinstance(doc, list):
+        raise DecodeError("a SenML pack must be an array of records", data=payload)
+    return doc
+
+
+def _reject(name: str) -> object:
+    raise ValueError(f"{name} is not allowed in SenML")
+
+
+def _normalise(raw: object, index: int) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise DecodeError(f"record {index} is not a map/object")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        label = CBOR_LABELS.get(key) if isinstance(key, int) and not isinstance(key, bool) else key
+        if not isinstance(label, str):
+            raise DecodeError(f"record {index}: unknown label {key!r:.20}")
+        if label.endswith("_"):
+            raise DecodeError(
+                f"record {index}: must-understand field {label!r:.40} (RFC 8428 §4.4)"
+            )
+        out[label] = value
+    return out
+
+
+def _num(rec: Mapping[str, Any], key: str, index: int) -> float | None:
+    value = rec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DecodeError(f"record {index}: {key!r} must be a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise DecodeError(f"record {index}: {key!r} must be finite")
+    return number
+
+
+def _str(rec: Mapping[str, Any], key: str, index: int) -> str | None:
+    value = rec.get(key)
+    if value is not None and not isinstance(value, str):
+        raise DecodeError(f"record {index}: {key!r} must be a string")
+    return value
+
+
+def decode_pack(payload: bytes) -> list[dict[str, Any]]:
+    """The records of a JSON or CBOR pack with labels normalised to their JSON names."""
+    return [_normalise(r, i) for i, r in enumerate(_load(payload))]
+
+
+def resolve(payload: bytes, now_s: float) -> list[SenmlRecord]:
+    """Resolved records of a pack; records without a numeric value or sum are left out.
+
+    DecodeError for anything that is not a valid pack: an unsupported ``bver``, a name that
+    is not allowed, a missing name, a wrong field type.
+    """
+    bn, bu = "", ""
+    bt = bv = bs = 0.0
+    out: list[SenmlRecord] = []
+    for i, rec in enumerate(decode_pack(payload)):
+        for key in _NUMBER_FIELDS:
+            _num(rec, key, i)
+        bver = rec.get("bver")
+        if bver is not None and (
+            isinstance(bver, bool) or not isinstance(bver, int) or bver > SENML_VERSION
+        ):
+            raise DecodeError(f"record {i}: unsupported SenML version {bver!r:.20}")
+        bn = _str(rec, "bn", i) if "bn" in rec else bn  # type: ignore[assignment]
+        bu = _str(rec, "bu", i) if "bu" in rec else bu  # type: ignore[assignment]
+        bt = _num(rec, "bt", i) if "bt" in rec else bt  # type: ignore[assignment]
+        bv = _num(rec, "bv", i) if "bv" in rec else bv  # type: ignore[assignment]
+        bs = _num(rec, "bs", i) if "bs" in rec else bs  # type: ignore[assignment]
+        name = bn + (_str(rec, "n", i) or "")
+        if not name or not _NAME.match(name):
+            raise DecodeError(f"record {i}: name {name!r:.60} is missing or not allowed")
+        value, total = _num(rec, "v", i), _num(rec, "s", i)
+        unit = _str(rec, "u", i) or bu
+        t = bt + (_num(rec, "t", i) or 0.0)
+        if t < RELATIVE_TIME_LIMIT:
+            t = now_s + t
+        if value is None and total is None:
+            continue  # string, boolean and data values (and base-only records) are not readings
+        out.append(
+            SenmlRecord(
+                name=name,
+                base_name=bn,
+                unit=unit,
+                time_s=t,
+                value=None if value is None else bv + value,
+                sum=None if total is None else bs + total,
+            )
+        )
+    return out

@@ -1,0 +1,1 @@
+"""Protocol simulators: servers and generators that behave like the real meters (tests, demos)."""
