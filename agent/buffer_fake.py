@@ -55,10 +55,13 @@ class MemoryBuffer:
                 break
             take = self._unbatched_rows[:max_readings]
             del self._unbatched_rows[:max_readings]
-            rows = [(i, r.meter, r.metric, r.unit, r.kind.value, r.ts_ms, r.value)
+            keys = {k: i for i, k in enumerate(dict.fromkeys(
+                (r.meter, r.metric, r.unit, r.kind.value) for r in take))}
+            rows = [(i, keys[(r.meter, r.metric, r.unit, r.kind.value)], r.ts_ms, r.value)
                     for i, r in enumerate(take)]
             seq = self._next_seq
-            self._batches[seq] = SealedBatch(seq, now_ms, series_from_rows(rows))
+            self._batches[seq] = SealedBatch(
+                seq, now_ms, series_from_rows(rows, {i: k for k, i in keys.items()}))
             self._next_seq += 1
             sealed.append(self._batches[seq])
         return sealed

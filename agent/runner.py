@@ -61,6 +61,9 @@ class Agent:
         self._oldest_mono: float | None = None if buffer.unbatched == 0 else float("-inf")
         self._in_flight: dict[int, tuple[asyncio.Future[None], int]] = {}
         self._ready: dict[int, SealedBatch] = {}  # sealed this run: sent without re-reading
+        self._to_ack: list[int] = []  # PUBACKed, waiting for the acker to delete them
+        self._acking: set[int] = set()  # PUBACKed and not yet deleted: never re-send these
+        self._ack_wake = asyncio.Event()
 
     def _now_ms(self) -> int:
         return to_ms(self.clock.now())
@@ -150,10 +153,11 @@ class Agent:
     # -- publishing ------------------------------------------------------------------------
 
     async def _send_window(self) -> None:
+        """Publish pending batches in seq order until the window is full."""
         for seq in self.buffer.pending():
             if len(self._in_flight) >= self.cfg.batch.in_flight:
                 return
-            if seq in self._in_flight:
+            if seq in self._in_flight or seq in self._acking:
                 continue
             stored = self._ready.get(seq) or await self.buffer.load(seq)
             batch = Batch(self.cfg.device_id, seq, stored.sealed_ms, __version__, stored.series)
@@ -161,8 +165,8 @@ class Agent:
             self._in_flight[seq] = (self.publisher.publish(self._topic, payload),
                                     stored.reading_count)
 
-    def _take_done(self) -> list[int]:
-        """Pop completed publishes; returns the acknowledged seqs (failures will be re-sent)."""
+    def _take_done(self) -> None:
+        """Pop completed publishes; hand acknowledged seqs to the acker (failures are re-sent)."""
         done = [(s, n) for s, (f, n) in self._in_flight.items() if f.done()]
         acked: list[int] = []
         for seq, n in done:
@@ -174,25 +178,40 @@ class Agent:
                 self.health.published_readings += n
             else:
                 self.health.error(f"batch {seq}: {exc}", self._now_ms())
-        return acked
+        if acked:
+            self._to_ack.extend(acked)
+            self._acking.update(acked)
+            self._ack_wake.set()
+
+    async def _acker(self) -> None:
+        """Delete acknowledged batches in the background, many per transaction."""
+        while True:
+            await self._ack_wake.wait()
+            self._ack_wake.clear()
+            while self._to_ack:
+                batch, self._to_ack = self._to_ack, []
+                await self._ack(batch)
+                self._sealed.set()  # wake the pump: the flush on shutdown waits for this
 
     async def _ack(self, acked: list[int]) -> None:
-        for seq in acked:
-            self._ready.pop(seq, None)
-        if acked:
-            try:
-                await self.buffer.ack(acked)
-            except AgentError as exc:  # rows stay; the batch is re-sent and deduplicated
-                self.health.error(f"ack of {len(acked)} batch(es) failed: {exc}", self._now_ms())
+        if not acked:
+            return
+        try:
+            await self.buffer.ack(acked)
+        except AgentError as exc:  # rows stay; the batch is re-sent and deduplicated
+            self.health.error(f"ack of {len(acked)} batch(es) failed: {exc}", self._now_ms())
+        finally:
+            for seq in acked:
+                self._ready.pop(seq, None)
+                self._acking.discard(seq)
 
     async def _pump(self, stop: asyncio.Event) -> None:
         """Send and collect acks while connected; returns on disconnect or when all is flushed."""
         down = asyncio.ensure_future(self.publisher.wait_disconnected())
         try:
             while self.publisher.connected:
-                acked = self._take_done()
-                await self._send_window()  # refill the window first, then delete what was acked
-                await self._ack(acked)
+                self._take_done()
+                await self._send_window()
                 if stop.is_set() and self._polling_done.is_set() and not self._in_flight \
                         and not self.buffer.pending() and self.buffer.unbatched == 0:
                     return
@@ -202,7 +221,7 @@ class Agent:
                 waits += [f for f, _ in self._in_flight.values()]
                 await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 waits[1].cancel()
-            await self._ack(self._take_done())
+            self._take_done()
         finally:
             down.cancel()
 
@@ -268,6 +287,7 @@ class Agent:
         batcher = asyncio.create_task(self._batcher(), name="batcher")
         status = asyncio.create_task(self._status_loop(stop), name="status")
         supervisor = asyncio.create_task(self._supervise(stop, deadline), name="supervisor")
+        acker = asyncio.create_task(self._acker(), name="acker")
         try:
             await stop.wait()
             await asyncio.gather(*polls)
@@ -279,9 +299,10 @@ class Agent:
                 await asyncio.wait_for(asyncio.shield(supervisor), self.cfg.shutdown_timeout_s)
         finally:
             deadline.set()
-            for task in (*polls, batcher, status, supervisor):
+            for task in (*polls, batcher, status, supervisor, acker):
                 task.cancel()
-            await asyncio.gather(*polls, batcher, status, supervisor, return_exceptions=True)
+            await asyncio.gather(*polls, batcher, status, supervisor, acker,
+                                 return_exceptions=True)
             await self._farewell()
             for source in self.sources:
                 with contextlib.suppress(Exception):
@@ -289,9 +310,11 @@ class Agent:
             await self.buffer.close()
 
     async def _farewell(self) -> None:
+        self._take_done()
+        self._to_ack = []
+        await self._ack(sorted(self._acking))  # also those the cancelled acker held
         if self.publisher.connected:
             with contextlib.suppress(Exception):
-                await self._ack(self._take_done())
                 fut = self.publisher.publish(
                     self._status_topic,
                     offline_status(device=self.cfg.device_id, version=__version__,

@@ -96,7 +96,7 @@ async def main() -> None:
     stop = asyncio.Event()
     run = asyncio.create_task(agent.run(stop))
     t = time.perf_counter()
-    while buf.unbatched or buf.pending():
+    while buf.unbatched or buf.pending():  # noqa: ASYNC110 - polling the buffer is the point
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - t
     stop.set()
@@ -108,7 +108,7 @@ async def main() -> None:
           f"{agent.health.published_batches / elapsed:,.0f} batches/s")
     if counter is not None:
         deadline = time.monotonic() + 30
-        while counter.readings < args.readings and time.monotonic() < deadline:
+        while counter.readings < args.readings and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         print(f"subscriber received {counter.readings:,} distinct readings "
               f"in {len(counter.seqs):,} batches")

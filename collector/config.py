@@ -71,6 +71,8 @@ class MqttConfig(_Section):
     status_topic: str = STATUS_FILTER
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     qos: Literal[1, 2] = 1
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=600)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("url")
     @classmethod

@@ -55,6 +55,8 @@ def mqtt_settings(config: CollectorConfig) -> MqttSettings:
         keepalive_s=config.mqtt.keepalive_s,
         topics=config.mqtt.subscriptions(),
         qos=config.mqtt.qos,
+        reconnect_min_s=config.mqtt.reconnect_min_s,
+        reconnect_max_s=max(config.mqtt.reconnect_max_s, config.mqtt.reconnect_min_s),
     )
 
 

@@ -241,7 +241,5 @@ def build(type: str, name: str, options: Mapping[str, object], state: StateStore
         raise BridgeConfigError(f"source {name!r} (type {type}): {_describe(exc)}") from exc
     try:
         return builder(name, validated)
-    except BridgeConfigError:
-        raise
-    except ValueError as exc:
+    except ValueError as exc:  # BridgeConfigError included: prefix the source it concerns
         raise BridgeConfigError(f"source {name!r} (type {type}): {exc}") from exc

@@ -9,7 +9,9 @@ call per (plan version, unit), one upsert of invoices and one COPY of lines.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,11 +21,11 @@ import psycopg_pool
 
 from collector.billing.corrections import compute_corrections
 from collector.billing.drafting import draft_invoice
-from collector.billing.model import DraftInvoice
+from collector.billing.model import Customer, DraftInvoice
 from collector.billing.periods import BillingPeriod, PeriodKey, period_for
 from collector.billing.pricing import parse_plan_document
 from collector.billing.rating_pass import rate_segments
-from collector.billing.segments import build_segments
+from collector.billing.segments import Segment, build_segments
 from collector.errors import ValidationFailed
 from collector.rating import Plan
 from collector.storage import billing_invoice_store as invoices
@@ -43,6 +45,7 @@ class CloseConfig:
     produces adjustments. ``chunk_size``: customers per transaction."""
 
     chunk_size: int = 1000
+    prefetch: bool = True  # load the next chunk's usage on a second connection meanwhile
     grace: timedelta = timedelta(days=3)
     correction_horizon: timedelta = timedelta(days=92)
 
@@ -70,29 +73,83 @@ def _label(info: tuple[str, str, str, str]) -> str:
     return f"{info[0]}/{info[1]}"
 
 
-def draft_chunk(
-    conn: Conn, key: PeriodKey, customer_ids: Sequence[int], now: datetime, config: CloseConfig,
-    plans: PlanCache, run_id: int | None = None,
-) -> tuple[int, int]:
-    """(Re)draft the invoices of these customers for ``key`` in the caller's transaction;
-    customers whose invoice is final are left alone. Returns (invoices, lines) written."""
-    period_text = str(key)
-    finals = invoices.final_customer_ids(conn, period_text, customer_ids)
+@dataclass(frozen=True, slots=True)
+class ChunkPlan:
+    """What a chunk bills: its non-final customers, their periods, segments and usage range."""
+
+    customers: dict[int, Customer]
+    periods: dict[int, BillingPeriod]
+    segments: list[Segment]
+    series: tuple[int, ...]
+    lo: datetime | None
+    hi: datetime | None
+
+
+def plan_chunk(conn: Conn, key: PeriodKey, customer_ids: Sequence[int]) -> ChunkPlan:
+    finals = invoices.final_customer_ids(conn, str(key), customer_ids)
     customers = {c.customer_id: c for c in store.customers_by_ids(conn, customer_ids)
                  if c.customer_id not in finals}
     if not customers:
-        return 0, 0
+        return ChunkPlan({}, {}, [], (), None, None)
     periods: dict[int, BillingPeriod] = {
         cid: period_for(key, c.spec.time_zone, c.spec.anchor_day) for cid, c in customers.items()
     }
     lo = min(p.start for p in periods.values())
     hi = max(p.end for p in periods.values())
-    subs = store.subscriptions_overlapping(conn, list(customers), lo, hi)
-    segments = build_segments(periods, subs)
-    series = sorted({s.series_id for s in segments})
-    info = usage_store.series_info(conn, series)
+    segments = build_segments(periods, store.subscriptions_overlapping(conn, list(customers),
+                                                                       lo, hi))
+    return ChunkPlan(customers, periods, segments,
+                     tuple(sorted({s.series_id for s in segments})), lo, hi)
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """Usage loaded ahead (on another connection) for the chunk after ``after``."""
+
+    series: tuple[int, ...]
+    lo: datetime | None
+    hi: datetime | None
+    rows: usage_store.UsageRows
+
+
+Work = Callable[[Conn, list[int], int, Prefetched | None], tuple[int, int]]
+
+
+def prefetch_usage(pool: Pool, key: PeriodKey, after: int, chunk_size: int) -> Prefetched | None:
+    """Load the next chunk's usage while the current chunk is rated and written."""
+    with pool.connection() as conn:
+        ids = store.customer_ids(conn, after=after, limit=chunk_size)
+        if not ids:
+            return None
+        plan = plan_chunk(conn, key, ids)
+        if plan.lo is None or plan.hi is None:
+            return None
+        rows = usage_store.load_usage_rows(conn, plan.series, plan.lo, plan.hi)
+        conn.rollback()
+    return Prefetched(plan.series, plan.lo, plan.hi, rows)
+
+
+def draft_chunk(
+    conn: Conn, key: PeriodKey, customer_ids: Sequence[int], now: datetime, config: CloseConfig,
+    plans: PlanCache, run_id: int | None = None, prefetched: Prefetched | None = None,
+) -> tuple[int, int]:
+    """(Re)draft the invoices of these customers for ``key`` in the caller's transaction;
+    customers whose invoice is final are left alone. Returns (invoices, lines) written.
+
+    ``prefetched`` usage is used only if it covers exactly this chunk's meters and range
+    (otherwise it is loaded again here)."""
+    period_text = str(key)
+    plan = plan_chunk(conn, key, customer_ids)
+    customers, periods, segments = plan.customers, plan.periods, plan.segments
+    if not customers or plan.lo is None or plan.hi is None:
+        return 0, 0
+    info = usage_store.series_info(conn, plan.series)
     labels = {sid: _label(v) for sid, v in info.items()}
-    usage = usage_store.load_usage_rows(conn, series, lo, hi)
+    if prefetched is not None and (prefetched.series, prefetched.lo, prefetched.hi) == (
+            plan.series, plan.lo, plan.hi):
+        usage = prefetched.rows
+    else:
+        usage = usage_store.load_usage_rows(conn, plan.series, plan.lo, plan.hi)
     cycles = [periods[s.customer_id] for s in segments]
     rated = rate_segments(segments, cycles, usage,
                           plans.load(conn, sorted({s.plan_version_id for s in segments})),
@@ -118,30 +175,50 @@ def draft_chunk(
 
 def _run_chunks(
     pool: Pool, key: PeriodKey, kind: str, now: datetime, config: CloseConfig,
-    work: Callable[[Conn, list[int], int], tuple[int, int]], progress: Progress | None,
+    work: Work, progress: Progress | None,
 ) -> runs.BillingRun:
     with pool.connection() as conn, conn.transaction():
         total = store.count_customers(conn)
         run = runs.start_or_resume_run(conn, str(key), kind, total, now)
-    while True:
-        with pool.connection() as conn, conn.transaction():
-            current = runs.lock_run(conn, run.run_id)
-            if current.status == "done":
-                return current
-            ids = store.customer_ids(conn, after=current.last_customer_id,
-                                     limit=config.chunk_size)
-            if not ids:
-                break
-            n_inv, n_lines = work(conn, ids, run.run_id)
-            runs.advance_run(conn, run.run_id, ids[-1], len(ids), n_inv, n_lines, now)
-        if progress is not None:
-            with pool.connection() as conn:
-                progress(runs.get_run(conn, run.run_id))
+    ahead: Future[Prefetched | None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-prefetch") as pool_ahead:
+        while True:
+            with pool.connection() as conn, conn.transaction():
+                current = runs.lock_run(conn, run.run_id)
+                if current.status == "done":
+                    return current
+                ids = store.customer_ids(conn, after=current.last_customer_id,
+                                         limit=config.chunk_size)
+                if not ids:
+                    break
+                pre = ahead.result() if ahead is not None else None
+                ahead = None
+                if config.prefetch:
+                    ahead = pool_ahead.submit(prefetch_usage, pool, key, ids[-1],
+                                              config.chunk_size)
+                n_inv, n_lines = work(conn, ids, run.run_id, pre)
+                runs.advance_run(conn, run.run_id, ids[-1], len(ids), n_inv, n_lines, now)
+            if progress is not None:
+                with pool.connection() as conn:
+                    progress(runs.get_run(conn, run.run_id))
+        if ahead is not None:
+            ahead.cancel()
     with pool.connection() as conn, conn.transaction():
         done = runs.finish_run(conn, run.run_id, now)
     if progress is not None:
         progress(done)
     return done
+
+
+def begin_run(pool: Pool, key: PeriodKey, kind: str, now: datetime) -> runs.BillingRun:
+    """The run a close/refresh/finalize of ``key`` will work on (started or resumed now); for a
+    close that has completed already, that completed run."""
+    with pool.connection() as conn, conn.transaction():
+        if kind == "close":
+            done = runs.completed_run(conn, str(key), "close")
+            if done is not None:
+                return done
+        return runs.start_or_resume_run(conn, str(key), kind, store.count_customers(conn), now)
 
 
 def close_period(
@@ -158,7 +235,8 @@ def close_period(
         return done
     plans = PlanCache()
     return _run_chunks(pool, key, "close", now, cfg,
-                       lambda conn, ids, run_id: draft_chunk(conn, key, ids, now, cfg, plans, run_id),
+                       lambda conn, ids, run_id, pre: draft_chunk(conn, key, ids, now, cfg, plans,
+                                                          run_id, pre),
                        progress)
 
 
@@ -170,7 +248,8 @@ def refresh_period(
     cfg = config or CloseConfig()
     plans = PlanCache()
     return _run_chunks(pool, key, "refresh", now, cfg,
-                       lambda conn, ids, run_id: draft_chunk(conn, key, ids, now, cfg, plans, run_id),
+                       lambda conn, ids, run_id, pre: draft_chunk(conn, key, ids, now, cfg, plans,
+                                                          run_id, pre),
                        progress)
 
 
@@ -187,16 +266,18 @@ def finalize_period(
     plans = PlanCache()
     ready_before = None if force else now - cfg.grace
 
-    def work(conn: Conn, ids: list[int], run_id: int) -> tuple[int, int]:
+    def work(conn: Conn, ids: list[int], run_id: int, pre: Prefetched | None) -> tuple[int, int]:
         stale = usage_store.stale_draft_customers(conn, str(key), ids)
         lines = 0
         if stale:
             lines = draft_chunk(conn, key, stale, now, cfg, plans, run_id)[1]
+        del pre  # finalize re-drafts only stale customers; it does not need the usage ahead
         done = invoices.finalize_drafts(conn, now, period=str(key), customer_ids=ids,
                                         period_end_before=ready_before)
         return len(done), lines
 
-    return _run_chunks(pool, key, "finalize", now, cfg, work, progress)
+    return _run_chunks(pool, key, "finalize", now, dataclasses.replace(cfg, prefetch=False), work,
+                       progress)
 
 
 def drafts_pending(pool: Pool, key: PeriodKey) -> Mapping[str, int]:

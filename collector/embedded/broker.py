@@ -8,6 +8,7 @@ its persistence in ``data_dir`` so sessions and queued QoS 1 messages survive a 
 from __future__ import annotations
 
 import contextlib
+import getpass
 import shutil
 import socket
 import subprocess
@@ -78,6 +79,9 @@ class MqttBroker:
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            # mosquitto started as root drops to user "mosquitto", which cannot write the
+            # persistence file into our directory; stay the current user (ignored if not root)
+            f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {self.data_dir}/\n"
             "autosave_interval 1\n"

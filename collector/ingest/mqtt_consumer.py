@@ -113,6 +113,7 @@ class MqttConsumer:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _run(self) -> None:
@@ -167,8 +168,20 @@ class MqttConsumer:
             return
         client.subscribe([(t, self._settings.qos) for t in self._settings.topics])
         self._backoff.reset()
-        self._connected.set()
         _log.info("MQTT connected (session present: %s)", flags.session_present)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        for topic, rc in zip(self._settings.topics, reason_codes, strict=False):
+            if rc.is_failure:
+                _log.error("MQTT subscription to %s refused: %s", topic, rc)
+        self._connected.set()  # ready: the subscriptions are in place
 
     def _on_disconnect(
         self,

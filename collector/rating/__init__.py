@@ -4,7 +4,8 @@ Public API::
 
     plan = load_plan("plan.yaml")                # or parse_plan(mapping) / plan_from_text(text)
     subs = Subscriptions(period_start=..., period_end=...)          # int64 Unix seconds, per sub
-    usage = [IntervalUsage(unit="Wh", interval_seconds=900, subscription=..., start=..., quantity=...)]
+    usage = [IntervalUsage(unit="Wh", interval_seconds=900,
+                           subscription=..., start=..., quantity=...)]
     rated = rate(plan, subs, usage)              # RatedLines (columnar, exact integers)
     rated.by_subscription()[i]                   # list[LineItem] in invoice order
     rated.totals_minor()                         # int64 rounded total per subscription (cents)

@@ -69,6 +69,7 @@ def block(
     kind: LineKind,
     rows: Rows,
     price: npt.NDArray[Any],
+    *,
     tier: npt.NDArray[np.int16] | None = None,
     unit: str | None = None,
 ) -> LineBlock:
@@ -114,7 +115,9 @@ def included(info: ChargeInfo, rows: Rows, allowance: Decimal) -> tuple[Rows, li
     covered = np.minimum(q, free)
     rest = Rows(rows.subscription, rows.period, q - covered)
     n = q.shape[0]
-    line = block(info, LineKind.INCLUDED, Rows(rows.subscription, rows.period, covered), _full(n, 0))
+    line = block(
+        info, LineKind.INCLUDED, Rows(rows.subscription, rows.period, covered), _full(n, 0)
+    )
     return rest, [line]
 
 
@@ -149,13 +152,17 @@ def volume(info: ChargeInfo, rows: Rows, tiers: Sequence[Tier]) -> list[LineBloc
     """All units at the price of the tier containing the quantity (half-open ``[from, to)``)."""
     q = rows.quantity
     bounds = np.array([micro(t.from_) for t in tiers], dtype=np.int64)
-    idx = (np.searchsorted(bounds, np.asarray(q, dtype=np.int64), side="right") - 1).astype(np.int16)
+    idx = (np.searchsorted(bounds, np.asarray(q, dtype=np.int64), side="right") - 1).astype(
+        np.int16
+    )
     prices = np.array([scaled(t.price, info.price_scale) for t in tiers], dtype=np.int64)[idx]
     out = [block(info, LineKind.USAGE, rows, prices, tier=idx)]
     fees = np.array([scaled(t.flat_fee, info.price_scale) for t in tiers], dtype=np.int64)[idx]
     hit = (q > 0) & (fees > 0)
     if hit.any():
-        out.append(block(info, LineKind.FLAT_FEE, _one(rows.take(hit)), fees[hit], tier=idx[hit]))
+        out.append(
+            block(info, LineKind.FLAT_FEE, _one(rows.take(hit)), fees[hit], tier=idx[hit], unit="")
+        )
     return out
 
 
@@ -165,19 +172,32 @@ def package(info: ChargeInfo, rows: Rows, size: Decimal, price: Decimal) -> list
     blocks = (rows.quantity + (s - 1)) // s
     n = blocks.shape[0]
     r = Rows(rows.subscription, rows.period, blocks * MICRO)
-    return [block(info, LineKind.PACKAGE, r, _full(n, scaled(price, info.price_scale)),
-                  unit=f"package of {size} {info.unit}")]
+    return [
+        block(
+            info,
+            LineKind.PACKAGE,
+            r,
+            _full(n, scaled(price, info.price_scale)),
+            unit=f"package of {size} {info.unit}",
+        )
+    ]
 
 
 def _one(rows: Rows) -> Rows:
     return Rows(rows.subscription, rows.period, _full(rows.subscription.shape[0], MICRO))
 
 
-def _concat(info: ChargeInfo, kind: LineKind, parts: Sequence[tuple[Rows, int, Decimal]]) -> LineBlock:
+def _concat(
+    info: ChargeInfo, kind: LineKind, parts: Sequence[tuple[Rows, int, Decimal]]
+) -> LineBlock:
     subs = np.concatenate([r.subscription for r, _, _ in parts])
     per = np.concatenate([r.period for r, _, _ in parts])
     qty = np.concatenate([np.asarray(r.quantity, dtype=np.int64) for r, _, _ in parts])
-    tier = np.concatenate([np.full(r.subscription.shape[0], i, dtype=np.int16) for r, i, _ in parts])
-    price = np.concatenate([_full(r.subscription.shape[0], scaled(p, info.price_scale))
-                            for r, _, p in parts])
-    return block(info, kind, Rows(subs, per, qty), price, tier=tier)
+    tier = np.concatenate(
+        [np.full(r.subscription.shape[0], i, dtype=np.int16) for r, i, _ in parts]
+    )
+    price = np.concatenate(
+        [_full(r.subscription.shape[0], scaled(p, info.price_scale)) for r, _, p in parts]
+    )
+    unit = "" if kind is LineKind.FLAT_FEE else None
+    return block(info, kind, Rows(subs, per, qty), price, tier=tier, unit=unit)

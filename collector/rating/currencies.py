@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+# fmt: off
 MINOR_UNIT_EXPONENTS: MappingProxyType[str, int] = MappingProxyType(
     {
         # exponent 2
@@ -24,6 +25,7 @@ MINOR_UNIT_EXPONENTS: MappingProxyType[str, int] = MappingProxyType(
         "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
     }
 )
+# fmt: on
 
 
 def minor_unit_exponent(code: str) -> int:

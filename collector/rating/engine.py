@@ -85,17 +85,25 @@ def rate_grouped(
         part = Subscriptions(
             period_start=subscriptions.period_start[idx],
             period_end=subscriptions.period_end[idx],
-            cycle_start=None if subscriptions.cycle_start is None else subscriptions.cycle_start[idx],
+            cycle_start=None
+            if subscriptions.cycle_start is None
+            else subscriptions.cycle_start[idx],
             cycle_end=None if subscriptions.cycle_end is None else subscriptions.cycle_end[idx],
             previous_peaks={c: p[idx] for c, p in subscriptions.previous_peaks.items()},
         )
         group_usage = []
         for u in usage:
             keep = local[u.subscription] >= 0
-            group_usage.append(IntervalUsage(
-                unit=u.unit, interval_seconds=u.interval_seconds, meter=u.meter,
-                subscription=local[u.subscription[keep]], start=u.start[keep],
-                quantity=u.quantity[keep]))
+            group_usage.append(
+                IntervalUsage(
+                    unit=u.unit,
+                    interval_seconds=u.interval_seconds,
+                    meter=u.meter,
+                    subscription=local[u.subscription[keep]],
+                    start=u.start[keep],
+                    quantity=u.quantity[keep],
+                )
+            )
         rated = rate(plan, part, group_usage)
         blocks = tuple(_remap(b, idx) for b in rated.blocks)
         peaks = {}
@@ -195,15 +203,23 @@ class _Rater:
         rng = m.time_range()
         if rng is None:
             return None
-        if self._table is None or self._table.t0 > rng[0] - _TABLE_MARGIN or (
-                self._table.t0 + self._table.step * self._table.table.size <= rng[1]):
+        if (
+            self._table is None
+            or self._table.t0 > rng[0] - _TABLE_MARGIN
+            or (self._table.t0 + self._table.step * self._table.table.size <= rng[1])
+        ):
             self._table = build_table(self.plan, rng[0] - _TABLE_MARGIN, rng[1])
         return self._table
 
     # -- charges ---------------------------------------------------------------------------
 
-    def _info(self, pos: int, ch: UsageCharge | MinimumCommitment | Recurring,
-              prices: Sequence[Decimal], unit: str) -> cl.ChargeInfo:
+    def _info(
+        self,
+        pos: int,
+        ch: UsageCharge | MinimumCommitment | Recurring,
+        prices: Sequence[Decimal],
+        unit: str,
+    ) -> cl.ChargeInfo:
         return cl.ChargeInfo(ch.id, pos, ch.description, unit, cl.price_scale(prices), self.exp)
 
     def _all_rows(self, qty: I64) -> cl.Rows:
@@ -222,7 +238,9 @@ class _Rater:
             rows, free = cl.included(info, rows, ch.included)
             self.blocks += [*free, *cl.per_unit(info, rows, ch.price)]
         elif isinstance(ch, Graduated | Volume):
-            info = self._info(pos, ch, [p for t in ch.tiers for p in (t.price, t.flat_fee)], ch.unit)
+            info = self._info(
+                pos, ch, [p for t in ch.tiers for p in (t.price, t.flat_fee)], ch.unit
+            )
             rows, free = cl.included(info, rows, ch.included)
             build = cl.graduated if isinstance(ch, Graduated) else cl.volume
             self.blocks += [*free, *build(info, rows, ch.tiers)]
@@ -235,17 +253,28 @@ class _Rater:
         names = self.plan.period_names()
         m = self._meter(ch)
         table = self._period_table(m)
-        totals = (m.period_totals(table, len(names)) if table is not None
-                  else np.zeros((self.n, len(names)), dtype=np.int64))
+        totals = (
+            m.period_totals(table, len(names))
+            if table is not None
+            else np.zeros((self.n, len(names)), dtype=np.int64)
+        )
         factor = self._factor(m.unit, ch)
-        prices = [p for pp in ch.periods.values()
-                  for p in ([pp.price] if pp.price is not None else
-                            [x for t in pp.tiers or () for x in (t.price, t.flat_fee)])]
+        prices = [
+            p
+            for pp in ch.periods.values()
+            for p in (
+                [pp.price]
+                if pp.price is not None
+                else [x for t in pp.tiers or () for x in (t.price, t.flat_fee)]
+            )
+        ]
         info = self._info(pos, ch, prices, ch.unit)
         subs = np.arange(self.n, dtype=np.int32)
         for p, name in enumerate(names):
             price = ch.periods[name]
-            rows = cl.Rows(subs, np.full(self.n, p, np.int16), self._billed(totals[:, p], factor, ch))
+            rows = cl.Rows(
+                subs, np.full(self.n, p, np.int16), self._billed(totals[:, p], factor, ch)
+            )
             if price.price is not None:
                 self.blocks += cl.per_unit(info, rows, price.price)
             else:
@@ -256,7 +285,9 @@ class _Rater:
         m = self._meter(ch)
         window = ch.window_minutes * 60
         try:
-            factor = power_conversion(m.unit, ch.unit) * Fraction(ch.multiplier) * Fraction(3600, window)
+            factor = (
+                power_conversion(m.unit, ch.unit) * Fraction(ch.multiplier) * Fraction(3600, window)
+            )
         except ValueError as exc:
             raise RatingError(f"charge {ch.id!r}: {exc}") from exc
         w = m.windows(window)
@@ -283,12 +314,13 @@ class _Rater:
             if table is None:
                 peaks = np.zeros((self.n, p_count), dtype=np.int64)
             else:
-                key = w.subscription.astype(np.int64) * p_count + table.lookup(w.start)
+                key = w.subscription.astype(np.int64) * p_count + m.periods_of(w.start, table)
                 peaks = max_per(key, w.energy, self.n * p_count).reshape(self.n, p_count)
             for p, name in enumerate(names):
                 if name in ch.period_prices:
-                    rows = cl.Rows(subs, np.full(self.n, p, np.int16),
-                                   self._billed(peaks[:, p], factor, ch))
+                    rows = cl.Rows(
+                        subs, np.full(self.n, p, np.int16), self._billed(peaks[:, p], factor, ch)
+                    )
                     self.blocks += cl.per_unit(info, rows, ch.period_prices[name])
 
     def _ratchet_floor(self, ch: Demand) -> I64:
@@ -296,7 +328,7 @@ class _Rater:
         prev = self.subs.previous_peaks.get(ch.id)
         if prev is None or prev.shape[1] == 0:
             return np.zeros(self.n, dtype=np.int64)
-        recent = prev[:, -ch.ratchet.months:]
+        recent = prev[:, -ch.ratchet.months :]
         filled = np.where(np.isnan(recent), 0.0, recent)
         if filled.size and (not np.isfinite(filled).all() or filled.min() < 0):
             raise RatingError(f"previous_peaks[{ch.id!r}] must be finite and non-negative")
@@ -309,8 +341,11 @@ class _Rater:
         mask = gap > 0
         if mask.any():
             subs = np.flatnonzero(mask).astype(np.int32)
-            rows = cl.Rows(subs, np.full(subs.size, -1, np.int16),
-                           np.full(subs.size, 10**QUANTITY_EXPONENT, np.int64))
+            rows = cl.Rows(
+                subs,
+                np.full(subs.size, -1, np.int16),
+                np.full(subs.size, 10**QUANTITY_EXPONENT, np.int64),
+            )
             self.blocks.append(cl.block(info, LineKind.MINIMUM, rows, gap[mask]))
 
     def _recurring(self, pos: int, ch: Recurring) -> None:
@@ -325,10 +360,23 @@ class _Rater:
         fee = int(ch.amount.scaleb(self.exp))
         num = active * fee
         minor = (2 * num + cycle) // (2 * cycle)
-        self.blocks.append(LineBlock(
-            charge_id=ch.id, charge_pos=pos, kind=LineKind.RECURRING, unit="day",
-            description=ch.description, subscription=np.arange(self.n, dtype=np.int32),
-            tier=np.full(self.n, -1, np.int16), period=np.full(self.n, -1, np.int16),
-            quantity=active * 10**QUANTITY_EXPONENT, unit_price=np.full(self.n, fee, np.int64),
-            price_scale=self.exp, amount=num, amount_scale=self.exp, amount_minor=minor,
-            price_den=cycle, amount_den=cycle))
+        self.blocks.append(
+            LineBlock(
+                charge_id=ch.id,
+                charge_pos=pos,
+                kind=LineKind.RECURRING,
+                unit="day",
+                description=ch.description,
+                subscription=np.arange(self.n, dtype=np.int32),
+                tier=np.full(self.n, -1, np.int16),
+                period=np.full(self.n, -1, np.int16),
+                quantity=active * 10**QUANTITY_EXPONENT,
+                unit_price=np.full(self.n, fee, np.int64),
+                price_scale=self.exp,
+                amount=num,
+                amount_scale=self.exp,
+                amount_minor=minor,
+                price_den=cycle,
+                amount_den=cycle,
+            )
+        )

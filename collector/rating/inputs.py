@@ -41,9 +41,14 @@ class IntervalUsage:
         n = self.subscription.shape[0]
         if self.start.shape != (n,) or self.quantity.shape != (n,):
             raise RatingError("subscription, start and quantity must be 1-D arrays of one length")
-        if (self.subscription.dtype != np.int32 or self.start.dtype != np.int64
-                or self.quantity.dtype != np.float64):
-            raise RatingError("dtypes must be int32 (subscription), int64 (start), float64 (quantity)")
+        if (
+            self.subscription.dtype != np.int32
+            or self.start.dtype != np.int64
+            or self.quantity.dtype != np.float64
+        ):
+            raise RatingError(
+                "dtypes must be int32 (subscription), int64 (start), float64 (quantity)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,9 @@ class Subscriptions:
             raise RatingError("every period must end after it starts")
         for cid, peaks in self.previous_peaks.items():
             if peaks.ndim != 2 or peaks.shape[0] != n or peaks.dtype != np.float64:
-                raise RatingError(f"previous_peaks[{cid!r}] must be a float64 array of shape (n, k)")
+                raise RatingError(
+                    f"previous_peaks[{cid!r}] must be a float64 array of shape (n, k)"
+                )
 
     @property
     def count(self) -> int:

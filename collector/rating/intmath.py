@@ -21,17 +21,25 @@ _SAFE = 2**62
 _LOW_BITS = 24
 
 
-def exact_sums(keys: npt.NDArray[np.integer[Any]], values: I64, bins: int) -> I64:
-    """Exact ``sum(values[keys == k])`` for every ``k < bins`` (values non-negative)."""
+def exact_sums(keys: npt.NDArray[np.integer[Any]], values: I64, bins: int) -> AnyInt:
+    """Exact ``sum(values[keys == k])`` for every ``k < bins`` (values non-negative); an
+    ``object`` array of Python ints if a sum does not fit int64."""
     if values.size == 0:
         return np.zeros(bins, dtype=np.int64)
     top = int(values.max())
+    if top * values.size >= _EXACT and top * int(np.bincount(keys).max()) < _EXACT:
+        top = 0  # no single bin can reach 2**53: one float pass is exact
     if top * values.size < _EXACT:
         return np.bincount(keys, weights=values.astype(np.float64), minlength=bins).astype(np.int64)
-    lo = np.bincount(keys, weights=(values & ((1 << _LOW_BITS) - 1)).astype(np.float64),
-                     minlength=bins).astype(np.int64)
-    hi = np.bincount(keys, weights=(values >> _LOW_BITS).astype(np.float64),
-                     minlength=bins).astype(np.int64)
+    lo = np.bincount(
+        keys, weights=(values & ((1 << _LOW_BITS) - 1)).astype(np.float64), minlength=bins
+    ).astype(np.int64)
+    hi = np.bincount(keys, weights=(values >> _LOW_BITS).astype(np.float64), minlength=bins).astype(
+        np.int64
+    )
+    if int(hi.max()) >= 2 ** (62 - _LOW_BITS):
+        wide: AnyInt = hi.astype(object) * (1 << _LOW_BITS) + lo.astype(object)
+        return wide
     return (hi << _LOW_BITS) + lo
 
 
@@ -52,8 +60,9 @@ def mul_arrays(a: AnyInt, b: AnyInt) -> AnyInt:
     """Exact element-wise ``a * b``."""
     ta = int(np.abs(a).max()) if a.size else 0
     tb = int(np.abs(b).max()) if b.size else 0
-    if a.dtype == object or b.dtype == object or ta * tb >= _SAFE:
-        return a.astype(object) * b.astype(object)
+    if object in (a.dtype, b.dtype) or ta * tb >= _SAFE:
+        wide: AnyInt = a.astype(object) * b.astype(object)
+        return wide
     return a * b
 
 
@@ -63,16 +72,17 @@ def scale_half_even(a: AnyInt, factor: Fraction) -> AnyInt:
     den = factor.denominator
     if den == 1:
         return prod
-    q, r = np.divmod(prod, den)
+    q, r = prod // den, prod % den
     twice = r * 2
     up = (twice > den) | ((twice == den) & (q % 2 == 1))
-    return q + up.astype(np.int64) if q.dtype != object else q + up.astype(object) * 1
+    out: AnyInt = q + up.astype(q.dtype)
+    return out
 
 
-def div_half_up(a: AnyInt, den: AnyInt | int) -> AnyInt:
+def div_half_up(a: AnyInt, den: int) -> AnyInt:
     """``a / den`` rounded half away from zero (``a`` non-negative, ``den`` positive)."""
-    twice = mul(a, 2)
-    return (twice + den) // (np.asarray(den) * 2) if not isinstance(den, int) else (twice + den) // (2 * den)
+    out: AnyInt = (mul(a, 2) + den) // (2 * den)
+    return out
 
 
 def narrow(a: AnyInt) -> AnyInt:

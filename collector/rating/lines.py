@@ -140,55 +140,109 @@ class RatedLines:
         return _dec(self.peaks[charge_id][subscription], QUANTITY_EXPONENT)
 
     def iter_lines(self) -> Iterator[LineItem]:
-        """Every line as a ``LineItem``, block by block (not in invoice order)."""
-        names = self.plan.period_names()
-        currency = self.plan.currency
-        for b in self.blocks:
-            for i in range(len(b)):
-                yield self._item(b, i, names, currency)
+        """Every line as a ``LineItem``, ordered by subscription, then invoice order."""
+        return self._ordered(None)
 
     def by_subscription(self) -> list[list[LineItem]]:
         """Lines of each subscription in canonical invoice order (charge, period, tier, kind)."""
         out: list[list[LineItem]] = [[] for _ in range(self.subscription_count)]
-        for item in self.iter_lines():
+        for item in self._ordered(None):
             out[item.subscription].append(item)
-        for lines in out:
-            lines.sort(key=lambda li: li.sort_key(self.plan))
         return out
 
     def lines(self, subscription: int) -> list[LineItem]:
         """Lines of one subscription in canonical order (scans every block)."""
-        names = self.plan.period_names()
-        found = [
-            self._item(b, int(i), names, self.plan.currency)
-            for b in self.blocks
-            for i in np.flatnonzero(b.subscription == subscription)
-        ]
-        return sorted(found, key=lambda li: li.sort_key(self.plan))
+        return list(self._ordered(subscription))
 
-    @staticmethod
-    def _item(b: LineBlock, i: int, names: Sequence[str], currency: str) -> LineItem:
-        tier = int(b.tier[i])
-        p = int(b.period[i])
-        period = names[p] if p >= 0 else None
-        price = _dec(b.unit_price[i], b.price_scale)
-        if b.price_den is not None:
-            price = price / Decimal(int(b.price_den[i]))
-        amount = _dec(b.amount[i], b.amount_scale)
-        if b.amount_den is not None:
-            amount = Decimal(int(b.amount[i])) / Decimal(int(b.amount_den[i]))
-            amount = amount.scaleb(-b.amount_scale)
+    def _ordered(self, only: int | None) -> Iterator[LineItem]:
+        names = self.plan.period_names()
+        exponent = minor_unit_exponent(self.plan.currency)
+        makers: list[_Maker] = []
+        cols: list[list[npt.NDArray[Any]]] = [[], [], [], [], [], [], []]
+        for k, b in enumerate(self.blocks):
+            rows = np.arange(len(b)) if only is None else np.flatnonzero(b.subscription == only)
+            makers.append(_Maker(b, rows, names, self.plan.currency, exponent))
+            n = rows.size
+            for col, values in zip(
+                cols,
+                (
+                    b.subscription[rows],
+                    np.full(n, b.charge_pos),
+                    b.period[rows],
+                    b.tier[rows],
+                    np.full(n, KIND_ORDER[b.kind]),
+                    np.full(n, k),
+                    np.arange(n),
+                ),
+                strict=True,
+            ):
+                col.append(values)
+        if not makers:
+            return
+        sub, pos, per, tier, kind, blk, row = (np.concatenate(c) for c in cols)
+        order = np.lexsort((kind, tier, per, pos, sub))
+        for k, r in zip(blk[order].tolist(), row[order].tolist(), strict=True):
+            yield makers[k].item(r)
+
+
+class _Maker:
+    """Turns the rows of one block into ``LineItem``s (columns converted to lists once)."""
+
+    def __init__(
+        self,
+        b: LineBlock,
+        rows: npt.NDArray[np.intp],
+        names: Sequence[str],
+        currency: str,
+        exponent: int,
+    ) -> None:
+        self.b = b
+        self.names = names
+        self.currency = currency
+        self.exponent = exponent
+        self.sub = b.subscription[rows].tolist()
+        self.tier = b.tier[rows].tolist()
+        self.period = b.period[rows].tolist()
+        self.qty = b.quantity[rows].tolist()
+        self.price = b.unit_price[rows].tolist()
+        self.amount = b.amount[rows].tolist()
+        self.minor = b.amount_minor[rows].tolist()
+        self.price_den = None if b.price_den is None else b.price_den[rows].tolist()
+        self.amount_den = None if b.amount_den is None else b.amount_den[rows].tolist()
+        self._prices: dict[tuple[int, int], Decimal] = {}
+        self._texts: dict[tuple[int, int], str] = {}
+
+    def item(self, i: int) -> LineItem:
+        b = self.b
+        tier, p = self.tier[i], self.period[i]
+        period = self.names[p] if p >= 0 else None
+        pden = 1 if self.price_den is None else self.price_den[i]
+        price = self._prices.get((self.price[i], pden))
+        if price is None:
+            price = Decimal(int(self.price[i])).scaleb(-b.price_scale)
+            if self.price_den is not None:
+                price = price / Decimal(pden)
+            self._prices[(self.price[i], pden)] = price
+        if self.amount_den is None:
+            amount = Decimal(int(self.amount[i])).scaleb(-b.amount_scale)
+        else:
+            amount = (Decimal(int(self.amount[i])) / Decimal(self.amount_den[i])).scaleb(
+                -b.amount_scale
+            )
+        text = self._texts.get((tier, p))
+        if text is None:
+            text = self._texts[(tier, p)] = _describe(b, tier, period, b.unit)
         return LineItem(
-            subscription=int(b.subscription[i]),
+            subscription=self.sub[i],
             charge_id=b.charge_id,
             kind=b.kind,
-            description=_describe(b, tier, period, b.unit),
-            quantity=_dec(b.quantity[i], QUANTITY_EXPONENT),
+            description=text,
+            quantity=Decimal(int(self.qty[i])).scaleb(-QUANTITY_EXPONENT),
             unit=b.unit,
             unit_price=price,
             amount_unrounded=amount,
-            amount=_dec(b.amount_minor[i], minor_unit_exponent(currency)),
-            currency=currency,
+            amount=Decimal(int(self.minor[i])).scaleb(-self.exponent),
+            currency=self.currency,
             tier=tier if tier >= 0 else None,
             period=period,
         )

@@ -45,10 +45,16 @@ class MeterUsage:
                 raise RatingError(f"meter {usage.meter!r}: subscription index outside 0..{n - 1}")
             qmin, qmax = float(q.min()), float(q.max())
             if not qmin >= 0 or not qmax <= _MAX_READING:
-                raise RatingError(f"meter {usage.meter!r}: quantities must be finite, "
-                                  f"non-negative and <= {_MAX_READING:g}")
+                raise RatingError(
+                    f"meter {usage.meter!r}: quantities must be finite, "
+                    f"non-negative and <= {_MAX_READING:g}"
+                )
         qm = np.rint(q * 1e6).astype(np.int64)
-        inside = (start >= subscriptions.period_start[sub]) & (start < subscriptions.period_end[sub])
+        ps, pe = subscriptions.period_start, subscriptions.period_end
+        if n and ps.min() == ps.max() and pe.min() == pe.max():  # one period for all: no gather
+            inside = (start >= ps[0]) & (start < pe[0])
+        else:
+            inside = (start >= ps[sub]) & (start < pe[sub])
         if not inside.all():
             sub, start, qm = sub[inside], start[inside], qm[inside]
         self.meter = usage.meter
@@ -59,6 +65,7 @@ class MeterUsage:
         self.quantity: I64 = qm
         self.count = n
         self._totals: I64 | None = None
+        self._periods: tuple[PeriodTable, I16] | None = None
 
     def time_range(self) -> tuple[int, int] | None:
         """``(first, last)`` reading start, or None without readings."""
@@ -76,8 +83,16 @@ class MeterUsage:
         """Exact micro-unit totals, shape ``(subscriptions, periods)``."""
         if not self.start.size:
             return np.zeros((self.count, periods), dtype=np.int64)
-        key = self.subscription.astype(np.int64) * periods + table.lookup(self.start)
+        key = self.subscription.astype(np.int64) * periods + self.periods_of(self.start, table)
         return exact_sums(key, self.quantity, self.count * periods).reshape(self.count, periods)
+
+    def periods_of(self, starts: I64, table: PeriodTable) -> I16:
+        """TOU period index of each instant (cached for the readings' own starts)."""
+        if starts is not self.start:
+            return table.lookup(starts)
+        if self._periods is None or self._periods[0] is not table:
+            self._periods = (table, table.lookup(starts))
+        return self._periods[1]
 
     def windows(self, window_seconds: int) -> Windows:
         """Energy in each demand window (fixed windows aligned to the epoch; if the interval
@@ -86,8 +101,10 @@ class MeterUsage:
         if step == window_seconds or not self.start.size:
             return Windows(self.subscription, self.start, self.quantity)
         if step > window_seconds or window_seconds % step:
-            raise RatingError(f"meter {self.meter!r}: {step} s intervals cannot form "
-                              f"{window_seconds} s demand windows")
+            raise RatingError(
+                f"meter {self.meter!r}: {step} s intervals cannot form "
+                f"{window_seconds} s demand windows"
+            )
         w = self.start // window_seconds
         wmin = int(w.min())
         span = int(w.max()) - wmin + 1

@@ -69,7 +69,7 @@ def _quantity(value: Decimal, what: str) -> Decimal:
 
 
 class Tier(_Model):
-    """Units in ``[from, to)`` (``to`` None: no upper bound) at ``price`` each, plus ``flat_fee``."""
+    """Units in ``[from, to)`` (``to`` None: unbounded) at ``price`` each, plus ``flat_fee``."""
 
     from_: Decimal = Field(alias="from")
     to: Decimal | None = None
@@ -105,8 +105,10 @@ def check_tiers(tiers: tuple[Tier, ...]) -> None:
             if nxt > tier.to:
                 raise bad(f"tiers[{i + 1}].from", f"missing tier: [{tier.to}, {nxt}) not covered")
     if tiers[-1].to is not None:
-        raise bad(f"tiers[{len(tiers) - 1}].to",
-                  f"missing tier: quantities from {tiers[-1].to} up are not covered (omit 'to')")
+        raise bad(
+            f"tiers[{len(tiers) - 1}].to",
+            f"missing tier: quantities from {tiers[-1].to} up are not covered (omit 'to')",
+        )
 
 
 class _Charge(_Model):
@@ -336,7 +338,10 @@ class Plan(_Model):
                 raise bad(f"charges[{i}].id", f"duplicate charge id {ch.id!r}")
             seen.add(ch.id)
             if isinstance(ch, MinimumCommitment | Recurring) and decimals(ch.amount) > exp:
-                raise bad(f"charges[{i}].amount", f"{ch.amount} is finer than the {self.currency} minor unit")
+                raise bad(
+                    f"charges[{i}].amount",
+                    f"{ch.amount} is finer than the {self.currency} minor unit",
+                )
             if isinstance(ch, MinimumCommitment):
                 minimums += 1
                 if minimums > 1:
@@ -351,7 +356,9 @@ class Plan(_Model):
                 raise bad(f"charges[{i}]", "a time_of_use charge needs the plan 'schedule'")
             for name in ch.periods:
                 if name not in names:
-                    raise bad(f"charges[{i}].periods.{name}", f"period {name!r} is not in the schedule")
+                    raise bad(
+                        f"charges[{i}].periods.{name}", f"period {name!r} is not in the schedule"
+                    )
             for name in sorted(names - set(ch.periods)):
                 raise bad(f"charges[{i}].periods", f"missing price for schedule period {name!r}")
         if isinstance(ch, Demand) and ch.period_prices:
@@ -359,7 +366,10 @@ class Plan(_Model):
                 raise bad(f"charges[{i}]", "'period_prices' need the plan 'schedule'")
             for name in ch.period_prices:
                 if name not in names:
-                    raise bad(f"charges[{i}].period_prices.{name}", f"period {name!r} is not in the schedule")
+                    raise bad(
+                        f"charges[{i}].period_prices.{name}",
+                        f"period {name!r} is not in the schedule",
+                    )
 
     def period_names(self) -> tuple[str, ...]:
         """Schedule period names in index order (sorted); empty without a schedule."""
@@ -378,9 +388,17 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"per_unit", "graduated", "volume", "package", "time_of_use", "demand",
-                      "minimum_commitment", "recurring", "function-after"} or part.startswith(
-                          ("function-", "list[", "dict[")):
+        elif part in {
+            "per_unit",
+            "graduated",
+            "volume",
+            "package",
+            "time_of_use",
+            "demand",
+            "minimum_commitment",
+            "recurring",
+            "function-after",
+        } or part.startswith(("function-", "list[", "dict[")):
             continue
         else:
             out += f".{'from' if part == 'from_' else part}" if out else str(part)
@@ -392,8 +410,9 @@ def parse_plan(data: Mapping[str, Any]) -> Plan:
     if not isinstance(data, Mapping):
         raise PlanError("a plan must be a mapping")
     if data.get("format") != FORMAT:
-        raise PlanError(f"unsupported plan format {data.get('format')!r}, expected {FORMAT!r}",
-                        path="format")
+        raise PlanError(
+            f"unsupported plan format {data.get('format')!r}, expected {FORMAT!r}", path="format"
+        )
     try:
         return Plan.model_validate(dict(data))
     except ValidationError as exc:

@@ -76,46 +76,76 @@ def _factor(from_unit: str, to_unit: str) -> Fraction:
 
 
 class _Subscription:
-    def __init__(self, plan: Plan, index: int, period: Period,
-                 usage: Mapping[str, MeterReadings]) -> None:
+    def __init__(
+        self, plan: Plan, index: int, period: Period, usage: Mapping[str, MeterReadings]
+    ) -> None:
         self.plan = plan
         self.index = index
         self.period = period
         self.usage = usage
         self.minor = minor_unit_exponent(plan.currency)
         self.lines: list[LineItem] = []
+        self.zone = ZoneInfo(plan.time_zone)
+        self.holidays = set(plan.holidays)
 
     def readings(self, meter: str) -> tuple[MeterReadings, list[tuple[int, int]]]:
         if meter not in self.usage:
             raise RatingError(f"no usage for meter {meter!r}")
         m = self.usage[meter]
-        inside = [(t, _to_micro(q)) for t, q in m.readings if self.period.start <= t < self.period.end]
+        inside = [
+            (t, _to_micro(q)) for t, q in m.readings if self.period.start <= t < self.period.end
+        ]
         return m, inside
 
     def period_of(self, start: int) -> str:
         assert self.plan.schedule is not None
-        local = datetime.fromtimestamp(start, ZoneInfo(self.plan.time_zone))
+        local = datetime.fromtimestamp(start, self.zone)
         weekday, weekend = self.plan.schedule.matrices()
-        is_weekend = local.weekday() >= 5 or local.date() in self.plan.holidays
+        is_weekend = local.weekday() >= 5 or local.date() in self.holidays
         matrix = weekend if is_weekend else weekday
         return matrix[local.month - 1][local.hour]
 
-    def add(self, charge_id: str, kind: LineKind, quantity: Decimal, unit: str,
-            price: Decimal, *, tier: int | None = None, period: str | None = None,
-            exact: Decimal | None = None, rounded: Decimal | None = None) -> None:
+    def add(
+        self,
+        charge_id: str,
+        kind: LineKind,
+        quantity: Decimal,
+        unit: str,
+        price: Decimal,
+        *,
+        tier: int | None = None,
+        period: str | None = None,
+        exact: Decimal | None = None,
+        rounded: Decimal | None = None,
+    ) -> None:
         with localcontext() as ctx:
             ctx.prec = 80
             amount = quantity * price if exact is None else exact
             if rounded is None:
                 rounded = amount.quantize(Decimal(1).scaleb(-self.minor), rounding=ROUND_HALF_UP)
         text = f"{charge_id} {kind.value} {period or ''} {'' if tier is None else tier + 1}"
-        self.lines.append(LineItem(self.index, charge_id, kind, text.strip(), quantity, unit,
-                                   price, amount, rounded, self.plan.currency, tier, period))
+        self.lines.append(
+            LineItem(
+                self.index,
+                charge_id,
+                kind,
+                text.strip(),
+                quantity,
+                unit,
+                price,
+                amount,
+                rounded,
+                self.plan.currency,
+                tier,
+                period,
+            )
+        )
 
     # ---- models -----------------------------------------------------------------------------
 
-    def graduated(self, cid: str, unit: str, q: Decimal, tiers: Sequence[Tier],
-                  period: str | None = None) -> None:
+    def graduated(
+        self, cid: str, unit: str, q: Decimal, tiers: Sequence[Tier], period: str | None = None
+    ) -> None:
         for i, t in enumerate(tiers):
             reached = q > t.from_
             if i == 0 or reached:
@@ -123,14 +153,14 @@ class _Subscription:
                 units = max(top - t.from_, Decimal(0))
                 self.add(cid, LineKind.TIER, units, unit, t.price, tier=i, period=period)
             if reached and t.flat_fee > 0:
-                self.add(cid, LineKind.FLAT_FEE, Decimal(1), unit, t.flat_fee, tier=i, period=period)
+                self.add(cid, LineKind.FLAT_FEE, Decimal(1), "", t.flat_fee, tier=i, period=period)
 
     def volume(self, cid: str, unit: str, q: Decimal, tiers: Sequence[Tier]) -> None:
         for i, t in enumerate(tiers):
             if t.from_ <= q and (t.to is None or q < t.to):
                 self.add(cid, LineKind.USAGE, q, unit, t.price, tier=i)
                 if q > 0 and t.flat_fee > 0:
-                    self.add(cid, LineKind.FLAT_FEE, Decimal(1), unit, t.flat_fee, tier=i)
+                    self.add(cid, LineKind.FLAT_FEE, Decimal(1), "", t.flat_fee, tier=i)
 
     def chargeable(self, cid: str, unit: str, q: Decimal, included: Decimal) -> Decimal:
         if included == 0:
@@ -142,7 +172,9 @@ class _Subscription:
     def total(self, ch: PerUnit | Graduated | Volume | Package | TimeOfUse) -> Decimal:
         m, rows = self.readings(ch.meter)
         total = sum(micro for _, micro in rows)
-        return _round_quantity(Fraction(total, MICRO) * _factor(m.unit, ch.unit) * Fraction(ch.multiplier))
+        return _round_quantity(
+            Fraction(total, MICRO) * _factor(m.unit, ch.unit) * Fraction(ch.multiplier)
+        )
 
     def time_of_use(self, ch: TimeOfUse) -> None:
         m, rows = self.readings(ch.meter)
@@ -174,10 +206,11 @@ class _Subscription:
             peak = _round_quantity(Fraction(max(windows.values(), default=0), MICRO) * factor)
             kind, billed = LineKind.DEMAND, peak
             if ch.ratchet is not None:
-                history = list(self.period.previous_peaks.get(ch.id, []))[-ch.ratchet.months:]
+                history = list(self.period.previous_peaks.get(ch.id, []))[-ch.ratchet.months :]
                 known = [_to_micro(v) for v in history if not math.isnan(v)]
-                floor = _round_quantity(Fraction(max(known, default=0), MICRO)
-                                        * Fraction(ch.ratchet.percent) / 100)
+                floor = _round_quantity(
+                    Fraction(max(known, default=0), MICRO) * Fraction(ch.ratchet.percent) / 100
+                )
                 if floor > peak:
                     kind, billed = LineKind.RATCHET, floor
             self.add(ch.id, kind, billed, ch.unit, ch.price)
@@ -204,8 +237,15 @@ class _Subscription:
         whole, rest = divmod(exact.numerator, exact.denominator)
         if 2 * rest >= exact.denominator:
             whole += 1
-        self.add(ch.id, LineKind.RECURRING, Decimal(active), "day", ch.amount / cycle,
-                 exact=ch.amount * active / cycle, rounded=Decimal(whole).scaleb(-self.minor))
+        self.add(
+            ch.id,
+            LineKind.RECURRING,
+            Decimal(active),
+            "day",
+            ch.amount / cycle,
+            exact=ch.amount * active / cycle,
+            rounded=Decimal(whole).scaleb(-self.minor),
+        )
 
 
 def rate_subscription(
@@ -222,11 +262,13 @@ def rate_subscription(
             q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
             sub.add(ch.id, LineKind.USAGE, q, ch.unit, ch.price)
         elif isinstance(ch, Graduated):
-            sub.graduated(ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included),
-                          ch.tiers)
+            sub.graduated(
+                ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included), ch.tiers
+            )
         elif isinstance(ch, Volume):
-            sub.volume(ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included),
-                       ch.tiers)
+            sub.volume(
+                ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included), ch.tiers
+            )
         elif isinstance(ch, Package):
             q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
             whole, rest = divmod(q, ch.size)

@@ -9,6 +9,8 @@ and the plan's holidays use the weekend profile. Hours are local hours in the pl
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from collector.rating.located import located as _bad
@@ -63,11 +65,23 @@ class Schedule(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Schedule:
-        self.matrices()
+        self._expand()
         return self
+
+    @cached_property
+    def _expanded(self) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
+        return self._expand()
+
+    @cached_property
+    def _names(self) -> tuple[str, ...]:
+        wd, we = self._expanded
+        return tuple(sorted({n for mat in (wd, we) for row in mat for n in row}))
 
     def matrices(self) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
         """``(weekday, weekend)``, each 12 months × 24 hours of period names."""
+        return self._expanded
+
+    def _expand(self) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
         if self.seasons is not None:
             if self.weekday is not None or self.weekend is not None:
                 raise _bad("seasons", "give either seasons or weekday/weekend matrices")
@@ -98,5 +112,4 @@ class Schedule(BaseModel):
 
     def period_names(self) -> tuple[str, ...]:
         """All period names used, sorted: a name's position is its period index."""
-        wd, we = self.matrices()
-        return tuple(sorted({n for mat in (wd, we) for row in mat for n in row}))
+        return self._names

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from collector.rating.plan import Plan
 
-WEEKEND_FIRST_DAY = 6  # Saturday (Monday is 0)
+WEEKEND_FIRST_DAY = 5  # Saturday (Monday is 0)
 _STEPS = (900, 60)
 
 

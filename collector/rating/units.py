@@ -24,6 +24,7 @@ class Unit:
 
 
 def _units() -> dict[str, Unit]:
+    # fmt: off
     table: list[tuple[str, str, str]] = [
         ("Wh", "energy", "1"), ("kWh", "energy", "1000"), ("MWh", "energy", "1000000"),
         ("GWh", "energy", "1000000000"),
@@ -36,6 +37,7 @@ def _units() -> dict[str, Unit]:
         ("unit", "count", "1"), ("event", "count", "1"), ("message", "count", "1"),
         ("request", "count", "1"), ("day", "count", "1"),
     ]
+    # fmt: on
     return {s: Unit(s, d, Decimal(f)) for s, d, f in table}
 
 
@@ -54,7 +56,9 @@ def conversion(from_unit: str, to_unit: str) -> Fraction:
     """
     src, dst = UNITS[from_unit], UNITS[to_unit]
     if src.dimension != dst.dimension:
-        raise ValueError(f"cannot convert {from_unit} ({src.dimension}) to {to_unit} ({dst.dimension})")
+        raise ValueError(
+            f"cannot convert {from_unit} ({src.dimension}) to {to_unit} ({dst.dimension})"
+        )
     return Fraction(src.factor) / Fraction(dst.factor)
 
 
@@ -66,5 +70,7 @@ def power_conversion(energy_unit: str, power_unit: str) -> Fraction:
     """
     src, dst = UNITS[energy_unit], UNITS[power_unit]
     if src.dimension != "energy" or dst.dimension != "power":
-        raise ValueError(f"demand needs an energy meter unit and a power unit, got {energy_unit}, {power_unit}")
+        raise ValueError(
+            f"demand needs an energy meter unit and a power unit, got {energy_unit}, {power_unit}"
+        )
     return Fraction(src.factor) / Fraction(dst.factor)

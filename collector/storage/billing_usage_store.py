@@ -1,6 +1,6 @@
 """Interval usage for billing: ``usage_15m`` (maintained by the usage engine, helper D) read
-set-based for many series at once with a binary ``COPY ... TO STDOUT`` decoded by numpy, plus
-the late-data query of the correction logic.
+set-based for many series at once (binary arrays decoded by numpy), plus the late-data and
+stale-draft queries, which use the ``usage_15m (updated_at)`` index of 0021.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 
 from collector.storage.billing_errors import translated
 
@@ -20,13 +23,44 @@ Conn = psycopg.Connection[Any]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-_PG_EPOCH_S: Final = 946_684_800  # 2000-01-01T00:00:00Z
-_HEADER_LEN: Final = 19
-_ROW: Final = np.dtype([
-    ("n", ">i2"), ("l1", ">i4"), ("series", ">i8"), ("l2", ">i4"), ("bucket", ">i8"),
-    ("l3", ">i4"), ("quantity", ">f8"), ("l4", ">i4"), ("estimated", ">f8"),
-    ("l5", ">i4"), ("readings", ">i4"),
-])
+_PG_EPOCH_US: Final = 946_684_800 * 1_000_000  # 2000-01-01T00:00:00Z in Unix µs
+_OID_INT4_ARRAY: Final = 1007
+_OID_INT8_ARRAY: Final = 1016
+_OID_FLOAT8_ARRAY: Final = 1022
+_OID_TIMESTAMPTZ_ARRAY: Final = 1185
+
+
+def decode_array(data: Buffer, element: str) -> npt.NDArray[Any]:
+    """A one-dimensional PostgreSQL array without NULLs, binary format, as a numpy array.
+
+    Layout: ndim, has-null flag, element oid, then (size, lower bound) per dimension, then per
+    element a 4-byte length and the big-endian value. Decoded with one ``frombuffer``.
+    """
+    buf = memoryview(data)
+    ndim = int.from_bytes(buf[0:4], "big")
+    if ndim == 0:
+        return np.zeros(0, dtype=np.dtype(element).newbyteorder("="))
+    if ndim != 1 or int.from_bytes(buf[4:8], "big") != 0:
+        raise ValueError("expected a one-dimensional array without NULLs")
+    n = int.from_bytes(buf[12:16], "big")
+    rows = np.frombuffer(buf, dtype=np.dtype([("len", ">i4"), ("v", element)]), count=n, offset=20)
+    return rows["v"].astype(np.dtype(element).newbyteorder("="))
+
+
+class _ArrayLoader(Loader):
+    format = Format.BINARY
+    element = ">f8"
+
+    def load(self, data: Buffer) -> npt.NDArray[Any]:
+        return decode_array(data, self.element)
+
+
+class _Int4ArrayLoader(_ArrayLoader):
+    element = ">i4"
+
+
+class _Int8ArrayLoader(_ArrayLoader):
+    element = ">i8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,35 +83,37 @@ class UsageRows:
         return int(self.series.shape[0])
 
 
-def decode_usage_copy(data: bytes) -> UsageRows:
-    """Decode the binary COPY stream of (series_id, bucket, quantity, estimated, reading_count)."""
-    body = data[_HEADER_LEN:len(data) - 2]
-    rows = np.frombuffer(body, dtype=_ROW)
-    return UsageRows(
-        series=rows["series"].astype(np.int64),
-        bucket=(rows["bucket"] // 1_000_000 + _PG_EPOCH_S).astype(np.int64),
-        quantity=rows["quantity"].astype(np.float64),
-        estimated=rows["estimated"].astype(np.float64),
-        readings=rows["readings"].astype(np.int64),
-    )
-
-
 def load_usage_rows(conn: Conn, series_ids: Sequence[int], start: datetime, end: datetime) -> UsageRows:
-    """All ``usage_15m`` rows of ``series_ids`` with buckets in ``[start, end)``, in one query."""
+    """All ``usage_15m`` rows of ``series_ids`` with buckets in ``[start, end)``, in one query.
+
+    The server aggregates the rows into one array per column, sent in binary; numpy decodes
+    each with one ``frombuffer`` (no Python object per interval). Rows come in no particular
+    order (nothing downstream needs them sorted).
+    """
     if not series_ids:
         return UsageRows.empty()
-    buf = bytearray()
-    with translated("load interval usage"), conn.cursor() as cur, cur.copy(
-        "COPY (SELECT series_id, bucket, quantity, estimated, reading_count FROM usage_15m"
-        " WHERE series_id = ANY(%s) AND bucket >= %s AND bucket < %s"
-        " ORDER BY series_id, bucket) TO STDOUT (FORMAT BINARY)",
-        (list(series_ids), start, end),
-    ) as copy:
-        for chunk in copy:
-            buf += chunk
-    if len(buf) <= _HEADER_LEN + 2:
+    with translated("load interval usage"), conn.cursor(binary=True) as cur:
+        cur.adapters.register_loader(_OID_FLOAT8_ARRAY, _ArrayLoader)
+        cur.adapters.register_loader(_OID_INT8_ARRAY, _Int8ArrayLoader)
+        cur.adapters.register_loader(_OID_TIMESTAMPTZ_ARRAY, _Int8ArrayLoader)
+        cur.adapters.register_loader(_OID_INT4_ARRAY, _Int4ArrayLoader)
+        rows = cur.execute(
+            "SELECT array_agg(series_id), array_agg(bucket), array_agg(quantity),"
+            " array_agg(estimated), array_agg(reading_count) FROM usage_15m"
+            " WHERE series_id = ANY(%s) AND series_id BETWEEN %s AND %s"
+            " AND bucket >= %s AND bucket < %s",
+            (list(series_ids), min(series_ids), max(series_ids), start, end),
+        ).fetchall()
+    row = rows[0] if rows else None
+    if row is None or row[0] is None:
         return UsageRows.empty()
-    return decode_usage_copy(bytes(buf))
+    return UsageRows(
+        series=row[0].astype(np.int64),
+        bucket=((row[1] + _PG_EPOCH_US) // 1_000_000).astype(np.int64),
+        quantity=row[2].astype(np.float64),
+        estimated=row[3].astype(np.float64),
+        readings=row[4].astype(np.int64),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +136,13 @@ def invoices_with_late_usage(
     """Final invoices of earlier periods (ending within ``horizon`` of ``now``) whose meters got
     usage rows written after the finalization (``usage_15m.updated_at > finalized_at``)."""
     with translated("find late usage"):
+        floor = conn.execute(
+            "SELECT min(finalized_at) FROM invoices WHERE customer_id = ANY(%s)"
+            " AND status = 'final' AND period < %s AND period_end > %s",
+            (list(customer_ids), before_period, now - horizon),
+        ).fetchone()
+        if floor is None or floor[0] is None:
+            return []
         rows = conn.execute(
             "SELECT i.invoice_id, i.customer_id, i.number, i.period, i.period_start,"
             " i.period_end, i.finalized_at FROM invoices i"
@@ -110,9 +153,9 @@ def invoices_with_late_usage(
             "   AND coalesce(s.valid_to, 'infinity') > i.period_start"
             "   AND u.bucket >= greatest(s.valid_from, i.period_start)"
             "   AND u.bucket < least(coalesce(s.valid_to, 'infinity'), i.period_end)"
-            "   AND u.updated_at > i.finalized_at)"
+            "   AND u.updated_at > i.finalized_at AND u.updated_at > %s)"
             " ORDER BY i.customer_id, i.period",
-            (list(customer_ids), before_period, now - horizon),
+            (list(customer_ids), before_period, now - horizon, floor[0]),
         ).fetchall()
     return [LateInvoice(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
@@ -149,6 +192,13 @@ def series_info(conn: Conn, series_ids: Sequence[int]) -> dict[int, tuple[str, s
 def stale_draft_customers(conn: Conn, period: str, customer_ids: Sequence[int]) -> list[int]:
     """Customers whose draft of ``period`` is older than some usage of its meters in the period."""
     with translated("find stale drafts"):
+        floor = conn.execute(
+            "SELECT min(drafted_at) FROM invoices WHERE period = %s AND status = 'draft'"
+            " AND customer_id = ANY(%s)",
+            (period, list(customer_ids)),
+        ).fetchone()
+        if floor is None or floor[0] is None:
+            return []
         rows = conn.execute(
             "SELECT i.customer_id FROM invoices i WHERE i.period = %s AND i.status = 'draft'"
             " AND i.customer_id = ANY(%s) AND EXISTS ("
@@ -156,8 +206,8 @@ def stale_draft_customers(conn: Conn, period: str, customer_ids: Sequence[int]) 
             "   WHERE s.customer_id = i.customer_id AND s.valid_from < i.period_end"
             "   AND coalesce(s.valid_to, 'infinity') > i.period_start"
             "   AND u.bucket >= i.period_start AND u.bucket < i.period_end"
-            "   AND u.updated_at > i.drafted_at)"
+            "   AND u.updated_at > i.drafted_at AND u.updated_at > %s)"
             " ORDER BY i.customer_id",
-            (period, list(customer_ids)),
+            (period, list(customer_ids), floor[0]),
         ).fetchall()
     return [int(r[0]) for r in rows]

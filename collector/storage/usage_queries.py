@@ -24,7 +24,14 @@ from collector.storage.database import translate_errors
 from collector.storage.usage_store import uses_timescale
 from collector.usage import BUCKET_15M_S, Resolution, UsageMatrix, bucket_edges
 
-__all__ = ["SeriesUsage", "load_usage_matrix", "usage_for_series"]
+__all__ = [
+    "SeriesInfo",
+    "SeriesUsage",
+    "find_series",
+    "load_usage_matrix",
+    "series_info",
+    "usage_for_series",
+]
 
 Conn = psycopg.Connection[Any]
 F64 = npt.NDArray[np.float64]
@@ -177,3 +184,37 @@ def load_usage_matrix(
         quantity[i, j] = rows["quantity"]
         estimated[i, j] = rows["estimated"]
     return UsageMatrix(ids, starts, starts + BUCKET_15M_S, quantity, estimated)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesInfo:
+    """Identity of a series as the API shows it."""
+
+    series_id: int
+    device_id: str
+    meter: str
+    metric: str
+    unit: str
+    kind: str
+
+
+def series_info(conn: Conn, series_id: int) -> SeriesInfo | None:
+    """The series with this id, or None."""
+    with translate_errors("load series"):
+        row = conn.execute(
+            "SELECT series_id, device_id, meter, metric, unit, kind FROM series"
+            " WHERE series_id = %s",
+            (series_id,),
+        ).fetchone()
+    return SeriesInfo(*row) if row else None
+
+
+def find_series(conn: Conn, device_id: str, meter: str, metric: str) -> SeriesInfo | None:
+    """The series of a device's meter metric, or None."""
+    with translate_errors("find series"):
+        row = conn.execute(
+            "SELECT series_id, device_id, meter, metric, unit, kind FROM series"
+            " WHERE device_id = %s AND meter = %s AND metric = %s",
+            (device_id, meter, metric),
+        ).fetchone()
+    return SeriesInfo(*row) if row else None

@@ -154,7 +154,26 @@ def _chunks(windows: list[_Window]) -> list[list[_Window]]:
     return chunks
 
 
-def _derive_rows(chunk: list[_Window]) -> dict[str, list[Any]]:
+_STAGE_ROW: Final = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l_sid", ">i4"), ("sid", ">i8"),
+        ("l_bucket", ">i4"), ("bucket", ">i8"),
+        ("l_q", ">i4"), ("q", ">f8"),
+        ("l_e", ">i4"), ("e", ">f8"),
+        ("l_qu", ">i4"), ("qu", ">f8"),
+        ("l_c", ">i4"), ("c", ">f8"),
+        ("l_rc", ">i4"), ("rc", ">i4"),
+        ("l_f", ">i4"), ("f", ">i4"),
+        ("l_p", ">i4"), ("p", ">f8"),
+    ]
+)
+_COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_PG_EPOCH_S: Final = 946_684_800
+
+
+def _derive_rows(chunk: list[_Window]) -> npt.NDArray[np.void]:
+    """Derived buckets ``[lo, hi)`` of every window, as binary COPY rows for the stage."""
     e0 = min(w.lo for w in chunk)
     e1 = max(w.hi for w in chunk)
     edges = np.arange(e0, e1 + 1, BUCKET_15M_S, dtype=np.float64).astype(np.int64)
@@ -169,39 +188,45 @@ def _derive_rows(chunk: list[_Window]) -> dict[str, list[Any]]:
         {i: w.meta.replacements for i, w in enumerate(chunk) if w.meta.replacements},
     )
     m = derive_many(batch, edges)
-    cols: dict[str, list[Any]] = {c: [] for c in (
-        "sid", "bucket", "quantity", "estimated", "quarantined", "coverage", "reading_count",
-        "flags", "peak", "empty")}
-    for i, w in enumerate(chunk):
-        j0 = round((w.lo - e0) / BUCKET_15M_S)
-        j1 = round((w.hi - e0) / BUCKET_15M_S)
-        sl = slice(j0, j1)
-        q, est, qu = m.quantity[i, sl], m.estimated[i, sl], m.quarantined[i, sl]
-        cov, rc, fl, pk = m.coverage[i, sl], m.reading_count[i, sl], m.flags[i, sl], m.peak[i, sl]
-        empty = (cov == 0) & (rc == 0) & (fl == 0) & (qu == 0) & (q == 0)
-        cols["sid"] += [w.meta.series_id] * (j1 - j0)
-        cols["bucket"] += edges[j0:j1].astype(np.float64).tolist()
-        cols["quantity"] += q.tolist()
-        cols["estimated"] += est.tolist()
-        cols["quarantined"] += qu.tolist()
-        cols["coverage"] += cov.tolist()
-        cols["reading_count"] += rc.tolist()
-        cols["flags"] += fl.tolist()
-        cols["peak"] += [None if np.isnan(p) else float(p) for p in pk]
-        cols["empty"] += empty.tolist()
-    return cols
+    j0 = np.asarray([round((w.lo - e0) / BUCKET_15M_S) for w in chunk], dtype=np.int64)
+    j1 = np.asarray([round((w.hi - e0) / BUCKET_15M_S) for w in chunk], dtype=np.int64)
+    lens = j1 - j0
+    row = np.repeat(np.arange(len(chunk)), lens)
+    col = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + j0[row]
+    rows = np.empty(row.shape[0], dtype=_STAGE_ROW)
+    rows["n"] = 9
+    for f in ("l_sid", "l_bucket", "l_q", "l_e", "l_qu", "l_c", "l_p"):
+        rows[f] = 8
+    rows["l_rc"] = 4
+    rows["l_f"] = 4
+    rows["sid"] = np.asarray([w.meta.series_id for w in chunk], dtype=np.int64)[row]
+    rows["bucket"] = (edges[col] - _PG_EPOCH_S) * 1_000_000
+    rows["q"] = m.quantity[row, col]
+    rows["e"] = m.estimated[row, col]
+    rows["qu"] = m.quarantined[row, col]
+    rows["c"] = m.coverage[row, col]
+    rows["rc"] = m.reading_count[row, col]
+    rows["f"] = m.flags[row, col]
+    rows["p"] = m.peak[row, col]  # NaN = no peak; NULL after staging
+    return rows
 
 
-def _write(conn: Conn, cols: dict[str, list[Any]], now: datetime) -> int:
-    cur = conn.execute(
+def _write(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int:
+    """Upsert staged rows: changed buckets are rewritten, emptied ones zeroed, others kept."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS usage_stage (series_id bigint, bucket timestamptz,"
+        " quantity float8, estimated float8, quarantined float8, coverage float8,"
+        " reading_count int, flags int, peak float8) ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor() as cur, cur.copy("COPY usage_stage FROM STDIN (FORMAT BINARY)") as cp:
+        cp.write(_COPY_HEADER + rows.tobytes() + b"\xff\xff")
+    cur_ins = conn.execute(
         "INSERT INTO usage_15m AS u (series_id, bucket, quantity, estimated, quarantined,"
         "  coverage, reading_count, flags, peak, updated_at)"
-        " SELECT n.sid, to_timestamp(n.b), n.q, n.e, n.qu, n.c, n.rc, n.f, n.p, %s"
-        " FROM unnest(%s::bigint[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],"
-        "   %s::float8[], %s::int[], %s::int[], %s::float8[], %s::bool[])"
-        "   AS n(sid, b, q, e, qu, c, rc, f, p, empty)"
-        " WHERE NOT n.empty OR EXISTS (SELECT 1 FROM usage_15m x"
-        "   WHERE x.series_id = n.sid AND x.bucket = to_timestamp(n.b))"
+        " SELECT series_id, bucket, quantity, estimated, quarantined, coverage, reading_count,"
+        "  flags, nullif(peak, 'NaN'), %s FROM usage_stage s"
+        " WHERE s.coverage > 0 OR s.reading_count > 0 OR s.flags <> 0 OR s.quarantined <> 0"
+        "  OR s.quantity <> 0"
         " ON CONFLICT (series_id, bucket) DO UPDATE SET quantity = excluded.quantity,"
         "  estimated = excluded.estimated, quarantined = excluded.quarantined,"
         "  coverage = excluded.coverage, reading_count = excluded.reading_count,"
@@ -209,11 +234,19 @@ def _write(conn: Conn, cols: dict[str, list[Any]], now: datetime) -> int:
         " WHERE (u.quantity, u.estimated, u.quarantined, u.coverage, u.reading_count, u.flags,"
         "  u.peak) IS DISTINCT FROM (excluded.quantity, excluded.estimated, excluded.quarantined,"
         "  excluded.coverage, excluded.reading_count, excluded.flags, excluded.peak)",
-        (now, cols["sid"], cols["bucket"], cols["quantity"], cols["estimated"],
-         cols["quarantined"], cols["coverage"], cols["reading_count"], cols["flags"],
-         cols["peak"], cols["empty"]),
+        (now,),
     )
-    return max(cur.rowcount, 0)
+    cur_zero = conn.execute(
+        "UPDATE usage_15m u SET quantity = 0, estimated = 0, quarantined = 0, coverage = 0,"
+        " reading_count = 0, flags = 0, peak = NULL, updated_at = %s FROM usage_stage s"
+        " WHERE u.series_id = s.series_id AND u.bucket = s.bucket AND s.coverage = 0"
+        "  AND s.reading_count = 0 AND s.flags = 0 AND s.quarantined = 0 AND s.quantity = 0"
+        "  AND (u.quantity <> 0 OR u.estimated <> 0 OR u.quarantined <> 0 OR u.coverage <> 0"
+        "   OR u.reading_count <> 0 OR u.flags <> 0 OR u.peak IS NOT NULL)",
+        (now,),
+    )
+    conn.execute("TRUNCATE usage_stage")
+    return max(cur_ins.rowcount, 0) + max(cur_zero.rowcount, 0)
 
 
 def refresh_usage(conn: Conn, now: datetime, *, limit: int = 5000) -> RefreshReport:

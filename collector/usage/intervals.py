@@ -61,14 +61,11 @@ class Intervals:
         if not parts:
             z = np.zeros(0)
             return Intervals(np.zeros(0, np.int64), z, z, z, z, z, np.zeros(0, np.int64))
+        if len(parts) == 1:
+            return parts[0]
         sid = np.concatenate([p.sid for p in parts])
         t0 = np.concatenate([p.t0 for p in parts])
-        if len(parts) == 1:
-            order = np.arange(sid.shape[0])
-        elif disjoint_series:
-            order = np.argsort(sid, kind="stable")
-        else:
-            order = np.lexsort((t0, sid))
+        order = np.argsort(sid, kind="stable") if disjoint_series else np.lexsort((t0, sid))
         return Intervals(
             sid[order],
             t0[order],

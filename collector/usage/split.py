@@ -43,44 +43,47 @@ def split_intervals(iv: Intervals, edges: I64, n_series: int) -> BucketSums:
     span = max(float(edges[-1]), float(iv.t1.max())) - base + 1.0
     shift = iv.sid.astype(np.float64) * span - base
     x0 = iv.t0 + shift
-    x1 = iv.t1 + shift
-    n = x0.shape[0]
-    # drop the start point of an interval that begins where the previous one ended
-    keep0 = np.ones(n, dtype=np.bool_)
-    keep0[1:] = x0[1:] != x1[:-1]
-    xp = np.empty(2 * n)
-    xp[0::2] = x0
-    xp[1::2] = x1
-    keep = np.empty(2 * n, dtype=np.bool_)
-    keep[0::2] = keep0
-    keep[1::2] = True
-    xp = xp[keep]
+    dur = iv.t1 - iv.t0
     q = (edges.astype(np.float64)[None, :] - base) + (
         np.arange(n_series, dtype=np.float64)[:, None] * span
     )
     qf = q.ravel()
+    # F(q) = C_before[k] + amount[k] × clip((q − x0[k]) / dur[k], 0, 1), k the last interval
+    # starting at or before q. x0 is sorted (series side by side).
+    k = np.searchsorted(x0, qf, side="right") - 1
+    k[k < 0] = 0
+    # a query before its own series' first interval lands on another series: F = 0 there
+    other = iv.sid[k] != np.repeat(np.arange(n_series, dtype=np.int64), nb + 1)
+    frac = np.clip((qf - x0[k]) / dur[k], 0.0, 1.0)
+    first = np.r_[True, iv.sid[1:] != iv.sid[:-1]]
+    group = np.cumsum(first) - 1
 
     def measure(values: F64) -> F64:
-        after = np.cumsum(values)
-        yp = np.empty(2 * n)
-        yp[0::2] = after - values
-        yp[1::2] = after
-        f = np.interp(qf, xp, yp[keep]).reshape(n_series, nb + 1)
-        out: F64 = np.diff(f, axis=1)
+        if not np.any(values):
+            return np.zeros(shape)
+        before = np.cumsum(values) - values
+        before -= before[first][group]  # running total restarts at every series
+        f = before[k] + values[k] * frac
+        f[other] = 0.0
+        out: F64 = np.diff(f.reshape(n_series, nb + 1), axis=1)
+        if values.min() >= 0:
+            np.maximum(out, 0.0, out=out)  # rounding noise below zero
         return out
 
     return BucketSums(
-        measure(iv.amount),
-        measure(iv.estimated),
-        measure(iv.quarantined),
-        measure(iv.t1 - iv.t0),
+        measure(iv.amount), measure(iv.estimated), measure(iv.quarantined), measure(dur)
     )
 
 
 def bucket_index(edges: I64, t: F64) -> I64:
     """Index of the bucket containing each time (−1 before, ``n_buckets`` after the grid)."""
-    idx: I64 = np.searchsorted(edges, t, side="right").astype(np.int64) - 1
     nb = edges.shape[0] - 1
+    steps = np.diff(edges)
+    if nb > 0 and np.all(steps == steps[0]):
+        idx: I64 = np.floor((t - float(edges[0])) / float(steps[0])).astype(np.int64)
+        idx[idx < 0] = -1
+    else:
+        idx = np.searchsorted(edges, t, side="right").astype(np.int64) - 1
     idx[idx >= nb] = nb
     return idx
 

@@ -8,6 +8,7 @@ minutes or hourly, so it is older than the telegram).
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -76,6 +77,12 @@ _LIBRARY_ERRORS: Final = (
 )
 
 
+@functools.cache
+def _parser(spec: DsmrSpec) -> TelegramParser:
+    """dsmr-parser compiles one regex per OBIS object: build each parser once (immutable)."""
+    return TelegramParser(spec.specification())
+
+
 def _number(obj: Any) -> float | None:
     value = getattr(obj, "value", None)
     if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
@@ -124,7 +131,7 @@ def decode_telegram(
     if not text.startswith("/") or "!" not in text:
         raise FrameError("not a telegram: must start with '/' and contain '!'", data=raw, offset=0)
     try:
-        telegram = TelegramParser(spec.specification()).parse(text, throw_ex=True)
+        telegram = _parser(spec).parse(text, throw_ex=True)
     except InvalidChecksumError as exc:
         raise FrameError(f"CRC mismatch: {exc}", data=raw, offset=text.rfind("!")) from exc
     except _LIBRARY_ERRORS as exc:

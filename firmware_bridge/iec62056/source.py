@@ -128,7 +128,7 @@ class IecReadoutSource:
             raise SourceError(
                 f"{self._name}: no complete answer within {self._timeout_s:g} s", source=self._name
             ) from exc
-        except (DecodeError, DeviceError, OSError) as exc:
+        except (DecodeError, DeviceError, OSError, ValueError) as exc:
             raise SourceError(f"{self._name}: {exc}", source=self._name) from exc
         finally:
             if stream is not None:

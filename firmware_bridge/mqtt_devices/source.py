@@ -89,6 +89,7 @@ class MqttDeviceSource:
         self.buffer = ReadingBuffer(max_readings)
         self._client: mqtt.Client | None = None
         self._connected = False
+        self._subscribed = False
         self._connect_error: str | None = None
         self._started_at = 0.0
         self.connect_grace_s = 10.0
@@ -105,6 +106,11 @@ class MqttDeviceSource:
     def connected(self) -> bool:
         return self._connected
 
+    @property
+    def ready(self) -> bool:
+        """Connected and the broker acknowledged the subscriptions."""
+        return self._connected and self._subscribed
+
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
             self._connect_error = f"broker refused the connection: {rc}"
@@ -113,8 +119,16 @@ class MqttDeviceSource:
         self._connect_error = None
         client.subscribe([(t, 1) for t in self._topics])
 
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
+        failed = [c for c in codes if c.is_failure]
+        if failed:
+            self._connect_error = f"broker refused the subscription: {failed[0]}"
+            return
+        self._subscribed = True
+
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         self._connected = False
+        self._subscribed = False
         self._connect_error = f"disconnected from broker: {rc}"
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
@@ -141,6 +155,7 @@ class MqttDeviceSource:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_connect_fail = self._on_connect_fail
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.connect_async(self._host, self._port, keepalive=30)
         client.loop_start()

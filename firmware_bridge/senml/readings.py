@@ -1,9 +1,10 @@
 """SenML records → agent readings and protocol batches (for SenML sent straight over MQTT).
 
 Naming: a record named ``<bn><n>`` becomes meter = ``bn`` (trailing separators removed) and
-metric = ``n``; without a base name the meter is the configured default and the metric the
-full name. Characters Tally ids do not allow (``/``) become ``_``. A record's value ``v`` is
-a gauge; its sum ``s`` is a cumulative register (named ``<metric>_sum`` if ``v`` is there too).
+metric = ``n`` (a record without ``n`` is named by its unit, e.g. ``RH``, ``lon``); without a
+base name the meter is the configured default and the metric the full name. Characters Tally
+ids do not allow (``/``) become ``_``. A record's value ``v`` is a gauge; its sum ``s`` is a
+cumulative register (named ``<metric>_sum`` if ``v`` is there too).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["SENML_SEQ_BASE", "senml_readings", "senml_seq", "senml_to_batch", "u
 
 SENML_SEQ_BASE: Final = 2**62
 # SenML unit symbols (RFC 8428 §12.1 and RFC 8798) that differ from Tally's
-_UNITS: Final = {"Cel": "°C", "%EL": "%", "count": "1", "/": "1", "": "1", "m3/s": "m3/s"}
+_UNITS: Final = {"Cel": "°C", "count": "1", "/": "1", "": "1"}
 _BAD: Final = re.compile(r"[^A-Za-z0-9._:-]")
 
 
@@ -50,9 +51,13 @@ def _ident(text: str, what: str) -> str:
 
 def _split(rec: SenmlRecord, default_meter: str) -> tuple[str, str]:
     base = rec.base_name.rstrip(":/._-")
-    if base:
-        return _ident(base, "base name"), _ident(rec.name[len(rec.base_name) :] or "value", "name")
-    return default_meter, _ident(rec.name, "name")
+    if not base:
+        return default_meter, _ident(rec.name, "name")
+    rest = rec.name[len(rec.base_name) :]
+    if not rest:  # a record named by its base name only: one series per unit (RFC 8428 §5.1.3)
+        unit = _BAD.sub("", unit_of(rec.unit)).lstrip("._:-")
+        rest = unit if unit and unit != "1" else "value"
+    return _ident(base, "base name"), _ident(rest, "name")
 
 
 def senml_readings(payload: bytes, now_ms: int, default_meter: str = "senml") -> list[Reading]:

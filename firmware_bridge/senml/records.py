@@ -112,6 +112,24 @@ def _str(rec: Mapping[str, Any], key: str, index: int) -> str | None:
     return value
 
 
+def _base_str(rec: Mapping[str, Any], key: str, index: int, current: str) -> str:
+    if key not in rec:
+        return current
+    value = rec[key]
+    if not isinstance(value, str):
+        raise DecodeError(f"record {index}: {key!r} must be a string")
+    return value
+
+
+def _base_num(rec: Mapping[str, Any], key: str, index: int, current: float) -> float:
+    if key not in rec:
+        return current
+    value = _num(rec, key, index)
+    if value is None:
+        raise DecodeError(f"record {index}: {key!r} must be a number")
+    return value
+
+
 def decode_pack(payload: bytes) -> list[dict[str, Any]]:
     """The records of a JSON or CBOR pack with labels normalised to their JSON names."""
     return [_normalise(r, i) for i, r in enumerate(_load(payload))]
@@ -134,11 +152,11 @@ def resolve(payload: bytes, now_s: float) -> list[SenmlRecord]:
             isinstance(bver, bool) or not isinstance(bver, int) or bver > SENML_VERSION
         ):
             raise DecodeError(f"record {i}: unsupported SenML version {bver!r:.20}")
-        bn = _str(rec, "bn", i) if "bn" in rec else bn  # type: ignore[assignment]
-        bu = _str(rec, "bu", i) if "bu" in rec else bu  # type: ignore[assignment]
-        bt = _num(rec, "bt", i) if "bt" in rec else bt  # type: ignore[assignment]
-        bv = _num(rec, "bv", i) if "bv" in rec else bv  # type: ignore[assignment]
-        bs = _num(rec, "bs", i) if "bs" in rec else bs  # type: ignore[assignment]
+        bn = _base_str(rec, "bn", i, bn)
+        bu = _base_str(rec, "bu", i, bu)
+        bt = _base_num(rec, "bt", i, bt)
+        bv = _base_num(rec, "bv", i, bv)
+        bs = _base_num(rec, "bs", i, bs)
         name = bn + (_str(rec, "n", i) or "")
         if not name or not _NAME.match(name):
             raise DecodeError(f"record {i}: name {name!r:.60} is missing or not allowed")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from firmware_bridge.iec62056.readout import ETX, STX, bcc
 from firmware_bridge.simulators.load import LoadModel
-from firmware_bridge.simulators.pty_link import open_pty
+from firmware_bridge.simulators.pty_link import open_pty, write_or_drop
 
 __all__ = ["IecMeterSimulator", "make_data_block"]
 
@@ -69,12 +69,12 @@ class IecMeterSimulator:
             del self._buf[: end + 2]
             start = line.rfind(b"/?")
             if start >= 0 and line.endswith(b"!"):
-                os.write(self._master, self._ident.encode("ascii") + b"\r\n")
+                write_or_drop(self._master, self._ident.encode("ascii") + b"\r\n")
             elif line[:1] == b"\x06" and len(line) == 4:
                 block = make_data_block(self._model, self._clock())
                 if self.corrupt_bcc:
                     block = block[:-1] + bytes([block[-1] ^ 0xFF])
-                os.write(self._master, block)
+                write_or_drop(self._master, block)
                 self.readouts += 1
 
     def close(self) -> None:

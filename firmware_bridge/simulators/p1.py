@@ -12,7 +12,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from firmware_bridge.simulators.load import LoadModel
-from firmware_bridge.simulators.pty_link import open_pty
+from firmware_bridge.simulators.pty_link import open_pty, write_or_drop
 
 __all__ = ["P1PtyMeter", "crc16_arc", "make_telegram", "seal", "serve_tcp"]
 
@@ -114,8 +114,10 @@ class P1PtyMeter:
         self._clock = clock
         self._chunk = chunk
         self._master, self.path = open_pty()
+        os.set_blocking(self._master, False)  # a meter talking to nobody must not stall
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
+        self.dropped_bytes = 0
 
     def start(self) -> P1PtyMeter:
         self._task = asyncio.create_task(self._run())
@@ -125,7 +127,7 @@ class P1PtyMeter:
         """Push raw bytes (tests inject noise or corrupt telegrams this way)."""
         step = self._chunk or len(data) or 1
         for i in range(0, len(data), step):
-            os.write(self._master, data[i : i + step])
+            self.dropped_bytes += write_or_drop(self._master, data[i : i + step])
 
     async def _run(self) -> None:
         while True:

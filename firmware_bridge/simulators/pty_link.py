@@ -13,7 +13,7 @@ import termios
 import tty
 from collections.abc import Callable
 
-__all__ = ["PtyLink", "open_pty"]
+__all__ = ["PtyLink", "open_pty", "write_or_drop"]
 
 
 def open_pty() -> tuple[int, str]:
@@ -23,6 +23,18 @@ def open_pty() -> tuple[int, str]:
     path = os.ttyname(slave)
     os.close(slave)
     return master, path
+
+
+def write_or_drop(fd: int, data: bytes) -> int:
+    """Write to a non-blocking pty master; bytes nobody reads are dropped (returns the count)."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except (BlockingIOError, OSError):
+            return len(view)
+        view = view[n:]
+    return 0
 
 
 class PtyLink:
@@ -57,7 +69,7 @@ class PtyLink:
         if data and tamper is not None:
             data = tamper(data)
         if data:
-            os.write(dst, data)
+            write_or_drop(dst, data)
 
     def close(self) -> None:
         if self._loop is not None:

@@ -19,7 +19,7 @@ def host_port(url: str) -> tuple[str, int]:
 
 
 class Collector:
-    """Subscribes (QoS 1, persistent session) and keeps (topic, payload, retain) of every message."""
+    """Subscribes (QoS 1, persistent session); keeps (topic, payload, retain) of every message."""
 
     def __init__(self, url: str, topic: str, *, client_id: str | None = None) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
@@ -34,7 +34,7 @@ class Collector:
         self._client.on_message = self._on_message
         self._client.on_subscribe = lambda *a: self._subscribed.set()
         host, port = host_port(url)
-        self._client.reconnect_delay_set(0.1, 0.5)
+        self._client.reconnect_delay_set(1, 1)
         self._client.connect(host, port, 30)
         self._client.loop_start()
         if not self._subscribed.wait(10):

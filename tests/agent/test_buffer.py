@@ -39,7 +39,9 @@ async def open_buf(path: Path, limits: BufferLimits | None = None) -> SqliteBuff
 
 
 @pytest.fixture(params=["sqlite", "memory"])
-async def any_buffer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ReadingBuffer]:
+async def any_buffer(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ReadingBuffer]:
     """Both implementations of the port."""
     buf: ReadingBuffer
     buf = await open_buf(tmp_path) if request.param == "sqlite" else MemoryBuffer(now_ms=T0)
@@ -51,7 +53,8 @@ async def test_both_buffers_batch_and_ack_alike(any_buffer: ReadingBuffer) -> No
     """Sealing takes the oldest readings into consecutive seqs; ack removes exactly that batch."""
     await any_buffer.append(readings(25))
     seqs = [b.seq for b in await any_buffer.seal(10, T0, max_batches=5)]
-    assert len(seqs) == 3 and seqs == list(range(seqs[0], seqs[0] + 3))
+    assert len(seqs) == 3
+    assert seqs == list(range(seqs[0], seqs[0] + 3))
     first = await any_buffer.load(seqs[0])
     assert flat(first.series) == flat([s for s in (await any_buffer.load(seqs[0])).series])
     assert [t for _, t, _ in flat(first.series)] == [T0 + i * 1000 for i in range(10)]
@@ -66,7 +69,8 @@ async def test_committed_readings_survive_reopen(tmp_path: Path) -> None:
     await buf.append(readings(7))
     await buf.close()
     buf = await open_buf(tmp_path)
-    assert (await buf.stats()).depth == 7 and buf.unbatched == 7
+    assert (await buf.stats()).depth == 7
+    assert buf.unbatched == 7
     await buf.close()
 
 
@@ -83,8 +87,10 @@ async def test_batch_is_fixed_across_reopen(tmp_path: Path) -> None:
     buf = await open_buf(tmp_path)
     assert buf.pending() == [seq]
     after = await buf.load(seq)
-    assert after.series == before.series and after.sealed_ms == T0 + 5
-    assert after.reading_count == 20 and buf.unbatched == 15
+    assert after.series == before.series
+    assert after.sealed_ms == T0 + 5
+    assert after.reading_count == 20
+    assert buf.unbatched == 15
     await buf.close()
 
 
@@ -98,7 +104,8 @@ async def test_seq_continues_after_reopen(tmp_path: Path) -> None:
     buf = await open_buf(tmp_path)
     await buf.append(readings(1))
     seqs = [b.seq for b in await buf.seal(5, T0)]
-    assert seqs == [s1 + 1, s1 + 2][: len(seqs)] and seqs[0] == s1 + 1
+    assert seqs == [s1 + 1, s1 + 2][: len(seqs)]
+    assert seqs[0] == s1 + 1
     await buf.close()
 
 
@@ -115,7 +122,8 @@ async def test_ack_deletes_only_that_batch(tmp_path: Path) -> None:
     await buf.append(readings(10))
     s1, s2 = [b.seq for b in await buf.seal(5, T0, max_batches=2)]
     await buf.ack([s2])
-    assert buf.pending() == [s1] and (await buf.stats()).depth == 5
+    assert buf.pending() == [s1]
+    assert (await buf.stats()).depth == 5
     assert (await buf.load(s1)).reading_count == 5
     with pytest.raises(BufferError_):
         await buf.load(s2)
@@ -152,7 +160,7 @@ async def test_drop_oldest_policy_keeps_newest(tmp_path: Path) -> None:
     stats = await buf.stats()
     assert (stats.depth, stats.dropped, stats.refused) == (10, 4, 0)
     [seq] = [b.seq for b in await buf.seal(100, T0)]
-    assert [t for _, t, _ in flat((await buf.load(seq)).series)][0] == T0 + 4000
+    assert next(t for _, t, _ in flat((await buf.load(seq)).series)) == T0 + 4000
     await buf.close()
 
 
@@ -174,7 +182,8 @@ async def test_max_bytes_bound_drops_oldest(tmp_path: Path) -> None:
     for i in range(60):
         await buf.append(readings(200, start=i * 200))
     stats = await buf.stats()
-    assert stats.dropped > 0 and stats.used_bytes <= limit * 1.25
+    assert stats.dropped > 0
+    assert stats.used_bytes <= limit * 1.25
     await buf.close()
 
 
@@ -215,7 +224,8 @@ async def test_disk_full_during_seal_leaves_batch_unassigned(tmp_path: Path) -> 
     with pytest.raises(DiskFullError):
         await buf.seal(3000, T0)
     await _shrink(buf, None)
-    assert buf.unbatched == 3000 and buf.pending() == []
+    assert buf.unbatched == 3000
+    assert buf.pending() == []
     assert [b.seq for b in await buf.seal(3000, T0)] == [next_seq]
     await buf.close()
 

@@ -44,8 +44,11 @@ def test_env_overrides_top_level_and_section_fields() -> None:
         "TALLY_AGENT_CONFIG": "/ignored.toml",
     }
     cfg = parse_config({"device_id": "dev-1", "broker": {"url": "mqtt://a:1"}}, env)
-    assert cfg.device_id == "dev-9" and cfg.broker.port == 8884 and cfg.broker.use_tls
-    assert cfg.buffer.policy is FullPolicy.REFUSE_NEW and cfg.batch.max_readings == 500
+    assert cfg.device_id == "dev-9"
+    assert cfg.broker.port == 8884
+    assert cfg.broker.use_tls
+    assert cfg.buffer.policy is FullPolicy.REFUSE_NEW
+    assert cfg.batch.max_readings == 500
 
 
 def test_unknown_env_override_is_an_error() -> None:
@@ -98,7 +101,8 @@ def test_builtin_source_gets_its_options() -> None:
     cfg = parse_config({**MINIMAL, "sources": [
         {"type": "simulated-energy", "name": "e", "interval_s": 5, "peak_kw": 7.5}]})
     source = build_source(cfg.sources[0], MemoryBuffer())
-    assert isinstance(source, SimulatedEnergyMeter) and source.power_kw(19.0) > 5
+    assert isinstance(source, SimulatedEnergyMeter)
+    assert source.power_kw(19.0) > 5
 
 
 def test_unknown_builtin_option_names_the_source() -> None:

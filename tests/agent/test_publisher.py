@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+
 import pytest
 
 from agent.config import BrokerConfig
@@ -58,7 +59,9 @@ async def test_last_will_is_published_when_connection_dies(private_broker: MqttB
     pub = MqttPublisher(client_id=uid(), broker=BrokerConfig(url=url, keepalive_s=5),
                         will_topic=topic, will_payload=will)
     await pub.connect()
-    pub._client.socket().close()  # die without DISCONNECT  # type: ignore[union-attr]
+    sock = pub._client.socket()
+    assert sock is not None
+    sock.close()  # die without DISCONNECT: the broker must publish the will
     got = sub.wait_for(lambda m: any(p == will for _, p, _ in m), timeout=15)
     assert any(p == will for _, p, _ in got)
     sub.close()

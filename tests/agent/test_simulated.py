@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,7 +35,7 @@ async def run(meter: object, start: datetime, step_s: float, n: int) -> list[flo
 async def test_register_never_decreases_over_two_days(cls: type) -> None:
     """Every simulated register is monotone over 48 h of 15-minute polls."""
     values = await run(cls("m", 900, MemoryBuffer(), seed=3), DAY0, 900, 192)
-    assert all(b >= a for a, b in zip(values, values[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(values))
     assert values[-1] > values[0]
 
 
@@ -45,7 +46,8 @@ async def test_register_resumes_after_restart(cls: type) -> None:
     first = await run(cls("m", 60, store, seed=1), DAY0, 3600, 10)
     resumed = await run(cls("m", 60, store, seed=1), DAY0 + timedelta(hours=10), 3600, 14)
     straight = await run(cls("m", 60, MemoryBuffer(), seed=1), DAY0, 3600, 24)
-    assert first + resumed == straight and straight[-1] > straight[0]
+    assert first + resumed == straight
+    assert straight[-1] > straight[0]
 
 
 @pytest.mark.parametrize("cls", METERS)
@@ -63,7 +65,8 @@ async def test_same_seed_same_readings(cls: type) -> None:
     a = await run(cls("m", 60, MemoryBuffer(), seed=7), DAY0, 1800, 48)
     b = await run(cls("m", 60, MemoryBuffer(), seed=7), DAY0, 1800, 48)
     c = await run(cls("m", 60, MemoryBuffer(), seed=8), DAY0, 1800, 48)
-    assert a == b and a != c
+    assert a == b
+    assert a != c
 
 
 async def test_energy_reading_shape() -> None:
@@ -77,7 +80,7 @@ async def test_energy_follows_daily_profile() -> None:
     """An evening hour uses several times the energy of a night hour."""
     meter = SimulatedEnergyMeter("m", 60, MemoryBuffer(), seed=4, base_kw=0.3, peak_kw=3.0)
     values = await run(meter, DAY0, 3600, 25)
-    per_hour = [b - a for a, b in zip(values, values[1:], strict=False)]
+    per_hour = [b - a for a, b in itertools.pairwise(values)]
     night = per_hour[2] + per_hour[3]  # 02:00-04:00
     evening = per_hour[18] + per_hour[19]  # 18:00-20:00
     assert evening > 3 * night
@@ -92,9 +95,10 @@ async def test_energy_daily_total_is_plausible() -> None:
 async def test_water_comes_in_bursts() -> None:
     """Most one-minute water intervals show no use, some do."""
     values = await run(SimulatedWaterMeter("w", 60, MemoryBuffer(), seed=6), DAY0, 60, 24 * 60)
-    steps = [b - a for a, b in zip(values, values[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(values)]
     still = sum(1 for s in steps if s == 0)
-    assert still > 0.8 * len(steps) and still < len(steps)
+    assert still > 0.8 * len(steps)
+    assert still < len(steps)
 
 
 async def test_long_gap_integrates_whole_gap() -> None:

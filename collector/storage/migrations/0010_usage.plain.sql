@@ -40,7 +40,6 @@ CREATE TABLE usage_15m (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (series_id, bucket)
 );
-CREATE INDEX usage_15m_bucket ON usage_15m (bucket);
 
 -- Ranges of usage_15m changed since the rollups were last refreshed (TimescaleDB flavour uses
 -- it for its continuous aggregates; on plain PostgreSQL it stays empty).

@@ -41,7 +41,11 @@ CREATE TABLE usage_15m (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (series_id, bucket)
 );
-SELECT create_hypertable('usage_15m', 'bucket', chunk_time_interval => INTERVAL '30 days');
+SELECT create_hypertable(
+    'usage_15m', 'bucket',
+    chunk_time_interval => INTERVAL '30 days',
+    create_default_indexes => false
+);
 
 -- Ranges of usage_15m changed since the rollups were last refreshed (consumed after each refresh
 -- by refresh_continuous_aggregate on usage_1h and usage_1d).

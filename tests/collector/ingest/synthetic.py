@@ -97,7 +97,7 @@ class Publisher:
         while True:
             info = self.client.publish(topic, payload, qos=qos)
             try:
-                info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
+                info.wait_for_publish(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
                 if info.is_published():
                     return
             except (RuntimeError, ValueError):
@@ -140,3 +140,33 @@ def count(pg_url: str, sql: str) -> int:
 def seq_counts(pg_url: str) -> Counter[str]:
     with psycopg.connect(pg_url) as conn:
         return Counter(d for (d,) in conn.execute("SELECT device_id FROM batches"))
+
+
+class BackgroundPublisher:
+    """Publishes batches ``first..last`` of a device in a thread, re-sending every 7th one."""
+
+    def __init__(self, pub: Publisher, device: str, seqs: range, *, n: int = 50,
+                 pause_s: float = 0.002) -> None:
+        self.batches = [make_batch(device, s, n) for s in seqs]
+        self._pub = pub
+        self._pause = pause_s
+        self.sent = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for i, b in enumerate(self.batches):
+                self._pub.publish_batch(b)
+                if i % 7 == 0:
+                    self._pub.publish_batch(b)  # an agent re-sending after a lost PUBACK
+                self.sent += 1
+                time.sleep(self._pause)
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+
+    def join(self, timeout_s: float = 120) -> None:
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), "publisher did not finish"
+        assert self.error is None, self.error

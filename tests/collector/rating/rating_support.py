@@ -16,9 +16,19 @@ Row = tuple[int, int, float]  # subscription, interval start, quantity
 
 def comparable(line: LineItem) -> tuple[Any, ...]:
     """Every field of a line except the free-text description."""
-    return (line.subscription, line.charge_id, line.kind, line.quantity, line.unit,
-            line.unit_price, line.amount_unrounded, line.amount, line.currency, line.tier,
-            line.period)
+    return (
+        line.subscription,
+        line.charge_id,
+        line.kind,
+        line.quantity,
+        line.unit,
+        line.unit_price,
+        line.amount_unrounded,
+        line.amount,
+        line.currency,
+        line.tier,
+        line.period,
+    )
 
 
 def engine_lines(
@@ -35,12 +45,16 @@ def engine_lines(
         period_end=np.array([p[1] for p in periods], dtype=np.int64),
         cycle_start=None if cycles is None else np.array([c[0] for c in cycles], dtype=np.int64),
         cycle_end=None if cycles is None else np.array([c[1] for c in cycles], dtype=np.int64),
-        previous_peaks={k: np.array(v, dtype=np.float64).reshape(len(periods), -1)
-                        for k, v in (previous_peaks or {}).items()},
+        previous_peaks={
+            k: np.array(v, dtype=np.float64).reshape(len(periods), -1)
+            for k, v in (previous_peaks or {}).items()
+        },
     )
     arrays = [
         IntervalUsage(
-            unit=unit, interval_seconds=interval, meter=meter,
+            unit=unit,
+            interval_seconds=interval,
+            meter=meter,
             subscription=np.array([r[0] for r in rows], dtype=np.int32),
             start=np.array([r[1] for r in rows], dtype=np.int64),
             quantity=np.array([r[2] for r in rows], dtype=np.float64),
@@ -66,7 +80,8 @@ def reference_lines(
             for meter, (unit, interval, rows) in usage.items()
         }
         period = Period(
-            start, end,
+            start,
+            end,
             cycle_start=None if cycles is None else cycles[i][0],
             cycle_end=None if cycles is None else cycles[i][1],
             previous_peaks={k: list(v[i]) for k, v in (previous_peaks or {}).items()},

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.rating import parse_plan, rate_quantity
-
 from tests.collector.rating.rating_support import comparable, engine_lines, reference_lines
 
 T0 = 1_774_224_000  # 2026-03-23T00:00Z: the window below spans the EU/US DST changes
@@ -25,8 +24,9 @@ whole_amounts = st.integers(0, 900).map(str)  # valid in EUR, JPY and KWD alike
 @st.composite
 def tiers(draw: st.DrawFn) -> list[dict[str, Any]]:
     """Valid half-open tiers from 0 to open-ended, with random prices and flat fees."""
-    bounds = sorted(draw(st.sets(st.decimals(min_value=Decimal("0.001"), max_value=200,
-                                             places=3), max_size=3)))
+    bounds = sorted(
+        draw(st.sets(st.decimals(min_value=Decimal("0.001"), max_value=200, places=3), max_size=3))
+    )
     edges = [Decimal(0), *bounds]
     out: list[dict[str, Any]] = []
     for i, lo in enumerate(edges):
@@ -47,11 +47,18 @@ def schedules(draw: st.DrawFn) -> dict[str, Any]:
     profile = st.lists(hour, min_size=24, max_size=24)
     split = draw(st.integers(1, 11))
     seasons = {
-        "a": {"months": list(range(1, split + 1)), "weekday": draw(profile), "weekend": draw(profile)},
-        "b": {"months": list(range(split + 1, 13)), "weekday": draw(profile),
-              "weekend": draw(profile)},
+        "a": {
+            "months": list(range(1, split + 1)),
+            "weekday": draw(profile),
+            "weekend": draw(profile),
+        },
+        "b": {
+            "months": list(range(split + 1, 13)),
+            "weekday": draw(profile),
+            "weekend": draw(profile),
+        },
     }
-    seasons["a"]["weekday"][:len(names)] = names  # every period appears somewhere
+    seasons["a"]["weekday"][: len(names)] = names  # every period appears somewhere
     return {"seasons": seasons}
 
 
@@ -59,34 +66,68 @@ def schedules(draw: st.DrawFn) -> dict[str, Any]:
 def plans(draw: st.DrawFn) -> dict[str, Any]:
     """A random valid plan using every kind of charge."""
     sched = draw(schedules())
-    names = sorted({n for s in sched["seasons"].values() for k in ("weekday", "weekend")
-                    for n in s[k]})
+    names = sorted(
+        {n for s in sched["seasons"].values() for k in ("weekday", "weekend") for n in s[k]}
+    )
     unit = draw(st.sampled_from(["kWh", "Wh", "MWh"]))
     mult = draw(st.sampled_from(["1", "1", "40", "0.5"]))
     included = draw(st.sampled_from(["0", "0", "1.5", "10"]))
-    tou_prices = {n: ({"price": draw(prices)} if draw(st.booleans()) else {"tiers": draw(tiers())})
-                  for n in names}
+    tou_prices = {
+        n: ({"price": draw(prices)} if draw(st.booleans()) else {"tiers": draw(tiers())})
+        for n in names
+    }
     charges: list[dict[str, Any]] = [
-        {"type": "per_unit", "id": "pu", "unit": unit, "price": draw(prices), "included": included,
-         "multiplier": mult},
-        {"type": "graduated", "id": "gr", "unit": "kWh", "tiers": draw(tiers()), "included": included},
+        {
+            "type": "per_unit",
+            "id": "pu",
+            "unit": unit,
+            "price": draw(prices),
+            "included": included,
+            "multiplier": mult,
+        },
+        {
+            "type": "graduated",
+            "id": "gr",
+            "unit": "kWh",
+            "tiers": draw(tiers()),
+            "included": included,
+        },
         {"type": "volume", "id": "vo", "unit": "kWh", "tiers": draw(tiers())},
-        {"type": "package", "id": "pk", "unit": "kWh", "size": draw(st.sampled_from(["1", "2.5", "100"])),
-         "price": draw(prices), "included": included},
+        {
+            "type": "package",
+            "id": "pk",
+            "unit": "kWh",
+            "size": draw(st.sampled_from(["1", "2.5", "100"])),
+            "price": draw(prices),
+            "included": included,
+        },
         {"type": "time_of_use", "id": "tou", "unit": "kWh", "periods": tou_prices},
-        {"type": "demand", "id": "dm", "unit": draw(st.sampled_from(["kW", "W"])),
-         "window_minutes": draw(st.sampled_from([15, 30, 60])), "price": draw(prices),
-         "period_prices": {names[0]: draw(prices)},
-         "ratchet": {"percent": draw(st.sampled_from(["80", "62.5", "100"])), "months": 2}},
+        {
+            "type": "demand",
+            "id": "dm",
+            "unit": draw(st.sampled_from(["kW", "W"])),
+            "window_minutes": draw(st.sampled_from([15, 30, 60])),
+            "price": draw(prices),
+            "period_prices": {names[0]: draw(prices)},
+            "ratchet": {"percent": draw(st.sampled_from(["80", "62.5", "100"])), "months": 2},
+        },
         {"type": "minimum_commitment", "id": "min", "amount": draw(whole_amounts)},
-        {"type": "recurring", "id": "fee", "amount": draw(whole_amounts),
-         "prorate": draw(st.booleans())},
+        {
+            "type": "recurring",
+            "id": "fee",
+            "amount": draw(whole_amounts),
+            "prorate": draw(st.booleans()),
+        },
     ]
     return {
-        "format": "tally.plan/v1", "id": "random", "version": 1,
+        "format": "tally.plan/v1",
+        "id": "random",
+        "version": 1,
         "currency": draw(st.sampled_from(["EUR", "JPY", "KWD"])),
-        "time_zone": draw(st.sampled_from(ZONES)), "schedule": sched,
-        "holidays": ["2026-03-29", "2026-04-03"], "charges": charges,
+        "time_zone": draw(st.sampled_from(ZONES)),
+        "schedule": sched,
+        "holidays": ["2026-03-29", "2026-04-03"],
+        "charges": charges,
     }
 
 
@@ -108,10 +149,16 @@ def usage(draw: st.DrawFn) -> tuple[int, list[tuple[int, int, float]]]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(plan=plans(), data=usage(), cut=st.integers(0, SPAN), peaks=st.lists(
-    st.one_of(st.just(float("nan")), st.floats(0, 500)), min_size=8, max_size=8))
+@given(
+    plan=plans(),
+    data=usage(),
+    cut=st.integers(0, SPAN - 1),
+    peaks=st.lists(st.one_of(st.just(float("nan")), st.floats(0, 500)), min_size=8, max_size=8),
+)
 def test_engine_equals_reference_on_random_plans(
-    plan: dict[str, Any], data: tuple[int, list[tuple[int, int, float]]], cut: int,
+    plan: dict[str, Any],
+    data: tuple[int, list[tuple[int, int, float]]],
+    cut: int,
     peaks: list[float],
 ) -> None:
     """The vectorised engine produces exactly the reference's lines for every charge type."""
@@ -121,16 +168,25 @@ def test_engine_equals_reference_on_random_plans(
     p = parse_plan(plan)
     periods = [(T0 + (cut if i % 2 else 0), T0 + SPAN) for i in range(subs)]
     cycles = [(T0, T0 + SPAN + 86_400 * 9)] * subs
-    prev = {"dm": [peaks[2 * i: 2 * i + 2] for i in range(subs)]}
+    prev = {"dm": [peaks[2 * i : 2 * i + 2] for i in range(subs)]}
     usage_map = {"default": ("Wh", interval, rows)}
     got = engine_lines(p, periods, usage_map, cycles=cycles, previous_peaks=prev)
     want = reference_lines(p, periods, usage_map, cycles=cycles, previous_peaks=prev)
-    assert [[comparable(li) for li in s] for s in got] == [[comparable(li) for li in s] for s in want]
+    assert [[comparable(li) for li in s] for s in got] == [
+        [comparable(li) for li in s] for s in want
+    ]
 
 
 def _graduated_plan(t: list[dict[str, Any]]) -> Any:
-    return parse_plan({"format": "tally.plan/v1", "id": "g", "version": 1, "currency": "EUR",
-                       "charges": [{"type": "graduated", "id": "g", "unit": "kWh", "tiers": t}]})
+    return parse_plan(
+        {
+            "format": "tally.plan/v1",
+            "id": "g",
+            "version": 1,
+            "currency": "EUR",
+            "charges": [{"type": "graduated", "id": "g", "unit": "kWh", "tiers": t}],
+        }
+    )
 
 
 def _total(lines: Any) -> Decimal:
@@ -149,12 +205,25 @@ def test_graduated_is_monotone_in_quantity(t: list[dict[str, Any]], a: Decimal, 
 def test_volume_with_one_tier_equals_per_unit(price: str, fee: str, q: Decimal) -> None:
     """A one-tier volume charge bills exactly what a per-unit charge at that price bills."""
     base = {"format": "tally.plan/v1", "id": "v", "version": 1, "currency": "EUR"}
-    vol = parse_plan({**base, "charges": [{"type": "volume", "id": "c", "unit": "kWh",
-                                           "tiers": [{"from": "0", "price": price}]}]})
-    pu = parse_plan({**base, "charges": [{"type": "per_unit", "id": "c", "unit": "kWh",
-                                          "price": price}]})
+    vol = parse_plan(
+        {
+            **base,
+            "charges": [
+                {
+                    "type": "volume",
+                    "id": "c",
+                    "unit": "kWh",
+                    "tiers": [{"from": "0", "price": price}],
+                }
+            ],
+        }
+    )
+    pu = parse_plan(
+        {**base, "charges": [{"type": "per_unit", "id": "c", "unit": "kWh", "price": price}]}
+    )
     assert [li.amount_unrounded for li in rate_quantity(vol, q)] == [
-        li.amount_unrounded for li in rate_quantity(pu, q)]
+        li.amount_unrounded for li in rate_quantity(pu, q)
+    ]
 
 
 @given(price=prices, a=st.decimals(0, 10_000, places=6), b=st.decimals(0, 10_000, places=6))
@@ -163,11 +232,18 @@ def test_per_unit_is_additive_over_a_split_within_one_minor_unit(
 ) -> None:
     """Rating a+b once differs from rating a and b separately by at most one cent (exactly 0
     before rounding): rounding happens once per line, never per reading."""
-    plan = parse_plan({"format": "tally.plan/v1", "id": "p", "version": 1, "currency": "EUR",
-                       "charges": [{"type": "per_unit", "id": "c", "unit": "kWh", "price": price}]})
-    whole, = rate_quantity(plan, a + b)
-    left, = rate_quantity(plan, a)
-    right, = rate_quantity(plan, b)
+    plan = parse_plan(
+        {
+            "format": "tally.plan/v1",
+            "id": "p",
+            "version": 1,
+            "currency": "EUR",
+            "charges": [{"type": "per_unit", "id": "c", "unit": "kWh", "price": price}],
+        }
+    )
+    (whole,) = rate_quantity(plan, a + b)
+    (left,) = rate_quantity(plan, a)
+    (right,) = rate_quantity(plan, b)
     assert whole.amount_unrounded == left.amount_unrounded + right.amount_unrounded
     assert abs(whole.amount - (left.amount + right.amount)) <= Decimal("0.01")
 
@@ -180,4 +256,5 @@ def test_graduated_split_is_subadditive(t: list[dict[str, Any]], a: Decimal, b: 
     falling = [{**x, "price": str(p), "flat_fee": "0"} for x, p in zip(t, ordered, strict=True)]
     plan = _graduated_plan(falling)
     assert _total(rate_quantity(plan, a + b)) <= (
-        _total(rate_quantity(plan, a)) + _total(rate_quantity(plan, b)))
+        _total(rate_quantity(plan, a)) + _total(rate_quantity(plan, b))
+    )

@@ -26,7 +26,8 @@ def test_amsterdam_spring_forward_day_has_23_hours() -> None:
 def test_amsterdam_fall_back_day_has_25_hours() -> None:
     """25 October 2026 is 25 h long in Europe/Amsterdam."""
     e = bucket_edges(_u(2026, 10, 25, 0), _u(2026, 10, 25, 12), "1d", "Europe/Amsterdam")
-    assert e[0] == _u(2026, 10, 24, 22) and e[1] == _u(2026, 10, 25, 23)
+    assert e[0] == _u(2026, 10, 24, 22)
+    assert e[1] == _u(2026, 10, 25, 23)
 
 
 def test_constant_counter_over_dst_days_in_amsterdam() -> None:

@@ -68,7 +68,8 @@ def test_glitch_lasting_several_readings_within_window_is_ignored() -> None:
     """Two low readings before the return (window 3) are both ignored; total 2.0."""
     u = _run([100.0, 101.0, 0.0, 0.0, 102.0])
     assert u.total == pytest.approx(2.0)
-    assert u.flags[2] & UsageFlag.GLITCH and u.flags[3] & UsageFlag.GLITCH
+    assert u.flags[2] & UsageFlag.GLITCH
+    assert u.flags[3] & UsageFlag.GLITCH
 
 
 def test_upward_spike_is_ignored() -> None:

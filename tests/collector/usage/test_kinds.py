@@ -30,7 +30,8 @@ def test_gauge_integral_is_trapezoid_in_unit_hours() -> None:
     ts = T0 + np.asarray([0.0, 900.0])
     u = derive_usage("gauge", ts, np.asarray([2.0, 4.0]), np.asarray([T0, T0 + 900, T0 + 1800]))
     assert u.quantity[0] == pytest.approx(0.75)
-    assert u.peak[0] == 2.0 and u.peak[1] == 4.0
+    assert u.peak[0] == 2.0
+    assert u.peak[1] == 4.0
 
 
 def test_reading_count_per_bucket() -> None:
@@ -44,7 +45,8 @@ def test_buckets_without_readings_have_no_coverage() -> None:
     """Before the first reading nothing is known: quantity 0 and coverage 0."""
     ts = T0 + np.asarray([1800.0, 2700.0])
     u = derive_usage("cumulative", ts, np.asarray([0.0, 1.0]), bucket_edges(T0, T0 + 2700, "15m"))
-    assert u.coverage[0] == 0.0 and u.quantity[0] == 0.0
+    assert u.coverage[0] == 0.0
+    assert u.quantity[0] == 0.0
 
 
 def test_many_series_at_once_match_one_by_one() -> None:
@@ -53,7 +55,8 @@ def test_many_series_at_once_match_one_by_one() -> None:
     kinds = ["cumulative", "delta", "gauge", "cumulative"]
     series = []
     for _ in kinds:
-        ts = T0 + np.sort(rng.choice(np.arange(0, 86400, 300), size=150, replace=False)).astype(float)
+        grid = np.arange(0, 86400, 300)
+        ts = T0 + np.sort(rng.choice(grid, size=150, replace=False)).astype(float)
         series.append((ts, np.cumsum(rng.random(150))))
     edges = bucket_edges(T0, T0 + 86400, "15m")
     offsets = np.cumsum([0] + [s[0].shape[0] for s in series])

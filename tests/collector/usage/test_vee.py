@@ -14,10 +14,12 @@ DAY = 86400.0
 def test_short_counter_gap_spreads_the_known_increase_evenly() -> None:
     """0 @00:00, 1 @00:15, 4 @01:00: the 3 kWh of the 45-min gap are 1 per bucket, estimated."""
     ts = T0 + np.asarray([0.0, 900.0, 3600.0])
-    u = derive_usage("cumulative", ts, np.asarray([0.0, 1.0, 4.0]), bucket_edges(T0, T0 + 3600, "15m"))
+    edges = bucket_edges(T0, T0 + 3600, "15m")
+    u = derive_usage("cumulative", ts, np.asarray([0.0, 1.0, 4.0]), edges)
     assert u.quantity.tolist() == pytest.approx([1.0, 1.0, 1.0, 1.0])
     assert u.estimated.tolist() == pytest.approx([0.0, 1.0, 1.0, 1.0])
-    assert u.flags[2] & UsageFlag.GAP and u.flags[2] & UsageFlag.ESTIMATED_INTERPOLATED
+    assert u.flags[2] & UsageFlag.GAP
+    assert u.flags[2] & UsageFlag.ESTIMATED_INTERPOLATED
 
 
 def test_short_gauge_gap_is_interpolated_linearly() -> None:
@@ -79,3 +81,21 @@ def test_quarantined_gap_is_not_estimated() -> None:
     assert u.total == 0.0
     assert u.quarantined.sum() == pytest.approx(1000.0)
     assert u.total_estimated == 0.0
+
+
+def test_delta_after_a_gap_covers_the_whole_gap() -> None:
+    """A delta of 3 reported 45 min after the previous reading is spread over the gap, estimated."""
+    ts = T0 + np.asarray([900.0, 3600.0])
+    u = derive_usage("delta", ts, np.asarray([1.0, 3.0]), bucket_edges(T0, T0 + 3600, "15m"))
+    assert u.quantity.tolist() == pytest.approx([1.0, 1.0, 1.0, 1.0])
+    assert u.estimated.tolist() == pytest.approx([0.0, 1.0, 1.0, 1.0])
+
+
+def test_long_gauge_gap_uses_the_unscaled_profile() -> None:
+    """A gauge at 2 kW for three weeks, then silent a day: 0.5 kWh per quarter hour, estimated."""
+    ts = np.r_[T0 - 21 * DAY + np.arange(0, 21 * 96 + 1) * 900.0, T0 + DAY]
+    v = np.full(ts.shape[0], 2.0)
+    u = derive_usage("gauge", ts, v, bucket_edges(T0, T0 + DAY, "15m"))
+    assert u.quantity == pytest.approx(np.full(96, 0.5))
+    assert u.estimated == pytest.approx(u.quantity)
+    assert np.all(u.flags & UsageFlag.ESTIMATED_PROFILE)

@@ -1,0 +1,1 @@
+"""Shipped register maps (data files): one ``<name>.toml`` per meter model."""

@@ -1,0 +1,156 @@
+"""usage_15m maintenance against the real PostgreSQL: refresh, late data, crash safety."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from collector.errors import StorageError
+from collector.storage import usage_store
+from collector.storage.usage_meters import add_replacement, put_meter_config
+from collector.storage.usage_queries import load_usage_matrix, usage_for_series
+from collector.storage.usage_store import refresh_usage
+from collector.usage import MeterConfig, Replacement, UsageFlag, bucket_edges, derive_usage
+
+from .conftest import ingest, new_series, utc
+
+Conn = psycopg.Connection[Any]
+T0 = utc(2026, 3, 29, 0).timestamp()
+NOW = utc(2026, 4, 2)
+
+
+def _rows(conn: Conn, sid: int) -> dict[float, tuple[float, float, int, int]]:
+    rows = conn.execute(
+        "SELECT extract(epoch FROM bucket)::float8, quantity, estimated, reading_count, flags"
+        " FROM usage_15m WHERE series_id = %s ORDER BY bucket", (sid,)).fetchall()
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def test_refresh_consumes_dirty_rows_and_writes_buckets(usage_conn: Conn) -> None:
+    """Four readings 1 kWh apart become three 1-kWh buckets; usage_dirty is emptied."""
+    sid = new_series(usage_conn)
+    ingest(usage_conn, sid, [T0, T0 + 900, T0 + 1800, T0 + 2700], [0.0, 1.0, 2.0, 3.0])
+    report = refresh_usage(usage_conn, NOW)
+    assert report.dirty_rows == 1
+    rows = _rows(usage_conn, sid)
+    assert [rows[T0 + k * 900][0] for k in range(3)] == [1.0, 1.0, 1.0]
+    assert usage_conn.execute("SELECT count(*) FROM usage_dirty").fetchone() == (0,)
+
+
+def test_late_reading_replaces_the_estimate(usage_conn: Conn) -> None:
+    """A gap first estimated evenly becomes actual usage when the missing readings arrive."""
+    sid = new_series(usage_conn)
+    ingest(usage_conn, sid, [T0, T0 + 3600], [0.0, 4.0])
+    refresh_usage(usage_conn, NOW)
+    assert _rows(usage_conn, sid)[T0 + 900][:2] == (1.0, 1.0)
+    ingest(usage_conn, sid, [T0 + 900, T0 + 1800, T0 + 2700], [0.5, 1.0, 3.5])
+    refresh_usage(usage_conn, NOW)
+    rows = _rows(usage_conn, sid)
+    assert [rows[T0 + k * 900][0] for k in range(4)] == [0.5, 0.5, 2.5, 0.5]
+    assert all(rows[T0 + k * 900][1] == 0.0 for k in range(4))
+
+
+def test_unchanged_buckets_keep_their_updated_at(usage_conn: Conn) -> None:
+    """Re-deriving identical usage does not touch updated_at (billing's late-data signal)."""
+    sid = new_series(usage_conn)
+    ingest(usage_conn, sid, [T0, T0 + 900, T0 + 1800], [0.0, 1.0, 2.0])
+    refresh_usage(usage_conn, utc(2026, 4, 1))
+    ingest(usage_conn, sid, [T0 + 1800], [2.0])  # a re-sent duplicate reading
+    refresh_usage(usage_conn, utc(2026, 4, 2))
+    stamps = usage_conn.execute(
+        "SELECT DISTINCT updated_at FROM usage_15m WHERE series_id = %s", (sid,)).fetchall()
+    assert stamps == [(utc(2026, 4, 1),)]
+
+
+def test_crash_before_commit_keeps_the_dirty_rows(
+    usage_conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the upsert fails, the DELETE of usage_dirty is rolled back with it."""
+    sid = new_series(usage_conn)
+    ingest(usage_conn, sid, [T0, T0 + 900], [0.0, 1.0])
+
+    def boom(*_: object) -> int:
+        raise psycopg.OperationalError("connection lost")
+
+    monkeypatch.setattr(usage_store, "_write", boom)
+    with pytest.raises(StorageError):
+        refresh_usage(usage_conn, NOW)
+    assert usage_conn.execute("SELECT count(*) FROM usage_dirty").fetchone() == (1,)
+    monkeypatch.undo()
+    refresh_usage(usage_conn, NOW)
+    assert _rows(usage_conn, sid)[T0][0] == 1.0
+
+
+def test_any_chunking_of_arrivals_matches_deriving_everything_once(usage_conn: Conn) -> None:
+    """Readings arriving in random chunks and orders, refreshed in between, end equal."""
+    sid = new_series(usage_conn)
+    rng = np.random.default_rng(3)
+    ts = T0 + np.arange(300) * 900.0
+    drop = rng.choice(300, 20, replace=False)  # holes that arrive last
+    v = np.cumsum(rng.random(300))
+    v[150] = 0.0  # a glitch
+    order = [i for i in rng.permutation(300).tolist() if i not in set(drop.tolist())]
+    order += drop.tolist()
+    rnd = random.Random(5)
+    while order:
+        n = rnd.randint(1, 40)
+        chunk, order = order[:n], order[n:]
+        ingest(usage_conn, sid, ts[chunk].tolist(), v[chunk].tolist())
+        refresh_usage(usage_conn, NOW)
+    expected = derive_usage("cumulative", ts, v, bucket_edges(ts[0], ts[-1], "15m"))
+    rows = _rows(usage_conn, sid)
+    got = np.asarray([rows.get(float(b), (0.0,))[0] for b in expected.starts])
+    assert np.allclose(got, expected.quantity, atol=1e-9)
+    assert rows[ts[150]][3] & UsageFlag.GLITCH
+
+
+def test_meter_config_change_rederives_history(usage_conn: Conn) -> None:
+    """Setting register_max later turns a reset into a rollover for the stored usage."""
+    sid = new_series(usage_conn)
+    ingest(usage_conn, sid, [T0, T0 + 900, T0 + 1800], [99_999.5, 99_999.9, 0.4])
+    refresh_usage(usage_conn, NOW)
+    assert _rows(usage_conn, sid)[T0 + 900][0] == pytest.approx(0.4)
+    put_meter_config(usage_conn, sid, MeterConfig(register_max=100_000.0), NOW)
+    refresh_usage(usage_conn, NOW)
+    assert _rows(usage_conn, sid)[T0 + 900][0] == pytest.approx(0.5)
+
+
+def test_replacement_event_is_applied(usage_conn: Conn) -> None:
+    """A recorded meter swap replaces the reset by old_final/new_initial continuity."""
+    sid = new_series(usage_conn)
+    ingest(usage_conn, sid, [T0, T0 + 900, T0 + 1800], [500.0, 501.0, 0.7])
+    refresh_usage(usage_conn, NOW)
+    add_replacement(usage_conn, sid, Replacement(T0 + 1200, 501.5, 0.2), NOW)
+    refresh_usage(usage_conn, NOW)
+    q, _, _, flags = _rows(usage_conn, sid)[T0 + 900]
+    assert q == pytest.approx(1.0)
+    assert flags & UsageFlag.REPLACEMENT
+
+
+def test_usage_for_series_rolls_up_dst_days(usage_conn: Conn) -> None:
+    """1 kWh per 15 min: 92 kWh on 29 March in Amsterdam, estimated share 0."""
+    sid = new_series(usage_conn)
+    start = utc(2026, 3, 28, 22).timestamp()
+    ts = start + np.arange(0, 2 * 96 + 4) * 900.0
+    ingest(usage_conn, sid, ts.tolist(), np.arange(ts.shape[0], dtype=float).tolist())
+    refresh_usage(usage_conn, NOW)
+    u = usage_for_series(usage_conn, [sid], utc(2026, 3, 29, 0), utc(2026, 3, 30, 0),
+                         resolution="1d", tz="Europe/Amsterdam")
+    assert u.quantity[0, 0] == 92.0
+    assert u.estimated[0, 0] == 0.0
+    assert u.ends[0] - u.starts[0] == 23 * 3600
+
+
+def test_load_usage_matrix_matches_rows(usage_conn: Conn) -> None:
+    """The binary-COPY bulk load puts every row at its (series, bucket) cell."""
+    a, b = new_series(usage_conn, meter="a"), new_series(usage_conn, meter="b")
+    ingest(usage_conn, a, [T0, T0 + 900, T0 + 1800], [0.0, 1.0, 3.0])
+    ingest(usage_conn, b, [T0 + 900, T0 + 1800], [10.0, 15.0])
+    refresh_usage(usage_conn, NOW)
+    m = load_usage_matrix(usage_conn, [b, a], utc(2026, 3, 29), utc(2026, 3, 29, 1))
+    assert m.series_ids.tolist() == [a, b]
+    assert m.quantity[:, :3].tolist() == [[1.0, 2.0, 0.0], [0.0, 5.0, 0.0]]
