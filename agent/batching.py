@@ -43,3 +43,4 @@ def series_from_rows(rows: Sequence[Row], keys: Mapping[int, SeriesKey]) -> tupl
                           val_sorted[start:end]))
         start = end
     return tuple(out)
+

@@ -276,9 +276,7 @@ class SqliteBuffer:
             heads = []
             for start in range(0, len(rows), max_readings):
                 chunk = rows[start:start + max_readings]
-                first, last = chunk[0][0], chunk[-1][0]
-                heads.append((seq, first, last, len(chunk), now_ms))
-                sealed.append(SealedBatch(seq, now_ms, series_from_rows(chunk, self._keys)))
+                heads.append((seq, chunk[0][0], chunk[-1][0], len(chunk), now_ms))
                 seq += 1
             if heads:
                 await db.executemany(
@@ -294,6 +292,10 @@ class SqliteBuffer:
                                      [(seq, "next_seq"), (heads[-1][2], "sealed_upto_id")])
         self._pending.update((h[0], (h[1], h[2])) for h in heads)
         self._unbatched -= len(rows)
+        # columnar series are built after the commit, outside the lock
+        for i, head in enumerate(heads):
+            chunk = rows[i * max_readings:(i + 1) * max_readings]
+            sealed.append(SealedBatch(head[0], now_ms, series_from_rows(chunk, self._keys)))
         return sealed
 
     async def load(self, seq: int) -> SealedBatch:

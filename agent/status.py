@@ -35,6 +35,7 @@ def online_status(
         "device": device,
         "agent": version,
         "ts": now_ms,
+        "buffer_depth": None if stats is None else stats.depth,
         "buffer": None if stats is None else {
             "depth": stats.depth,
             "unbatched": stats.unbatched,

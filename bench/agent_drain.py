@@ -96,9 +96,11 @@ async def main() -> None:
     stop = asyncio.Event()
     run = asyncio.create_task(agent.run(stop))
     t = time.perf_counter()
+    cpu = time.process_time()
     while buf.unbatched or buf.pending():  # noqa: ASYNC110 - polling the buffer is the point
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - t
+    cpu = time.process_time() - cpu
     stop.set()
     await run
     rate = agent.health.published_readings / elapsed
@@ -106,6 +108,9 @@ async def main() -> None:
           f"{agent.health.published_batches:,} batches of {args.batch} ({args.encoding}) "
           f"in {elapsed:.2f}s: {rate:,.0f} readings/s, "
           f"{agent.health.published_batches / elapsed:,.0f} batches/s")
+    print(f"agent CPU time {cpu:.2f}s (all threads): "
+          f"{cpu / agent.health.published_readings * 1e6:.2f} µs per reading, i.e. "
+          f"{agent.health.published_readings / cpu:,.0f} readings per CPU-second")
     if counter is not None:
         deadline = time.monotonic() + 30
         while counter.readings < args.readings and time.monotonic() < deadline:  # noqa: ASYNC110

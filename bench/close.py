@@ -32,25 +32,53 @@ import psycopg_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.billing import accounts  # noqa: E402
-from collector.billing.close import CloseConfig, PlanCache, close_period, draft_chunk, finalize_period  # noqa: E402,E501
-from collector.billing.model import Address, CustomerSpec  # noqa: E402
-from collector.billing.periods import PeriodKey, period_for  # noqa: E402
-from collector.storage.migrate import migrate  # noqa: E402
+from collector.billing import accounts
+from collector.billing.close import (
+    CloseConfig,
+    PlanCache,
+    close_period,
+    draft_chunk,
+    finalize_period,
+)
+from collector.billing.model import Address
+from collector.billing.periods import PeriodKey, period_for
+from collector.storage.migrate import migrate
 
 PLAN = {
-    "format": "tally.plan/v1", "id": "bench-tou", "version": 1, "currency": "EUR",
+    "format": "tally.plan/v1",
+    "id": "bench-tou",
+    "version": 1,
+    "currency": "EUR",
     "time_zone": "Europe/Amsterdam",
-    "schedule": {"seasons": {"all": {
-        "months": list(range(1, 13)),
-        "weekday": {"0-7": "offpeak", "7-23": "peak", "23-24": "offpeak"},
-        "weekend": {"0-24": "offpeak"}}}},
+    "schedule": {
+        "seasons": {
+            "all": {
+                "months": list(range(1, 13)),
+                "weekday": {"0-7": "offpeak", "7-23": "peak", "23-24": "offpeak"},
+                "weekend": {"0-24": "offpeak"},
+            }
+        }
+    },
     "charges": [
-        {"type": "time_of_use", "id": "energy", "unit": "kWh", "periods": {
-            "peak": {"tiers": [{"from": "0", "to": "200", "price": "0.31"},
-                               {"from": "200", "price": "0.29"}]},
-            "offpeak": {"tiers": [{"from": "0", "to": "100", "price": "0.10"},
-                                  {"from": "100", "price": "0.0875"}]}}},
+        {
+            "type": "time_of_use",
+            "id": "energy",
+            "unit": "kWh",
+            "periods": {
+                "peak": {
+                    "tiers": [
+                        {"from": "0", "to": "200", "price": "0.31"},
+                        {"from": "200", "price": "0.29"},
+                    ]
+                },
+                "offpeak": {
+                    "tiers": [
+                        {"from": "0", "to": "100", "price": "0.10"},
+                        {"from": "100", "price": "0.0875"},
+                    ]
+                },
+            },
+        },
         {"type": "demand", "id": "demand", "unit": "kW", "price": "4.37"},
         {"type": "recurring", "id": "standing", "amount": "12.50"},
     ],
@@ -58,9 +86,23 @@ PLAN = {
 FAR_ZONES = ["Pacific/Auckland", "Pacific/Kiritimati", "America/Los_Angeles", "Asia/Kolkata"]
 KEY = PeriodKey(2026, 3)
 PG_EPOCH = 946_684_800
-ROW = np.dtype([("n", ">i2"), ("l1", ">i4"), ("sid", ">i8"), ("l2", ">i4"), ("bucket", ">i8"),
-                ("l3", ">i4"), ("q", ">f8"), ("l4", ">i4"), ("e", ">f8"), ("l5", ">i4"),
-                ("rc", ">i4"), ("l6", ">i4"), ("upd", ">i8")])
+ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l1", ">i4"),
+        ("sid", ">i8"),
+        ("l2", ">i4"),
+        ("bucket", ">i8"),
+        ("l3", ">i4"),
+        ("q", ">f8"),
+        ("l4", ">i4"),
+        ("e", ">f8"),
+        ("l5", ">i4"),
+        ("rc", ">i4"),
+        ("l6", ">i4"),
+        ("upd", ">i8"),
+    ]
+)
 LOADED_AT = int(datetime(2026, 4, 3, tzinfo=UTC).timestamp())  # usage known before the close
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 
@@ -74,23 +116,36 @@ def setup(url: str, n: int, rng: np.random.Generator) -> int:
     """Customers, meters, subscriptions and usage; returns the number of usage rows loaded."""
     with psycopg.connect(url, autocommit=True) as conn:
         _, v = accounts.create_plan(conn, "bench", "Bench TOU", PLAN)
-        zones = [FAR_ZONES[i % len(FAR_ZONES)] if i % 10 == 9 else "Europe/Amsterdam"
-                 for i in range(n)]
+        zones = [
+            FAR_ZONES[i % len(FAR_ZONES)] if i % 10 == 9 else "Europe/Amsterdam" for i in range(n)
+        ]
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO customers (name, address, currency, time_zone, tax_rate, issuer)"
                 " VALUES (%s, %s, 'EUR', %s, 0.21, 'bench')",
-                [(f"Customer {i}", psycopg.types.json.Jsonb(Address(
-                    "Street 1", "Town", "NL").to_json()), zones[i]) for i in range(n)])
+                [
+                    (
+                        f"Customer {i}",
+                        psycopg.types.json.Jsonb(Address("Street 1", "Town", "NL").to_json()),
+                        zones[i],
+                    )
+                    for i in range(n)
+                ],
+            )
             cur.executemany(
                 "INSERT INTO series (device_id, meter, metric, unit, kind)"
                 " VALUES (%s, 'main', 'energy', 'kWh', 'cumulative')",
-                [(f"dev-{i:06d}",) for i in range(n)])
+                [(f"dev-{i:06d}",) for i in range(n)],
+            )
         cids = [r[0] for r in conn.execute("SELECT customer_id FROM customers ORDER BY 1")]
         sids = [r[0] for r in conn.execute("SELECT series_id FROM series ORDER BY 1")]
-        with conn.cursor() as cur, cur.copy(
-            "COPY subscriptions (customer_id, series_id, plan_version_id, valid_from) FROM STDIN"
-        ) as cp:
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY subscriptions (customer_id, series_id, plan_version_id, valid_from) FROM"
+                " STDIN"
+            ) as cp,
+        ):
             for c, s in zip(cids, sids, strict=True):
                 cp.write_row((c, s, v.plan_version_id, datetime(2025, 1, 1, tzinfo=UTC)))
         total = 0
@@ -109,10 +164,14 @@ def setup(url: str, n: int, rng: np.random.Generator) -> int:
                 r["upd"] = (LOADED_AT - PG_EPOCH) * 1_000_000
                 parts.append(r)
             rows = np.concatenate(parts).astype(ROW)  # concatenate drops the byte order
-            with conn.cursor() as cur, cur.copy(
-                "COPY usage_15m (series_id, bucket, quantity, estimated, reading_count,"
-                " updated_at)"
-                " FROM STDIN (FORMAT BINARY)") as cp:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY usage_15m (series_id, bucket, quantity, estimated, reading_count,"
+                    " updated_at)"
+                    " FROM STDIN (FORMAT BINARY)"
+                ) as cp,
+            ):
                 cp.write(HEADER + rows.tobytes() + b"\xff\xff")
             total += rows.size
         conn.execute("ANALYZE")
@@ -124,13 +183,17 @@ def naive(url: str, sample: int, now: datetime) -> float:
     plans = PlanCache()
     cfg = CloseConfig(chunk_size=1)
     with psycopg.connect(url) as conn:
-        ids = [r[0] for r in conn.execute(
-            "SELECT customer_id FROM customers ORDER BY customer_id LIMIT %s", (sample,))]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT customer_id FROM customers ORDER BY customer_id LIMIT %s", (sample,)
+            )
+        ]
         conn.rollback()
         t0 = time.perf_counter()
         for cid in ids:
             with conn.transaction(force_rollback=True):
-                draft_chunk(conn, KEY, [cid], now, cfg, plans)
+                draft_chunk(conn, KEY, [cid], now=now, config=cfg, plans=plans)
         return (time.perf_counter() - t0) / max(1, len(ids))
 
 
@@ -139,8 +202,10 @@ def main() -> int:
     ap.add_argument("--customers", type=int, default=500)
     ap.add_argument("--chunk-size", type=int, default=1000)
     ap.add_argument("--baseline-sample", type=int, default=50)
-    ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL",
-                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = ap.parse_args()
     name = f"tally_bench_close_{uuid.uuid4().hex[:8]}"
@@ -151,19 +216,23 @@ def main() -> int:
         migrate(url)
         t0 = time.perf_counter()
         rows = setup(url, args.customers, np.random.default_rng(1))
-        print(f"setup: {args.customers} customers, {rows:,} usage intervals (15 min) bulk-loaded"
-              f" with binary COPY in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"setup: {args.customers} customers, {rows:,} usage intervals (15 min) bulk-loaded"
+            f" with binary COPY in {time.perf_counter() - t0:.1f} s"
+        )
         now = datetime(2026, 4, 10, tzinfo=UTC)
         sample = min(args.baseline_sample, args.customers)
         per = naive(url, sample, now)  # before the real close: rolled back, leaves nothing
         if os.environ.get("BENCH_PROFILE"):
             import cProfile  # noqa: PLC0415
             import pstats  # noqa: PLC0415
+
             prof = cProfile.Profile()
             prof.enable()
         cfg = CloseConfig(chunk_size=args.chunk_size, grace=timedelta(days=3))
         pool: psycopg_pool.ConnectionPool[psycopg.Connection[tuple[object, ...]]] = (
-            psycopg_pool.ConnectionPool(url, min_size=1, max_size=2, open=True))
+            psycopg_pool.ConnectionPool(url, min_size=1, max_size=2, open=True)
+        )
         try:
             t1 = time.perf_counter()
             run = close_period(pool, KEY, now, cfg)
@@ -176,21 +245,31 @@ def main() -> int:
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
         with psycopg.connect(url) as conn:
-            tot = conn.execute("SELECT count(*), sum(total) FROM invoices WHERE status='final'"
-                               ).fetchone()
-        assert tot is not None and tot[0] == args.customers, tot
+            tot = conn.execute(
+                "SELECT count(*), sum(total) FROM invoices WHERE status='final'"
+            ).fetchone()
+        if tot is None or tot[0] != args.customers:
+            raise SystemExit(f"expected {args.customers} final invoices, found {tot}")
         close_s, fin_s, all_s = t2 - t1, t3 - t2, t3 - t1
-        print(f"close (draft) : {close_s:7.2f} s  {run.invoices_written} invoices,"
-              f" {run.lines_written} lines")
+        print(
+            f"close (draft) : {close_s:7.2f} s  {run.invoices_written} invoices,"
+            f" {run.lines_written} lines"
+        )
         print(f"finalize      : {fin_s:7.2f} s  {fin.invoices_written} numbered")
-        print(f"end to end    : {all_s:7.2f} s  {args.customers / all_s:,.0f} invoices/s,"
-              f" {rows / all_s:,.0f} intervals/s; billed total {Decimal(tot[1]):,} EUR")
-        print(f"naive baseline: {per * 1000:.1f} ms/customer (one customer per transaction,"
-              f" sample {sample}) -> {per * args.customers:.1f} s"
-              f" for {args.customers} customers ({per * args.customers / close_s:.1f}x the"
-              f" chunked draft)")
-        print(f"target: <= 30 s for 10,000 customers; extrapolated from this run:"
-              f" {all_s * 10_000 / args.customers:.1f} s")
+        print(
+            f"end to end    : {all_s:7.2f} s  {args.customers / all_s:,.0f} invoices/s,"
+            f" {rows / all_s:,.0f} intervals/s; billed total {Decimal(tot[1]):,} EUR"
+        )
+        print(
+            f"naive baseline: {per * 1000:.1f} ms/customer (one customer per transaction,"
+            f" sample {sample}) -> {per * args.customers:.1f} s"
+            f" for {args.customers} customers ({per * args.customers / close_s:.1f}x the"
+            f" chunked draft)"
+        )
+        print(
+            f"target: <= 30 s for 10,000 customers; extrapolated from this run:"
+            f" {all_s * 10_000 / args.customers:.1f} s"
+        )
     finally:
         if not args.keep:
             with psycopg.connect(args.database_url, autocommit=True) as admin:

@@ -76,6 +76,7 @@ def main() -> None:
             dt = time.perf_counter() - t
             print(f"backfill: {n:,} readings → {buckets:,} buckets in {dt:.2f} s "
                   f"= {n / dt:,.0f} readings/s")
+            conn.execute("ANALYZE")  # as autovacuum would after a bulk load
             _load(conn, sids, 1, per)
             t = time.perf_counter()
             rep = refresh_usage(conn, now)

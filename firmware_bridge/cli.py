@@ -6,6 +6,8 @@ tally-bridge simulate p1 --tcp 2323                        # P1 telegrams over T
 tally-bridge simulate p1 --pty                             # P1 telegrams on a pty
 tally-bridge simulate iec62056                             # optical readout on a pty
 tally-bridge simulate senml --http http://127.0.0.1:8080/senml
+tally-bridge simulate shelly shellyplus1pm-sim              # Shelly Gen2 plug on MQTT
+tally-bridge simulate tasmota tasmota_sim                    # Tasmota plug on MQTT
 tally-bridge decode p1 capture.bin                         # telegrams in a capture file
 tally-bridge decode senml pack.json
 tally-bridge decode iec62056 readout.bin
@@ -51,74 +53,76 @@ async def _forever(what: str, out: TextIO) -> None:
     await asyncio.Event().wait()
 
 
-async def _simulate(args: argparse.Namespace, out: TextIO) -> int:  # noqa: PLR0911
-    model = LoadModel(
-        t0_s=time.time(), phases=1 if args.protocol == "modbus" and "120" in args.map else 3
+async def _simulate_modbus(args: argparse.Namespace, out: TextIO) -> int:
+    from firmware_bridge.modbus.map_files import load_map
+    from firmware_bridge.simulators.modbus_server import (
+        MeterRegisters,
+        bound_port,
+        start_rtu_server,
+        start_tcp_server,
+        stop_server,
     )
-    if args.protocol == "modbus":
-        from firmware_bridge.modbus.map_files import load_map
-        from firmware_bridge.simulators.modbus_server import (
-            MeterRegisters,
-            bound_port,
-            start_rtu_server,
-            start_tcp_server,
-            stop_server,
-        )
-        from firmware_bridge.simulators.pty_link import PtyLink
+    from firmware_bridge.simulators.pty_link import PtyLink
 
-        meter = MeterRegisters(load_map(args.map), model)
-        if args.rtu:
-            link = PtyLink().start()
-            server = await start_rtu_server(
-                meter, link.a, baudrate=args.baudrate, unit_id=args.unit_id
-            )
-            try:
-                await _forever(
-                    f"Modbus RTU meter ({args.map}, unit {args.unit_id}, {args.baudrate} 8N1) "
-                    f"on serial device {link.b}",
-                    out,
-                )
-            finally:
-                await stop_server(server)
-                link.close()
-            return 0
-        tcp = await start_tcp_server(meter, args.host, args.port, unit_id=args.unit_id)
+    register_map = load_map(args.map)
+    three_phase = any(p.metric.endswith("_l3") for p in register_map.points)
+    model = LoadModel(t0_s=time.time(), phases=3 if three_phase else 1)
+    meter = MeterRegisters(register_map, model)
+    if args.rtu:
+        link = PtyLink().start()
+        server = await start_rtu_server(meter, link.a, baudrate=args.baudrate, unit_id=args.unit_id)
         try:
             await _forever(
-                f"Modbus TCP meter ({args.map}) on {args.host}:{bound_port(tcp)}, unit id "
-                f"{args.unit_id or 'any'}",
+                f"Modbus RTU meter ({args.map}, unit {args.unit_id or 'any'}, {args.baudrate} 8N1) "
+                f"on serial device {link.b}",
                 out,
             )
         finally:
-            await stop_server(tcp)
+            await stop_server(server)
+            link.close()
         return 0
-    if args.protocol == "p1":
-        from firmware_bridge.simulators.p1 import P1PtyMeter, serve_tcp
+    tcp = await start_tcp_server(meter, args.host, args.port, unit_id=args.unit_id)
+    try:
+        await _forever(
+            f"Modbus TCP meter ({args.map}) on {args.host}:{bound_port(tcp)}, unit id "
+            f"{args.unit_id or 'any'}",
+            out,
+        )
+    finally:
+        await stop_server(tcp)
+    return 0
 
-        if args.tcp is not None:
-            srv = await serve_tcp(model, args.host, args.tcp, interval_s=args.interval)
-            async with srv:
-                await _forever(
-                    f"P1 telegrams every {args.interval:g} s on {args.host}:{args.tcp}", out
-                )
-            return 0
-        pty_meter = P1PtyMeter(model, interval_s=args.interval).start()
-        try:
-            await _forever(
-                f"P1 telegrams every {args.interval:g} s on serial device {pty_meter.path}", out
-            )
-        finally:
-            await pty_meter.close()
-        return 0
-    if args.protocol == "iec62056":
-        from firmware_bridge.simulators.iec62056 import IecMeterSimulator
 
-        sim = IecMeterSimulator(model).start()
-        try:
-            await _forever(f"IEC 62056-21 mode C meter on serial device {sim.path}", out)
-        finally:
-            sim.close()
+async def _simulate_p1(args: argparse.Namespace, out: TextIO) -> int:
+    from firmware_bridge.simulators.p1 import P1PtyMeter, serve_tcp
+
+    model = LoadModel(t0_s=time.time())
+    if args.tcp is not None:
+        srv = await serve_tcp(model, args.host, args.tcp, interval_s=args.interval)
+        port = srv.sockets[0].getsockname()[1]
+        async with srv:
+            await _forever(f"P1 telegrams every {args.interval:g} s on {args.host}:{port}", out)
         return 0
+    meter = P1PtyMeter(model, interval_s=args.interval).start()
+    try:
+        await _forever(f"P1 telegrams every {args.interval:g} s on serial device {meter.path}", out)
+    finally:
+        await meter.close()
+    return 0
+
+
+async def _simulate_iec(args: argparse.Namespace, out: TextIO) -> int:
+    from firmware_bridge.simulators.iec62056 import IecMeterSimulator
+
+    sim = IecMeterSimulator(LoadModel(t0_s=time.time())).start()
+    try:
+        await _forever(f"IEC 62056-21 mode C meter on serial device {sim.path}", out)
+    finally:
+        sim.close()
+    return 0
+
+
+async def _simulate_senml(args: argparse.Namespace, out: TextIO) -> int:
     from firmware_bridge.simulators.senml_device import run_device
 
     if args.http is None and args.udp is None:
@@ -129,10 +133,48 @@ async def _simulate(args: argparse.Namespace, out: TextIO) -> int:  # noqa: PLR0
         host, _, port = args.udp.rpartition(":")
         udp = (host or "127.0.0.1", int(port))
     accepted = await run_device(
-        model, http_url=args.http, udp=udp, interval_s=args.interval, count=args.count
+        LoadModel(t0_s=time.time()),
+        http_url=args.http,
+        udp=udp,
+        interval_s=args.interval,
+        count=args.count,
     )
     out.write(f"sent {args.count or 'all'} packs, {accepted} accepted\n")
     return 0
+
+
+async def _simulate_plug(args: argparse.Namespace, out: TextIO) -> int:
+    from firmware_bridge.simulators.mqtt_plug import PlugKind, run_plug
+
+    kind: PlugKind = "tasmota"
+    if args.protocol == "shelly":
+        kind = "shelly-gen1" if args.generation == 1 else "shelly-gen2"
+    out.write(
+        f"{kind} plug {args.ident!r} publishing to {args.mqtt_url} every {args.interval:g} s\n"
+    )
+    out.flush()
+    sent = await run_plug(
+        kind,
+        args.ident,
+        LoadModel(t0_s=time.time(), phases=1, base_w=150, swing_w=100),
+        mqtt_url=args.mqtt_url,
+        interval_s=args.interval,
+        count=args.count,
+    )
+    out.write(f"{sent} message(s) published\n")
+    return 0
+
+
+async def _simulate(args: argparse.Namespace, out: TextIO) -> int:
+    runners = {
+        "shelly": _simulate_plug,
+        "tasmota": _simulate_plug,
+        "modbus": _simulate_modbus,
+        "p1": _simulate_p1,
+        "iec62056": _simulate_iec,
+        "senml": _simulate_senml,
+    }
+    return await runners[args.protocol](args, out)
 
 
 def _decode(args: argparse.Namespace, out: TextIO) -> int:
@@ -240,12 +282,20 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--udp", metavar="HOST:PORT", help="send CBOR packs to this UDP address")
     sm.add_argument("--interval", type=float, default=10.0)
     sm.add_argument("--count", type=int, default=0, help="packs to send (0 = forever)")
+    for plug in ("shelly", "tasmota"):
+        pp = ssub.add_parser(plug, help=f"a {plug} plug publishing energy to an MQTT broker")
+        pp.add_argument("ident", help="Shelly device id or Tasmota topic")
+        pp.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883")
+        pp.add_argument("--interval", type=float, default=10.0)
+        pp.add_argument("--count", type=int, default=0, help="rounds to publish (0 = forever)")
+        if plug == "shelly":
+            pp.add_argument("--generation", type=int, choices=[1, 2], default=2)
 
     dec = sub.add_parser("decode", help="decode a captured payload file and print readings")
     dsub = dec.add_subparsers(dest="protocol", required=True)
     dp1 = dsub.add_parser("p1", help="raw P1 capture (any number of telegrams)")
     dp1.add_argument("file")
-    dp1.add_argument("--spec", default="v5", choices=["v4", "v5", "belgium"])
+    dp1.add_argument("--spec", default="v5", choices=["v2.2", "v3", "v4", "v5", "belgium"])
     dsub.add_parser("senml", help="a SenML pack (JSON or CBOR)").add_argument("file")
     dsub.add_parser("iec62056", help="an IEC 62056-21 data block").add_argument("file")
 

@@ -60,7 +60,7 @@ class P1Options(_Common):
     baudrate: int = Field(default=115_200, ge=300, le=921_600)  # DSMR 4/5; DSMR 2.2/3: 9600 7E1
     bytesize: Literal[7, 8] = 8
     parity: Literal["N", "E", "O"] = "N"
-    spec: Literal["v4", "v5", "belgium"] = "v5"
+    spec: Literal["v2.2", "v3", "v4", "v5", "belgium"] = "v5"
     wait_s: float = Field(default=15.0, ge=0, le=600)  # how long a poll waits for a telegram
     keep: Literal["latest", "all"] = "latest"  # readings of the last telegram, or of every one
 

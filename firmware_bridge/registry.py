@@ -69,7 +69,13 @@ def _modbus_rtu(name: str, o: opt.ModbusRtuOptions) -> Source:
         )
 
     return ModbusSource(
-        name, client, load_map(o.map), unit_id=o.unit_id, meter=o.meter, interval_s=o.interval_s
+        name,
+        client,
+        load_map(o.map),
+        unit_id=o.unit_id,
+        meter=o.meter,
+        interval_s=o.interval_s,
+        bus=o.device,
     )
 
 

@@ -25,7 +25,9 @@ def _aware(name: str, t: datetime) -> datetime:
     return t
 
 
-def create_plan(conn: Conn, code: str, name: str, document: Mapping[str, Any]) -> tuple[Plan, PlanVersion]:
+def create_plan(
+    conn: Conn, code: str, name: str, document: Mapping[str, Any]
+) -> tuple[Plan, PlanVersion]:
     """A new plan with version 1; the document must be a valid ``tally.plan/v1`` plan."""
     plan = parse_plan_document(document)
     return store.create_plan(conn, code, name or plan.name or code, plan.currency, document)
@@ -37,7 +39,9 @@ def new_plan_version(conn: Conn, plan_id: int, document: Mapping[str, Any]) -> P
     current = store.get_plan(conn, plan_id)
     if plan.currency != current.currency:
         raise ValidationFailed(
-            f"plan {current.code} is in {current.currency}; a new version cannot be in {plan.currency}")
+            f"plan {current.code} is in {current.currency}; a new version cannot be in"
+            f" {plan.currency}"
+        )
     return store.add_plan_version(conn, plan_id, document)
 
 
@@ -47,17 +51,30 @@ def _check_currency(conn: Conn, customer: Customer, plan_version_id: int) -> Non
     if plan.currency != customer.spec.currency:
         raise ValidationFailed(
             f"plan {plan.code} is in {plan.currency} but customer {customer.customer_id}"
-            f" is billed in {customer.spec.currency}")
+            f" is billed in {customer.spec.currency}"
+        )
 
 
-def assign_meter(conn: Conn, customer_id: int, series_id: int, plan_version_id: int,
-                 valid_from: datetime, valid_to: datetime | None = None) -> Subscription:
+def assign_meter(
+    conn: Conn,
+    customer_id: int,
+    series_id: int,
+    plan_version_id: int,
+    valid_from: datetime,
+    *,
+    valid_to: datetime | None = None,
+) -> Subscription:
     """Bill meter ``series_id`` to a customer from ``valid_from`` (installation)."""
     customer = store.get_customer(conn, customer_id)
     _check_currency(conn, customer, plan_version_id)
-    return store.insert_subscription(conn, customer_id, series_id, plan_version_id,
-                                     _aware("valid_from", valid_from),
-                                     None if valid_to is None else _aware("valid_to", valid_to))
+    return store.insert_subscription(
+        conn,
+        customer_id,
+        series_id,
+        plan_version_id,
+        _aware("valid_from", valid_from),
+        valid_to=None if valid_to is None else _aware("valid_to", valid_to),
+    )
 
 
 def end_subscription(conn: Conn, subscription_id: int, at: datetime) -> Subscription:
@@ -73,25 +90,35 @@ def _split(conn: Conn, subscription_id: int, at: datetime) -> Subscription:
     return sub
 
 
-def move_meter(conn: Conn, subscription_id: int, to_customer_id: int, at: datetime,
-               plan_version_id: int | None = None) -> Subscription:
+def move_meter(
+    conn: Conn,
+    subscription_id: int,
+    to_customer_id: int,
+    at: datetime,
+    plan_version_id: int | None = None,
+) -> Subscription:
     """Move a meter to another customer at ``at``: end this subscription, start a new one."""
     sub = _split(conn, subscription_id, at)
     if to_customer_id == sub.customer_id:
         raise ValidationFailed("moving a meter needs a different customer")
     pv = plan_version_id or sub.plan_version_id
     _check_currency(conn, store.get_customer(conn, to_customer_id), pv)
-    return store.insert_subscription(conn, to_customer_id, sub.series_id, pv, at, sub.valid_to)
+    return store.insert_subscription(
+        conn, to_customer_id, sub.series_id, pv, at, valid_to=sub.valid_to
+    )
 
 
-def change_plan(conn: Conn, subscription_id: int, plan_version_id: int, at: datetime) -> Subscription:
+def change_plan(
+    conn: Conn, subscription_id: int, plan_version_id: int, at: datetime
+) -> Subscription:
     """Switch the meter to another plan version at ``at`` (charges split at that instant)."""
     sub = _split(conn, subscription_id, at)
     if plan_version_id == sub.plan_version_id:
         raise ValidationFailed("the subscription is already on that plan version")
     _check_currency(conn, store.get_customer(conn, sub.customer_id), plan_version_id)
-    return store.insert_subscription(conn, sub.customer_id, sub.series_id, plan_version_id, at,
-                                     sub.valid_to)
+    return store.insert_subscription(
+        conn, sub.customer_id, sub.series_id, plan_version_id, at, valid_to=sub.valid_to
+    )
 
 
 def create_customer(conn: Conn, spec: CustomerSpec) -> Customer:

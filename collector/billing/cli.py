@@ -37,7 +37,9 @@ Handler = Callable[[argparse.Namespace, Pool], int]
 def _when(text: str) -> datetime:
     t = datetime.fromisoformat(text)
     if t.utcoffset() is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-03-11T00:00+01:00")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs a UTC offset, e.g. 2026-03-11T00:00+01:00"
+        )
     return t
 
 
@@ -47,54 +49,89 @@ def _now(args: argparse.Namespace) -> datetime:
 
 
 def _config(args: argparse.Namespace) -> CloseConfig:
-    return CloseConfig(chunk_size=args.chunk_size, grace=timedelta(hours=args.grace_hours),
-                       correction_horizon=timedelta(days=args.horizon_days))
+    return CloseConfig(
+        chunk_size=args.chunk_size,
+        grace=timedelta(hours=args.grace_hours),
+        correction_horizon=timedelta(days=args.horizon_days),
+    )
 
 
 def _progress_bar(args: argparse.Namespace) -> Callable[[runs.BillingRun], None]:
     from rich.progress import Progress  # noqa: PLC0415 - only for interactive runs
 
     if getattr(args, "plain", False):
+
         def plain(run: runs.BillingRun) -> None:
-            print(f"run {run.run_id} {run.kind} {run.period}: {run.done_customers}/"
-                  f"{run.total_customers} customers, {run.invoices_written} invoices", flush=True)
+            print(
+                f"run {run.run_id} {run.kind} {run.period}: {run.done_customers}/"
+                f"{run.total_customers} customers, {run.invoices_written} invoices",
+                flush=True,
+            )
+
         return plain
     bar = Progress(transient=False)
     task = bar.add_task("billing", total=None)
     bar.start()
 
     def update(run: runs.BillingRun) -> None:
-        bar.update(task, total=run.total_customers, completed=run.done_customers,
-                   description=f"{run.kind} {run.period}")
+        bar.update(
+            task,
+            total=run.total_customers,
+            completed=run.done_customers,
+            description=f"{run.kind} {run.period}",
+        )
         if run.status == "done":
             bar.stop()
+
     return update
 
 
 def _print_run(run: runs.BillingRun) -> None:
-    print(f"run {run.run_id} ({run.kind} {run.period}) {run.status}: {run.done_customers}/"
-          f"{run.total_customers} customers, {run.invoices_written} invoices, "
-          f"{run.lines_written} lines")
+    print(
+        f"run {run.run_id} ({run.kind} {run.period}) {run.status}: {run.done_customers}/"
+        f"{run.total_customers} customers, {run.invoices_written} invoices, "
+        f"{run.lines_written} lines"
+    )
 
 
 def _close(args: argparse.Namespace, pool: Pool) -> int:
     fn = {"close": close_period, "refresh": refresh_period}[args.action]
-    _print_run(fn(pool, PeriodKey.parse(args.period), _now(args), _config(args),
-                  progress=_progress_bar(args)))
+    _print_run(
+        fn(
+            pool,
+            PeriodKey.parse(args.period),
+            _now(args),
+            _config(args),
+            progress=_progress_bar(args),
+        )
+    )
     return 0
 
 
 def _finalize(args: argparse.Namespace, pool: Pool) -> int:
-    _print_run(finalize_period(pool, PeriodKey.parse(args.period), _now(args), _config(args),
-                               force=args.force, progress=_progress_bar(args)))
+    _print_run(
+        finalize_period(
+            pool,
+            PeriodKey.parse(args.period),
+            _now(args),
+            _config(args),
+            force=args.force,
+            progress=_progress_bar(args),
+        )
+    )
     return 0
 
 
 def _customer_create(args: argparse.Namespace, pool: Pool) -> int:
     spec = CustomerSpec(
-        name=args.name, address=Address(args.line1, args.city, args.country, args.postal_code),
-        currency=args.currency, time_zone=args.tz, tax_rate=Decimal(args.tax_rate),
-        language=args.language, issuer=args.issuer, invoice_prefix=args.prefix,
+        name=args.name,
+        address=Address(args.line1, args.city, args.country, args.postal_code),
+        currency=args.currency,
+        time_zone=args.tz,
+        tax_rate=Decimal(args.tax_rate),
+        language=args.language,
+        issuer=args.issuer,
+        invoice_prefix=args.prefix,
         anchor_day=args.anchor_day,
     )
     with pool.connection() as conn, conn.transaction():
@@ -105,8 +142,9 @@ def _customer_create(args: argparse.Namespace, pool: Pool) -> int:
 
 def _customer_list(args: argparse.Namespace, pool: Pool) -> int:
     with pool.connection() as conn:
-        page = store.list_customers(conn, limit=args.limit, cursor=args.cursor,
-                                    name_contains=args.name)
+        page = store.list_customers(
+            conn, limit=args.limit, cursor=args.cursor, name_contains=args.name
+        )
     for c in page.items:
         print(f"{c.customer_id:>8}  {c.spec.name:<32} {c.spec.currency} {c.spec.time_zone}")
     if page.next_cursor:
@@ -124,8 +162,10 @@ def _load_doc(path: Path) -> dict[str, Any]:
 def _plan_create(args: argparse.Namespace, pool: Pool) -> int:
     with pool.connection() as conn, conn.transaction():
         plan, version = accounts.create_plan(conn, args.code, args.name, _load_doc(args.file))
-    print(f"plan {plan.plan_id} ({plan.code}) version {version.version}:"
-          f" plan_version_id {version.plan_version_id}")
+    print(
+        f"plan {plan.plan_id} ({plan.code}) version {version.version}:"
+        f" plan_version_id {version.plan_version_id}"
+    )
     return 0
 
 
@@ -139,8 +179,9 @@ def _plan_version(args: argparse.Namespace, pool: Pool) -> int:
 def _sub(args: argparse.Namespace, pool: Pool) -> int:
     with pool.connection() as conn, conn.transaction():
         if args.action == "assign":
-            s = accounts.assign_meter(conn, args.customer, args.series, args.plan_version,
-                                      args.start)
+            s = accounts.assign_meter(
+                conn, args.customer, args.series, args.plan_version, args.start
+            )
         elif args.action == "end":
             s = accounts.end_subscription(conn, args.subscription, args.at)
         elif args.action == "move":
@@ -148,8 +189,10 @@ def _sub(args: argparse.Namespace, pool: Pool) -> int:
         else:
             s = accounts.change_plan(conn, args.subscription, args.plan_version, args.at)
     end = s.valid_to.isoformat() if s.valid_to else "open"
-    print(f"subscription {s.subscription_id}: customer {s.customer_id} series {s.series_id}"
-          f" plan_version {s.plan_version_id} [{s.valid_from.isoformat()}, {end})")
+    print(
+        f"subscription {s.subscription_id}: customer {s.customer_id} series {s.series_id}"
+        f" plan_version {s.plan_version_id} [{s.valid_from.isoformat()}, {end})"
+    )
     return 0
 
 
@@ -158,8 +201,10 @@ def _invoice(args: argparse.Namespace, pool: Pool) -> int:
         if args.invoice_id is None:
             page = invoices.list_invoices(conn, period=args.period, limit=args.limit)
             for inv in page.items:
-                print(f"{inv.invoice_id:>8} {inv.number or '(draft)':<18} customer"
-                      f" {inv.customer_id:<8} {inv.period} {inv.total} {inv.currency}")
+                print(
+                    f"{inv.invoice_id:>8} {inv.number or '(draft)':<18} customer"
+                    f" {inv.customer_id:<8} {inv.period} {inv.total} {inv.currency}"
+                )
             return 0
         data = render(conn, args.invoice_id, args.format)
     if args.output:
@@ -172,10 +217,18 @@ def _invoice(args: argparse.Namespace, pool: Pool) -> int:
 def _add_close_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("period", help="YYYY-MM (each customer's month in their time zone)")
     p.add_argument("--chunk-size", type=int, default=1000, help="customers per transaction")
-    p.add_argument("--grace-hours", type=float, default=72.0,
-                   help="wait this long after period end before finalizing (default 72)")
-    p.add_argument("--horizon-days", type=float, default=92.0,
-                   help="late data this long after a final period still corrects it")
+    p.add_argument(
+        "--grace-hours",
+        type=float,
+        default=72.0,
+        help="wait this long after period end before finalizing (default 72)",
+    )
+    p.add_argument(
+        "--horizon-days",
+        type=float,
+        default=92.0,
+        help="late data this long after a final period still corrects it",
+    )
     p.add_argument("--now", type=_when, help="pretend the time is this (ISO 8601 with offset)")
     p.add_argument("--plain", action="store_true", help="plain progress lines instead of a bar")
 
@@ -183,8 +236,10 @@ def _add_close_options(p: argparse.ArgumentParser) -> None:
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the billing subcommands to ``p``."""
     sub = p.add_subparsers(dest="billing_command", required=True, metavar="ACTION")
-    for name, text in (("close", "draft every customer's invoice for a period"),
-                       ("refresh", "re-draft the non-final invoices of a period")):
+    for name, text in (
+        ("close", "draft every customer's invoice for a period"),
+        ("refresh", "re-draft the non-final invoices of a period"),
+    ):
         c = sub.add_parser(name, help=text)
         _add_close_options(c)
         c.set_defaults(billing_handler=_close, action=name)
@@ -193,6 +248,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     f.add_argument("--force", action="store_true", help="ignore the grace window")
     f.set_defaults(billing_handler=_finalize)
 
+    _configure_master_data(sub)
+
+
+def _configure_master_data(sub: Any) -> None:
     cc = sub.add_parser("customer-create", help="create a customer")
     for opt in ("name", "line1", "city", "country", "currency", "tz", "tax-rate"):
         cc.add_argument(f"--{opt}", required=True)
@@ -224,8 +283,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     sa.add_argument("--plan-version", type=int, required=True)
     sa.add_argument("--start", type=_when, required=True)
     sa.set_defaults(billing_handler=_sub, action="assign")
-    for name, text in (("end", "stop billing a meter"), ("move", "move a meter to a customer"),
-                       ("change-plan", "switch a meter to another plan version")):
+    for name, text in (
+        ("end", "stop billing a meter"),
+        ("move", "move a meter to a customer"),
+        ("change-plan", "switch a meter to another plan version"),
+    ):
         s = sub.add_parser(name, help=text)
         s.add_argument("subscription", type=int)
         s.add_argument("--at", type=_when, required=True)
@@ -266,14 +328,22 @@ def commands() -> Sequence[Any]:
     """The ``billing`` command for ``collector.cli`` (``EXTENSION_MODULES``)."""
     from collector.cli import Command  # noqa: PLC0415 - avoid an import cycle at module load
 
-    return [Command("billing", "billing: customers, plans, subscriptions, period close",
-                    lambda args, config: run_with_url(args, config.database.url), configure)]
+    return [
+        Command(
+            "billing",
+            "billing: customers, plans, subscriptions, period close",
+            lambda args, config: run_with_url(args, config.database.url),
+            configure,
+        )
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tally-billing")
-    parser.add_argument("--database-url", default=os.environ.get("TALLY_DATABASE_URL")
-                        or os.environ.get("DATABASE_URL"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TALLY_DATABASE_URL") or os.environ.get("DATABASE_URL"),
+    )
     configure(parser)
     args = parser.parse_args(argv)
     if not args.database_url:

@@ -26,7 +26,7 @@ from collector.billing.periods import BillingPeriod, PeriodKey, period_for
 from collector.billing.pricing import parse_plan_document
 from collector.billing.rating_pass import rate_segments
 from collector.billing.segments import Segment, build_segments
-from collector.errors import ValidationFailed
+from collector.errors import CollectorError, ValidationFailed
 from collector.rating import Plan
 from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_run_store as runs
@@ -87,8 +87,11 @@ class ChunkPlan:
 
 def plan_chunk(conn: Conn, key: PeriodKey, customer_ids: Sequence[int]) -> ChunkPlan:
     finals = invoices.final_customer_ids(conn, str(key), customer_ids)
-    customers = {c.customer_id: c for c in store.customers_by_ids(conn, customer_ids)
-                 if c.customer_id not in finals}
+    customers = {
+        c.customer_id: c
+        for c in store.customers_by_ids(conn, customer_ids)
+        if c.customer_id not in finals
+    }
     if not customers:
         return ChunkPlan({}, {}, [], (), None, None)
     periods: dict[int, BillingPeriod] = {
@@ -96,10 +99,12 @@ def plan_chunk(conn: Conn, key: PeriodKey, customer_ids: Sequence[int]) -> Chunk
     }
     lo = min(p.start for p in periods.values())
     hi = max(p.end for p in periods.values())
-    segments = build_segments(periods, store.subscriptions_overlapping(conn, list(customers),
-                                                                       lo, hi))
-    return ChunkPlan(customers, periods, segments,
-                     tuple(sorted({s.series_id for s in segments})), lo, hi)
+    segments = build_segments(
+        periods, store.subscriptions_overlapping(conn, list(customers), lo, hi)
+    )
+    return ChunkPlan(
+        customers, periods, segments, tuple(sorted({s.series_id for s in segments})), lo, hi
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +135,15 @@ def prefetch_usage(pool: Pool, key: PeriodKey, after: int, chunk_size: int) -> P
 
 
 def draft_chunk(
-    conn: Conn, key: PeriodKey, customer_ids: Sequence[int], now: datetime, config: CloseConfig,
-    plans: PlanCache, run_id: int | None = None, prefetched: Prefetched | None = None,
+    conn: Conn,
+    key: PeriodKey,
+    customer_ids: Sequence[int],
+    *,
+    now: datetime,
+    config: CloseConfig,
+    plans: PlanCache,
+    run_id: int | None = None,
+    prefetched: Prefetched | None = None,
 ) -> tuple[int, int]:
     """(Re)draft the invoices of these customers for ``key`` in the caller's transaction;
     customers whose invoice is final are left alone. Returns (invoices, lines) written.
@@ -146,36 +158,69 @@ def draft_chunk(
     info = usage_store.series_info(conn, plan.series)
     labels = {sid: _label(v) for sid, v in info.items()}
     if prefetched is not None and (prefetched.series, prefetched.lo, prefetched.hi) == (
-            plan.series, plan.lo, plan.hi):
+        plan.series,
+        plan.lo,
+        plan.hi,
+    ):
         usage = prefetched.rows
     else:
         usage = usage_store.load_usage_rows(conn, plan.series, plan.lo, plan.hi)
     cycles = [periods[s.customer_id] for s in segments]
-    rated = rate_segments(segments, cycles, usage,
-                          plans.load(conn, sorted({s.plan_version_id for s in segments})),
-                          {k: v[3] for k, v in info.items()})
+    rated = rate_segments(
+        segments,
+        cycles,
+        usage,
+        plans.load(conn, sorted({s.plan_version_id for s in segments})),
+        {k: v[3] for k, v in info.items()},
+    )
     drafts_now = invoices.draft_invoice_ids(conn, period_text, list(customers))
     corrections = compute_corrections(
-        conn, customers, key, now, config.correction_horizon, drafts_now,
-        lambda ids: plans.load(conn, ids), labels,
+        conn,
+        customers,
+        key,
+        now=now,
+        horizon=config.correction_horizon,
+        exclude_invoice_ids=drafts_now,
+        plans_for=lambda ids: plans.load(conn, ids),
+        labels=labels,
     )
     by_customer: dict[int, list[Any]] = {cid: [] for cid in customers}
     for seg in segments:
         by_customer[seg.customer_id].append(
-            (seg, rated.facts[seg.index], rated.lines.get(seg.index, [])))
+            (seg, rated.facts[seg.index], rated.lines.get(seg.index, []))
+        )
     drafts: list[DraftInvoice] = []
     for cid, customer in customers.items():
-        d = draft_invoice(customer, periods[cid], by_customer[cid], corrections.get(cid, []),
-                          labels)
+        d = draft_invoice(
+            customer, periods[cid], by_customer[cid], corrections.get(cid, []), labels
+        )
         if d is not None:
             drafts.append(d)
-    written = invoices.store_drafts(conn, period_text, drafts, list(customers), run_id, now)
+    written = invoices.store_drafts(
+        conn, period_text, drafts, list(customers), run_id=run_id, now=now
+    )
     return len(drafts), written
 
 
+def _settled(ahead: Future[Prefetched | None] | None) -> Prefetched | None:
+    """The prefetched usage, or None if there was none or it failed (the chunk loads it)."""
+    if ahead is None:
+        return None
+    try:
+        return ahead.result()
+    except (CollectorError, psycopg.Error, psycopg_pool.PoolTimeout):
+        return None
+
+
 def _run_chunks(
-    pool: Pool, key: PeriodKey, kind: str, now: datetime, config: CloseConfig,
-    work: Work, progress: Progress | None,
+    pool: Pool,
+    key: PeriodKey,
+    kind: str,
+    *,
+    now: datetime,
+    config: CloseConfig,
+    work: Work,
+    progress: Progress | None,
 ) -> runs.BillingRun:
     with pool.connection() as conn, conn.transaction():
         total = store.count_customers(conn)
@@ -183,21 +228,31 @@ def _run_chunks(
     ahead: Future[Prefetched | None] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-prefetch") as pool_ahead:
         while True:
+            # Wait for the prefetch before taking a connection: with a one-connection pool the
+            # prefetch needs the connection this loop would otherwise hold.
+            pre = _settled(ahead)
+            ahead = None
             with pool.connection() as conn, conn.transaction():
                 current = runs.lock_run(conn, run.run_id)
                 if current.status == "done":
                     return current
-                ids = store.customer_ids(conn, after=current.last_customer_id,
-                                         limit=config.chunk_size)
+                ids = store.customer_ids(
+                    conn, after=current.last_customer_id, limit=config.chunk_size
+                )
                 if not ids:
                     break
-                pre = ahead.result() if ahead is not None else None
-                ahead = None
                 if config.prefetch:
-                    ahead = pool_ahead.submit(prefetch_usage, pool, key, ids[-1],
-                                              config.chunk_size)
+                    ahead = pool_ahead.submit(prefetch_usage, pool, key, ids[-1], config.chunk_size)
                 n_inv, n_lines = work(conn, ids, run.run_id, pre)
-                runs.advance_run(conn, run.run_id, ids[-1], len(ids), n_inv, n_lines, now)
+                runs.advance_run(
+                    conn,
+                    run.run_id,
+                    last_customer_id=ids[-1],
+                    customers=len(ids),
+                    invoices=n_inv,
+                    lines=n_lines,
+                    now=now,
+                )
             if progress is not None:
                 with pool.connection() as conn:
                     progress(runs.get_run(conn, run.run_id))
@@ -222,7 +277,11 @@ def begin_run(pool: Pool, key: PeriodKey, kind: str, now: datetime) -> runs.Bill
 
 
 def close_period(
-    pool: Pool, key: PeriodKey, now: datetime, config: CloseConfig | None = None, *,
+    pool: Pool,
+    key: PeriodKey,
+    now: datetime,
+    config: CloseConfig | None = None,
+    *,
     progress: Progress | None = None,
 ) -> runs.BillingRun:
     """Draft every customer's invoice for ``key``. Idempotent: once a close of the period has
@@ -234,28 +293,51 @@ def close_period(
     if done is not None:
         return done
     plans = PlanCache()
-    return _run_chunks(pool, key, "close", now, cfg,
-                       lambda conn, ids, run_id, pre: draft_chunk(conn, key, ids, now, cfg, plans,
-                                                          run_id, pre),
-                       progress)
+    return _run_chunks(
+        pool,
+        key,
+        "close",
+        now=now,
+        config=cfg,
+        work=lambda conn, ids, run_id, pre: draft_chunk(
+            conn, key, ids, now=now, config=cfg, plans=plans, run_id=run_id, prefetched=pre
+        ),
+        progress=progress,
+    )
 
 
 def refresh_period(
-    pool: Pool, key: PeriodKey, now: datetime, config: CloseConfig | None = None, *,
+    pool: Pool,
+    key: PeriodKey,
+    now: datetime,
+    config: CloseConfig | None = None,
+    *,
     progress: Progress | None = None,
 ) -> runs.BillingRun:
     """Re-draft every non-final invoice of ``key`` from the current usage (late readings)."""
     cfg = config or CloseConfig()
     plans = PlanCache()
-    return _run_chunks(pool, key, "refresh", now, cfg,
-                       lambda conn, ids, run_id, pre: draft_chunk(conn, key, ids, now, cfg, plans,
-                                                          run_id, pre),
-                       progress)
+    return _run_chunks(
+        pool,
+        key,
+        "refresh",
+        now=now,
+        config=cfg,
+        work=lambda conn, ids, run_id, pre: draft_chunk(
+            conn, key, ids, now=now, config=cfg, plans=plans, run_id=run_id, prefetched=pre
+        ),
+        progress=progress,
+    )
 
 
 def finalize_period(
-    pool: Pool, key: PeriodKey, now: datetime, config: CloseConfig | None = None, *,
-    force: bool = False, progress: Progress | None = None,
+    pool: Pool,
+    key: PeriodKey,
+    now: datetime,
+    config: CloseConfig | None = None,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
 ) -> runs.BillingRun:
     """Finalize the drafts of ``key`` whose grace window has passed (all of them if ``force``).
 
@@ -270,14 +352,24 @@ def finalize_period(
         stale = usage_store.stale_draft_customers(conn, str(key), ids)
         lines = 0
         if stale:
-            lines = draft_chunk(conn, key, stale, now, cfg, plans, run_id)[1]
+            lines = draft_chunk(conn, key, stale, now=now, config=cfg, plans=plans, run_id=run_id)[
+                1
+            ]
         del pre  # finalize re-drafts only stale customers; it does not need the usage ahead
-        done = invoices.finalize_drafts(conn, now, period=str(key), customer_ids=ids,
-                                        period_end_before=ready_before)
+        done = invoices.finalize_drafts(
+            conn, now, period=str(key), customer_ids=ids, period_end_before=ready_before
+        )
         return len(done), lines
 
-    return _run_chunks(pool, key, "finalize", now, dataclasses.replace(cfg, prefetch=False), work,
-                       progress)
+    return _run_chunks(
+        pool,
+        key,
+        "finalize",
+        now=now,
+        config=dataclasses.replace(cfg, prefetch=False),
+        work=work,
+        progress=progress,
+    )
 
 
 def drafts_pending(pool: Pool, key: PeriodKey) -> Mapping[str, int]:

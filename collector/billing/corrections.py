@@ -30,16 +30,23 @@ Conn = psycopg.Connection[Any]
 def _period_of(inv: usage_store.LateInvoice, tz_name: str) -> BillingPeriod:
     tz = zone(tz_name)
     return BillingPeriod(
-        key=PeriodKey.parse(inv.period), time_zone=tz_name,
+        key=PeriodKey.parse(inv.period),
+        time_zone=tz_name,
         first_day=inv.period_start.astimezone(tz).date(),
         end_day=inv.period_end.astimezone(tz).date(),
-        start=inv.period_start, end=inv.period_end,
+        start=inv.period_start,
+        end=inv.period_end,
     )
 
 
 def compute_corrections(
-    conn: Conn, customers: Mapping[int, Customer], key: PeriodKey, now: datetime,
-    horizon: timedelta, exclude_invoice_ids: Sequence[int],
+    conn: Conn,
+    customers: Mapping[int, Customer],
+    key: PeriodKey,
+    *,
+    now: datetime,
+    horizon: timedelta,
+    exclude_invoice_ids: Sequence[int],
     plans_for: Callable[[Sequence[int]], Mapping[int, Plan]],
     labels: Mapping[int, str] | None = None,
 ) -> dict[int, list[CorrectionLine]]:
@@ -52,16 +59,18 @@ def compute_corrections(
     cycles: list[BillingPeriod] = []
     for inv in late:
         period = _period_of(inv, customers[inv.customer_id].spec.time_zone)
-        subs = store.subscriptions_overlapping(conn, [inv.customer_id], inv.period_start,
-                                               inv.period_end)
+        subs = store.subscriptions_overlapping(
+            conn, [inv.customer_id], inv.period_start, inv.period_end
+        )
         for seg in build_segments({inv.customer_id: period}, subs):
             segments.append(dataclasses.replace(seg, index=len(segments)))
             owner.append(inv)
             cycles.append(period)
     series = sorted({s.series_id for s in segments})
     info = usage_store.series_info(conn, series)
-    usage = usage_store.load_usage_rows(conn, series, min(i.period_start for i in late),
-                                        max(i.period_end for i in late))
+    usage = usage_store.load_usage_rows(
+        conn, series, min(i.period_start for i in late), max(i.period_end for i in late)
+    )
     plans = plans_for(sorted({s.plan_version_id for s in segments}))
     rated = rate_segments(segments, cycles, usage, plans, {k: v[3] for k, v in info.items()})
     new: dict[tuple[int, int], Decimal] = {}
@@ -73,8 +82,9 @@ def compute_corrections(
         new[k] = new.get(k, Decimal(0)) + amount
         versions.setdefault(k, set()).add(seg.plan_version_id)
         series_of[seg.subscription_id] = seg.series_id
-    billed = usage_store.billed_by_subscription(conn, [i.invoice_id for i in late],
-                                                exclude_invoice_ids)
+    billed = usage_store.billed_by_subscription(
+        conn, [i.invoice_id for i in late], exclude_invoice_ids
+    )
     by_id = {i.invoice_id: i for i in late}
     out: dict[int, list[CorrectionLine]] = {}
     for k in sorted(set(new) | {b for b in billed if b[0] in by_id}):
@@ -84,12 +94,18 @@ def compute_corrections(
         inv = by_id[k[0]]
         sid = series_of[k[1]]
         label = (labels or {}).get(sid) or _label(info.get(sid), sid)
-        out.setdefault(inv.customer_id, []).append(CorrectionLine(
-            subscription_id=k[1], series_id=sid, corrects_invoice_id=inv.invoice_id,
-            corrects_invoice_number=inv.number, corrected_period=inv.period,
-            amount_unrounded=diff, plan_version_ids=tuple(sorted(versions.get(k, set()))),
-            label=label,
-        ))
+        out.setdefault(inv.customer_id, []).append(
+            CorrectionLine(
+                subscription_id=k[1],
+                series_id=sid,
+                corrects_invoice_id=inv.invoice_id,
+                corrects_invoice_number=inv.number,
+                corrected_period=inv.period,
+                amount_unrounded=diff,
+                plan_version_ids=tuple(sorted(versions.get(k, set()))),
+                label=label,
+            )
+        )
     return out
 
 

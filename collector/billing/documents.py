@@ -20,8 +20,10 @@ from collector.storage import billing_store as store
 from collector.storage import billing_usage_store as usage_store
 
 Conn = psycopg.Connection[Any]
-ESTIMATE_NOTE = "* Includes estimated quantities (missing readings filled in); actual readings" \
-                " received later are settled on a following invoice."
+ESTIMATE_NOTE = (
+    "* Includes estimated quantities (missing readings filled in); actual readings"
+    " received later are settled on a following invoice."
+)
 
 
 def _num(v: Any) -> str | None:
@@ -30,23 +32,40 @@ def _num(v: Any) -> str | None:
 
 def line_json(ln: InvoiceLine) -> dict[str, Any]:
     return {
-        "line_id": ln.line_id, "line_no": ln.line_no, "kind": ln.kind.value,
-        "description": ln.description, "quantity": str(ln.quantity), "unit": ln.unit,
-        "unit_price": _num(ln.unit_price), "amount_unrounded": str(ln.amount_unrounded),
-        "amount": str(ln.amount), "tier": ln.tier, "tou_period": ln.tou_period,
-        "estimated_share": str(ln.estimated_share), "estimated": ln.is_estimated,
+        "line_id": ln.line_id,
+        "line_no": ln.line_no,
+        "kind": ln.kind.value,
+        "description": ln.description,
+        "quantity": str(ln.quantity),
+        "unit": ln.unit,
+        "unit_price": _num(ln.unit_price),
+        "amount_unrounded": str(ln.amount_unrounded),
+        "amount": str(ln.amount),
+        "tier": ln.tier,
+        "tou_period": ln.tou_period,
+        "estimated_share": str(ln.estimated_share),
+        "estimated": ln.is_estimated,
         "lineage": ln.lineage.to_json(),
     }
 
 
 def invoice_json(inv: Invoice, customer: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "invoice_id": inv.invoice_id, "number": inv.number, "status": inv.status.value,
-        "issuer": inv.issuer, "customer_id": inv.customer_id, "customer": dict(customer),
-        "period": inv.period, "period_start": inv.period_start.isoformat(),
-        "period_end": inv.period_end.isoformat(), "currency": inv.currency,
-        "tax_rate": str(inv.tax_rate), "subtotal": str(inv.subtotal), "tax": str(inv.tax),
-        "total": str(inv.total), "drafted_at": inv.drafted_at.isoformat(),
+        "invoice_id": inv.invoice_id,
+        "number": inv.number,
+        "status": inv.status.value,
+        "issuer": inv.issuer,
+        "customer_id": inv.customer_id,
+        "customer": dict(customer),
+        "period": inv.period,
+        "period_start": inv.period_start.isoformat(),
+        "period_end": inv.period_end.isoformat(),
+        "currency": inv.currency,
+        "tax_rate": str(inv.tax_rate),
+        "subtotal": str(inv.subtotal),
+        "tax": str(inv.tax),
+        "total": str(inv.total),
+        "drafted_at": inv.drafted_at.isoformat(),
         "finalized_at": inv.finalized_at.isoformat() if inv.finalized_at else None,
         "lines": [line_json(ln) for ln in inv.lines],
     }
@@ -81,7 +100,9 @@ def invoice_html(inv: Invoice, customer: Mapping[str, Any]) -> str:
         f"<td class=n>{ln.amount}</td></tr>"
         for ln in inv.lines
     )
-    note = f"<p class=note>{e(ESTIMATE_NOTE)}</p>" if any(ln.is_estimated for ln in inv.lines) else ""
+    note = (
+        f"<p class=note>{e(ESTIMATE_NOTE)}</p>" if any(ln.is_estimated for ln in inv.lines) else ""
+    )
     title = inv.number or f"DRAFT {inv.invoice_id}"
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
@@ -119,28 +140,44 @@ def invoice_pdf(inv: Invoice, customer: Mapping[str, Any]) -> bytes:
     for line in _address(customer):
         pdf.cell(0, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
-    pdf.cell(0, 6, _latin1(f"Service period: {_period_text(inv, customer)}"),
-             new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(
+        0,
+        6,
+        _latin1(f"Service period: {_period_text(inv, customer)}"),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     pdf.ln(3)
     widths = (78, 12, 18, 28, 24, 28)
     pdf.set_font("Helvetica", "B", 8)
-    for w, h in zip(widths, ("Description", "Tier", "TOU", "Quantity", "Unit price",
-                             f"Amount {inv.currency}"), strict=True):
+    for w, h in zip(
+        widths,
+        ("Description", "Tier", "TOU", "Quantity", "Unit price", f"Amount {inv.currency}"),
+        strict=True,
+    ):
         pdf.cell(w, 6, h, border="B")
     pdf.ln()
     pdf.set_font("Helvetica", "", 8)
     for ln in inv.lines:
         desc = ln.description + (" *" if ln.is_estimated else "")
         price = "" if ln.unit_price is None else f"{ln.unit_price.normalize():f}"[:12]
-        cells = (desc[:60], ln.tier or "", ln.tou_period or "",
-                 f"{ln.quantity.normalize():f} {ln.unit}", price, str(ln.amount))
+        cells = (
+            desc[:60],
+            ln.tier or "",
+            ln.tou_period or "",
+            f"{ln.quantity.normalize():f} {ln.unit}",
+            price,
+            str(ln.amount),
+        )
         for i, (w, text) in enumerate(zip(widths, cells, strict=True)):
             pdf.cell(w, 5, _latin1(text), align="R" if i >= 3 else "L")
         pdf.ln()
     pdf.ln(3)
     pdf.set_font("Helvetica", "", 10)
-    for label, value in (("Subtotal", inv.subtotal),
-                         (f"Tax {(inv.tax_rate * 100).normalize():f}%", inv.tax)):
+    for label, value in (
+        ("Subtotal", inv.subtotal),
+        (f"Tax {(inv.tax_rate * 100).normalize():f}%", inv.tax),
+    ):
         pdf.cell(160, 6, label, align="R")
         pdf.cell(28, 6, str(value), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "B", 11)
@@ -153,9 +190,25 @@ def invoice_pdf(inv: Invoice, customer: Mapping[str, Any]) -> bytes:
     return bytes(pdf.output())
 
 
-CSV_FIELDS = ("invoice_number", "invoice_id", "customer_id", "period", "line_no", "kind",
-              "description", "quantity", "unit", "unit_price", "amount_unrounded", "amount",
-              "currency", "tier", "tou_period", "estimated_share", "corrects_invoice")
+CSV_FIELDS = (
+    "invoice_number",
+    "invoice_id",
+    "customer_id",
+    "period",
+    "line_no",
+    "kind",
+    "description",
+    "quantity",
+    "unit",
+    "unit_price",
+    "amount_unrounded",
+    "amount",
+    "currency",
+    "tier",
+    "tou_period",
+    "estimated_share",
+    "corrects_invoice",
+)
 
 
 def invoice_csv(inv: Invoice) -> str:
@@ -163,11 +216,27 @@ def invoice_csv(inv: Invoice) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_FIELDS)
     for ln in inv.lines:
-        w.writerow((inv.number or "", inv.invoice_id, inv.customer_id, inv.period, ln.line_no,
-                    ln.kind.value, ln.description, ln.quantity, ln.unit,
-                    "" if ln.unit_price is None else ln.unit_price, ln.amount_unrounded,
-                    ln.amount, inv.currency, ln.tier or "", ln.tou_period or "",
-                    ln.estimated_share, ln.lineage.corrects_invoice_number or ""))
+        w.writerow(
+            (
+                inv.number or "",
+                inv.invoice_id,
+                inv.customer_id,
+                inv.period,
+                ln.line_no,
+                ln.kind.value,
+                ln.description,
+                ln.quantity,
+                ln.unit,
+                "" if ln.unit_price is None else ln.unit_price,
+                ln.amount_unrounded,
+                ln.amount,
+                inv.currency,
+                ln.tier or "",
+                ln.tou_period or "",
+                ln.estimated_share,
+                ln.lineage.corrects_invoice_number or "",
+            )
+        )
     return out.getvalue()
 
 
@@ -196,20 +265,36 @@ def explain(conn: Conn, invoice_id: int, line_id: int) -> dict[str, Any]:
     if lin.plan_version_id is not None:
         pv = store.get_plan_version(conn, lin.plan_version_id)
         p = store.get_plan(conn, pv.plan_id)
-        plan = {"plan_id": p.plan_id, "code": p.code, "version": pv.version,
-                "plan_version_id": pv.plan_version_id, "document": dict(pv.document)}
+        plan = {
+            "plan_id": p.plan_id,
+            "code": p.code,
+            "version": pv.version,
+            "plan_version_id": pv.plan_version_id,
+            "document": dict(pv.document),
+        }
     return {
-        "invoice_id": inv.invoice_id, "invoice_number": inv.number, "period": inv.period,
+        "invoice_id": inv.invoice_id,
+        "invoice_number": inv.number,
+        "period": inv.period,
         "line": line_json(ln),
-        "meters": [{"series_id": sid, "device_id": m[0], "meter": m[1], "metric": m[2],
-                    "unit": m[3]} for sid, m in sorted(meters.items())],
-        "intervals": {"from": lin.interval_from.isoformat() if lin.interval_from else None,
-                      "to": lin.interval_to.isoformat() if lin.interval_to else None,
-                      "count": lin.interval_count, "minutes": 15},
+        "meters": [
+            {"series_id": sid, "device_id": m[0], "meter": m[1], "metric": m[2], "unit": m[3]}
+            for sid, m in sorted(meters.items())
+        ],
+        "intervals": {
+            "from": lin.interval_from.isoformat() if lin.interval_from else None,
+            "to": lin.interval_to.isoformat() if lin.interval_to else None,
+            "count": lin.interval_count,
+            "minutes": 15,
+        },
         "reading_count": lin.reading_count,
         "estimated_quantity": str(lin.estimated_quantity),
         "plan": plan,
-        "corrects": None if lin.corrects_invoice_id is None else {
-            "invoice_id": lin.corrects_invoice_id, "number": lin.corrects_invoice_number,
-            "period": lin.corrected_period},
+        "corrects": None
+        if lin.corrects_invoice_id is None
+        else {
+            "invoice_id": lin.corrects_invoice_id,
+            "number": lin.corrects_invoice_number,
+            "period": lin.corrected_period,
+        },
     }

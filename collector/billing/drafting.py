@@ -51,14 +51,18 @@ def segment_facts(usage: SegmentUsage, count: int, interval_s: int = 900) -> lis
     out = []
     for k in range(count):
         has = int(n[k]) > 0
-        out.append(SegmentFacts(
-            quantity=Decimal(repr(float(q[k]))).quantize(_Q6),
-            estimated=Decimal(repr(float(e[k]))).quantize(_Q6),
-            readings=int(r[k]),
-            intervals=int(n[k]),
-            first_interval=datetime.fromtimestamp(int(lo[k]), UTC) if has else None,
-            last_interval_end=datetime.fromtimestamp(int(hi[k]) + interval_s, UTC) if has else None,
-        ))
+        out.append(
+            SegmentFacts(
+                quantity=Decimal(repr(float(q[k]))).quantize(_Q6),
+                estimated=Decimal(repr(float(e[k]))).quantize(_Q6),
+                readings=int(r[k]),
+                intervals=int(n[k]),
+                first_interval=datetime.fromtimestamp(int(lo[k]), UTC) if has else None,
+                last_interval_end=datetime.fromtimestamp(int(hi[k]) + interval_s, UTC)
+                if has
+                else None,
+            )
+        )
     return out
 
 
@@ -79,27 +83,42 @@ class CorrectionLine:
 def customer_snapshot(customer: Customer) -> dict[str, object]:
     s = customer.spec
     return {
-        "customer_id": customer.customer_id, "name": s.name,
-        "address": s.address.to_json(), "language": s.language,
-        "time_zone": s.time_zone, "currency": s.currency,
+        "customer_id": customer.customer_id,
+        "name": s.name,
+        "address": s.address.to_json(),
+        "language": s.language,
+        "time_zone": s.time_zone,
+        "currency": s.currency,
     }
 
 
-def _usage_line(no: int, seg: Segment, facts: SegmentFacts, item: LineItem, label: str) -> InvoiceLine:
+def _usage_line(
+    no: int, seg: Segment, facts: SegmentFacts, item: LineItem, label: str
+) -> InvoiceLine:
     kind = _KIND.get(item.kind, LineKind.USAGE)
     share = Decimal(0)
     if kind is LineKind.USAGE and facts.quantity > 0:
         share = min(Decimal(1), (facts.estimated / facts.quantity).quantize(_Q6))
     return InvoiceLine(
-        line_no=no, kind=kind, description=f"{label}: {item.description}",
-        quantity=item.quantity, unit=item.unit, unit_price=item.unit_price,
-        amount_unrounded=item.amount_unrounded, amount=item.amount,
-        tier=None if item.tier is None else str(item.tier + 1), tou_period=item.period,
+        line_no=no,
+        kind=kind,
+        description=f"{label}: {item.description}",
+        quantity=item.quantity,
+        unit=item.unit,
+        unit_price=item.unit_price,
+        amount_unrounded=item.amount_unrounded,
+        amount=item.amount,
+        tier=None if item.tier is None else str(item.tier + 1),
+        tou_period=item.period,
         estimated_share=share,
         lineage=Lineage(
-            series_ids=(seg.series_id,), subscription_ids=(seg.subscription_id,),
-            interval_from=seg.start, interval_to=seg.end, interval_count=facts.intervals,
-            reading_count=facts.readings, estimated_quantity=facts.estimated,
+            series_ids=(seg.series_id,),
+            subscription_ids=(seg.subscription_id,),
+            interval_from=seg.start,
+            interval_to=seg.end,
+            interval_count=facts.intervals,
+            reading_count=facts.readings,
+            estimated_quantity=facts.estimated,
             plan_version_id=seg.plan_version_id,
         ),
     )
@@ -109,25 +128,37 @@ def _correction_line(no: int, c: CorrectionLine, currency: str) -> InvoiceLine:
     credit = c.amount_unrounded < 0
     verb = "credit" if credit else "adjustment"
     return InvoiceLine(
-        line_no=no, kind=LineKind.CREDIT if credit else LineKind.ADJUSTMENT,
+        line_no=no,
+        kind=LineKind.CREDIT if credit else LineKind.ADJUSTMENT,
         description=f"{c.label}: {verb} for late data, corrects {c.corrects_invoice_number}"
-                    f" ({c.corrected_period})",
-        quantity=Decimal(1), unit="correction", unit_price=c.amount_unrounded,
-        amount_unrounded=c.amount_unrounded, amount=round_money(c.amount_unrounded, currency),
+        f" ({c.corrected_period})",
+        quantity=Decimal(1),
+        unit="correction",
+        unit_price=c.amount_unrounded,
+        amount_unrounded=c.amount_unrounded,
+        amount=round_money(c.amount_unrounded, currency),
         lineage=Lineage(
-            series_ids=(c.series_id,), subscription_ids=(c.subscription_id,), interval_from=None,
-            interval_to=None, interval_count=0, reading_count=0, estimated_quantity=Decimal(0),
+            series_ids=(c.series_id,),
+            subscription_ids=(c.subscription_id,),
+            interval_from=None,
+            interval_to=None,
+            interval_count=0,
+            reading_count=0,
+            estimated_quantity=Decimal(0),
             plan_version_id=c.plan_version_ids[0] if len(c.plan_version_ids) == 1 else None,
             corrects_invoice_id=c.corrects_invoice_id,
-            corrects_invoice_number=c.corrects_invoice_number, corrected_period=c.corrected_period,
+            corrects_invoice_number=c.corrects_invoice_number,
+            corrected_period=c.corrected_period,
         ),
     )
 
 
 def draft_invoice(
-    customer: Customer, period: BillingPeriod,
+    customer: Customer,
+    period: BillingPeriod,
     segments: Sequence[tuple[Segment, SegmentFacts, Sequence[LineItem]]],
-    corrections: Sequence[CorrectionLine], labels: Mapping[int, str],
+    corrections: Sequence[CorrectionLine],
+    labels: Mapping[int, str],
 ) -> DraftInvoice | None:
     """The draft of ``customer`` for ``period``; None when there is nothing to bill."""
     lines: list[InvoiceLine] = []
@@ -140,12 +171,22 @@ def draft_invoice(
     if not lines:
         return None
     s = customer.spec
-    totals = compute_totals(((ln.amount_unrounded, ln.amount) for ln in lines), s.tax_rate,
-                            s.currency)
+    totals = compute_totals(
+        ((ln.amount_unrounded, ln.amount) for ln in lines), s.tax_rate, s.currency
+    )
     return DraftInvoice(
-        customer_id=customer.customer_id, period=str(period.key), period_start=period.start,
-        period_end=period.end, currency=s.currency, tax_rate=s.tax_rate,
-        subtotal=totals.subtotal, subtotal_unrounded=totals.subtotal_unrounded, tax=totals.tax,
-        total=totals.total, issuer=s.issuer, prefix=s.invoice_prefix,
-        customer_snapshot=customer_snapshot(customer), lines=tuple(lines),
+        customer_id=customer.customer_id,
+        period=str(period.key),
+        period_start=period.start,
+        period_end=period.end,
+        currency=s.currency,
+        tax_rate=s.tax_rate,
+        subtotal=totals.subtotal,
+        subtotal_unrounded=totals.subtotal_unrounded,
+        tax=totals.tax,
+        total=totals.total,
+        issuer=s.issuer,
+        prefix=s.invoice_prefix,
+        customer_snapshot=customer_snapshot(customer),
+        lines=tuple(lines),
     )

@@ -34,12 +34,17 @@ class Address:
         if not self.line1.strip() or not self.city.strip():
             raise ValidationFailed("address needs line1 and city")
         if len(self.country) != 2 or not self.country.isalpha() or not self.country.isupper():
-            raise ValidationFailed(f"country must be ISO 3166 alpha-2 like 'NL', got {self.country!r}")
+            raise ValidationFailed(
+                f"country must be ISO 3166 alpha-2 like 'NL', got {self.country!r}"
+            )
 
     def to_json(self) -> dict[str, str]:
         return {
-            "line1": self.line1, "line2": self.line2, "postal_code": self.postal_code,
-            "city": self.city, "country": self.country,
+            "line1": self.line1,
+            "line2": self.line2,
+            "postal_code": self.postal_code,
+            "city": self.city,
+            "country": self.country,
         }
 
     def lines(self) -> list[str]:
@@ -110,7 +115,7 @@ class PlanVersion:
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """A meter (``series``) billed to a customer on a plan version during ``[valid_from, valid_to)``."""
+    """A meter (``series``) billed to a customer on a plan version in ``[valid_from, valid_to)``."""
 
     subscription_id: int
     customer_id: int

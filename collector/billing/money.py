@@ -18,8 +18,20 @@ from collector.errors import ValidationFailed
 
 # ISO 4217 minor units for currencies that differ from 2; everything else has 2.
 _MINOR_UNITS: dict[str, int] = {
-    "BHD": 3, "CLP": 0, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "OMR": 3,
-    "PYG": 0, "TND": 3, "UGX": 0, "VND": 0, "XAF": 0, "XOF": 0,
+    "BHD": 3,
+    "CLP": 0,
+    "ISK": 0,
+    "JOD": 3,
+    "JPY": 0,
+    "KRW": 0,
+    "KWD": 3,
+    "OMR": 3,
+    "PYG": 0,
+    "TND": 3,
+    "UGX": 0,
+    "VND": 0,
+    "XAF": 0,
+    "XOF": 0,
 }
 
 
@@ -46,7 +58,7 @@ class InvoiceTotals:
 def compute_totals(
     lines: Iterable[tuple[Decimal, Decimal]], tax_rate: Decimal, currency: str
 ) -> InvoiceTotals:
-    """Totals of lines given as ``(amount_unrounded, amount)`` pairs at ``tax_rate`` (0.21 = 21%)."""
+    """Totals of ``(amount_unrounded, amount)`` line pairs at ``tax_rate`` (0.21 = 21%)."""
     if tax_rate < 0 or tax_rate >= 1:
         raise ValidationFailed(f"tax rate must be in [0, 1), got {tax_rate}")
     exact = Decimal(0)
@@ -55,6 +67,4 @@ def compute_totals(
         exact += unrounded
         rounded += amount
     tax = round_money(exact * tax_rate, currency)
-    return InvoiceTotals(
-        subtotal=rounded, subtotal_unrounded=exact, tax=tax, total=rounded + tax
-    )
+    return InvoiceTotals(subtotal=rounded, subtotal_unrounded=exact, tax=tax, total=rounded + tax)

@@ -40,11 +40,15 @@ def group_segments(
     groups: dict[tuple[int, str], list[Segment]] = {}
     for seg in segments:
         groups.setdefault((seg.plan_version_id, units[seg.series_id]), []).append(seg)
-    return [RatingGroup(plans[pv], unit, tuple(segs)) for (pv, unit), segs in sorted(groups.items())]
+    return [
+        RatingGroup(plans[pv], unit, tuple(segs)) for (pv, unit), segs in sorted(groups.items())
+    ]
 
 
 def rate_group(
-    group: RatingGroup, usage: SegmentUsage, cycles: Sequence[BillingPeriod],
+    group: RatingGroup,
+    usage: SegmentUsage,
+    cycles: Sequence[BillingPeriod],
 ) -> dict[int, list[LineItem]]:
     """Lines of each segment of ``group`` (by global segment index), in invoice order.
 
@@ -61,13 +65,17 @@ def rate_group(
         period_start=np.array([int(s.start.timestamp()) for s in group.segments], dtype=np.int64),
         period_end=np.array([int(s.end.timestamp()) for s in group.segments], dtype=np.int64),
         cycle_start=np.array(
-            [int(cycles[s.index].start.timestamp()) for s in group.segments], dtype=np.int64),
+            [int(cycles[s.index].start.timestamp()) for s in group.segments], dtype=np.int64
+        ),
         cycle_end=np.array(
-            [int(cycles[s.index].end.timestamp()) for s in group.segments], dtype=np.int64),
+            [int(cycles[s.index].end.timestamp()) for s in group.segments], dtype=np.int64
+        ),
     )
     iu = IntervalUsage(
-        unit=group.unit, interval_seconds=INTERVAL_S,
-        subscription=local[mine.segment].astype(np.int32), start=mine.starts.astype(np.int64),
+        unit=group.unit,
+        interval_seconds=INTERVAL_S,
+        subscription=local[mine.segment].astype(np.int32),
+        start=mine.starts.astype(np.int64),
         quantity=np.maximum(mine.quantity, 0.0).astype(np.float64),
     )
     rated = rate(group.plan, subs, [iu])
@@ -80,7 +88,13 @@ def rate_group(
         per_local[item.subscription].append(item)
     out: dict[int, list[LineItem]] = {}
     for k, g in enumerate(idx.tolist()):
-        out[int(g)] = sorted(per_local[k], key=lambda li: (
-            charge_pos[li.charge_id], -1 if li.period is None else period_pos[li.period],
-            -1 if li.tier is None else li.tier, KIND_ORDER[li.kind]))
+        out[int(g)] = sorted(
+            per_local[k],
+            key=lambda li: (
+                charge_pos[li.charge_id],
+                -1 if li.period is None else period_pos[li.period],
+                -1 if li.tier is None else li.tier,
+                KIND_ORDER[li.kind],
+            ),
+        )
     return out

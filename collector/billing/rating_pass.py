@@ -20,12 +20,21 @@ class RatedSegments:
 
 
 def rate_segments(
-    segments: Sequence[Segment], cycles: Sequence[BillingPeriod], usage: UsageRows,
-    plans: Mapping[int, Plan], units: Mapping[int, str],
+    segments: Sequence[Segment],
+    cycles: Sequence[BillingPeriod],
+    usage: UsageRows,
+    plans: Mapping[int, Plan],
+    units: Mapping[int, str],
 ) -> RatedSegments:
     """Assign usage to segments and rate every (plan version, unit) group in one engine call."""
-    seg_usage = assign_usage(segments, usage.series, usage.bucket, usage.quantity,
-                             usage.estimated, usage.readings)
+    seg_usage = assign_usage(
+        segments,
+        usage.series,
+        usage.bucket,
+        quantity=usage.quantity,
+        estimated=usage.estimated,
+        readings=usage.readings,
+    )
     facts = segment_facts(seg_usage, len(segments))
     lines: dict[int, list[LineItem]] = {}
     for group in group_segments(segments, plans, units):

@@ -64,12 +64,18 @@ def build_segments(
         end = period.end if sub.valid_to is None else min(sub.valid_to, period.end)
         if end <= start:
             continue
-        out.append(Segment(
-            index=len(out), customer_id=sub.customer_id, subscription_id=sub.subscription_id,
-            series_id=sub.series_id, plan_version_id=sub.plan_version_id,
-            start=start.astimezone(UTC), end=end.astimezone(UTC),
-            fraction=day_fraction(period, start, end),
-        ))
+        out.append(
+            Segment(
+                index=len(out),
+                customer_id=sub.customer_id,
+                subscription_id=sub.subscription_id,
+                series_id=sub.series_id,
+                plan_version_id=sub.plan_version_id,
+                start=start.astimezone(UTC),
+                end=end.astimezone(UTC),
+                fraction=day_fraction(period, start, end),
+            )
+        )
     return out
 
 
@@ -85,8 +91,13 @@ class SegmentUsage:
     readings: I64
 
     def select(self, mask: npt.NDArray[np.bool_]) -> SegmentUsage:
-        return SegmentUsage(self.segment[mask], self.starts[mask], self.quantity[mask],
-                            self.estimated[mask], self.readings[mask])
+        return SegmentUsage(
+            self.segment[mask],
+            self.starts[mask],
+            self.quantity[mask],
+            self.estimated[mask],
+            self.readings[mask],
+        )
 
 
 def _epoch(t: datetime) -> int:
@@ -97,7 +108,12 @@ _KEY_SHIFT = 1 << 33  # bucket epochs (< 2**33 until year 2242) packed under the
 
 
 def assign_usage(
-    segments: Sequence[Segment], series: I64, bucket: I64, quantity: F64, estimated: F64,
+    segments: Sequence[Segment],
+    series: I64,
+    bucket: I64,
+    *,
+    quantity: F64,
+    estimated: F64,
     readings: I64,
 ) -> SegmentUsage:
     """Assign flat usage rows ``(series, bucket, ...)`` to the segment containing each bucket's
@@ -118,6 +134,9 @@ def assign_usage(
     safe = np.clip(pos, 0, None)
     ok = (pos >= 0) & (seg_series[safe] == series) & (bucket < seg_end[safe])
     return SegmentUsage(
-        segment=seg_index[safe[ok]], starts=bucket[ok], quantity=quantity[ok],
-        estimated=estimated[ok], readings=readings[ok],
+        segment=seg_index[safe[ok]],
+        starts=bucket[ok],
+        quantity=quantity[ok],
+        estimated=estimated[ok],
+        readings=readings[ok],
     )

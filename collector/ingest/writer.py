@@ -39,6 +39,14 @@ class WriterSettings:
     retry_max_s: float = 10.0
 
 
+@dataclass(slots=True, eq=False)
+class _Flush:
+    """Messages taken from the queue together, and their decoded plan."""
+
+    messages: list[InboundMessage]
+    plan: FlushPlan | None = None
+
+
 @dataclass(slots=True)
 class WriterStats:
     """Counters for health and monitoring (a snapshot copy is handed out)."""
@@ -57,7 +65,12 @@ class WriterStats:
 
 
 class IngestWriter:
-    """Thread-safe ``submit`` (from the network thread); ``run`` loops in the writer thread."""
+    """Thread-safe ``submit`` (from the network thread); ``run`` loops in the writer thread.
+
+    Two stages overlap: the calling thread drains and decodes the next flush while a store
+    thread writes the previous one (the database works while Python decodes). At most one
+    decoded flush waits between them, so a slow or unavailable database holds back decoding.
+    """
 
     def __init__(
         self,
@@ -78,8 +91,10 @@ class IngestWriter:
             self._settings.retry_initial_s, self._settings.retry_max_s, rng
         )
         self._queue: queue.SimpleQueue[InboundMessage] = queue.SimpleQueue()
+        self._handoff: queue.Queue[_Flush | None] = queue.Queue(maxsize=1)
         self._stats = WriterStats()
         self._lock = threading.Lock()
+        self._in_progress: dict[int, tuple[int, int]] = {}  # id → (messages, oldest received)
 
     def submit(self, message: InboundMessage) -> None:
         self._queue.put(message)
@@ -87,7 +102,9 @@ class IngestWriter:
     def stats(self) -> WriterStats:
         with self._lock:
             snap = WriterStats(**{k: getattr(self._stats, k) for k in WriterStats.__slots__})
-        snap.pending += self._queue.qsize()
+            groups = list(self._in_progress.values())
+        snap.pending = sum(n for n, _ in groups) + self._queue.qsize()
+        snap.oldest_pending_ms = min((t for _, t in groups), default=None)
         return snap
 
     def run(self, stop: threading.Event) -> None:
@@ -96,27 +113,45 @@ class IngestWriter:
         When storage fails while stopping, the messages stay unacknowledged: the broker keeps
         them in the persistent session and redelivers them to the next collector.
         """
-        pending: list[InboundMessage] = []
-        while True:
-            if not pending:
+        storer = threading.Thread(target=self._store_loop, args=(stop,), name="ingest-store")
+        storer.start()
+        try:
+            while True:
                 try:
-                    pending.append(self._queue.get(timeout=0.1))
+                    first = self._queue.get(timeout=0.1)
                 except queue.Empty:
                     if stop.is_set():
                         return
                     continue
-            self._fill(pending, stop)
-            self._set_pending(pending)
-            if self._flush_and_ack(pending):
-                pending = []
-                self._set_pending(pending)
-                continue
-            if stop.is_set():
-                _log.warning("stopping with %d unacknowledged messages", len(pending))
-                return
-            with self._lock:
-                self._stats.retries += 1
-            stop.wait(self._backoff.next_delay())
+                pending = [first]
+                self._fill(pending, stop)
+                flush = _Flush(pending)
+                self._track(flush)
+                flush.plan = plan_flush(pending, self._decoders)
+                self._handoff.put(flush)
+        finally:
+            self._handoff.put(None)
+            storer.join()
+
+    def _store_loop(self, stop: threading.Event) -> None:
+        while (flush := self._handoff.get()) is not None:
+            while not self._flush_and_ack(flush):
+                if stop.is_set():
+                    _log.warning("stopping with %d unacknowledged messages", len(flush.messages))
+                    self._untrack(flush)
+                    break
+                with self._lock:
+                    self._stats.retries += 1
+                stop.wait(self._backoff.next_delay())
+
+    def _track(self, flush: _Flush) -> None:
+        oldest = min(m.received_ms for m in flush.messages)
+        with self._lock:
+            self._in_progress[id(flush)] = (len(flush.messages), oldest)
+
+    def _untrack(self, flush: _Flush) -> None:
+        with self._lock:
+            self._in_progress.pop(id(flush), None)
 
     def _fill(self, pending: list[InboundMessage], stop: threading.Event) -> None:
         s = self._settings
@@ -135,17 +170,23 @@ class IngestWriter:
             except queue.Empty:
                 return
 
-    def _flush_and_ack(self, pending: list[InboundMessage]) -> bool:
-        """Store and acknowledge ``pending``; False (nothing acknowledged) when storage failed."""
+    def _flush_and_ack(self, flush: _Flush) -> bool:
+        """Store and acknowledge a flush; False (nothing acknowledged) when storage failed."""
+        assert flush.plan is not None
         try:
-            outcome = self._store.write(plan_flush(pending, self._decoders))
+            outcome = self._store.write(flush.plan)
         except StorageUnavailable as exc:
             self._failed(exc)
             return False
         except StorageError as exc:
-            _log.error("flush of %d messages failed, isolating: %s", len(pending), exc)
-            return self._isolate(pending)
-        self._done(pending, outcome)
+            _log.error("flush of %d messages failed, isolating: %s", len(flush.messages), exc)
+            if not self._isolate(flush.messages):
+                flush.plan = plan_flush(flush.messages, self._decoders)  # what is left
+                return False
+            self._untrack(flush)
+            return True
+        self._done(flush.messages, outcome)
+        self._untrack(flush)
         return True
 
     def _isolate(self, pending: list[InboundMessage]) -> bool:
@@ -187,10 +228,3 @@ class IngestWriter:
             st.dead_letters += outcome.dead_letters
             st.last_flush_ms = int(self._clock.now().timestamp() * 1000)
             st.storage_ok = True
-
-    def _set_pending(self, pending: list[InboundMessage]) -> None:
-        with self._lock:
-            self._stats.pending = len(pending)
-            self._stats.oldest_pending_ms = (
-                min(m.received_ms for m in pending) if pending else None
-            )

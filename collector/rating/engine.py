@@ -183,8 +183,19 @@ class _Rater:
         except ValueError as exc:
             raise RatingError(f"charge {ch.id!r}: {exc}") from exc
 
-    def _billed(self, micro: I64, factor: Fraction, ch: UsageCharge) -> I64:
-        out = narrow(scale_half_even(micro, factor))
+    def _billed(
+        self, micro: I64, factor: Fraction, ch: UsageCharge, m: MeterUsage | None = None
+    ) -> I64:
+        """Micro-unit totals (one per subscription) × factor [× the subscription's meter
+        multiplier], rounded half to even to micro billing units."""
+        if m is None or m.multiplier_index is None:
+            out = narrow(scale_half_even(micro, factor))
+        else:
+            parts = np.zeros(micro.shape, dtype=object)
+            for j, mult in enumerate(m.multiplier_values):
+                mask = m.multiplier_index == j
+                parts[mask] = scale_half_even(micro[mask], factor).astype(object)
+            out = narrow(parts)
         if out.dtype == object or (out.size and int(out.max()) >= _INT64_QTY):
             raise RatingError(f"charge {ch.id!r}: quantity too large")
         return out.astype(np.int64)
@@ -197,7 +208,7 @@ class _Rater:
                 return totals
             return self._billed(totals, self._factor(unit, ch), ch)
         m = self._meter(ch)
-        return self._billed(m.totals(), self._factor(m.unit, ch), ch)
+        return self._billed(m.totals(), self._factor(m.unit, ch), ch, m)
 
     def _period_table(self, m: MeterUsage) -> PeriodTable | None:
         rng = m.time_range()
@@ -273,7 +284,7 @@ class _Rater:
         for p, name in enumerate(names):
             price = ch.periods[name]
             rows = cl.Rows(
-                subs, np.full(self.n, p, np.int16), self._billed(totals[:, p], factor, ch)
+                subs, np.full(self.n, p, np.int16), self._billed(totals[:, p], factor, ch, m)
             )
             if price.price is not None:
                 self.blocks += cl.per_unit(info, rows, price.price)
@@ -290,12 +301,12 @@ class _Rater:
             )
         except ValueError as exc:
             raise RatingError(f"charge {ch.id!r}: {exc}") from exc
-        w = m.windows(window)
+        w = m.windows(window) if ch.window_type == "fixed" else m.rolling_windows(window)
         prices = [*([ch.price] if ch.price is not None else []), *ch.period_prices.values()]
         info = self._info(pos, ch, prices, ch.unit)
         subs = np.arange(self.n, dtype=np.int32)
         if ch.price is not None:
-            peak = self._billed(max_per(w.subscription, w.energy, self.n), factor, ch)
+            peak = self._billed(max_per(w.subscription, w.energy, self.n), factor, ch, m)
             self.peaks[ch.id] = peak
             billed, ratcheted = peak, np.zeros(self.n, dtype=bool)
             if ch.ratchet is not None:
@@ -319,7 +330,7 @@ class _Rater:
             for p, name in enumerate(names):
                 if name in ch.period_prices:
                     rows = cl.Rows(
-                        subs, np.full(self.n, p, np.int16), self._billed(peaks[:, p], factor, ch)
+                        subs, np.full(self.n, p, np.int16), self._billed(peaks[:, p], factor, ch, m)
                     )
                     self.blocks += cl.per_unit(info, rows, ch.period_prices[name])
 

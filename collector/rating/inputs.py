@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
@@ -22,8 +23,11 @@ class IntervalUsage:
 
     Row ``i``: subscription index ``subscription[i]`` used ``quantity[i]`` (float, in ``unit``)
     in the interval ``[start[i], start[i] + interval_seconds)`` (Unix seconds, UTC). Rows need
-    not be sorted; a row belongs to a period and a TOU period by its ``start``. Quantities must
-    be finite and non-negative. Charges select a meter by their ``meter`` name.
+    not be sorted but must be unique per (subscription, start); a row belongs to a period and
+    a TOU period by its ``start``. Quantities must be finite and non-negative. Charges select a
+    meter by their ``meter`` name. ``multiplier`` (optional, one exact ``Decimal`` per
+    subscription, e.g. a CT ratio of the installation) multiplies the readings on top of the
+    charge's own ``multiplier``.
     """
 
     unit: str
@@ -32,8 +36,13 @@ class IntervalUsage:
     start: I64
     quantity: F64
     meter: str = "default"
+    multiplier: tuple[Decimal, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.multiplier is not None and any(
+            not isinstance(m, Decimal) or not m.is_finite() or m <= 0 for m in self.multiplier
+        ):
+            raise RatingError("meter multipliers must be positive Decimals")
         if self.unit not in UNITS:
             raise RatingError(f"unknown meter unit {self.unit!r}")
         if self.interval_seconds <= 0:

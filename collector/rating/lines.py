@@ -163,19 +163,16 @@ class RatedLines:
             rows = np.arange(len(b)) if only is None else np.flatnonzero(b.subscription == only)
             makers.append(_Maker(b, rows, names, self.plan.currency, exponent))
             n = rows.size
-            for col, values in zip(
-                cols,
-                (
-                    b.subscription[rows],
-                    np.full(n, b.charge_pos),
-                    b.period[rows],
-                    b.tier[rows],
-                    np.full(n, KIND_ORDER[b.kind]),
-                    np.full(n, k),
-                    np.arange(n),
-                ),
-                strict=True,
-            ):
+            parts: tuple[npt.NDArray[Any], ...] = (
+                b.subscription[rows],
+                np.full(n, b.charge_pos),
+                b.period[rows],
+                b.tier[rows],
+                np.full(n, KIND_ORDER[b.kind]),
+                np.full(n, k),
+                np.arange(n),
+            )
+            for col, values in zip(cols, parts, strict=True):
                 col.append(values)
         if not makers:
             return

@@ -8,6 +8,7 @@ are computed with ``bincount``/``maximum.at``/``reduceat`` over whole arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy.typing as npt
 
 from collector.errors import RatingError
 from collector.rating.inputs import IntervalUsage, Subscriptions
-from collector.rating.intmath import exact_sums
+from collector.rating.intmath import exact_sums, narrow
 from collector.rating.tou_table import PeriodTable
 
 I16 = npt.NDArray[np.int16]
@@ -49,14 +50,19 @@ class MeterUsage:
                     f"meter {usage.meter!r}: quantities must be finite, "
                     f"non-negative and <= {_MAX_READING:g}"
                 )
-        qm = np.rint(q * 1e6).astype(np.int64)
+        scaled = np.multiply(q, 1e6)
+        qm = np.rint(scaled, out=scaled).astype(np.int64)
         ps, pe = subscriptions.period_start, subscriptions.period_end
-        if n and ps.min() == ps.max() and pe.min() == pe.max():  # one period for all: no gather
-            inside = (start >= ps[0]) & (start < pe[0])
-        else:
+        if n and start.size and ps.min() == ps.max() and pe.min() == pe.max():
+            # one period for every subscription (a batch run): compare with scalars, and skip
+            # the row-wise test entirely when all readings are inside it
+            if not (int(start.min()) >= ps[0] and int(start.max()) < pe[0]):
+                inside = (start >= ps[0]) & (start < pe[0])
+                sub, start, qm = sub[inside], start[inside], qm[inside]
+        elif start.size:
             inside = (start >= ps[sub]) & (start < pe[sub])
-        if not inside.all():
-            sub, start, qm = sub[inside], start[inside], qm[inside]
+            if not inside.all():
+                sub, start, qm = sub[inside], start[inside], qm[inside]
         self.meter = usage.meter
         self.unit = usage.unit
         self.interval_seconds = usage.interval_seconds
@@ -65,6 +71,17 @@ class MeterUsage:
         self.quantity: I64 = qm
         self.count = n
         self._totals: I64 | None = None
+        self.multiplier_index: I32 | None = None
+        self.multiplier_values: list[Fraction] = []
+        if usage.multiplier is not None:
+            if len(usage.multiplier) != n:
+                raise RatingError(f"meter {usage.meter!r}: one multiplier per subscription")
+            distinct = sorted(set(usage.multiplier))
+            position = {d: j for j, d in enumerate(distinct)}
+            self.multiplier_values = [Fraction(d) for d in distinct]
+            self.multiplier_index = np.array(
+                [position[d] for d in usage.multiplier], dtype=np.int32
+            )
         self._periods: tuple[PeriodTable, I16] | None = None
 
     def time_range(self) -> tuple[int, int] | None:
@@ -94,17 +111,40 @@ class MeterUsage:
             self._periods = (table, table.lookup(starts))
         return self._periods[1]
 
-    def windows(self, window_seconds: int) -> Windows:
-        """Energy in each demand window (fixed windows aligned to the epoch; if the interval
-        equals the window, each interval is a window)."""
-        step = self.interval_seconds
-        if step == window_seconds or not self.start.size:
+    def rolling_windows(self, window_seconds: int) -> Windows:
+        """Energy in a window ``[t, t + window)`` starting at every reading ``t``."""
+        self._check_window(window_seconds)
+        if self.interval_seconds == window_seconds or not self.start.size:
             return Windows(self.subscription, self.start, self.quantity)
-        if step > window_seconds or window_seconds % step:
+        t0 = int(self.start.min())
+        span = int(self.start.max()) - t0 + window_seconds + 1
+        key = self.subscription.astype(np.int64) * span + (self.start - t0)
+        sub, start, qty = self.subscription, self.start, self.quantity
+        if key.size > 1 and not bool((key[1:] >= key[:-1]).all()):
+            order = np.argsort(key, kind="stable")
+            key, sub, start, qty = key[order], sub[order], start[order], qty[order]
+        wide = int(qty.max()) * qty.size >= 2**63
+        cum = np.concatenate(([0], np.cumsum(qty.astype(object) if wide else qty)))
+        end = np.searchsorted(key, key + window_seconds, side="left")
+        energy = narrow(cum[end] - cum[: key.size])
+        if energy.dtype == object:
+            raise RatingError(f"meter {self.meter!r}: window energy too large")
+        return Windows(sub, start, energy)
+
+    def _check_window(self, window_seconds: int) -> None:
+        step = self.interval_seconds
+        if self.start.size and (step > window_seconds or window_seconds % step):
             raise RatingError(
                 f"meter {self.meter!r}: {step} s intervals cannot form "
                 f"{window_seconds} s demand windows"
             )
+
+    def windows(self, window_seconds: int) -> Windows:
+        """Energy in each demand window (fixed windows aligned to the epoch; if the interval
+        equals the window, each interval is a window)."""
+        self._check_window(window_seconds)
+        if self.interval_seconds == window_seconds or not self.start.size:
+            return Windows(self.subscription, self.start, self.quantity)
         w = self.start // window_seconds
         wmin = int(w.min())
         span = int(w.max()) - wmin + 1

@@ -43,6 +43,7 @@ class MeterReadings:
     unit: str
     interval_seconds: int
     readings: Sequence[tuple[int, float]]
+    multiplier: Decimal = Decimal(1)  # this installation's meter multiplier (CT ratio)
 
 
 @dataclass(frozen=True)
@@ -173,12 +174,15 @@ class _Subscription:
         m, rows = self.readings(ch.meter)
         total = sum(micro for _, micro in rows)
         return _round_quantity(
-            Fraction(total, MICRO) * _factor(m.unit, ch.unit) * Fraction(ch.multiplier)
+            Fraction(total, MICRO)
+            * _factor(m.unit, ch.unit)
+            * Fraction(ch.multiplier)
+            * Fraction(m.multiplier)
         )
 
     def time_of_use(self, ch: TimeOfUse) -> None:
         m, rows = self.readings(ch.meter)
-        factor = _factor(m.unit, ch.unit) * Fraction(ch.multiplier)
+        factor = _factor(m.unit, ch.unit) * Fraction(ch.multiplier) * Fraction(m.multiplier)
         for name in self.plan.period_names():
             total = sum(micro for t, micro in rows if self.period_of(t) == name)
             q = _round_quantity(Fraction(total, MICRO) * factor)
@@ -194,16 +198,30 @@ class _Subscription:
         window = ch.window_minutes * 60
         if rows and (m.interval_seconds > window or window % m.interval_seconds):
             raise RatingError("intervals cannot form demand windows")
-        windows: dict[int, int] = {}
-        for t, micro in rows:
-            key = t if m.interval_seconds == window else t // window * window
-            windows[key] = windows.get(key, 0) + micro
+        windows: list[tuple[int, int]] = []  # (window start, energy in micro-units)
+        if m.interval_seconds == window:  # every interval row is a window of its own
+            windows = list(rows)
+        elif ch.window_type == "rolling":  # a window [t, t + W) starts at every reading
+            for t, _ in rows:
+                windows.append((t, sum(micro for u, micro in rows if t <= u < t + window)))
+        else:  # fixed windows aligned to multiples of W
+            fixed: dict[int, int] = {}
+            for t, micro in rows:
+                fixed[t // window * window] = fixed.get(t // window * window, 0) + micro
+            windows = list(fixed.items())
         if UNITS[m.unit].dimension != "energy":
             raise RatingError(f"demand needs an energy meter, not {m.unit}")
         power = UNITS[m.unit].factor / UNITS[ch.unit].factor
-        factor = Fraction(power) * Fraction(ch.multiplier) * Fraction(3600, window)
+        factor = (
+            Fraction(power)
+            * Fraction(ch.multiplier)
+            * Fraction(m.multiplier)
+            * Fraction(3600, window)
+        )
         if ch.price is not None:
-            peak = _round_quantity(Fraction(max(windows.values(), default=0), MICRO) * factor)
+            peak = _round_quantity(
+                Fraction(max((e for _, e in windows), default=0), MICRO) * factor
+            )
             kind, billed = LineKind.DEMAND, peak
             if ch.ratchet is not None:
                 history = list(self.period.previous_peaks.get(ch.id, []))[-ch.ratchet.months :]
@@ -216,7 +234,7 @@ class _Subscription:
             self.add(ch.id, kind, billed, ch.unit, ch.price)
         for name in self.plan.period_names():
             if name in ch.period_prices:
-                top = max((e for s, e in windows.items() if self.period_of(s) == name), default=0)
+                top = max((e for s, e in windows if self.period_of(s) == name), default=0)
                 q = _round_quantity(Fraction(top, MICRO) * factor)
                 self.add(ch.id, LineKind.USAGE, q, ch.unit, ch.period_prices[name], period=name)
 

@@ -1,4 +1,4 @@
-"""Translation of psycopg errors raised by billing SQL into the collector error tree (once, here)."""
+"""Translation of psycopg errors raised by billing SQL into the collector error tree, once."""
 
 from __future__ import annotations
 
@@ -22,9 +22,13 @@ def translated(what: str) -> Iterator[None]:
         if exc.sqlstate == IMMUTABLE_SQLSTATE:
             raise Conflict(f"{what}: {exc.diag.message_primary}") from exc
         if isinstance(exc, pgerr.UniqueViolation):
-            raise Conflict(f"{what}: {exc.diag.message_detail or exc.diag.message_primary}") from exc
+            raise Conflict(
+                f"{what}: {exc.diag.message_detail or exc.diag.message_primary}"
+            ) from exc
         if isinstance(exc, pgerr.ForeignKeyViolation):
-            raise NotFound(f"{what}: {exc.diag.message_detail or exc.diag.message_primary}") from exc
+            raise NotFound(
+                f"{what}: {exc.diag.message_detail or exc.diag.message_primary}"
+            ) from exc
         if isinstance(exc, pgerr.CheckViolation):
             raise Conflict(f"{what}: {exc.diag.message_primary}") from exc
         if isinstance(exc, psycopg.OperationalError):

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from collector.billing.model import (
@@ -44,24 +45,52 @@ _LINE_COLS = (
 
 def _invoice(row: Sequence[Any], lines: tuple[InvoiceLine, ...] = ()) -> Invoice:
     return Invoice(
-        invoice_id=int(row[0]), customer_id=int(row[1]), period=row[2], period_start=row[3],
-        period_end=row[4], status=InvoiceStatus(row[5]), currency=row[6].strip(),
-        tax_rate=row[7], subtotal=row[8], tax=row[9], total=row[10], number=row[11],
-        issuer=row[12], drafted_at=row[13], finalized_at=row[14], lines=lines,
+        invoice_id=int(row[0]),
+        customer_id=int(row[1]),
+        period=row[2],
+        period_start=row[3],
+        period_end=row[4],
+        status=InvoiceStatus(row[5]),
+        currency=row[6].strip(),
+        tax_rate=row[7],
+        subtotal=row[8],
+        tax=row[9],
+        total=row[10],
+        number=row[11],
+        issuer=row[12],
+        drafted_at=row[13],
+        finalized_at=row[14],
+        lines=lines,
     )
 
 
 def _line(row: Sequence[Any]) -> InvoiceLine:
     return InvoiceLine(
-        line_id=int(row[0]), line_no=int(row[1]), kind=LineKind(row[2]), description=row[3],
-        quantity=row[4], unit=row[5], unit_price=row[6], amount_unrounded=row[7], amount=row[8],
-        lineage=Lineage.from_json(row[9]), tier=row[10], tou_period=row[11],
+        line_id=int(row[0]),
+        line_no=int(row[1]),
+        kind=LineKind(row[2]),
+        description=row[3],
+        quantity=row[4],
+        unit=row[5],
+        unit_price=row[6],
+        amount_unrounded=row[7],
+        amount=row[8],
+        lineage=Lineage.from_json(row[9]),
+        tier=row[10],
+        tou_period=row[11],
         estimated_share=row[12],
     )
 
 
-def store_drafts(conn: Conn, period: str, drafts: Sequence[DraftInvoice],
-                 replace_customers: Sequence[int], run_id: int | None, now: datetime) -> int:
+def store_drafts(
+    conn: Conn,
+    period: str,
+    drafts: Sequence[DraftInvoice],
+    replace_customers: Sequence[int],
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> int:
     """Replace the draft invoices of ``replace_customers`` for ``period`` with ``drafts``.
 
     Set-based: one DELETE of old draft lines, one upsert of invoices, one COPY of lines. Final
@@ -90,7 +119,8 @@ def store_drafts(conn: Conn, period: str, drafts: Sequence[DraftInvoice],
                 " currency, tax_rate, subtotal, subtotal_unrounded, tax, total, issuer, prefix,"
                 " customer_snapshot, drafted_at, run_id)"
                 " VALUES (%s,%s,%s,%s,'draft',%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-                " ON CONFLICT (customer_id, period) DO UPDATE SET period_start=EXCLUDED.period_start,"
+                " ON CONFLICT (customer_id, period) DO UPDATE SET"
+                " period_start=EXCLUDED.period_start,"
                 " period_end=EXCLUDED.period_end, currency=EXCLUDED.currency,"
                 " tax_rate=EXCLUDED.tax_rate, subtotal=EXCLUDED.subtotal,"
                 " subtotal_unrounded=EXCLUDED.subtotal_unrounded, tax=EXCLUDED.tax,"
@@ -98,9 +128,23 @@ def store_drafts(conn: Conn, period: str, drafts: Sequence[DraftInvoice],
                 " customer_snapshot=EXCLUDED.customer_snapshot, drafted_at=EXCLUDED.drafted_at,"
                 " run_id=EXCLUDED.run_id WHERE invoices.status = 'draft'",
                 [
-                    (d.customer_id, period, d.period_start, d.period_end, d.currency, d.tax_rate,
-                     d.subtotal, d.subtotal_unrounded, d.tax, d.total, d.issuer, d.prefix,
-                     Jsonb(d.customer_snapshot), now, run_id)
+                    (
+                        d.customer_id,
+                        period,
+                        d.period_start,
+                        d.period_end,
+                        d.currency,
+                        d.tax_rate,
+                        d.subtotal,
+                        d.subtotal_unrounded,
+                        d.tax,
+                        d.total,
+                        d.issuer,
+                        d.prefix,
+                        Jsonb(d.customer_snapshot),
+                        now,
+                        run_id,
+                    )
                     for d in drafts
                 ],
             )
@@ -112,24 +156,39 @@ def store_drafts(conn: Conn, period: str, drafts: Sequence[DraftInvoice],
             ).fetchall()
         )
         written = 0
-        with conn.cursor() as cur, cur.copy(
-            "COPY invoice_lines (invoice_id, line_no, kind, description, quantity, unit,"
-            " unit_price, amount_unrounded, amount, tier, tou_period, estimated_share,"
-            " subscription_id, corrects_invoice_id, lineage) FROM STDIN"
-        ) as copy:
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY invoice_lines (invoice_id, line_no, kind, description, quantity, unit,"
+                " unit_price, amount_unrounded, amount, tier, tou_period, estimated_share,"
+                " subscription_id, corrects_invoice_id, lineage) FROM STDIN"
+            ) as copy,
+        ):
             for d in drafts:
                 invoice_id = ids.get(d.customer_id)
                 if invoice_id is None:  # final already: nothing to replace
                     continue
                 for ln in d.lines:
                     lin = ln.lineage
-                    copy.write_row((
-                        invoice_id, ln.line_no, ln.kind.value, ln.description, ln.quantity,
-                        ln.unit, ln.unit_price, ln.amount_unrounded, ln.amount, ln.tier,
-                        ln.tou_period, ln.estimated_share,
-                        lin.subscription_ids[0] if len(lin.subscription_ids) == 1 else None,
-                        lin.corrects_invoice_id, Jsonb(lin.to_json()),
-                    ))
+                    copy.write_row(
+                        (
+                            invoice_id,
+                            ln.line_no,
+                            ln.kind.value,
+                            ln.description,
+                            ln.quantity,
+                            ln.unit,
+                            ln.unit_price,
+                            ln.amount_unrounded,
+                            ln.amount,
+                            ln.tier,
+                            ln.tou_period,
+                            ln.estimated_share,
+                            lin.subscription_ids[0] if len(lin.subscription_ids) == 1 else None,
+                            lin.corrects_invoice_id,
+                            Jsonb(lin.to_json()),
+                        )
+                    )
                     written += 1
     return written
 
@@ -157,8 +216,12 @@ def _allocate(conn: Conn, issuer: str, prefix: str, year: int, count: int) -> in
 
 
 def finalize_drafts(
-    conn: Conn, now: datetime, *, invoice_ids: Sequence[int] | None = None,
-    period: str | None = None, customer_ids: Sequence[int] | None = None,
+    conn: Conn,
+    now: datetime,
+    *,
+    invoice_ids: Sequence[int] | None = None,
+    period: str | None = None,
+    customer_ids: Sequence[int] | None = None,
     period_end_before: datetime | None = None,
 ) -> list[tuple[int, str]]:
     """Finalize drafts (by id, or a period's drafts for some customers) in the caller's
@@ -176,11 +239,19 @@ def finalize_drafts(
             "SELECT invoice_id, issuer, prefix, customer_snapshot->>'time_zone' FROM invoices"
             " WHERE status = 'draft' AND ("
             "   (%s::bigint[] IS NOT NULL AND invoice_id = ANY(%s::bigint[]))"
-            "   OR (%s::text IS NOT NULL AND period = %s::text AND customer_id = ANY(%s::bigint[])))"
+            "   OR (%s::text IS NOT NULL AND period = %s::text AND customer_id ="
+            " ANY(%s::bigint[])))"
             " AND (%s::timestamptz IS NULL OR period_end <= %s::timestamptz)"
             " ORDER BY customer_id, invoice_id FOR UPDATE",
-            (invoice_ids and list(invoice_ids), invoice_ids and list(invoice_ids), period, period,
-             list(customer_ids or []), period_end_before, period_end_before),
+            (
+                invoice_ids and list(invoice_ids),
+                invoice_ids and list(invoice_ids),
+                period,
+                period,
+                list(customer_ids or []),
+                period_end_before,
+                period_end_before,
+            ),
         ).fetchall()
         groups: dict[tuple[str, str, int], list[int]] = defaultdict(list)
         for invoice_id, issuer, prefix, tz in rows:
@@ -214,15 +285,19 @@ def finalize_invoice(conn: Conn, invoice_id: int, now: datetime) -> Invoice:
 def get_invoice(conn: Conn, invoice_id: int, *, with_lines: bool = True) -> Invoice:
     with translated("get invoice"):
         row = conn.execute(
-            f"SELECT {_INV_COLS} FROM invoices WHERE invoice_id = %s", (invoice_id,)
+            sql.SQL("SELECT {} FROM invoices WHERE invoice_id = %s").format(sql.SQL(_INV_COLS)),
+            (invoice_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"invoice {invoice_id} does not exist")
         lines: tuple[InvoiceLine, ...] = ()
         if with_lines:
             lines = tuple(
-                _line(r) for r in conn.execute(
-                    f"SELECT {_LINE_COLS} FROM invoice_lines WHERE invoice_id = %s ORDER BY line_no",
+                _line(r)
+                for r in conn.execute(
+                    sql.SQL(
+                        "SELECT {} FROM invoice_lines WHERE invoice_id = %s ORDER BY line_no"
+                    ).format(sql.SQL(_LINE_COLS)),
                     (invoice_id,),
                 ).fetchall()
             )
@@ -242,7 +317,9 @@ def customer_snapshot(conn: Conn, invoice_id: int) -> dict[str, Any]:
 def get_line(conn: Conn, invoice_id: int, line_id: int) -> InvoiceLine:
     with translated("get invoice line"):
         row = conn.execute(
-            f"SELECT {_LINE_COLS} FROM invoice_lines WHERE invoice_id = %s AND line_id = %s",
+            sql.SQL("SELECT {} FROM invoice_lines WHERE invoice_id = %s AND line_id = %s").format(
+                sql.SQL(_LINE_COLS)
+            ),
             (invoice_id, line_id),
         ).fetchone()
     if row is None:
@@ -251,17 +328,25 @@ def get_line(conn: Conn, invoice_id: int, line_id: int) -> InvoiceLine:
 
 
 def list_invoices(
-    conn: Conn, *, limit: int = 100, cursor: str | None = None, customer_id: int | None = None,
-    period: str | None = None, status: InvoiceStatus | None = None,
+    conn: Conn,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+    customer_id: int | None = None,
+    period: str | None = None,
+    status: InvoiceStatus | None = None,
 ) -> Page[Invoice]:
     _check_limit(limit)
     st = status.value if status else None
     with translated("list invoices"):
         rows = conn.execute(
-            f"SELECT {_INV_COLS} FROM invoices WHERE invoice_id > %s"
-            " AND (%s::bigint IS NULL OR customer_id = %s::bigint)"
-            " AND (%s::text IS NULL OR period = %s::text)"
-            " AND (%s::text IS NULL OR status = %s::text) ORDER BY invoice_id LIMIT %s",
+            sql.SQL(
+                "SELECT {} FROM invoices WHERE invoice_id > %s AND (%s::bigint IS NULL OR"
+                " customer_id"
+                " = %s::bigint) AND (%s::text IS NULL OR period = %s::text) AND (%s::text IS"
+                " NULL OR "
+                "status = %s::text) ORDER BY invoice_id LIMIT %s"
+            ).format(sql.SQL(_INV_COLS)),
             (_cursor_id(cursor), customer_id, customer_id, period, period, st, st, limit + 1),
         ).fetchall()
     items = tuple(_invoice(r) for r in rows[:limit])

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from collector.errors import NotFound
@@ -47,22 +48,35 @@ def _run(row: Sequence[Any]) -> BillingRun:
     return BillingRun(*row)
 
 
-def start_or_resume_run(conn: Conn, period: str, kind: str, total: int, now: datetime) -> BillingRun:
+def start_or_resume_run(
+    conn: Conn, period: str, kind: str, total: int, now: datetime
+) -> BillingRun:
     """The running run of this period and kind (a killed run resumes), else a new one."""
     with translated("start billing run"):
         row = conn.execute(
-            f"INSERT INTO billing_runs (period, kind, status, total_customers, started_at,"
-            f" updated_at) VALUES (%s, %s, 'running', %s, %s, %s)"
-            f" ON CONFLICT (period, kind) WHERE status = 'running' DO UPDATE"
-            f" SET total_customers = EXCLUDED.total_customers RETURNING {_RUN_COLS}",
+            sql.SQL(
+                "INSERT INTO billing_runs (period, kind, status, total_customers, started_at, "
+                "updated_at) VALUES (%s, %s, 'running', %s, %s, %s) ON CONFLICT (period, kind)"
+                " WHERE "
+                "status = 'running' DO UPDATE SET total_customers = EXCLUDED.total_customers "
+                "RETURNING {}"
+            ).format(sql.SQL(_RUN_COLS)),
             (period, kind, total, now, now),
         ).fetchone()
     assert row is not None
     return _run(row)
 
 
-def advance_run(conn: Conn, run_id: int, last_customer_id: int, customers: int, invoices: int,
-                lines: int, now: datetime) -> None:
+def advance_run(
+    conn: Conn,
+    run_id: int,
+    *,
+    last_customer_id: int,
+    customers: int,
+    invoices: int,
+    lines: int,
+    now: datetime,
+) -> None:
     """Record a committed chunk (call inside the chunk's transaction)."""
     with translated("advance billing run"):
         conn.execute(
@@ -76,8 +90,10 @@ def advance_run(conn: Conn, run_id: int, last_customer_id: int, customers: int, 
 def finish_run(conn: Conn, run_id: int, now: datetime) -> BillingRun:
     with translated("finish billing run"):
         row = conn.execute(
-            f"UPDATE billing_runs SET status = 'done', finished_at = %s, updated_at = %s"
-            f" WHERE run_id = %s RETURNING {_RUN_COLS}",
+            sql.SQL(
+                "UPDATE billing_runs SET status = 'done', finished_at = %s, updated_at = %s WHERE "
+                "run_id = %s RETURNING {}"
+            ).format(sql.SQL(_RUN_COLS)),
             (now, now, run_id),
         ).fetchone()
     if row is None:
@@ -87,8 +103,10 @@ def finish_run(conn: Conn, run_id: int, now: datetime) -> BillingRun:
 
 def get_run(conn: Conn, run_id: int) -> BillingRun:
     with translated("get billing run"):
-        row = conn.execute(f"SELECT {_RUN_COLS} FROM billing_runs WHERE run_id = %s",
-                           (run_id,)).fetchone()
+        row = conn.execute(
+            sql.SQL("SELECT {} FROM billing_runs WHERE run_id = %s").format(sql.SQL(_RUN_COLS)),
+            (run_id,),
+        ).fetchone()
     if row is None:
         raise NotFound(f"billing run {run_id} does not exist")
     return _run(row)
@@ -97,14 +115,18 @@ def get_run(conn: Conn, run_id: int) -> BillingRun:
 def list_runs(conn: Conn, period: str | None = None, limit: int = 50) -> list[BillingRun]:
     with translated("list billing runs"):
         rows = conn.execute(
-            f"SELECT {_RUN_COLS} FROM billing_runs WHERE (%s::text IS NULL OR period = %s::text)"
-            " ORDER BY run_id DESC LIMIT %s",
+            sql.SQL(
+                "SELECT {} FROM billing_runs WHERE (%s::text IS NULL OR period = %s::text) ORDER"
+                " BY "
+                "run_id DESC LIMIT %s"
+            ).format(sql.SQL(_RUN_COLS)),
             (period, period, limit),
         ).fetchall()
     return [_run(r) for r in rows]
 
 
 # -- idempotency keys --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
@@ -113,7 +135,9 @@ class StoredResponse:
     body: Any
 
 
-def claim_idempotency_key(conn: Conn, scope: str, key: str, request_hash: str) -> StoredResponse | None:
+def claim_idempotency_key(
+    conn: Conn, scope: str, key: str, request_hash: str
+) -> StoredResponse | None:
     """Claim ``key`` in the caller's transaction; the stored response if it was used before.
 
     The claim inserts a placeholder row: a concurrent request with the same key blocks on the
@@ -148,8 +172,12 @@ def save_idempotent_response(conn: Conn, scope: str, key: str, status_code: int,
 def lock_run(conn: Conn, run_id: int) -> BillingRun:
     """The run, row-locked until the caller's transaction ends (one chunk at a time per run)."""
     with translated("lock billing run"):
-        row = conn.execute(f"SELECT {_RUN_COLS} FROM billing_runs WHERE run_id = %s FOR UPDATE",
-                           (run_id,)).fetchone()
+        row = conn.execute(
+            sql.SQL("SELECT {} FROM billing_runs WHERE run_id = %s FOR UPDATE").format(
+                sql.SQL(_RUN_COLS)
+            ),
+            (run_id,),
+        ).fetchone()
     if row is None:
         raise NotFound(f"billing run {run_id} does not exist")
     return _run(row)
@@ -158,8 +186,10 @@ def lock_run(conn: Conn, run_id: int) -> BillingRun:
 def completed_run(conn: Conn, period: str, kind: str) -> BillingRun | None:
     with translated("find completed run"):
         row = conn.execute(
-            f"SELECT {_RUN_COLS} FROM billing_runs WHERE period = %s AND kind = %s"
-            " AND status = 'done' ORDER BY run_id LIMIT 1",
+            sql.SQL(
+                "SELECT {} FROM billing_runs WHERE period = %s AND kind = %s AND status = 'done' "
+                "ORDER BY run_id LIMIT 1"
+            ).format(sql.SQL(_RUN_COLS)),
             (period, kind),
         ).fetchone()
     return None if row is None else _run(row)

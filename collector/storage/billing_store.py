@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from collector.billing.model import Address, Customer, CustomerSpec, Plan, PlanVersion, Subscription
@@ -63,28 +64,45 @@ def _customer(row: Sequence[Any]) -> Customer:
     spec = CustomerSpec(
         name=row[1],
         address=Address(
-            line1=addr["line1"], line2=addr.get("line2", ""), postal_code=addr.get("postal_code", ""),
-            city=addr["city"], country=addr["country"],
+            line1=addr["line1"],
+            line2=addr.get("line2", ""),
+            postal_code=addr.get("postal_code", ""),
+            city=addr["city"],
+            country=addr["country"],
         ),
-        currency=row[3].strip(), time_zone=row[4], tax_rate=Decimal(row[5]), language=row[6],
-        issuer=row[7], invoice_prefix=row[8], anchor_day=int(row[9]),
+        currency=row[3].strip(),
+        time_zone=row[4],
+        tax_rate=Decimal(row[5]),
+        language=row[6],
+        issuer=row[7],
+        invoice_prefix=row[8],
+        anchor_day=int(row[9]),
     )
     return Customer(customer_id=int(row[0]), spec=spec, created_at=row[10])
 
 
 def _spec_params(spec: CustomerSpec) -> tuple[Any, ...]:
     return (
-        spec.name, Jsonb(spec.address.to_json()), spec.currency, spec.time_zone,
-        spec.tax_rate, spec.language, spec.issuer, spec.invoice_prefix, spec.anchor_day,
+        spec.name,
+        Jsonb(spec.address.to_json()),
+        spec.currency,
+        spec.time_zone,
+        spec.tax_rate,
+        spec.language,
+        spec.issuer,
+        spec.invoice_prefix,
+        spec.anchor_day,
     )
 
 
 def create_customer(conn: Conn, spec: CustomerSpec) -> Customer:
     with translated("create customer"):
         row = conn.execute(
-            "INSERT INTO customers (name, address, currency, time_zone, tax_rate, language,"
-            " issuer, invoice_prefix, anchor_day) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-            f" RETURNING {_CUSTOMER_COLS}",
+            sql.SQL(
+                "INSERT INTO customers (name, address, currency, time_zone, tax_rate, language, "
+                "issuer, invoice_prefix, anchor_day) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " RETURNING {}"
+            ).format(sql.SQL(_CUSTOMER_COLS)),
             _spec_params(spec),
         ).fetchone()
     assert row is not None
@@ -95,9 +113,11 @@ def update_customer(conn: Conn, customer_id: int, spec: CustomerSpec) -> Custome
     """Replace a customer's details. Final invoices keep the snapshot taken when drafted."""
     with translated("update customer"):
         row = conn.execute(
-            "UPDATE customers SET name=%s, address=%s, currency=%s, time_zone=%s, tax_rate=%s,"
-            " language=%s, issuer=%s, invoice_prefix=%s, anchor_day=%s, updated_at=now()"
-            f" WHERE customer_id=%s RETURNING {_CUSTOMER_COLS}",
+            sql.SQL(
+                "UPDATE customers SET name=%s, address=%s, currency=%s, time_zone=%s, tax_rate=%s, "
+                "language=%s, issuer=%s, invoice_prefix=%s, anchor_day=%s, updated_at=now() WHERE "
+                "customer_id=%s RETURNING {}"
+            ).format(sql.SQL(_CUSTOMER_COLS)),
             (*_spec_params(spec), customer_id),
         ).fetchone()
     if row is None:
@@ -108,7 +128,10 @@ def update_customer(conn: Conn, customer_id: int, spec: CustomerSpec) -> Custome
 def get_customer(conn: Conn, customer_id: int) -> Customer:
     with translated("get customer"):
         row = conn.execute(
-            f"SELECT {_CUSTOMER_COLS} FROM customers WHERE customer_id=%s", (customer_id,)
+            sql.SQL("SELECT {} FROM customers WHERE customer_id=%s").format(
+                sql.SQL(_CUSTOMER_COLS)
+            ),
+            (customer_id,),
         ).fetchone()
     if row is None:
         raise NotFound(f"customer {customer_id} does not exist")
@@ -116,16 +139,21 @@ def get_customer(conn: Conn, customer_id: int) -> Customer:
 
 
 def list_customers(
-    conn: Conn, *, limit: int = 100, cursor: str | None = None, name_contains: str | None = None,
+    conn: Conn,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+    name_contains: str | None = None,
     issuer: str | None = None,
 ) -> Page[Customer]:
     _check_limit(limit)
     with translated("list customers"):
         rows = conn.execute(
-            f"SELECT {_CUSTOMER_COLS} FROM customers WHERE customer_id > %s"
-            " AND (%s::text IS NULL OR strpos(lower(name), lower(%s::text)) > 0)"
-            " AND (%s::text IS NULL OR issuer = %s::text)"
-            " ORDER BY customer_id LIMIT %s",
+            sql.SQL(
+                "SELECT {} FROM customers WHERE customer_id > %s AND (%s::text IS NULL OR "
+                "strpos(lower(name), lower(%s::text)) > 0) AND (%s::text IS NULL OR issuer = "
+                "%s::text) ORDER BY customer_id LIMIT %s"
+            ).format(sql.SQL(_CUSTOMER_COLS)),
             (_cursor_id(cursor), name_contains, name_contains, issuer, issuer, limit + 1),
         ).fetchall()
     items = tuple(_customer(r) for r in rows[:limit])
@@ -136,7 +164,8 @@ def list_customers(
 def customer_ids(conn: Conn, *, after: int = 0, limit: int = 1000) -> list[int]:
     with translated("list customer ids"):
         rows = conn.execute(
-            "SELECT customer_id FROM customers WHERE customer_id > %s ORDER BY customer_id LIMIT %s",
+            "SELECT customer_id FROM customers WHERE customer_id > %s ORDER BY customer_id LIMIT"
+            " %s",
             (after, limit),
         ).fetchall()
     return [int(r[0]) for r in rows]
@@ -145,8 +174,9 @@ def customer_ids(conn: Conn, *, after: int = 0, limit: int = 1000) -> list[int]:
 def customers_by_ids(conn: Conn, ids: Sequence[int]) -> list[Customer]:
     with translated("load customers"):
         rows = conn.execute(
-            f"SELECT {_CUSTOMER_COLS} FROM customers WHERE customer_id = ANY(%s)"
-            " ORDER BY customer_id",
+            sql.SQL(
+                "SELECT {} FROM customers WHERE customer_id = ANY(%s) ORDER BY customer_id"
+            ).format(sql.SQL(_CUSTOMER_COLS)),
             (list(ids),),
         ).fetchall()
     return [_customer(r) for r in rows]
@@ -160,6 +190,7 @@ def count_customers(conn: Conn) -> int:
 
 
 # -- plans -------------------------------------------------------------------------------------
+
 
 def _plan(row: Sequence[Any]) -> Plan:
     return Plan(int(row[0]), row[1], row[2], row[3].strip(), int(row[4]))
@@ -270,8 +301,9 @@ def _sub(row: Sequence[Any]) -> Subscription:
 def get_subscription(conn: Conn, subscription_id: int, *, lock: bool = False) -> Subscription:
     with translated("get subscription"):
         row = conn.execute(
-            f"SELECT {_SUB_COLS} FROM subscriptions WHERE subscription_id=%s"
-            + (" FOR UPDATE" if lock else ""),
+            sql.SQL("SELECT {} FROM subscriptions WHERE subscription_id=%s {}").format(
+                sql.SQL(_SUB_COLS), sql.SQL("FOR UPDATE" if lock else "")
+            ),
             (subscription_id,),
         ).fetchone()
     if row is None:
@@ -284,11 +316,16 @@ def _lock_series(conn: Conn, series_id: int) -> None:
 
 
 def insert_subscription(
-    conn: Conn, customer_id: int, series_id: int, plan_version_id: int,
-    valid_from: datetime, valid_to: datetime | None = None,
+    conn: Conn,
+    customer_id: int,
+    series_id: int,
+    plan_version_id: int,
+    valid_from: datetime,
+    *,
+    valid_to: datetime | None = None,
 ) -> Subscription:
     """Assign a meter to a customer; Conflict if the meter is billed to anyone in that time."""
-    Subscription(0, customer_id, series_id, plan_version_id, valid_from, valid_to)  # validates
+    Subscription(0, customer_id, series_id, plan_version_id, valid_from, valid_to)  # validate
     with translated("assign meter"):
         if conn.execute("SELECT 1 FROM series WHERE series_id=%s", (series_id,)).fetchone() is None:
             raise NotFound(f"series {series_id} does not exist")
@@ -305,8 +342,10 @@ def insert_subscription(
                 f" {clash[0]} in that time; end that subscription first"
             )
         row = conn.execute(
-            "INSERT INTO subscriptions (customer_id, series_id, plan_version_id, valid_from,"
-            f" valid_to) VALUES (%s,%s,%s,%s,%s) RETURNING {_SUB_COLS}",
+            sql.SQL(
+                "INSERT INTO subscriptions (customer_id, series_id, plan_version_id, valid_from, "
+                "valid_to) VALUES (%s,%s,%s,%s,%s) RETURNING {}"
+            ).format(sql.SQL(_SUB_COLS)),
             (customer_id, series_id, plan_version_id, valid_from, valid_to),
         ).fetchone()
     assert row is not None
@@ -322,7 +361,9 @@ def end_subscription(conn: Conn, subscription_id: int, at: datetime) -> Subscrip
         raise Conflict(f"subscription {subscription_id} already ends at {sub.valid_to.isoformat()}")
     with translated("end subscription"):
         row = conn.execute(
-            f"UPDATE subscriptions SET valid_to=%s WHERE subscription_id=%s RETURNING {_SUB_COLS}",
+            sql.SQL(
+                "UPDATE subscriptions SET valid_to=%s WHERE subscription_id=%s RETURNING {}"
+            ).format(sql.SQL(_SUB_COLS)),
             (at, subscription_id),
         ).fetchone()
     assert row is not None
@@ -330,20 +371,36 @@ def end_subscription(conn: Conn, subscription_id: int, at: datetime) -> Subscrip
 
 
 def list_subscriptions(
-    conn: Conn, *, limit: int = 100, cursor: str | None = None, customer_id: int | None = None,
-    series_id: int | None = None, active_at: datetime | None = None,
+    conn: Conn,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+    customer_id: int | None = None,
+    series_id: int | None = None,
+    active_at: datetime | None = None,
 ) -> Page[Subscription]:
     _check_limit(limit)
     with translated("list subscriptions"):
         rows = conn.execute(
-            f"SELECT {_SUB_COLS} FROM subscriptions WHERE subscription_id > %s"
-            " AND (%s::bigint IS NULL OR customer_id = %s::bigint)"
-            " AND (%s::bigint IS NULL OR series_id = %s::bigint)"
-            " AND (%s::timestamptz IS NULL OR (valid_from <= %s::timestamptz"
-            "      AND coalesce(valid_to, 'infinity') > %s::timestamptz))"
-            " ORDER BY subscription_id LIMIT %s",
-            (_cursor_id(cursor), customer_id, customer_id, series_id, series_id,
-             active_at, active_at, active_at, limit + 1),
+            sql.SQL(
+                "SELECT {} FROM subscriptions WHERE subscription_id > %s AND (%s::bigint IS NULL"
+                " OR "
+                "customer_id = %s::bigint) AND (%s::bigint IS NULL OR series_id = %s::bigint) AND "
+                "(%s::timestamptz IS NULL OR (valid_from <= %s::timestamptz      AND "
+                "coalesce(valid_to, 'infinity') > %s::timestamptz)) ORDER BY subscription_id"
+                " LIMIT %s"
+            ).format(sql.SQL(_SUB_COLS)),
+            (
+                _cursor_id(cursor),
+                customer_id,
+                customer_id,
+                series_id,
+                series_id,
+                active_at,
+                active_at,
+                active_at,
+                limit + 1,
+            ),
         ).fetchall()
     items = tuple(_sub(r) for r in rows[:limit])
     return Page(items, str(items[-1].subscription_id) if len(rows) > limit else None)
@@ -355,9 +412,10 @@ def subscriptions_overlapping(
     """Subscriptions of these customers that overlap ``[start, end)`` (set-based, one query)."""
     with translated("load subscriptions"):
         rows = conn.execute(
-            f"SELECT {_SUB_COLS} FROM subscriptions WHERE customer_id = ANY(%s)"
-            " AND valid_from < %s AND coalesce(valid_to, 'infinity') > %s"
-            " ORDER BY customer_id, series_id, valid_from",
+            sql.SQL(
+                "SELECT {} FROM subscriptions WHERE customer_id = ANY(%s) AND valid_from < %s AND "
+                "coalesce(valid_to, 'infinity') > %s ORDER BY customer_id, series_id, valid_from"
+            ).format(sql.SQL(_SUB_COLS)),
             (list(customer_ids), end, start),
         ).fetchall()
     return [_sub(r) for r in rows]

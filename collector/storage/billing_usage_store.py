@@ -83,7 +83,9 @@ class UsageRows:
         return int(self.series.shape[0])
 
 
-def load_usage_rows(conn: Conn, series_ids: Sequence[int], start: datetime, end: datetime) -> UsageRows:
+def load_usage_rows(
+    conn: Conn, series_ids: Sequence[int], start: datetime, end: datetime
+) -> UsageRows:
     """All ``usage_15m`` rows of ``series_ids`` with buckets in ``[start, end)``, in one query.
 
     The server aggregates the rows into one array per column, sent in binary; numpy decodes
@@ -130,7 +132,10 @@ class LateInvoice:
 
 
 def invoices_with_late_usage(
-    conn: Conn, customer_ids: Sequence[int], before_period: str, now: datetime,
+    conn: Conn,
+    customer_ids: Sequence[int],
+    before_period: str,
+    now: datetime,
     horizon: timedelta,
 ) -> list[LateInvoice]:
     """Final invoices of earlier periods (ending within ``horizon`` of ``now``) whose meters got

@@ -4,7 +4,7 @@ Both schema flavours answer the same functions. Hourly/daily/monthly buckets in 
 zone are sums of 15-minute rows (``date_trunc(unit, bucket, zone)`` in SQL, DST-correct); on
 TimescaleDB the continuous aggregates ``usage_1h``/``usage_1d`` are used where their UTC
 buckets coincide with the zone's (hours in whole-hour zones, days in UTC).
-``load_usage_matrix`` streams ``usage_15m`` with a binary ``COPY … TO STDOUT`` into numpy.
+``load_usage_matrix`` streams ``usage_15m_daily`` with a binary ``COPY … TO STDOUT`` into numpy.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from collector.errors import UsageError
+from collector.errors import StorageError, UsageError
 from collector.storage.database import translate_errors
 from collector.storage.usage_store import uses_timescale
 from collector.usage import BUCKET_15M_S, Resolution, UsageMatrix, bucket_edges
@@ -39,19 +39,6 @@ I64 = npt.NDArray[np.int64]
 
 _PG_EPOCH_S: Final = 946_684_800
 _COPY_HEADER_LEN: Final = 19
-_COPY_ROW: Final = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l1", ">i4"),
-        ("series_id", ">i8"),
-        ("l2", ">i4"),
-        ("bucket", ">i8"),
-        ("l3", ">i4"),
-        ("quantity", ">f8"),
-        ("l4", ">i4"),
-        ("estimated", ">f8"),
-    ]
-)
 _TRUNC = {Resolution.H1: "hour", Resolution.D1: "day", Resolution.MO1: "month"}
 
 
@@ -157,33 +144,65 @@ def usage_for_series(
     )
 
 
+def _day_row(n: int = 96) -> np.dtype[np.void]:
+    def arr(name: str, elem: str, size: int) -> list[tuple[Any, ...]]:
+        return [
+            (f"{name}_len", ">i4"), (f"{name}_ndim", ">i4"), (f"{name}_nulls", ">i4"),
+            (f"{name}_oid", ">i4"), (f"{name}_dim", ">i4"), (f"{name}_lb", ">i4"),
+            (name, np.dtype([("l", ">i4"), ("v", elem)]), (size,)),
+        ]
+
+    return np.dtype(
+        [("n", ">i2"), ("l1", ">i4"), ("series_id", ">i8"), ("l2", ">i4"), ("day", ">i8"),
+         *arr("q", ">f8", n), *arr("e", ">f8", n), *arr("rc", ">i4", n)]
+    )
+
+
 def load_usage_matrix(
     conn: Conn, series_ids: Sequence[int], start: datetime, end: datetime
 ) -> UsageMatrix:
     """All 15-minute usage of ``series_ids`` in ``[start, end)`` (UTC 15-minute grid) as dense
-    matrices, in one binary ``COPY … TO STDOUT`` decoded by numpy (no per-row Python)."""
+    matrices, in one binary ``COPY … TO STDOUT`` of ``usage_15m_daily`` (one row per series and
+    UTC day, 96 values each) decoded by numpy without per-row Python."""
     s0 = int(np.floor(start.timestamp() / BUCKET_15M_S)) * BUCKET_15M_S
     s1 = int(np.ceil(end.timestamp() / BUCKET_15M_S)) * BUCKET_15M_S
-    starts = np.arange(s0, s1, BUCKET_15M_S, dtype=np.int64)
+    d0 = s0 // 86400 * 86400
+    d1 = -(-s1 // 86400) * 86400
+    ndays = (d1 - d0) // 86400
     ids = np.unique(np.asarray(list(series_ids), dtype=np.int64))
-    quantity = np.zeros((ids.shape[0], starts.shape[0]))
+    quantity = np.zeros((ids.shape[0], ndays * 96))
     estimated = np.zeros_like(quantity)
+    counts = np.zeros((ids.shape[0], ndays * 96), dtype=np.int64)
     buf = bytearray()
     with translate_errors("load usage matrix"), conn.cursor() as cur, cur.copy(
-        "COPY (SELECT series_id, bucket, quantity, estimated FROM usage_15m"
-        " WHERE series_id = ANY(%s) AND bucket >= to_timestamp(%s)"
-        " AND bucket < to_timestamp(%s)) TO STDOUT (FORMAT BINARY)",
-        (ids.tolist(), float(s0), float(s1)),
+        "COPY (SELECT series_id, day, quantity, estimated, reading_count FROM usage_15m_daily"
+        " WHERE series_id = ANY(%s) AND day >= to_timestamp(%s) AND day < to_timestamp(%s))"
+        " TO STDOUT (FORMAT BINARY)",
+        (ids.tolist(), float(d0), float(d1)),
     ) as copy:
         for chunk in copy:
             buf += chunk
+    body = memoryview(buf)[_COPY_HEADER_LEN:-2]
+    dtype = _day_row()
     if len(buf) > _COPY_HEADER_LEN + 2:
-        rows = np.frombuffer(memoryview(buf)[_COPY_HEADER_LEN:-2], dtype=_COPY_ROW)
+        if len(body) % dtype.itemsize:
+            raise StorageError("usage_15m_daily rows are not 96-slot arrays")
+        rows = np.frombuffer(body, dtype=dtype)
+        if np.any(rows["q_dim"] != 96) or np.any(rows["rc_dim"] != 96):
+            raise StorageError("usage_15m_daily rows are not 96-slot arrays")
         i = np.searchsorted(ids, rows["series_id"].astype(np.int64))
-        j = (rows["bucket"].astype(np.int64) // 1_000_000 + _PG_EPOCH_S - s0) // BUCKET_15M_S
-        quantity[i, j] = rows["quantity"]
-        estimated[i, j] = rows["estimated"]
-    return UsageMatrix(ids, starts, starts + BUCKET_15M_S, quantity, estimated)
+        day = (rows["day"].astype(np.int64) // 1_000_000 + _PG_EPOCH_S - d0) // 86400
+        cols = day[:, None] * 96 + np.arange(96)[None, :]
+        quantity[i[:, None], cols] = rows["q"]["v"]
+        estimated[i[:, None], cols] = rows["e"]["v"]
+        counts[i[:, None], cols] = rows["rc"]["v"]
+    j0 = (s0 - d0) // BUCKET_15M_S
+    j1 = (s1 - d0) // BUCKET_15M_S
+    starts = np.arange(s0, s1, BUCKET_15M_S, dtype=np.int64)
+    return UsageMatrix(
+        ids, starts, starts + BUCKET_15M_S, quantity[:, j0:j1], estimated[:, j0:j1],
+        counts[:, j0:j1],
+    )
 
 
 @dataclass(frozen=True, slots=True)

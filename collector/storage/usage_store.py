@@ -104,29 +104,34 @@ def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
         return 0
     lo = [w.load_from for w in windows]
     if history:
-        lo = [w.lo - w.meta.config.profile_weeks * _WEEK_S for w in windows]
-    rows = conn.execute(
-        "SELECT w.i, extract(epoch FROM r.ts)::float8, r.value"
+        lo = [w.load_from - w.meta.config.profile_weeks * _WEEK_S for w in windows]
+    buf = bytearray()
+    with conn.cursor() as cur, cur.copy(
+        "COPY (SELECT w.i, r.ts, r.value"
         " FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::float8[]) AS w(i, sid, lo, hi)"
         " JOIN readings r ON r.series_id = w.sid"
         "  AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi)"
-        " ORDER BY w.i, r.ts",
+        " ORDER BY w.i, r.ts) TO STDOUT (FORMAT BINARY)",
         (
             list(range(len(windows))),
             [w.meta.series_id for w in windows],
             [min(a, w.load_from) for a, w in zip(lo, windows, strict=True)],
             [w.load_to for w in windows],
         ),
-    ).fetchall()
-    if not rows:
+    ) as cp:
+        for data in cp:
+            buf += data
+    if len(buf) <= len(_COPY_HEADER) + 2:
         return 0
-    arr = np.asarray(rows, dtype=np.float64)
-    idx = arr[:, 0].astype(np.int64)
+    rows = np.frombuffer(memoryview(buf)[len(_COPY_HEADER) : -2], dtype=_READING_ROW)
+    idx = rows["i"].astype(np.int64)
+    ts = rows["ts"].astype(np.float64) / 1e6 + _PG_EPOCH_S
+    values = rows["value"].astype(np.float64)
     bounds = np.searchsorted(idx, np.arange(len(windows) + 1))
     for i, w in enumerate(windows):
-        w.ts = arr[bounds[i] : bounds[i + 1], 1].copy()
-        w.values = arr[bounds[i] : bounds[i + 1], 2].copy()
-    return len(rows)
+        w.ts = ts[bounds[i] : bounds[i + 1]]
+        w.values = values[bounds[i] : bounds[i + 1]]
+    return int(rows.shape[0])
 
 
 def _needs_history(w: _Window) -> bool:
@@ -167,6 +172,10 @@ _STAGE_ROW: Final = np.dtype(
         ("l_f", ">i4"), ("f", ">i4"),
         ("l_p", ">i4"), ("p", ">f8"),
     ]
+)
+_READING_ROW: Final = np.dtype(
+    [("n", ">i2"), ("l_i", ">i4"), ("i", ">i4"), ("l_ts", ">i4"), ("ts", ">i8"),
+     ("l_v", ">i4"), ("value", ">f8")]
 )
 _COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _PG_EPOCH_S: Final = 946_684_800
@@ -249,6 +258,38 @@ def _write(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int:
     return max(cur_ins.rowcount, 0) + max(cur_zero.rowcount, 0)
 
 
+def _refresh_daily(conn: Conn, windows: Sequence[_Window], now: datetime) -> None:
+    """Re-pack the UTC days the windows touched into usage_15m_daily (96 slots per day)."""
+    conn.execute(
+        "WITH p AS (SELECT DISTINCT w.sid, d AS day"
+        "   FROM unnest(%s::bigint[], %s::float8[], %s::float8[]) AS w(sid, lo, hi),"
+        "   generate_series(date_trunc('day', to_timestamp(w.lo), 'UTC'),"
+        "     to_timestamp(w.hi) - interval '1 microsecond', interval '24 hours') AS d)"
+        " INSERT INTO usage_15m_daily AS t (series_id, day, quantity, estimated,"
+        "  reading_count, updated_at)"
+        " SELECT p.sid, p.day, a.q, a.e, a.rc, %s FROM p CROSS JOIN LATERAL ("
+        "  SELECT array_agg(coalesce(u.quantity, 0) ORDER BY k) AS q,"
+        "   array_agg(coalesce(u.estimated, 0) ORDER BY k) AS e,"
+        "   array_agg(coalesce(u.reading_count, 0) ORDER BY k) AS rc"
+        "  FROM generate_series(0, 95) AS k LEFT JOIN ("
+        "   SELECT x.bucket, x.quantity, x.estimated, x.reading_count FROM usage_15m x"
+        "   WHERE x.series_id = p.sid AND x.bucket >= p.day"
+        "   AND x.bucket < p.day + interval '24 hours') AS u"
+        "  ON u.bucket = p.day + k * interval '15 minutes') AS a"
+        " ON CONFLICT (series_id, day) DO UPDATE SET quantity = excluded.quantity,"
+        "  estimated = excluded.estimated, reading_count = excluded.reading_count,"
+        "  updated_at = excluded.updated_at"
+        " WHERE (t.quantity, t.estimated, t.reading_count)"
+        "  IS DISTINCT FROM (excluded.quantity, excluded.estimated, excluded.reading_count)",
+        (
+            [w.meta.series_id for w in windows],
+            [w.lo for w in windows],
+            [w.hi for w in windows],
+            now,
+        ),
+    )
+
+
 def refresh_usage(conn: Conn, now: datetime, *, limit: int = 5000) -> RefreshReport:
     """Consume up to ``limit`` usage_dirty rows and re-derive the affected usage (one txn).
 
@@ -260,6 +301,9 @@ def refresh_usage(conn: Conn, now: datetime, *, limit: int = 5000) -> RefreshRep
             got = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_LOCK_KEY,)).fetchone()
             if not (got and got[0]):
                 return RefreshReport(0, 0, 0, 0)
+            # small, index-driven statements whose row estimates (unnest, generate_series)
+            # are far too high: JIT compilation would cost more than the work itself
+            conn.execute("SET LOCAL jit = off")
             rows = conn.execute(
                 "DELETE FROM usage_dirty WHERE id IN"
                 " (SELECT id FROM usage_dirty ORDER BY id LIMIT %s)"
@@ -276,8 +320,11 @@ def refresh_usage(conn: Conn, now: datetime, *, limit: int = 5000) -> RefreshRep
             again = [w for w in windows if _needs_history(w)]
             loaded += _load(conn, again, history=True)
             written = 0
-            for chunk in _chunks([w for w in windows if w.ts.shape[0]]):
+            derived = [w for w in windows if w.ts.shape[0]]
+            for chunk in _chunks(derived):
                 written += _write(conn, _derive_rows(chunk), now)
+            if derived:
+                _refresh_daily(conn, derived, now)
             timescale = uses_timescale(conn)
             if timescale and windows:
                 conn.execute(

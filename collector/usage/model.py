@@ -155,7 +155,8 @@ class UsageMatrix:
     """Interval usage of many series on a common bucket grid (what billing reads).
 
     ``quantity[i, j]`` is the usage of ``series_ids[i]`` in ``[starts[j], ends[j])``;
-    ``estimated`` has the same shape. Missing rows/buckets are 0.
+    ``estimated`` (its estimated part) and ``reading_count`` have the same shape. Missing
+    rows/buckets are 0.
     """
 
     series_ids: I64
@@ -163,3 +164,4 @@ class UsageMatrix:
     ends: I64
     quantity: F64
     estimated: F64
+    reading_count: I64

@@ -54,6 +54,7 @@ class P1Source:
         self.framer = TelegramFramer()
         self.bad_telegrams = 0
         self._last_error: str | None = None
+        self._emitted_ts: dict[str, int] = {}  # newest time returned per metric
 
     @property
     def name(self) -> str:
@@ -82,12 +83,20 @@ class P1Source:
             stream.close()
 
     def _take(self) -> list[Measurement]:
+        """Measurements to return; a gas value is repeated in every telegram until the gas
+        meter's next capture, so a (metric, time) already returned is not returned again."""
         batches = list(self._telegrams)
         self._telegrams.clear()
         self._arrived.clear()
         if not self._keep_all and batches:
             batches = batches[-1:]
-        return [m for b in batches for m in b]
+        out: list[Measurement] = []
+        for m in (m for b in batches for m in b):
+            if m.ts_ms <= self._emitted_ts.get(m.metric, -1):
+                continue
+            self._emitted_ts[m.metric] = m.ts_ms
+            out.append(m)
+        return out
 
     async def read(self, now: datetime) -> Sequence[Reading]:
         if self._task is None:

@@ -26,12 +26,16 @@ __all__ = ["DsmrSpec", "decode_telegram"]
 
 
 class DsmrSpec(enum.StrEnum):
+    V2_2 = "v2.2"  # no CRC
+    V3 = "v3"  # no CRC
     V4 = "v4"
     V5 = "v5"
     BELGIUM = "belgium"
 
     def specification(self) -> dict[str, Any]:
         spec: dict[str, Any] = {
+            DsmrSpec.V2_2: telegram_specifications.V2_2,
+            DsmrSpec.V3: telegram_specifications.V3,
             DsmrSpec.V4: telegram_specifications.V4,
             DsmrSpec.V5: telegram_specifications.V5,
             DsmrSpec.BELGIUM: telegram_specifications.BELGIUM_FLUVIUS,
@@ -61,6 +65,7 @@ _MBUS_METRICS: Final = {3: "gas", 7: "water", 4: "heat"}
 _MBUS_READINGS: Final = (
     "MBUS_METER_READING",  # DSMR 5: 0-n:24.2.1 on any channel
     "HOURLY_GAS_METER_READING",  # DSMR 4
+    "GAS_METER_READING",  # DSMR 2.2 / 3 (value on the line after 0-n:24.3.0)
     "BELGIUM_5MIN_GAS_METER_READING",  # e-MUCS (Fluvius)
 )
 _LIBRARY_ERRORS: Final = (

@@ -18,6 +18,7 @@ from agent.errors import SourceError
 from agent.protocol import Reading
 from firmware_bridge.errors import DecodeError, DeviceError
 from firmware_bridge.measurement import Measurement, to_readings
+from firmware_bridge.modbus.bus_lock import bus_lock
 from firmware_bridge.modbus.registers import Block, RegisterMap, decode_block, plan_blocks
 
 __all__ = ["ModbusSource", "rtu_client", "tcp_client"]
@@ -65,7 +66,10 @@ class ModbusSource:
         meter: str | None = None,
         interval_s: float = 60.0,
         poll_timeout_s: float = 30.0,
+        bus: str | None = None,
     ) -> None:
+        """``bus``: the serial device of an RS-485 bus shared with other sources; polls then
+        take turns (see ``bus_lock``) and the port is closed after each poll."""
         self._name = name
         self._client_factory = client_factory
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
@@ -75,6 +79,7 @@ class ModbusSource:
         self._meter = meter or name
         self._interval_s = interval_s
         self._poll_timeout_s = poll_timeout_s
+        self._bus = bus
 
     @property
     def name(self) -> str:
@@ -93,7 +98,16 @@ class ModbusSource:
         ts_ms = int(now.timestamp() * 1000)
         try:
             async with asyncio.timeout(self._poll_timeout_s):
-                measurements = await self._poll(ts_ms)
+                if self._bus is None:
+                    measurements = await self._poll(ts_ms)
+                else:
+                    async with bus_lock(
+                        self._bus, source=self._name, timeout_s=self._poll_timeout_s / 2
+                    ):
+                        try:
+                            measurements = await self._poll(ts_ms)
+                        finally:
+                            self._drop_client()  # free the tty for the next meter
             return to_readings(self._meter, measurements)
         except (DeviceError, DecodeError) as exc:
             self._drop_client()

@@ -8,7 +8,7 @@ with the exception "illegal data address", like a real meter.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymodbus.framer import FramerType
@@ -97,12 +97,16 @@ async def start_rtu_server(
     port: str,
     *,
     baudrate: int = 9600,
-    unit_id: int = 1,
+    unit_id: int | Sequence[int] = 1,
     clock: Callable[[], float] = time.time,
 ) -> ModbusSerialServer:
-    """Serve RTU frames on a serial device (e.g. one end of a pty link)."""
+    """Serve RTU frames on a serial device (e.g. one end of a pty link).
+
+    Several ``unit_id``s simulate several identical meters on one bus.
+    """
+    ids = [unit_id] if isinstance(unit_id, int) else list(unit_id)
     server = ModbusSerialServer(
-        _device(meter, unit_id, clock), framer=FramerType.RTU, port=port, baudrate=baudrate
+        [_device(meter, i, clock) for i in ids], framer=FramerType.RTU, port=port, baudrate=baudrate
     )
     await server.serve_forever(background=True)
     return server

@@ -95,13 +95,13 @@ def wait_until(pred: Callable[[], bool], timeout: float) -> None:
     raise TimeoutError("condition not met in time")
 
 
-async def test_broker_outage_loses_nothing(durable_broker: MqttBroker, tmp_path: Path) -> None:
+async def test_broker_outage_loses_nothing(private_broker: MqttBroker, tmp_path: Path) -> None:
     """Broker down for 2 s mid-stream, then back: every committed reading reaches a subscriber."""
     device = f"fa-{uuid.uuid4().hex[:8]}"
-    sub = Collector(durable_broker.url, f"tally/v1/{device}/readings")
+    sub = Collector(private_broker.url, f"tally/v1/{device}/readings")
     cfg = parse_config({
         "device_id": device, "status_interval_s": 1, "shutdown_timeout_s": 10,
-        "broker": {"url": durable_broker.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
+        "broker": {"url": private_broker.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5,
                    "keepalive_s": 5},
         "buffer": {"path": str(tmp_path / "buf.db")},
         "batch": {"max_readings": 25, "max_age_s": 0.05},
@@ -111,9 +111,9 @@ async def test_broker_outage_loses_nothing(durable_broker: MqttBroker, tmp_path:
     stop = asyncio.Event()
     task = asyncio.create_task(run_agent(cfg, stop))
     await asyncio.sleep(1.0)
-    durable_broker.stop()
+    private_broker.stop()
     await asyncio.sleep(2.0)
-    durable_broker.start()
+    private_broker.start()
     await asyncio.sleep(2.0)
     stop.set()
     await asyncio.wait_for(task, 30)

@@ -69,10 +69,10 @@ async def test_last_will_is_published_when_connection_dies(private_broker: MqttB
 
 
 async def test_messages_published_during_outage_arrive_after_reconnect(
-    durable_broker: MqttBroker,
+    private_broker: MqttBroker,
 ) -> None:
     """A message handed over while the broker is down is sent once the publisher reconnects."""
-    broker = durable_broker
+    broker = private_broker
     url = broker.url
     topic = f"test/{uid()}/r"
     sub_id = uid()

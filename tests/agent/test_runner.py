@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from agent.buffer_fake import MemoryBuffer
 from agent.clock import FakeClock, to_ms
 from agent.config import AgentConfig, parse_config
-from agent.errors import SourceError
+from agent.errors import DiskFullError, SourceError
 from agent.protocol import Kind, Reading, decode_batch
 from agent.publisher_fake import FakePublisher
 from agent.runner import Agent
@@ -210,3 +210,33 @@ async def test_shutdown_flushes_and_announces_offline() -> None:
     assert last_topic == "tally/v1/dev-r/status"
     assert retained
     assert b'"offline"' in last_payload
+
+
+class FullDisk(MemoryBuffer):
+    """A memory buffer whose appends fail with DiskFullError while ``full`` is set."""
+
+    full = True
+
+    async def append(self, readings: Sequence[Reading]) -> None:
+        if self.full:
+            raise DiskFullError("database or disk is full")
+        await super().append(readings)
+
+
+async def test_disk_full_is_reported_and_recovers_without_loss() -> None:
+    """While the disk is full readings wait in memory and status says so; then all arrive."""
+    buf, pub, src = FullDisk(now_ms=to_ms(START)), FakePublisher(), Counter()
+    agent = Agent(cfg(), buffer=buf, publisher=pub, sources=[src], clock=FakeClock(START))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.sleep(0.3)
+    assert agent.health.disk_full
+    assert batches(pub) == []
+    buf.full = False
+    await asyncio.sleep(0.4)
+    assert not agent.health.disk_full
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    values = sorted(v for _, vs in batches(pub) for v in vs)
+    assert values == [float(i) for i in range(1, src.polls + 1)]
+    assert agent.health.lost_readings == 0

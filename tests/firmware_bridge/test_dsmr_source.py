@@ -118,3 +118,23 @@ async def test_simulated_meter_without_reader_never_blocks(clock: FakeClock) -> 
     finally:
         await meter.close()
     assert meter.dropped_bytes > 0
+
+
+async def test_gas_is_returned_once_per_capture(clock: FakeClock) -> None:
+    """The gas register repeats in every telegram; it is returned once per capture time."""
+    meter = P1PtyMeter(LoadModel(t0_s=T0), interval_s=0.05, clock=clock).start()
+    source = _serial(meter.path)
+    try:
+        first = {r.metric for r in await source.read(clock.now())}
+        await asyncio.sleep(0.2)
+        second = {r.metric for r in await source.read(clock.now())}
+        clock.t += 300  # the simulated gas meter captures every 5 minutes
+        await asyncio.sleep(0.2)
+        third = {r.metric for r in await source.read(clock.now())}
+    finally:
+        await source.close()
+        await meter.close()
+    assert "gas" in first
+    assert "gas" not in second
+    assert "energy_import_t1" in second
+    assert "gas" in third

@@ -104,3 +104,28 @@ def test_mutated_telegrams_raise_only_decode_errors(spec: DsmrSpec, at: int, jun
         decode_telegram(
             seal(mutated.decode("latin-1")) if mutated.isascii() else mutated, RECEIVED_MS, spec
         )
+
+
+# dsmr-parser's DSMR 2.2 example telegram (no CRC; gas value on the line after 0-1:24.3.0)
+DSMR_2_2_EXAMPLE = (
+    b"/ISk5\\2MT382-1004\r\n\r\n0-0:96.1.1(00000000000000)\r\n1-0:1.8.1(00001.001*kWh)\r\n"
+    b"1-0:1.8.2(00001.001*kWh)\r\n1-0:2.8.1(00001.001*kWh)\r\n1-0:2.8.2(00001.001*kWh)\r\n"
+    b"0-0:96.14.0(0001)\r\n1-0:1.7.0(0001.01*kW)\r\n1-0:2.7.0(0000.00*kW)\r\n"
+    b"0-0:17.0.0(0999.00*kW)\r\n0-0:96.3.10(1)\r\n0-0:96.13.1()\r\n0-0:96.13.0()\r\n"
+    b"0-1:24.1.0(3)\r\n0-1:96.1.0(000000000000)\r\n"
+    b"0-1:24.3.0(161107190000)(00)(60)(1)(0-1:24.2.1)(m3)\r\n(00001.001)\r\n0-1:24.4.0(1)\r\n!\r\n"
+)
+
+
+def test_dsmr_2_2_telegram_without_crc() -> None:
+    """A DSMR 2.2 telegram (no CRC) decodes with spec v2.2, gas included."""
+    got = {m.metric: m.value for m in decode_telegram(DSMR_2_2_EXAMPLE, RECEIVED_MS, DsmrSpec.V2_2)}
+    assert got["energy_import_t1"] == 1.001
+    assert got["power_import"] == pytest.approx(1010.0)
+    assert got["gas"] == 1.001
+
+
+def test_dsmr_2_2_telegram_fails_the_v5_crc_requirement() -> None:
+    """Read as DSMR 5, a telegram without CRC is rejected rather than trusted."""
+    with pytest.raises(FrameError):
+        decode_telegram(DSMR_2_2_EXAMPLE, RECEIVED_MS, DsmrSpec.V5)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from agent.errors import SourceError
+from firmware_bridge.errors import DeviceError
+from firmware_bridge.modbus.bus_lock import bus_lock
 from firmware_bridge.modbus.map_files import load_map
 from firmware_bridge.modbus.source import ModbusSource, rtu_client
 from firmware_bridge.simulators.load import LoadModel
@@ -77,3 +81,43 @@ async def test_rtu_crc_error_is_flagged(clock: FakeClock) -> None:
         await source.close()
         await stop_server(server)  # type: ignore[arg-type]
         link.close()
+
+
+async def test_two_meters_on_one_bus_take_turns(clock: FakeClock) -> None:
+    """Two sources on one RS-485 bus polled at the same moment both get their own answers."""
+    link = PtyLink().start()
+    meter = MeterRegisters(load_map("sdm120"), LoadModel(t0_s=T0, phases=1))
+    server = await start_rtu_server(meter, link.a, unit_id=[7, 8], clock=clock)
+
+    def source(unit_id: int) -> ModbusSource:
+        return ModbusSource(
+            f"sdm120-{unit_id}",
+            lambda: rtu_client(link.b, baudrate=9600, parity="N", stopbits=1, bytesize=8,
+                               timeout_s=1.0, retries=0),
+            load_map("sdm120"),
+            unit_id=unit_id,
+            bus=link.b,
+        )  # fmt: skip
+
+    sources = [source(7), source(8), source(7), source(8)]
+    try:
+        results = await asyncio.gather(*(s.read(clock.now()) for s in sources))
+    finally:
+        for s in sources:
+            await s.close()
+        await stop_server(server)
+        link.close()
+    for readings in results:
+        assert {r.metric: r.value for r in readings}["energy_import"] == pytest.approx(1234.5)
+    assert [readings[0].meter for readings in results] == ["sdm120-7", "sdm120-8"] * 2
+
+
+async def test_bus_lock_times_out_when_held() -> None:
+    """A bus held by another poll for too long fails this poll with DeviceError."""
+    device = f"/dev/tally-test-bus-{uuid.uuid4().hex}"
+    async with bus_lock(device, source="a", timeout_s=1):
+        with pytest.raises(DeviceError, match="busy"):
+            async with bus_lock(device, source="b", timeout_s=0.1):
+                pass
+    async with bus_lock(device, source="b", timeout_s=0.1):
+        pass  # free again

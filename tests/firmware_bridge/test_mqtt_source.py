@@ -13,7 +13,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.errors import SourceError
 from agent.protocol import Kind
 from firmware_bridge.mqtt_devices.source import MqttDeviceSource, shelly_decoder, tasmota_decoder
-from tests.firmware_bridge.conftest import FakeClock
+from firmware_bridge.simulators.load import LoadModel
+from firmware_bridge.simulators.mqtt_plug import PlugKind, run_plug
+from tests.firmware_bridge.conftest import T0, FakeClock
 
 SHELLY_STATUS = b'{"id":0,"output":true,"apower":42.0,"aenergy":{"total":1500.25}}'
 TASMOTA = b'{"Time":"2024-01-01T00:00:00","ENERGY":{"Total":3.25,"Today":0.5,"Power":120}}'
@@ -103,3 +105,36 @@ async def test_unreachable_broker_is_flagged(clock: FakeClock) -> None:
             await source.read(clock.now())
     finally:
         await source.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "generation_or_none"),
+    [("shelly-gen2", 2), ("shelly-gen1", 1), ("tasmota", None)],
+)
+async def test_simulated_plugs_round_trip_through_broker(
+    mqtt_url: str, clock: FakeClock, kind: PlugKind, generation_or_none: int | None
+) -> None:
+    """Each simulated plug's energy (Wh, watt-minutes or kWh on the wire) arrives as 1234.5 kWh."""
+    ident = f"sim-{uuid.uuid4().hex[:8]}"
+    if generation_or_none is None:
+        topics, decoder = tasmota_decoder(ident)
+    else:
+        topics, decoder = shelly_decoder(ident, generation_or_none, 0)
+    source = MqttDeviceSource("plug", mqtt_url, topics, decoder, clock=clock)
+    try:
+        await source.read(clock.now())
+        await _until(source, "ready")
+        sent = await run_plug(
+            kind, ident, LoadModel(t0_s=T0), mqtt_url=mqtt_url, count=1, clock=clock
+        )
+        for _ in range(100):
+            if len(source.buffer) >= sent:
+                break
+            await asyncio.sleep(0.05)
+        got = {r.metric: r for r in await source.read(clock.now())}
+    finally:
+        await source.close()
+    energy = got["energy"]
+    kwh = energy.value / 1000 if energy.unit == "Wh" else energy.value
+    assert kwh == pytest.approx(1234.5)
+    assert got["power"].value == pytest.approx(1500.0, abs=1)

@@ -232,6 +232,15 @@ def test_structured_random_packs_raise_only_decode_errors(pack: list[dict[str, o
             senml_readings(payload, NOW_MS)
 
 
+@given(st.lists(records, max_size=5))
+@settings(max_examples=200)
+def test_random_packs_to_batch_raise_only_decode_errors(pack: list[dict[str, object]]) -> None:
+    """senml_to_batch never raises anything but DecodeError, whatever the pack holds."""
+    for payload in (json.dumps(pack).encode(), cbor2.dumps(pack)):
+        with contextlib.suppress(DecodeError):
+            senml_to_batch("tally/v1/dev-1/senml", payload, NOW_MS)
+
+
 def test_batch_from_mqtt_topic_roundtrips() -> None:
     """senml_to_batch builds a protocol batch that encodes and decodes unchanged."""
     batch = senml_to_batch("tally/v1/plug-7/senml", RFC8428_5_1_2_MULTIPLE_DATAPOINTS, NOW_MS)

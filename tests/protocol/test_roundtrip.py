@@ -30,7 +30,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 @st.composite
 def series(draw: st.DrawFn, meter: str, metric: str) -> Series:
     n = draw(st.integers(1, 40))
-    t0 = draw(st.integers(MIN_TIMESTAMP_MS, NOW_MS))
+    t0 = draw(st.integers(MIN_TIMESTAMP_MS, NOW_MS - 3 * 86_400_000))
     offsets = sorted(draw(st.lists(st.integers(0, 3 * 86_400_000), min_size=n, max_size=n)))
     values = draw(st.lists(finite, min_size=n, max_size=n))
     return Series(meter, metric, draw(units), draw(st.sampled_from(list(Kind))),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,10 @@ from collector.billing.model import Address, CustomerSpec
 from collector.storage.migrate import migrate
 
 PER_UNIT_PLAN: dict[str, Any] = {
-    "format": "tally.plan/v1", "id": "basic", "version": 1, "currency": "EUR",
+    "format": "tally.plan/v1",
+    "id": "basic",
+    "version": 1,
+    "currency": "EUR",
     "charges": [
         {"type": "per_unit", "id": "energy", "unit": "kWh", "price": "0.25"},
         {"type": "recurring", "id": "standing", "amount": "10.00"},
@@ -23,10 +26,14 @@ PER_UNIT_PLAN: dict[str, Any] = {
 }
 
 
-def plan_doc(price: str = "0.25", standing: str = "10.00", currency: str = "EUR",
-             plan_id: str = "basic") -> dict[str, Any]:
+def plan_doc(
+    price: str = "0.25", standing: str = "10.00", currency: str = "EUR", plan_id: str = "basic"
+) -> dict[str, Any]:
     return {
-        "format": "tally.plan/v1", "id": plan_id, "version": 1, "currency": currency,
+        "format": "tally.plan/v1",
+        "id": plan_id,
+        "version": 1,
+        "currency": currency,
         "charges": [
             {"type": "per_unit", "id": "energy", "unit": "kWh", "price": price},
             {"type": "recurring", "id": "standing", "amount": standing},
@@ -34,11 +41,20 @@ def plan_doc(price: str = "0.25", standing: str = "10.00", currency: str = "EUR"
     }
 
 
-def spec(name: str = "Acme BV", tz: str = "Europe/Amsterdam", tax: str = "0.21",
-         currency: str = "EUR", issuer: str = "tally-nl") -> CustomerSpec:
+def spec(
+    name: str = "Acme BV",
+    tz: str = "Europe/Amsterdam",
+    tax: str = "0.21",
+    currency: str = "EUR",
+    issuer: str = "tally-nl",
+) -> CustomerSpec:
     return CustomerSpec(
-        name=name, address=Address("Damrak 1", "Amsterdam", "NL", "1012 LG"),
-        currency=currency, time_zone=tz, tax_rate=Decimal(tax), issuer=issuer,
+        name=name,
+        address=Address("Damrak 1", "Amsterdam", "NL", "1012 LG"),
+        currency=currency,
+        time_zone=tz,
+        tax_rate=Decimal(tax),
+        issuer=issuer,
     )
 
 
@@ -59,8 +75,9 @@ def conn(db: str) -> Iterator[psycopg.Connection[Any]]:
 @pytest.fixture
 def pool(db: str) -> Iterator[psycopg_pool.ConnectionPool[Any]]:
     """A small connection pool on the migrated test database."""
-    p: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(db, min_size=1, max_size=4,
-                                                                      open=True)
+    p: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+        db, min_size=1, max_size=4, open=True
+    )
     yield p
     p.close()
 
@@ -75,9 +92,17 @@ def make_series(conn: psycopg.Connection[Any], device: str, unit: str = "kWh") -
     return int(row[0])
 
 
-def put_usage(conn: psycopg.Connection[Any], series_id: int, start: datetime, end: datetime,
-              per_interval: float, *, estimated: float = 0.0, readings: int = 1,
-              updated_at: datetime | None = None) -> int:
+def put_usage(
+    conn: psycopg.Connection[Any],
+    series_id: int,
+    start: datetime,
+    end: datetime,
+    per_interval: float,
+    *,
+    estimated: float = 0.0,
+    readings: int = 1,
+    updated_at: datetime | None = None,
+) -> int:
     """Write one usage_15m row per 15 minutes in [start, end); returns the row count."""
     t = start
     rows: list[Sequence[Any]] = []
@@ -95,8 +120,5 @@ def put_usage(conn: psycopg.Connection[Any], series_id: int, start: datetime, en
     return len(rows)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-Tx = Callable[[], Any]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)

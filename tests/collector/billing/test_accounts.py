@@ -27,10 +27,14 @@ def test_customer_list_paginates_and_filters(conn: psycopg.Connection[Any]) -> N
     for i in range(5):
         accounts.create_customer(conn, spec(name=f"Cust {i}" if i != 3 else "Special"))
     page = store.list_customers(conn, limit=2)
-    assert len(page.items) == 2 and page.next_cursor is not None
+    assert len(page.items) == 2
+    assert page.next_cursor is not None
     rest = store.list_customers(conn, limit=10, cursor=page.next_cursor)
-    assert len(rest.items) == 3 and rest.next_cursor is None
-    assert [c.spec.name for c in store.list_customers(conn, name_contains="spec").items] == ["Special"]
+    assert len(rest.items) == 3
+    assert rest.next_cursor is None
+    assert [c.spec.name for c in store.list_customers(conn, name_contains="spec").items] == [
+        "Special"
+    ]
 
 
 def test_unknown_customer_is_not_found(conn: psycopg.Connection[Any]) -> None:
@@ -50,7 +54,9 @@ def test_new_plan_version_keeps_old_version(conn: psycopg.Connection[Any]) -> No
     plan, v1 = accounts.create_plan(conn, "basic", "Basic", plan_doc("0.25"))
     v2 = accounts.new_plan_version(conn, plan.plan_id, plan_doc("0.30"))
     assert (v1.version, v2.version) == (1, 2)
-    assert store.get_plan_version(conn, v1.plan_version_id).document["charges"][0]["price"] == "0.25"
+    assert (
+        store.get_plan_version(conn, v1.plan_version_id).document["charges"][0]["price"] == "0.25"
+    )
     assert store.get_plan(conn, plan.plan_id).latest_version == 2
 
 
@@ -58,8 +64,10 @@ def test_plan_versions_are_immutable_in_the_database(conn: psycopg.Connection[An
     """An UPDATE of a stored plan version is rejected by the trigger."""
     _, v1 = accounts.create_plan(conn, "basic", "Basic", plan_doc())
     with pytest.raises(psycopg.Error) as info:
-        conn.execute("UPDATE plan_versions SET document = '{}' WHERE plan_version_id = %s",
-                     (v1.plan_version_id,))
+        conn.execute(
+            "UPDATE plan_versions SET document = '{}' WHERE plan_version_id = %s",
+            (v1.plan_version_id,),
+        )
     assert info.value.sqlstate == "TL001"
 
 
@@ -90,7 +98,8 @@ def test_move_ends_one_subscription_and_starts_another(conn: psycopg.Connection[
     moved = accounts.move_meter(conn, first.subscription_id, b.customer_id, utc(2026, 3, 15))
     old = store.get_subscription(conn, first.subscription_id)
     assert old.valid_to == utc(2026, 3, 15) == moved.valid_from
-    assert moved.customer_id == b.customer_id and moved.valid_to is None
+    assert moved.customer_id == b.customer_id
+    assert moved.valid_to is None
 
 
 def test_plan_currency_must_match_customer(conn: psycopg.Connection[Any]) -> None:

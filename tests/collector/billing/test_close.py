@@ -85,7 +85,9 @@ def test_plan_change_on_the_11th_splits_usage_and_prorates_fees(conn: Conn, pool
     assert inv.total == D("1032.86")
 
 
-def test_meter_moved_mid_month_is_billed_to_each_customer_for_its_days(conn: Conn, pool: Pool) -> None:
+def test_meter_moved_mid_month_is_billed_to_each_customer_for_its_days(
+    conn: Conn, pool: Pool
+) -> None:
     """Moved at local midnight of the 16th: A pays 15 days (1440 kWh), B 16 days (1532 kWh)."""
     a, sid, pv = _setup(conn)
     b = accounts.create_customer(conn, spec("B")).customer_id
@@ -110,7 +112,8 @@ def test_close_twice_creates_nothing_new(conn: Conn, pool: Pool) -> None:
     assert second.run_id == first.run_id
     assert after == before
     n_lines = conn.execute("SELECT count(*) FROM invoice_lines").fetchone()
-    assert n_lines is not None and n_lines[0] == len(before.lines)
+    assert n_lines is not None
+    assert n_lines[0] == len(before.lines)
 
 
 def test_refresh_picks_up_late_readings_within_grace(conn: Conn, pool: Pool) -> None:
@@ -147,7 +150,8 @@ def test_finalize_redrafts_stale_drafts_first(conn: Conn, pool: Pool) -> None:
     put_usage(conn, sid, utc(2026, 3, 5), utc(2026, 3, 6), 1.0, updated_at=utc(2026, 4, 3))
     finalize_period(pool, MARCH, utc(2026, 4, 5))
     inv = _only_invoice(conn, cid)
-    assert inv.number is not None and inv.subtotal == D("34.00")  # 96 x 0.25 + 10
+    assert inv.number is not None
+    assert inv.subtotal == D("34.00")
 
 
 def test_late_reading_after_finalize_is_adjusted_on_next_invoice(conn: Conn, pool: Pool) -> None:
@@ -158,15 +162,17 @@ def test_late_reading_after_finalize_is_adjusted_on_next_invoice(conn: Conn, poo
     close_period(pool, MARCH, utc(2026, 4, 5))
     finalize_period(pool, MARCH, utc(2026, 4, 5))
     march = _only_invoice(conn, cid)
-    put_usage(conn, sid, utc(2026, 3, 1, 12), utc(2026, 3, 1, 12, 15), 5.0,
-              updated_at=utc(2026, 4, 20))
+    put_usage(
+        conn, sid, utc(2026, 3, 1, 12), utc(2026, 3, 1, 12, 15), 5.0, updated_at=utc(2026, 4, 20)
+    )
     close_period(pool, PeriodKey(2026, 4), utc(2026, 5, 5))
     april = _only_invoice(conn, cid, "2026-04")
     adj = [ln for ln in april.lines if ln.kind is LineKind.ADJUSTMENT]
     assert len(adj) == 1
     assert adj[0].amount == D("1.00")
     assert adj[0].lineage.corrects_invoice_number == march.number
-    assert march.number is not None and march.number in adj[0].description
+    assert march.number is not None
+    assert march.number in adj[0].description
     assert invoices.get_invoice(conn, march.invoice_id) == march  # untouched
 
 
@@ -177,8 +183,9 @@ def test_lower_late_reading_becomes_a_credit_line(conn: Conn, pool: Pool) -> Non
     put_usage(conn, sid, utc(2026, 3, 1), utc(2026, 3, 2), 1.0)
     close_period(pool, MARCH, utc(2026, 4, 5))
     finalize_period(pool, MARCH, utc(2026, 4, 5))
-    put_usage(conn, sid, utc(2026, 3, 1, 12), utc(2026, 3, 1, 12, 15), 0.0,
-              updated_at=utc(2026, 4, 20))
+    put_usage(
+        conn, sid, utc(2026, 3, 1, 12), utc(2026, 3, 1, 12, 15), 0.0, updated_at=utc(2026, 4, 20)
+    )
     close_period(pool, PeriodKey(2026, 4), utc(2026, 5, 5))
     credit = [ln for ln in _only_invoice(conn, cid, "2026-04").lines if ln.kind is LineKind.CREDIT]
     assert [c.amount for c in credit] == [D("-0.25")]
@@ -191,8 +198,9 @@ def test_correction_is_not_billed_twice(conn: Conn, pool: Pool) -> None:
     put_usage(conn, sid, utc(2026, 3, 1), utc(2026, 3, 2), 1.0)
     close_period(pool, MARCH, utc(2026, 4, 5))
     finalize_period(pool, MARCH, utc(2026, 4, 5))
-    put_usage(conn, sid, utc(2026, 3, 1, 12), utc(2026, 3, 1, 12, 15), 5.0,
-              updated_at=utc(2026, 4, 20))
+    put_usage(
+        conn, sid, utc(2026, 3, 1, 12), utc(2026, 3, 1, 12, 15), 5.0, updated_at=utc(2026, 4, 20)
+    )
     close_period(pool, PeriodKey(2026, 4), utc(2026, 5, 5))
     finalize_period(pool, PeriodKey(2026, 4), utc(2026, 5, 5))
     close_period(pool, PeriodKey(2026, 5), utc(2026, 6, 5))
@@ -208,8 +216,23 @@ def test_late_data_beyond_the_horizon_is_ignored(conn: Conn, pool: Pool) -> None
     cfg = CloseConfig(correction_horizon=timedelta(days=30))
     close_period(pool, MARCH, utc(2026, 4, 5), cfg)
     finalize_period(pool, MARCH, utc(2026, 4, 5), cfg)
-    put_usage(conn, sid, utc(2026, 3, 1, 12), utc(2026, 3, 1, 12, 15), 5.0,
-              updated_at=utc(2026, 6, 1))
+    put_usage(
+        conn, sid, utc(2026, 3, 1, 12), utc(2026, 3, 1, 12, 15), 5.0, updated_at=utc(2026, 6, 1)
+    )
     close_period(pool, PeriodKey(2026, 6), utc(2026, 7, 5), cfg)
     june = _only_invoice(conn, cid, "2026-06")
     assert not [ln for ln in june.lines if ln.kind is LineKind.ADJUSTMENT]
+
+
+def test_close_with_a_one_connection_pool_does_not_deadlock(db: str, conn: Conn) -> None:
+    """The usage prefetch waits for the pool's only connection instead of blocking the close."""
+    for _ in range(3):
+        cid, sid, pv = _setup(conn)
+        accounts.assign_meter(conn, cid, sid, pv, utc(2026, 1, 1))
+    small: Pool = psycopg_pool.ConnectionPool(db, min_size=1, max_size=1, timeout=20, open=True)
+    try:
+        run = close_period(small, MARCH, NOW, CloseConfig(chunk_size=1))
+    finally:
+        small.close()
+    assert run.status == "done"
+    assert run.invoices_written == 3

@@ -35,9 +35,24 @@ def _populate(conn: psycopg.Connection[Any]) -> None:
 def _run_and_kill(db: str, action: str, after_lines: int) -> None:
     """Run the billing CLI in a subprocess and SIGKILL it after some progress lines."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "collector.billing.cli", "--database-url", db, action, "2026-03",
-         "--chunk-size", "1", "--plain", "--now", NOW],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "collector.billing.cli",
+            "--database-url",
+            db,
+            action,
+            "2026-03",
+            "--chunk-size",
+            "1",
+            "--plain",
+            "--now",
+            NOW,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
     for _ in range(after_lines):
@@ -63,7 +78,8 @@ def test_killed_close_resumes_to_exactly_one_invoice_per_customer(
     partial = _count(conn, "SELECT count(*) FROM invoices")
     assert 3 <= partial < CUSTOMERS
     run = close_period(pool, PeriodKey(2026, 3), utc(2026, 4, 10))
-    assert run.status == "done" and run.done_customers == CUSTOMERS
+    assert run.status == "done"
+    assert run.done_customers == CUSTOMERS
     assert _count(conn, "SELECT count(*) FROM billing_runs") == 1
     assert _count(conn, "SELECT count(DISTINCT customer_id) FROM invoices") == CUSTOMERS
     assert _count(conn, "SELECT count(*) FROM invoices") == CUSTOMERS
@@ -80,7 +96,8 @@ def test_killed_finalize_leaves_gapless_numbers_after_rerun(
     finals = _count(conn, "SELECT count(*) FROM invoices WHERE status = 'final'")
     assert 3 <= finals < CUSTOMERS
     finalize_period(pool, PeriodKey(2026, 3), utc(2026, 4, 10))
-    numbers = [r[0] for r in conn.execute(
-        "SELECT number FROM invoices ORDER BY customer_id").fetchall()]
+    numbers = [
+        r[0] for r in conn.execute("SELECT number FROM invoices ORDER BY customer_id").fetchall()
+    ]
     assert numbers == [f"INV-2026-{i:06d}" for i in range(1, CUSTOMERS + 1)]
     assert _count(conn, "SELECT last_value FROM invoice_number_sequences") == CUSTOMERS

@@ -24,18 +24,35 @@ from collector.storage.usage_store import refresh_usage
 from tests.collector.billing.conftest import make_series, spec, utc
 
 TOU_PLAN: dict[str, Any] = {
-    "format": "tally.plan/v1", "id": "tou", "version": 1, "currency": "EUR",
+    "format": "tally.plan/v1",
+    "id": "tou",
+    "version": 1,
+    "currency": "EUR",
     "time_zone": "Europe/Amsterdam",
-    "schedule": {"seasons": {"all": {
-        "months": list(range(1, 13)),
-        "weekday": {"0-7": "offpeak", "7-23": "peak", "23-24": "offpeak"},
-        "weekend": {"0-24": "offpeak"},
-    }}},
+    "schedule": {
+        "seasons": {
+            "all": {
+                "months": list(range(1, 13)),
+                "weekday": {"0-7": "offpeak", "7-23": "peak", "23-24": "offpeak"},
+                "weekend": {"0-24": "offpeak"},
+            }
+        }
+    },
     "charges": [
-        {"type": "time_of_use", "id": "energy", "unit": "kWh", "periods": {
-            "peak": {"price": "0.3125"},
-            "offpeak": {"tiers": [{"from": "0", "to": "100", "price": "0.1"},
-                                  {"from": "100", "price": "0.0875"}]}}},
+        {
+            "type": "time_of_use",
+            "id": "energy",
+            "unit": "kWh",
+            "periods": {
+                "peak": {"price": "0.3125"},
+                "offpeak": {
+                    "tiers": [
+                        {"from": "0", "to": "100", "price": "0.1"},
+                        {"from": "100", "price": "0.0875"},
+                    ]
+                },
+            },
+        },
         {"type": "demand", "id": "demand", "unit": "kW", "price": "4.37"},
         {"type": "recurring", "id": "standing", "amount": "12.50"},
     ],
@@ -52,23 +69,31 @@ def _insert_readings(conn: psycopg.Connection[Any], sid: int, rng: np.random.Gen
     values = 1000 + np.cumsum(steps)
     keep = [i for i in range(n) if not 500 <= i < 508]
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO readings (series_id, ts, value) VALUES (%s, %s, %s)",
-                        [(sid, ts[i], float(values[i])) for i in keep])
-    conn.execute("INSERT INTO usage_dirty (series_id, ts_from, ts_to) VALUES (%s, %s, %s)",
-                 (sid, ts[0], ts[-1]))
+        cur.executemany(
+            "INSERT INTO readings (series_id, ts, value) VALUES (%s, %s, %s)",
+            [(sid, ts[i], float(values[i])) for i in keep],
+        )
+    conn.execute(
+        "INSERT INTO usage_dirty (series_id, ts_from, ts_to) VALUES (%s, %s, %s)",
+        (sid, ts[0], ts[-1]),
+    )
 
 
-def _reference_total(conn: psycopg.Connection[Any], customer_id: int, sid: int, tz: str,
-                     tax: Decimal) -> Decimal:
+def _reference_total(
+    conn: psycopg.Connection[Any], customer_id: int, sid: int, tz: str, tax: Decimal
+) -> Decimal:
     period = period_for(PeriodKey(2026, 3), tz)
     rows = conn.execute(
         "SELECT extract(epoch FROM bucket)::bigint, quantity FROM usage_15m WHERE series_id = %s"
         " AND bucket >= %s AND bucket < %s ORDER BY bucket",
-        (sid, period.start, period.end)).fetchall()
+        (sid, period.start, period.end),
+    ).fetchall()
     s, e = int(period.start.timestamp()), int(period.end.timestamp())
-    lines = rate_subscription(parse_plan(TOU_PLAN), Period(s, e, s, e),
-                              {"default": MeterReadings("kWh", 900, [(int(b), float(q))
-                                                                     for b, q in rows])})
+    lines = rate_subscription(
+        parse_plan(TOU_PLAN),
+        Period(s, e, s, e),
+        {"default": MeterReadings("kWh", 900, [(int(b), float(q)) for b, q in rows])},
+    )
     return compute_totals([(li.amount_unrounded, li.amount) for li in lines], tax, "EUR").total
 
 
@@ -94,7 +119,9 @@ def test_month_of_readings_bills_exactly_the_reference_rating(
     for inv in invoices.list_invoices(conn, period="2026-03").items:
         assert inv.number is not None
         got[inv.customer_id] = inv.total
-    expected = {cid: _reference_total(conn, cid, sid, tz, Decimal("0.21"))
-                for cid, (sid, tz) in meters.items()}
+    expected = {
+        cid: _reference_total(conn, cid, sid, tz, Decimal("0.21"))
+        for cid, (sid, tz) in meters.items()
+    }
     assert got == expected
     assert all(t > Decimal(100) for t in got.values())

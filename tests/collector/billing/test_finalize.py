@@ -27,8 +27,9 @@ def _drafts(conn: Conn, pool: Pool, n: int) -> list[int]:
     _, v = accounts.create_plan(conn, "basic", "Basic", plan_doc())
     for i in range(n):
         c = accounts.create_customer(conn, spec(f"C{i}"))
-        accounts.assign_meter(conn, c.customer_id, make_series(conn, f"d{i}"), v.plan_version_id,
-                              utc(2026, 1, 1))
+        accounts.assign_meter(
+            conn, c.customer_id, make_series(conn, f"d{i}"), v.plan_version_id, utc(2026, 1, 1)
+        )
     close_period(pool, MARCH, NOW)
     return [inv.invoice_id for inv in invoices.list_invoices(conn, period="2026-03").items]
 
@@ -76,8 +77,9 @@ def test_rolled_back_finalize_leaves_no_gap(db: str, conn: Conn, pool: Pool) -> 
             assert invoices.finalize_invoice(c, b, NOW).number == "INV-2026-000001"
 
 
-def test_same_invoice_finalized_twice_concurrently_gets_one_number(db: str, conn: Conn,
-                                                                    pool: Pool) -> None:
+def test_same_invoice_finalized_twice_concurrently_gets_one_number(
+    db: str, conn: Conn, pool: Pool
+) -> None:
     """Of two finalizers racing on one invoice, one wins and the other gets Conflict."""
     (a,) = _drafts(conn, pool, 1)
     results: list[str] = []
@@ -98,7 +100,8 @@ def test_same_invoice_finalized_twice_concurrently_gets_one_number(db: str, conn
         t.join(10)
     assert sorted(results) == ["INV-2026-000001", "conflict"]
     seq = conn.execute("SELECT last_value FROM invoice_number_sequences").fetchone()
-    assert seq is not None and seq[0] == 1
+    assert seq is not None
+    assert seq[0] == 1
 
 
 def test_update_of_a_final_invoice_is_rejected_by_the_database(conn: Conn, pool: Pool) -> None:

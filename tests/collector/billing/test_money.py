@@ -21,7 +21,7 @@ def test_half_away_from_zero() -> None:
 
 
 def test_tax_on_unrounded_subtotal_differs_from_tax_on_rounded_lines() -> None:
-    """Ten lines of 2.004 at 21%: lines 10 x 2.00, tax 21% of 20.04 = 4.2084 -> 4.21, total 24.21."""
+    """Ten lines of 2.004 at 21%: 10 x 2.00, tax 21% of 20.04 = 4.2084 -> 4.21, total 24.21."""
     lines = [(D("2.004"), D("2.00"))] * 10
     t = compute_totals(lines, D("0.21"), "EUR")
     assert t.subtotal == D("20.00")
@@ -38,12 +38,15 @@ def test_credit_lines_reduce_the_tax_base() -> None:
     assert t.total == D("71.39")
 
 
-amounts = st.decimals(min_value=D("-10000"), max_value=D("10000"), places=6, allow_nan=False,
-                      allow_infinity=False)
+amounts = st.decimals(
+    min_value=D("-10000"), max_value=D("10000"), places=6, allow_nan=False, allow_infinity=False
+)
 
 
 @given(st.lists(amounts, max_size=30), st.decimals(min_value=0, max_value=D("0.5"), places=4))
-def test_total_adds_up_and_stays_within_rounding_bounds(exact: list[Decimal], rate: Decimal) -> None:
+def test_total_adds_up_and_stays_within_rounding_bounds(
+    exact: list[Decimal], rate: Decimal
+) -> None:
     """Total = rounded lines + rounded tax; tax is within half a cent of the exact tax."""
     lines = [(a, round_money(a, "EUR")) for a in exact]
     t = compute_totals(lines, rate, "EUR")

@@ -50,7 +50,10 @@ def test_consecutive_periods_tile_time() -> None:
     """The end of one period is the start of the next (half-open, no gap, no overlap)."""
     key = PeriodKey(2025, 1)
     for _ in range(24):
-        assert period_for(key, "Europe/Amsterdam").end == period_for(key.next(), "Europe/Amsterdam").start
+        assert (
+            period_for(key, "Europe/Amsterdam").end
+            == period_for(key.next(), "Europe/Amsterdam").start
+        )
         key = key.next()
 
 

@@ -14,8 +14,6 @@ from collector.storage.database import open_pool
 from tests.collector.ingest.synthetic import drop_session
 
 
-
-
 def make_config(db_url: str, mqtt_url: str, client_id: str, **env: str) -> CollectorConfig:
     return load_config(None, {
         "TALLY_DATABASE_URL": db_url, "TALLY_MQTT_URL": mqtt_url,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -69,10 +69,12 @@ def assert_totals_equal(stored: Totals, expected: Totals) -> None:
         assert abs(stored[key][1] - total) < 1e-6 * max(1.0, abs(total)), key
 
 
-def wait_until(predicate: object, timeout_s: float = 30.0, interval_s: float = 0.1) -> bool:
+def wait_until(
+    predicate: Callable[[], bool], timeout_s: float = 30.0, interval_s: float = 0.1
+) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         time.sleep(interval_s)
     return False
@@ -88,7 +90,7 @@ class Publisher:
                                   clean_session=True)
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(100)
-        self.client.reconnect_delay_set(0.1, 1.0)
+        self.client.reconnect_delay_set(1, 2)
         self.client.connect_async(self._host, self._port)
         self.client.loop_start()
 
@@ -132,7 +134,7 @@ def drop_session(url: str, client_id: str) -> None:
 
 def count(pg_url: str, sql: str) -> int:
     with psycopg.connect(pg_url) as conn:
-        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(sql).fetchone()
     assert row is not None
     return int(row[0])
 

@@ -95,3 +95,24 @@ def test_messages_published_while_collector_is_down_arrive_after_restart(
     pub.close()
     drop_session(mqtt_url, client_id)
     assert_totals_equal(stored_totals(pg_url), expected_totals(batches))
+
+
+def test_shared_subscription_splits_work_without_loss_or_duplicates(
+    pg_url: str, private_broker: MqttBroker, client_id: str, run_collector: Callable[..., Any]
+) -> None:
+    """Two collectors in one shared-subscription group store every batch exactly once."""
+    migrate(pg_url, use_timescale=False)
+    shared = {"TALLY_MQTT_SHARED_GROUP": "ingest"}
+    first = make_config(pg_url, private_broker.url, f"{client_id}-a", **shared)
+    second = make_config(pg_url, private_broker.url, f"{client_id}-b", **shared)
+    batches = [make_batch(f"dev-{i % 4}", i) for i in range(120)]
+    pub = Publisher(private_broker.url, f"pub-{client_id}")
+    with run_collector(first) as a, run_collector(second) as b:
+        for batch in batches:
+            pub.publish_batch(batch)
+        assert wait_until(lambda: count(pg_url, "SELECT count(*) FROM batches") == 120)
+        shares = (a.writer.stats().batches, b.writer.stats().batches)
+    pub.close()
+    assert min(shares) > 0
+    assert sum(shares) == 120
+    assert_totals_equal(stored_totals(pg_url), expected_totals(batches))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -43,10 +44,8 @@ def _mutate(doc: dict[str, Any], path: list[str], value: object) -> dict[str, An
 
 
 def _decode(payload: bytes) -> None:
-    try:
+    with contextlib.suppress(ProtocolError):
         decode_batch(payload, topic_device="dev-f", now_ms=NOW_MS)
-    except ProtocolError:
-        pass
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

@@ -38,6 +38,7 @@ def engine_lines(
     *,
     cycles: Sequence[tuple[int, int]] | None = None,
     previous_peaks: Mapping[str, Sequence[Sequence[float]]] | None = None,
+    multipliers: Sequence[str] | None = None,
 ) -> list[list[LineItem]]:
     """Lines per subscription from the vectorised engine."""
     subs = Subscriptions(
@@ -55,6 +56,7 @@ def engine_lines(
             unit=unit,
             interval_seconds=interval,
             meter=meter,
+            multiplier=None if multipliers is None else tuple(Decimal(m) for m in multipliers),
             subscription=np.array([r[0] for r in rows], dtype=np.int32),
             start=np.array([r[1] for r in rows], dtype=np.int64),
             quantity=np.array([r[2] for r in rows], dtype=np.float64),
@@ -71,12 +73,18 @@ def reference_lines(
     *,
     cycles: Sequence[tuple[int, int]] | None = None,
     previous_peaks: Mapping[str, Sequence[Sequence[float]]] | None = None,
+    multipliers: Sequence[str] | None = None,
 ) -> list[list[LineItem]]:
     """Lines per subscription from the Decimal reference."""
     out = []
     for i, (start, end) in enumerate(periods):
         meters = {
-            meter: MeterReadings(unit, interval, [(t, q) for s, t, q in rows if s == i])
+            meter: MeterReadings(
+                unit,
+                interval,
+                [(t, q) for s, t, q in rows if s == i],
+                Decimal(1) if multipliers is None else Decimal(multipliers[i]),
+            )
             for meter, (unit, interval, rows) in usage.items()
         }
         period = Period(

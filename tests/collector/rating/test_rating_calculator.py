@@ -69,3 +69,41 @@ def test_demand_needs_usage_not_a_quantity(capsys: pytest.CaptureFixture[str]) -
     """A demand plan priced from a bare quantity exits 2 with an explanation."""
     assert main([str(EXAMPLES / "demand.yaml"), "--quantity", "10"]) == 2
     assert "needs interval usage" in capsys.readouterr().err
+
+
+def test_usage_csv_meter_column_and_demand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The meter column selects the usage stream; previous peaks feed the ratchet."""
+    csv = tmp_path / "usage.csv"
+    csv.write_text(
+        "interval_start,quantity,meter\n"
+        "2026-06-01T00:00:00Z,30,default\n"
+        "2026-06-01T00:15:00Z,5,default\n"
+    )
+    args = [
+        str(EXAMPLES / "demand.yaml"),
+        "--usage",
+        str(csv),
+        "--unit",
+        "kWh",
+        "--json",
+        "--previous-peak",
+        "150",
+        "--previous-peak",
+        "200",
+    ]
+    assert main(args) == 0
+    (line,) = json.loads(capsys.readouterr().out)["lines"]
+    assert (line["kind"], line["quantity"], line["amount"]) == ("ratchet", "160.000000", "2000.00")
+
+
+def test_quantity_for_one_meter_leaves_other_meters_at_zero(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--meter gives the quantity only to that meter's charges."""
+    assert (
+        main([str(EXAMPLES / "volume.yaml"), "--quantity", "500", "--meter", "other", "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["total"] == "0.00"

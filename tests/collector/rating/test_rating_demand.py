@@ -127,3 +127,28 @@ def test_on_peak_demand_uses_only_peak_windows() -> None:
     demand = {li.period: li.quantity for li in lines if li.charge_id == "demand"}
     # 400 Wh x 40 = 16 kWh in 15 min = 64 kW overall; on peak 100 Wh x 40 = 4 kWh -> 16 kW
     assert demand == {None: Decimal(64), "peak": Decimal(16)}
+
+
+def test_rolling_windows_find_a_peak_that_straddles_fixed_windows() -> None:
+    """5-min readings 0,0,10,10,10,0 kWh: fixed 15-min windows peak at 20 kWh (80 kW), a
+    rolling window starting at minute 10 holds 30 kWh (120 kW)."""
+    rows = [(0, T0 + 300 * k, q) for k, q in enumerate([0.0, 0.0, 10.0, 10.0, 10.0, 0.0])]
+    usage = {"default": ("kWh", 300, rows)}
+    peaks = {}
+    for kind in ("fixed", "rolling"):
+        plan = parse_plan(
+            {
+                "format": "tally.plan/v1",
+                "id": "d",
+                "version": 1,
+                "currency": "EUR",
+                "charges": [
+                    {"type": "demand", "id": "d", "unit": "kW", "price": "1", "window_type": kind}
+                ],
+            }
+        )
+        got = engine_lines(plan, MONTH, usage)
+        want = reference_lines(plan, MONTH, usage)
+        assert [comparable(li) for li in got[0]] == [comparable(li) for li in want[0]]
+        peaks[kind] = got[0][0].quantity
+    assert peaks == {"fixed": Decimal(80), "rolling": Decimal(120)}

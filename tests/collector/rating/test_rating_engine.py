@@ -148,3 +148,25 @@ def test_a_billed_quantity_beyond_int64_micro_units_is_refused() -> None:
     rows = [(0, T0 + 900 * k, 8.9e12) for k in range(4)]
     with pytest.raises(RatingError, match="too large"):
         rate(plan, _subs(1), [_usage(rows, unit="kWh")])
+
+
+def test_no_subscriptions_and_no_readings_rate_to_nothing() -> None:
+    """An empty call returns no lines; subscriptions without readings get zero lines."""
+    plan = load_plan(EXAMPLES / "business_tou_demand.yaml")
+    assert len(rate(plan, _subs(0), [_usage([])])) == 0
+    lines = rate(plan, _subs(2), [_usage([])]).by_subscription()
+    usage_amounts = [li.amount for sub in lines for li in sub if li.charge_id != "base"]
+    assert usage_amounts
+    assert set(usage_amounts) == {Decimal("0.00")}
+
+
+def test_json_plans_load_like_yaml(tmp_path: Path) -> None:
+    """A .json plan file is read as JSON."""
+    path = tmp_path / "p.json"
+    path.write_text(
+        '{"format": "tally.plan/v1", "id": "j", "version": 2, "currency": "USD",'
+        ' "charges": [{"type": "per_unit", "id": "e", "unit": "GB", "price": "0.09"}]}'
+    )
+    plan = load_plan(path)
+    (line,) = rate(plan, _subs(1), [_usage([(0, T0, 2500.0)], unit="MB")]).by_subscription()[0]
+    assert (line.quantity, line.amount, line.currency) == (Decimal("2.5"), Decimal("0.23"), "USD")

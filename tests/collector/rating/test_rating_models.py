@@ -99,7 +99,7 @@ def test_recurring_fee_is_prorated_by_days() -> None:
     plan = load_plan(EXAMPLES / "subscription.yaml")
     day = 86_400
     start = 1_780_272_000  # 2026-06-01T00:00Z
-    usage = {"default": ("kWh", 900, [])}
+    usage: dict[str, tuple[str, int, list[tuple[int, int, float]]]] = {"default": ("kWh", 900, [])}
     for lines in (
         engine_lines(plan, [(start, start + 10 * day)], usage, cycles=[(start, start + 30 * day)]),
         reference_lines(

@@ -46,10 +46,12 @@ def schedules(draw: st.DrawFn) -> dict[str, Any]:
     hour = st.sampled_from(names)
     profile = st.lists(hour, min_size=24, max_size=24)
     split = draw(st.integers(1, 11))
+    first: list[str] = draw(profile)
+    first[: len(names)] = names  # every period appears somewhere
     seasons = {
         "a": {
             "months": list(range(1, split + 1)),
-            "weekday": draw(profile),
+            "weekday": first,
             "weekend": draw(profile),
         },
         "b": {
@@ -58,7 +60,6 @@ def schedules(draw: st.DrawFn) -> dict[str, Any]:
             "weekend": draw(profile),
         },
     }
-    seasons["a"]["weekday"][: len(names)] = names  # every period appears somewhere
     return {"seasons": seasons}
 
 
@@ -107,6 +108,7 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "id": "dm",
             "unit": draw(st.sampled_from(["kW", "W"])),
             "window_minutes": draw(st.sampled_from([15, 30, 60])),
+            "window_type": draw(st.sampled_from(["fixed", "rolling"])),
             "price": draw(prices),
             "period_prices": {names[0]: draw(prices)},
             "ratchet": {"percent": draw(st.sampled_from(["80", "62.5", "100"])), "months": 2},
@@ -170,8 +172,11 @@ def test_engine_equals_reference_on_random_plans(
     cycles = [(T0, T0 + SPAN + 86_400 * 9)] * subs
     prev = {"dm": [peaks[2 * i : 2 * i + 2] for i in range(subs)]}
     usage_map = {"default": ("Wh", interval, rows)}
-    got = engine_lines(p, periods, usage_map, cycles=cycles, previous_peaks=prev)
-    want = reference_lines(p, periods, usage_map, cycles=cycles, previous_peaks=prev)
+    mult = ["1", "40", "0.25"][:subs]  # per-installation meter multipliers (CT ratios)
+    got = engine_lines(p, periods, usage_map, cycles=cycles, previous_peaks=prev, multipliers=mult)
+    want = reference_lines(
+        p, periods, usage_map, cycles=cycles, previous_peaks=prev, multipliers=mult
+    )
     assert [[comparable(li) for li in s] for s in got] == [
         [comparable(li) for li in s] for s in want
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,8 @@ _ROW = struct.Struct(">hiqiqid")
 
 
 def _decode(data: bytes) -> list[tuple[int, int, float]]:
-    assert data.startswith(COPY_HEADER) and data.endswith(b"\xff\xff")
+    assert data.startswith(COPY_HEADER)
+    assert data.endswith(b"\xff\xff")
     body = data[len(COPY_HEADER):-2]
     rows = []
     for off in range(0, len(body), _ROW.size):
@@ -51,9 +53,5 @@ def test_rows_round_trip_exactly(rows: list[tuple[int, int, float]]) -> None:
 
 def test_unequal_columns_are_refused() -> None:
     """Columns of different lengths raise ValueError."""
-    try:
+    with pytest.raises(ValueError, match="lengths"):
         encode_readings_copy(np.zeros(2, np.int64), np.zeros(1, np.int64), np.zeros(2))
-    except ValueError as exc:
-        assert "lengths" in str(exc)
-    else:
-        raise AssertionError("expected ValueError")

@@ -107,7 +107,8 @@ def test_unit_change_of_a_series_becomes_a_dead_letter(store: ReadingStore, pg_u
     """A batch whose series unit differs from the registered one is dead-lettered, not stored."""
     store.write(_plan(make_batch("dev-a", 1)))
     s = make_batch("dev-a", 2).series[0]
-    changed = Batch("dev-a", 2, 1, "t", (Series(s.meter, s.metric, "Wh", s.kind, s.ts_ms, s.values),))
+    wh = Series(s.meter, s.metric, "Wh", s.kind, s.ts_ms, s.values)
+    changed = Batch("dev-a", 2, 1, "t", (wh,))
     outcome = store.write(_plan(changed))
     assert (outcome.new_batches, outcome.dead_letters) == (0, 1)
     assert count(pg_url, "SELECT count(*) FROM dead_letters WHERE field = 'unit'") == 1

@@ -106,6 +106,8 @@ def test_any_chunking_of_arrivals_matches_deriving_everything_once(usage_conn: C
     got = np.asarray([rows.get(float(b), (0.0,))[0] for b in expected.starts])
     assert np.allclose(got, expected.quantity, atol=1e-9)
     assert rows[ts[150]][3] & UsageFlag.GLITCH
+    packed = load_usage_matrix(usage_conn, [sid], utc(2026, 3, 29), utc(2026, 4, 2))
+    assert np.allclose(packed.quantity[0, : expected.quantity.shape[0]], expected.quantity)
 
 
 def test_meter_config_change_rederives_history(usage_conn: Conn) -> None:

@@ -1,0 +1,280 @@
+"""Charge models of the ``tally.plan/v1`` format: tiers and the eight charge types.
+
+Validation errors name the bad field below the charge (``tiers[2].to``); ``collector.rating.plan``
+adds the charge's position and raises ``PlanError``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from collector.rating.located import located as bad
+from collector.rating.money import QUANTITY_EXPONENT
+from collector.rating.units import UNITS
+
+MAX_PRICE_DECIMALS = 10
+
+
+def decimals(value: Decimal) -> int:
+    """Number of decimals ``value`` needs (``2.50`` → 1, ``100`` → 0)."""
+    exp = value.normalize().as_tuple().exponent
+    assert isinstance(exp, int)
+    return max(0, -exp)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _price(value: Decimal, what: str = "price") -> Decimal:
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{what} must be a non-negative number, got {value}")
+    if decimals(value) > MAX_PRICE_DECIMALS:
+        raise ValueError(f"{what} has more than {MAX_PRICE_DECIMALS} decimals: {value}")
+    return value
+
+
+def _quantity(value: Decimal, what: str) -> Decimal:
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{what} must be a non-negative number, got {value}")
+    if decimals(value) > QUANTITY_EXPONENT:
+        raise ValueError(f"{what} has more than {QUANTITY_EXPONENT} decimals: {value}")
+    return value
+
+
+class Tier(_Model):
+    """Units in ``[from, to)`` (``to`` None: unbounded) at ``price`` each, plus ``flat_fee``."""
+
+    from_: Decimal = Field(alias="from")
+    to: Decimal | None = None
+    price: Decimal
+    flat_fee: Decimal = Decimal(0)
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _bound(cls, v: Decimal | None) -> Decimal | None:
+        return None if v is None else _quantity(v, "tier bound")
+
+    @field_validator("price", "flat_fee")
+    @classmethod
+    def _money(cls, v: Decimal) -> Decimal:
+        return _price(v)
+
+
+def check_tiers(tiers: tuple[Tier, ...]) -> None:
+    """Tiers must start at 0, ascend, leave no gap, not overlap, and end open."""
+    if not tiers:
+        raise bad("tiers", "at least one tier is required")
+    if tiers[0].from_ != 0:
+        raise bad("tiers[0].from", f"the first tier must start at 0, not {tiers[0].from_}")
+    for i, tier in enumerate(tiers):
+        if tier.to is not None and tier.to <= tier.from_:
+            raise bad(f"tiers[{i}].to", f"bounds must ascend: to {tier.to} <= from {tier.from_}")
+        if i + 1 < len(tiers):
+            if tier.to is None:
+                raise bad(f"tiers[{i}].to", "only the last tier may be open-ended")
+            nxt = tiers[i + 1].from_
+            if nxt < tier.to:
+                raise bad(f"tiers[{i + 1}].from", f"tiers overlap: {nxt} < previous to {tier.to}")
+            if nxt > tier.to:
+                raise bad(f"tiers[{i + 1}].from", f"missing tier: [{tier.to}, {nxt}) not covered")
+    if tiers[-1].to is not None:
+        raise bad(
+            f"tiers[{len(tiers) - 1}].to",
+            f"missing tier: quantities from {tiers[-1].to} up are not covered (omit 'to')",
+        )
+
+
+class _Charge(_Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    description: str = ""
+
+
+class _UsageCharge(_Charge):
+    meter: str = "default"
+    unit: str
+    multiplier: Decimal = Decimal(1)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str) -> str:
+        if v not in UNITS:
+            raise ValueError(f"unknown unit {v!r} (known: {', '.join(UNITS)})")
+        return v
+
+    @field_validator("multiplier")
+    @classmethod
+    def _multiplier(cls, v: Decimal) -> Decimal:
+        if not v.is_finite() or v <= 0 or decimals(v) > MAX_PRICE_DECIMALS:
+            raise ValueError(f"multiplier must be a positive number, got {v}")
+        return v
+
+
+class _Allowance(_UsageCharge):
+    included: Decimal = Decimal(0)
+
+    @field_validator("included")
+    @classmethod
+    def _included(cls, v: Decimal) -> Decimal:
+        return _quantity(v, "included")
+
+
+class PerUnit(_Allowance):
+    """Every chargeable unit at ``price``."""
+
+    type: Literal["per_unit"]
+    price: Decimal
+
+    @field_validator("price")
+    @classmethod
+    def _p(cls, v: Decimal) -> Decimal:
+        return _price(v)
+
+
+class Graduated(_Allowance):
+    """Each tier prices the units inside it; each tier reached adds its flat fee."""
+
+    type: Literal["graduated"]
+    tiers: tuple[Tier, ...]
+
+    @model_validator(mode="after")
+    def _t(self) -> Graduated:
+        check_tiers(self.tiers)
+        return self
+
+
+class Volume(_Allowance):
+    """All chargeable units at the price of the tier the total falls in, plus its flat fee."""
+
+    type: Literal["volume"]
+    tiers: tuple[Tier, ...]
+
+    @model_validator(mode="after")
+    def _t(self) -> Volume:
+        check_tiers(self.tiers)
+        return self
+
+
+class Package(_Allowance):
+    """``price`` per started block of ``size`` units after the included units."""
+
+    type: Literal["package"]
+    size: Decimal
+    price: Decimal
+
+    @field_validator("size")
+    @classmethod
+    def _s(cls, v: Decimal) -> Decimal:
+        _quantity(v, "size")
+        if v == 0:
+            raise ValueError("size must be positive")
+        return v
+
+    @field_validator("price")
+    @classmethod
+    def _p(cls, v: Decimal) -> Decimal:
+        return _price(v)
+
+
+class PeriodPrice(_Model):
+    """The price of one time-of-use period: flat ``price`` or graduated ``tiers``."""
+
+    price: Decimal | None = None
+    tiers: tuple[Tier, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> PeriodPrice:
+        if (self.price is None) == (self.tiers is None):
+            raise ValueError("give exactly one of 'price' or 'tiers'")
+        if self.price is not None:
+            _price(self.price)
+        if self.tiers is not None:
+            check_tiers(self.tiers)
+        return self
+
+
+class TimeOfUse(_UsageCharge):
+    """Usage priced by the schedule period its interval starts in (plan ``schedule``)."""
+
+    type: Literal["time_of_use"]
+    periods: dict[str, PeriodPrice]
+
+
+class Ratchet(_Model):
+    """Billed demand >= ``percent``% of the highest demand of the previous ``months`` months."""
+
+    percent: Decimal = Field(gt=0, le=100)
+    months: int = Field(ge=1, le=36)
+
+
+class Demand(_UsageCharge):
+    """Highest ``window_minutes`` average demand in the period × ``price`` (and per period).
+
+    ``fixed`` windows are clock-aligned blocks; ``rolling`` windows start at every reading.
+    """
+
+    type: Literal["demand"]
+    window_minutes: int = 15
+    window_type: Literal["fixed", "rolling"] = "fixed"
+    price: Decimal | None = None
+    period_prices: dict[str, Decimal] = Field(default_factory=dict)
+    ratchet: Ratchet | None = None
+
+    @field_validator("window_minutes")
+    @classmethod
+    def _w(cls, v: int) -> int:
+        if v <= 0 or 60 % v != 0:
+            raise ValueError(f"window_minutes must divide 60 (5, 10, 15, 20, 30, 60), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _p(self) -> Demand:
+        if self.price is None and not self.period_prices:
+            raise ValueError("give 'price' and/or 'period_prices'")
+        if self.price is not None:
+            _price(self.price)
+        for name, p in self.period_prices.items():
+            try:
+                _price(p)
+            except ValueError as exc:
+                raise bad(f"period_prices.{name}", str(exc)) from None
+        if self.ratchet is not None and self.price is None:
+            raise bad("ratchet", "a ratchet needs the flat 'price'")
+        if UNITS[self.unit].dimension != "power":
+            raise bad("unit", f"a demand charge is billed in a power unit (kW), not {self.unit}")
+        return self
+
+
+class MinimumCommitment(_Charge):
+    """A true-up line when the usage charges of the period total less than ``amount``."""
+
+    type: Literal["minimum_commitment"]
+    amount: Decimal
+
+    @field_validator("amount")
+    @classmethod
+    def _a(cls, v: Decimal) -> Decimal:
+        return _price(v, "amount")
+
+
+class Recurring(_Charge):
+    """A flat fee per billing period, prorated by days for partial periods if ``prorate``."""
+
+    type: Literal["recurring"]
+    amount: Decimal
+    prorate: bool = True
+
+    @field_validator("amount")
+    @classmethod
+    def _a(cls, v: Decimal) -> Decimal:
+        return _price(v, "amount")
+
+
+Charge = Annotated[
+    PerUnit | Graduated | Volume | Package | TimeOfUse | Demand | MinimumCommitment | Recurring,
+    Field(discriminator="type"),
+]
+UsageCharge = PerUnit | Graduated | Volume | Package | TimeOfUse | Demand

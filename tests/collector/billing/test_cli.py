@@ -1,0 +1,87 @@
+"""Staff CLI: ``tally-collector billing …`` through the collector's command-line entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from collector.billing.cli import commands
+from collector.cli import main
+from tests.collector.billing.conftest import make_series, plan_doc
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, db: str, *argv: str) -> int:
+    monkeypatch.setenv("TALLY_DATABASE_URL", db)
+    return main(["billing", *argv], extra_commands=commands())
+
+
+def test_staff_set_up_a_customer_and_close_a_month(
+    db: str,
+    conn: psycopg.Connection[Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """customer-create, plan-create, assign, close, finalize and invoice --format csv."""
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(yaml.safe_dump(plan_doc()))
+    sid = make_series(conn, "dev-1")
+    assert (
+        _run(
+            monkeypatch,
+            db,
+            "customer-create",
+            "--name",
+            "Acme",
+            "--line1",
+            "Damrak 1",
+            "--city",
+            "Amsterdam",
+            "--country",
+            "NL",
+            "--currency",
+            "EUR",
+            "--tz",
+            "Europe/Amsterdam",
+            "--tax-rate",
+            "0.21",
+        )
+        == 0
+    )
+    assert _run(monkeypatch, db, "plan-create", "--code", "basic", str(plan_file)) == 0
+    assert (
+        _run(
+            monkeypatch,
+            db,
+            "assign",
+            "--customer",
+            "1",
+            "--series",
+            str(sid),
+            "--plan-version",
+            "1",
+            "--start",
+            "2026-01-01T00:00+01:00",
+        )
+        == 0
+    )
+    now = ["--now", "2026-04-10T00:00+00:00", "--plain"]
+    assert _run(monkeypatch, db, "close", "2026-03", *now) == 0
+    assert _run(monkeypatch, db, "finalize", "2026-03", *now) == 0
+    capsys.readouterr()
+    assert _run(monkeypatch, db, "invoice", "1", "--format", "csv") == 0
+    csv_text = capsys.readouterr().out
+    assert "INV-2026-000001" in csv_text
+    assert ",10.00," in csv_text  # the standing charge; no usage was recorded
+
+
+def test_cli_reports_domain_errors_with_exit_status_2(
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown subscription is an error message, not a traceback."""
+    assert _run(monkeypatch, db, "end", "99", "--at", "2026-03-01T00:00+00:00") == 2
+    assert "subscription 99 does not exist" in capsys.readouterr().err
