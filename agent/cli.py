@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent import __version__
-from agent.buffer import inspect_buffer
 from agent.buffer_fake import MemoryBuffer
+from agent.buffer_inspect import inspect_buffer
 from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
 from agent.runner import run_agent

@@ -183,7 +183,8 @@ def parse_config(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -
         return AgentConfig.model_validate(merged)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_field_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()
+            f"{_field_path(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         )
         raise ConfigError(f"invalid agent configuration: {problems}") from exc
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import BrokerConfig
-from agent.errors import PublishError
+from agent.errors import ConfigError, PublishError
 
 
 class MqttPublisher:
@@ -43,9 +42,12 @@ class MqttPublisher:
         if user is not None:
             self._client.username_pw_set(user, password)
         if broker.use_tls:
-            ctx = ssl.create_default_context(
-                cafile=str(broker.ca_file) if broker.ca_file else None
-            )
+            try:
+                ctx = ssl.create_default_context(
+                    cafile=str(broker.ca_file) if broker.ca_file else None
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"broker.ca_file: cannot load {broker.ca_file}: {exc}") from exc
             self._client.tls_set_context(ctx)
         if will_topic is not None and will_payload is not None:
             self._client.will_set(will_topic, will_payload, qos=1, retain=True)
@@ -71,13 +73,16 @@ class MqttPublisher:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        self._soon(self._watch, sock)
+    # paho hands over the socket object; its fd is taken at once because paho closes the
+    # socket right after ``on_socket_close`` returns, before our deferred call runs.
 
-    def _watch(self, sock: socket.socket) -> None:
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._soon(self._watch, sock.fileno())
+
+    def _watch(self, fd: int) -> None:
         assert self._loop is not None
         with contextlib.suppress(ValueError, OSError):
-            self._loop.add_reader(sock, self._readable)
+            self._loop.add_reader(fd, self._readable)
 
     def _readable(self) -> None:
         self._client.loop_read()
@@ -86,29 +91,29 @@ class MqttPublisher:
         self._client.loop_write()
 
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        self._soon(self._unwatch, sock)
+        self._soon(self._unwatch, sock.fileno())
 
-    def _unwatch(self, sock: socket.socket) -> None:
+    def _unwatch(self, fd: int) -> None:
         assert self._loop is not None
         with contextlib.suppress(ValueError, OSError):
-            self._loop.remove_reader(sock)
-            self._loop.remove_writer(sock)
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
 
     def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        self._soon(self._want_write, sock)
+        self._soon(self._want_write, sock.fileno())
 
-    def _want_write(self, sock: socket.socket) -> None:
+    def _want_write(self, fd: int) -> None:
         assert self._loop is not None
         with contextlib.suppress(ValueError, OSError):
-            self._loop.add_writer(sock, self._writable)
+            self._loop.add_writer(fd, self._writable)
 
     def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        self._soon(self._no_write, sock)
+        self._soon(self._no_write, sock.fileno())
 
-    def _no_write(self, sock: socket.socket) -> None:
+    def _no_write(self, fd: int) -> None:
         assert self._loop is not None
         with contextlib.suppress(ValueError, OSError):
-            self._loop.remove_writer(sock)
+            self._loop.remove_writer(fd)
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any

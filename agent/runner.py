@@ -171,7 +171,7 @@ class Agent:
         acked: list[int] = []
         for seq, n in done:
             fut, _ = self._in_flight.pop(seq)
-            exc = fut.exception()
+            exc = PublishError("publish cancelled") if fut.cancelled() else fut.exception()
             if exc is None:
                 acked.append(seq)
                 self.health.published_batches += 1
@@ -225,7 +225,7 @@ class Agent:
         finally:
             down.cancel()
 
-    async def _status(self, reason: str = "") -> None:
+    async def _status(self) -> None:
         if not self.publisher.connected:
             return
         stats = None
@@ -332,14 +332,14 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | Non
                                      now_ms=to_ms(clock.now()), limits=cfg.buffer.limits())
     try:
         sources = build_sources(cfg.sources, buffer)
+        publisher = MqttPublisher(
+            client_id=cfg.device_id, broker=cfg.broker, will_topic=status_topic(cfg.device_id),
+            will_payload=offline_status(device=cfg.device_id, version=__version__,
+                                        reason="connection lost", now_ms=None),
+            max_in_flight=cfg.batch.in_flight + 4,
+        )
     except BaseException:
         await buffer.close()
         raise
-    publisher = MqttPublisher(
-        client_id=cfg.device_id, broker=cfg.broker, will_topic=status_topic(cfg.device_id),
-        will_payload=offline_status(device=cfg.device_id, version=__version__,
-                                    reason="connection lost", now_ms=None),
-        max_in_flight=cfg.batch.in_flight + 4,
-    )
     agent = Agent(cfg, buffer=buffer, publisher=publisher, sources=sources, clock=clock)
     await agent.run(stop)

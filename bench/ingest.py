@@ -56,6 +56,7 @@ from collector.storage.copy_binary import encode_readings_copy  # noqa: E402
 from collector.storage.migrate import migrate  # noqa: E402
 
 METERS_PER_BATCH = 10
+EXTRA_ENV: dict[str, str] = {}
 
 
 def with_db(url: str, name: str) -> str:
@@ -122,7 +123,7 @@ def count_readings(db: str) -> int:
 def start_collector(db: str, mqtt_url: str, client_id: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TALLY_DATABASE_URL": db, "TALLY_MQTT_URL": mqtt_url,
            "TALLY_MQTT_CLIENT_ID": client_id, "TALLY_MQTT_READINGS_TOPIC": "tally/v1/+/readings",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), **EXTRA_ENV}
     return subprocess.Popen([sys.executable, "-m", "collector", "--log-level", "WARNING", "run",
                              "--no-api"], cwd=ROOT, env=env, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)

@@ -38,9 +38,11 @@ def main() -> None:
             conn.execute(
                 "INSERT INTO usage_15m_daily (series_id, day, quantity, estimated, reading_count)"
                 " SELECT s, %s::timestamptz + d * interval '24 hours',"
-                "  array_fill(0.25::float8, ARRAY[96]), array_fill(0::float8, ARRAY[96]),"
-                "  array_fill(1, ARRAY[96])"
-                " FROM generate_series(1, %s) s, generate_series(0, %s) d",
+                "  q.b, e.b, rc.b FROM generate_series(1, %s) s, generate_series(0, %s) d,"
+                " (SELECT string_agg(float8send(0.25), ''::bytea) AS b"
+                "   FROM generate_series(1, 96)) q,"
+                " (SELECT string_agg(float8send(0), ''::bytea) AS b FROM generate_series(1, 96)) e,"
+                " (SELECT string_agg(int4send(1), ''::bytea) AS b FROM generate_series(1, 96)) rc",
                 (start, args.series, args.days - 1),
             )
             conn.execute("VACUUM ANALYZE usage_15m_daily")

@@ -66,7 +66,15 @@ def build_source(cfg: SourceConfig, state: StateStore) -> Source:
     build = getattr(registry, "build", None)
     if build is None:
         raise ConfigError("firmware_bridge.registry has no build() function")
-    source: Source = build(cfg.type, cfg.name, options, state)
+    try:
+        source: Source = build(cfg.type, cfg.name, {**options, "interval_s": cfg.interval_s},
+                               state)
+    except ValueError as exc:  # firmware_bridge.errors.BridgeConfigError is a ValueError
+        raise ConfigError(str(exc)) from exc
+    except ImportError as exc:
+        raise ConfigError(
+            f"source {cfg.name!r} ({cfg.type}) needs a package that is not installed: {exc}"
+        ) from exc
     return source if source.interval_s == cfg.interval_s else _Every(source, cfg.interval_s)
 
 

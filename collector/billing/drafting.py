@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -33,37 +32,23 @@ class SegmentFacts:
     estimated: Decimal
     readings: int
     intervals: int
-    first_interval: datetime | None
-    last_interval_end: datetime | None
 
 
-def segment_facts(usage: SegmentUsage, count: int, interval_s: int = 900) -> list[SegmentFacts]:
+def segment_facts(usage: SegmentUsage, count: int) -> list[SegmentFacts]:
     """Totals per segment, vectorised with ``bincount``."""
     q = np.bincount(usage.segment, weights=usage.quantity, minlength=count)
     e = np.bincount(usage.segment, weights=usage.estimated, minlength=count)
     r = np.bincount(usage.segment, weights=usage.readings, minlength=count)
     n = np.bincount(usage.segment, minlength=count)
-    big = np.iinfo(np.int64).max
-    lo = np.full(count, big, dtype=np.int64)
-    hi = np.full(count, -1, dtype=np.int64)
-    np.minimum.at(lo, usage.segment, usage.starts)
-    np.maximum.at(hi, usage.segment, usage.starts)
-    out = []
-    for k in range(count):
-        has = int(n[k]) > 0
-        out.append(
-            SegmentFacts(
-                quantity=Decimal(repr(float(q[k]))).quantize(_Q6),
-                estimated=Decimal(repr(float(e[k]))).quantize(_Q6),
-                readings=int(r[k]),
-                intervals=int(n[k]),
-                first_interval=datetime.fromtimestamp(int(lo[k]), UTC) if has else None,
-                last_interval_end=datetime.fromtimestamp(int(hi[k]) + interval_s, UTC)
-                if has
-                else None,
-            )
+    return [
+        SegmentFacts(
+            quantity=Decimal(repr(float(q[k]))).quantize(_Q6),
+            estimated=Decimal(repr(float(e[k]))).quantize(_Q6),
+            readings=int(r[k]),
+            intervals=int(n[k]),
         )
-    return out
+        for k in range(count)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

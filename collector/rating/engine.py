@@ -194,7 +194,7 @@ class _Rater:
             parts = np.zeros(micro.shape, dtype=object)
             for j, mult in enumerate(m.multiplier_values):
                 mask = m.multiplier_index == j
-                parts[mask] = scale_half_even(micro[mask], factor).astype(object)
+                parts[mask] = scale_half_even(micro[mask], factor * mult).astype(object)
             out = narrow(parts)
         if out.dtype == object or (out.size and int(out.max()) >= _INT64_QTY):
             raise RatingError(f"charge {ch.id!r}: quantity too large")

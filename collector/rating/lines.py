@@ -212,34 +212,33 @@ class _Maker:
     def item(self, i: int) -> LineItem:
         b = self.b
         tier, p = self.tier[i], self.period[i]
-        period = self.names[p] if p >= 0 else None
         pden = 1 if self.price_den is None else self.price_den[i]
-        price = self._prices.get((self.price[i], pden))
+        key = (self.price[i], pden)
+        price = self._prices.get(key)
         if price is None:
-            price = Decimal(int(self.price[i])).scaleb(-b.price_scale)
-            if self.price_den is not None:
+            price = Decimal(self.price[i]).scaleb(-b.price_scale)
+            if pden != 1:
                 price = price / Decimal(pden)
-            self._prices[(self.price[i], pden)] = price
+            self._prices[key] = price
         if self.amount_den is None:
-            amount = Decimal(int(self.amount[i])).scaleb(-b.amount_scale)
+            amount = Decimal(self.amount[i]).scaleb(-b.amount_scale)
         else:
-            amount = (Decimal(int(self.amount[i])) / Decimal(self.amount_den[i])).scaleb(
-                -b.amount_scale
-            )
+            amount = (Decimal(self.amount[i]) / Decimal(self.amount_den[i])).scaleb(-b.amount_scale)
         text = self._texts.get((tier, p))
         if text is None:
-            text = self._texts[(tier, p)] = _describe(b, tier, period, b.unit)
+            name = self.names[p] if p >= 0 else None
+            text = self._texts[(tier, p)] = _describe(b, tier, name, b.unit)
         return LineItem(
-            subscription=self.sub[i],
-            charge_id=b.charge_id,
-            kind=b.kind,
-            description=text,
-            quantity=Decimal(int(self.qty[i])).scaleb(-QUANTITY_EXPONENT),
-            unit=b.unit,
-            unit_price=price,
-            amount_unrounded=amount,
-            amount=Decimal(int(self.minor[i])).scaleb(-self.exponent),
-            currency=self.currency,
-            tier=tier if tier >= 0 else None,
-            period=period,
+            self.sub[i],
+            b.charge_id,
+            b.kind,
+            text,
+            Decimal(self.qty[i]).scaleb(-QUANTITY_EXPONENT),
+            b.unit,
+            price,
+            amount,
+            Decimal(self.minor[i]).scaleb(-self.exponent),
+            self.currency,
+            tier if tier >= 0 else None,
+            self.names[p] if p >= 0 else None,
         )

@@ -72,11 +72,9 @@ class DeadLetterRow:
 
 
 _DEVICE_SUMMARY = """
-SELECT b.device_id, b.batches, b.readings, b.first_seq, b.last_seq, b.last_seen,
-       (SELECT count(*) FROM series s WHERE s.device_id = b.device_id)
-FROM (SELECT device_id, count(*) AS batches, coalesce(sum(reading_count), 0) AS readings,
-             min(seq) AS first_seq, max(seq) AS last_seq, max(received_at) AS last_seen
-      FROM batches WHERE device_id = %(device)s GROUP BY device_id) b
+SELECT di.device_id, di.batches, di.readings, di.first_seq, di.last_seq, di.last_seen,
+       (SELECT count(*) FROM series s WHERE s.device_id = di.device_id)
+FROM device_ingest di WHERE di.device_id = %(device)s
 """
 
 _GAPS = """
@@ -90,16 +88,11 @@ def list_devices(pool: Pool, *, limit: int = 1000) -> list[DeviceIngest]:
     """Every device with batches or a status message, without gap details."""
     with translate_errors("list devices"), pool.connection(timeout=_TIMEOUT_S) as conn:
         rows = conn.execute(
-            "SELECT d.device_id, coalesce(b.batches, 0), coalesce(b.readings, 0), b.first_seq,"
-            " b.last_seq, b.last_seen, ds.received_at, ds.state, ds.buffer_depth, ds.payload"
-            " FROM (SELECT device_id FROM batches GROUP BY device_id"
-            "       UNION SELECT device_id FROM device_status) d"
-            " LEFT JOIN (SELECT device_id, count(*) AS batches, sum(reading_count) AS readings,"
-            "            min(seq) AS first_seq, max(seq) AS last_seq,"
-            "            max(received_at) AS last_seen FROM batches GROUP BY device_id) b"
-            "   ON b.device_id = d.device_id"
-            " LEFT JOIN device_status ds ON ds.device_id = d.device_id"
-            " ORDER BY d.device_id LIMIT %s",
+            "SELECT coalesce(di.device_id, ds.device_id), coalesce(di.batches, 0),"
+            " coalesce(di.readings, 0), di.first_seq, di.last_seq, di.last_seen,"
+            " ds.received_at, ds.state, ds.buffer_depth, ds.payload"
+            " FROM device_ingest di FULL JOIN device_status ds USING (device_id)"
+            " ORDER BY 1 LIMIT %s",
             (limit,),
         ).fetchall()
     out = []

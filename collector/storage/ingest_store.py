@@ -8,6 +8,8 @@ new batches, (d) queue ``usage_dirty`` ranges, (e) store status updates and dead
 
 from __future__ import annotations
 
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -67,17 +69,19 @@ class ReadingStore:
     def write(self, plan: FlushPlan) -> FlushOutcome:
         """Store the plan atomically; raises StorageUnavailable/StorageError and stores nothing."""
         batches, repeats = unique_batches(plan.batches)
-        resolved: dict[SeriesKey, _SeriesInfo] = {}
+        resolved: dict[SeriesKey, _SeriesInfo] = {}  # series first seen in this flush
         with (
             translate_errors("ingest flush"),
             self._pool.connection(timeout=self._timeout) as conn,
             conn.transaction(),
         ):
             resolved = self._resolve_series(conn, batches)
-            accepted, rejected = _check_series(batches, resolved)
+            series = ChainMap(resolved, self._series)
+            accepted, rejected = _check_series(batches, series)
             new = self._insert_batch_keys(conn, accepted)
             new_batches = [b for b in accepted if (b.batch.device, b.batch.seq) in new]
-            readings = self._copy_readings(conn, new_batches, resolved)
+            readings = self._copy_readings(conn, new_batches, series)
+            self._count_device_batches(conn, new_batches)
             self._insert_statuses(conn, plan.statuses)
             self._insert_dead_letters(conn, (*plan.dead_letters, *rejected))
         self._series.update(resolved)
@@ -99,7 +103,7 @@ class ReadingStore:
                 key = (item.batch.device, s.meter, s.metric)
                 if key not in self._series:
                     wanted.setdefault(key, (s.unit, s.kind.value, item.received_ms))
-        found = dict(self._series)
+        found: dict[SeriesKey, _SeriesInfo] = {}
         if not wanted:
             return found
         keys = sorted(wanted)
@@ -147,10 +151,33 @@ class ReadingStore:
         return {(str(d), int(s)) for d, s in rows}  # type: ignore[call-overload]
 
     @staticmethod
+    def _count_device_batches(
+        conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch]
+    ) -> None:
+        if not batches:
+            return
+        conn.execute(
+            "INSERT INTO device_ingest AS di"
+            " (device_id, batches, readings, first_seq, last_seq, last_seen)"
+            " SELECT d, count(*), sum(n), min(s), max(s), to_timestamp(max(t)::double precision"
+            " / 1000) FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[])"
+            " AS x(d, s, n, t) GROUP BY d ORDER BY d"
+            " ON CONFLICT (device_id) DO UPDATE SET batches = di.batches + EXCLUDED.batches,"
+            " readings = di.readings + EXCLUDED.readings,"
+            " first_seq = least(di.first_seq, EXCLUDED.first_seq),"
+            " last_seq = greatest(di.last_seq, EXCLUDED.last_seq),"
+            " last_seen = greatest(di.last_seen, EXCLUDED.last_seen)",
+            (
+                [b.batch.device for b in batches], [b.batch.seq for b in batches],
+                [b.batch.reading_count for b in batches], [b.received_ms for b in batches],
+            ),
+        )
+
+    @staticmethod
     def _copy_readings(
         conn: psycopg.Connection[tuple[object, ...]],
         batches: list[DecodedBatch],
-        series: dict[SeriesKey, _SeriesInfo],
+        series: Mapping[SeriesKey, _SeriesInfo],
     ) -> int:
         ids: list[npt.NDArray[np.int64]] = []
         ts: list[npt.NDArray[np.int64]] = []
@@ -227,7 +254,7 @@ class ReadingStore:
 
 
 def _check_series(
-    batches: list[DecodedBatch], series: dict[SeriesKey, _SeriesInfo]
+    batches: list[DecodedBatch], series: Mapping[SeriesKey, _SeriesInfo]
 ) -> tuple[list[DecodedBatch], list[DeadLetter]]:
     """Split batches into those whose series match the registered unit and kind, and the rest."""
     accepted: list[DecodedBatch] = []
@@ -243,7 +270,7 @@ def _check_series(
 
 
 def _series_mismatch(
-    batch: Batch, series: dict[SeriesKey, _SeriesInfo]
+    batch: Batch, series: Mapping[SeriesKey, _SeriesInfo]
 ) -> tuple[str, str] | None:
     for s in batch.series:
         info = series[(batch.device, s.meter, s.metric)]

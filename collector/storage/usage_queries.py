@@ -9,6 +9,7 @@ buckets coincide with the zone's (hours in whole-hour zones, days in UTC).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,64 +145,67 @@ def usage_for_series(
     )
 
 
-def _day_row(n: int = 96) -> np.dtype[np.void]:
-    def arr(name: str, elem: str, size: int) -> list[tuple[Any, ...]]:
-        return [
-            (f"{name}_len", ">i4"), (f"{name}_ndim", ">i4"), (f"{name}_nulls", ">i4"),
-            (f"{name}_oid", ">i4"), (f"{name}_dim", ">i4"), (f"{name}_lb", ">i4"),
-            (name, np.dtype([("l", ">i4"), ("v", elem)]), (size,)),
-        ]
-
-    return np.dtype(
-        [("n", ">i2"), ("l1", ">i4"), ("series_id", ">i8"), ("l2", ">i4"), ("day", ">i8"),
-         *arr("q", ">f8", n), *arr("e", ">f8", n), *arr("rc", ">i4", n)]
-    )
+def _fields(row: memoryview, pos: int, count: int) -> tuple[list[memoryview], int]:
+    """The ``count`` non-NULL fields of a binary COPY tuple starting after its field count."""
+    out: list[memoryview] = []
+    for _ in range(count):
+        (size,) = struct.unpack_from(">i", row, pos)
+        if size < 0:
+            raise StorageError("unexpected NULL in usage_15m_daily")
+        out.append(row[pos + 4 : pos + 4 + size])
+        pos += 4 + size
+    return out, pos
 
 
 def load_usage_matrix(
     conn: Conn, series_ids: Sequence[int], start: datetime, end: datetime
 ) -> UsageMatrix:
     """All 15-minute usage of ``series_ids`` in ``[start, end)`` (UTC 15-minute grid) as dense
-    matrices, in one binary ``COPY … TO STDOUT`` of ``usage_15m_daily`` (one row per series and
-    UTC day, 96 values each) decoded by numpy without per-row Python."""
+    matrices, in one binary ``COPY … TO STDOUT``: one tuple per series carrying its packed
+    ``usage_15m_daily`` days, decoded by numpy (Python touches each series once)."""
     s0 = int(np.floor(start.timestamp() / BUCKET_15M_S)) * BUCKET_15M_S
     s1 = int(np.ceil(end.timestamp() / BUCKET_15M_S)) * BUCKET_15M_S
     d0 = s0 // 86400 * 86400
     d1 = -(-s1 // 86400) * 86400
     ndays = (d1 - d0) // 86400
     ids = np.unique(np.asarray(list(series_ids), dtype=np.int64))
-    quantity = np.zeros((ids.shape[0], ndays * 96))
+    quantity = np.zeros((ids.shape[0], ndays, 96))
     estimated = np.zeros_like(quantity)
-    counts = np.zeros((ids.shape[0], ndays * 96), dtype=np.int64)
-    buf = bytearray()
+    counts = np.zeros((ids.shape[0], ndays, 96), dtype=np.int64)
+    chunks: list[bytes] = []
     with translate_errors("load usage matrix"), conn.cursor() as cur, cur.copy(
-        "COPY (SELECT series_id, day, quantity, estimated, reading_count FROM usage_15m_daily"
-        " WHERE series_id = ANY(%s) AND day >= to_timestamp(%s) AND day < to_timestamp(%s))"
-        " TO STDOUT (FORMAT BINARY)",
+        "COPY (SELECT series_id,"
+        " string_agg(int8send(extract(epoch FROM day)::int8), ''::bytea ORDER BY day),"
+        " string_agg(quantity, ''::bytea ORDER BY day),"
+        " string_agg(estimated, ''::bytea ORDER BY day),"
+        " string_agg(reading_count, ''::bytea ORDER BY day)"
+        " FROM usage_15m_daily WHERE series_id = ANY(%s)"
+        " AND day >= to_timestamp(%s) AND day < to_timestamp(%s)"
+        " GROUP BY series_id) TO STDOUT (FORMAT BINARY)",
         (ids.tolist(), float(d0), float(d1)),
     ) as copy:
-        for chunk in copy:
-            buf += chunk
-    body = memoryview(buf)[_COPY_HEADER_LEN:-2]
-    dtype = _day_row()
-    if len(buf) > _COPY_HEADER_LEN + 2:
-        if len(body) % dtype.itemsize:
-            raise StorageError("usage_15m_daily rows are not 96-slot arrays")
-        rows = np.frombuffer(body, dtype=dtype)
-        if np.any(rows["q_dim"] != 96) or np.any(rows["rc_dim"] != 96):
-            raise StorageError("usage_15m_daily rows are not 96-slot arrays")
-        i = np.searchsorted(ids, rows["series_id"].astype(np.int64))
-        day = (rows["day"].astype(np.int64) // 1_000_000 + _PG_EPOCH_S - d0) // 86400
-        cols = day[:, None] * 96 + np.arange(96)[None, :]
-        quantity[i[:, None], cols] = rows["q"]["v"]
-        estimated[i[:, None], cols] = rows["e"]["v"]
-        counts[i[:, None], cols] = rows["rc"]["v"]
+        chunks.extend(bytes(c) for c in copy)
+    data = memoryview(b"".join(chunks))
+    pos, end_pos = _COPY_HEADER_LEN, len(data) - 2
+    while pos < end_pos:
+        (nfields,) = struct.unpack_from(">h", data, pos)
+        (sid_b, day_b, q_b, e_b, rc_b), pos = _fields(data, pos + 2, nfields)
+        i = int(np.searchsorted(ids, struct.unpack(">q", sid_b)[0]))
+        days = (np.frombuffer(day_b, dtype=">i8") - d0) // 86400
+        quantity[i, days] = np.frombuffer(q_b, dtype=">f8").reshape(-1, 96)
+        estimated[i, days] = np.frombuffer(e_b, dtype=">f8").reshape(-1, 96)
+        counts[i, days] = np.frombuffer(rc_b, dtype=">i4").reshape(-1, 96)
     j0 = (s0 - d0) // BUCKET_15M_S
     j1 = (s1 - d0) // BUCKET_15M_S
     starts = np.arange(s0, s1, BUCKET_15M_S, dtype=np.int64)
+    n = ids.shape[0]
     return UsageMatrix(
-        ids, starts, starts + BUCKET_15M_S, quantity[:, j0:j1], estimated[:, j0:j1],
-        counts[:, j0:j1],
+        ids,
+        starts,
+        starts + BUCKET_15M_S,
+        quantity.reshape(n, -1)[:, j0:j1],
+        estimated.reshape(n, -1)[:, j0:j1],
+        counts.reshape(n, -1)[:, j0:j1],
     )
 
 

@@ -119,3 +119,21 @@ def test_unknown_type_without_bridge_is_config_error(monkeypatch: pytest.MonkeyP
     cfg = parse_config({**MINIMAL, "sources": [{"type": "modbus", "name": "m", "interval_s": 5}]})
     with pytest.raises(ConfigError, match="unknown source type 'modbus'"):
         build_source(cfg.sources[0], MemoryBuffer())
+
+
+def test_bridge_source_is_built_by_the_firmware_bridge(tmp_path: Path) -> None:
+    """A non-simulated type is handed to firmware_bridge.registry with its options."""
+    cfg = parse_config({**MINIMAL, "sources": [
+        {"type": "file", "name": "f1", "interval_s": 7, "path": str(tmp_path / "v.txt"),
+         "metric": "level", "unit": "m", "kind": "gauge"}]})
+    source = build_source(cfg.sources[0], MemoryBuffer())
+    assert source.name == "f1"
+    assert source.interval_s == 7
+
+
+def test_bridge_option_errors_become_config_errors() -> None:
+    """The bridge's validation error for bad options surfaces as ConfigError naming the source."""
+    cfg = parse_config({**MINIMAL, "sources": [
+        {"type": "file", "name": "f2", "interval_s": 7, "metric": "level"}]})
+    with pytest.raises(ConfigError, match="'f2'"):
+        build_source(cfg.sources[0], MemoryBuffer())

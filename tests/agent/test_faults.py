@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.buffer import inspect_buffer
+from agent.buffer_inspect import inspect_buffer
 from agent.clock import SystemClock, to_ms
 from agent.config import parse_config
 from agent.protocol import decode_batch

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
 from agent.config import BrokerConfig
-from agent.errors import PublishError
+from agent.errors import ConfigError, PublishError
 from agent.publisher import MqttPublisher
 from collector.embedded.broker import MqttBroker, free_port
 from tests.agent.mqtt_helpers import Collector
@@ -89,3 +90,10 @@ async def test_messages_published_during_outage_arrive_after_reconnect(
     assert sub.wait_for(lambda m: len(m) >= 1)[0][1] == b"late"
     sub.close()
     await pub.close()
+
+
+def test_unreadable_ca_file_is_config_error(tmp_path: Path) -> None:
+    """A TLS CA file that cannot be loaded is reported as a configuration error."""
+    broker = BrokerConfig(url="mqtts://127.0.0.1:8883", ca_file=tmp_path / "missing.pem")
+    with pytest.raises(ConfigError, match="ca_file"):
+        MqttPublisher(client_id=uid(), broker=broker)

@@ -21,6 +21,16 @@ CREATE TABLE batches (
     PRIMARY KEY (device_id, seq)
 );
 
+-- Per-device ingest counters, kept in the ingest transaction (cheap /devices listings).
+CREATE TABLE device_ingest (
+    device_id  text PRIMARY KEY,
+    batches    bigint NOT NULL,
+    readings   bigint NOT NULL,
+    first_seq  bigint NOT NULL,
+    last_seq   bigint NOT NULL,
+    last_seen  timestamptz NOT NULL
+);
+
 CREATE TABLE dead_letters (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     received_at timestamptz NOT NULL DEFAULT now(),

@@ -41,15 +41,16 @@ CREATE TABLE usage_15m (
     PRIMARY KEY (series_id, bucket)
 );
 
--- The same 15-minute quantities packed per series and UTC day (exactly 96 elements each,
--- 0 where usage_15m has no row), kept in step by refresh_usage. Bulk readers (billing runs)
--- read ~30× fewer rows than from usage_15m: one row per series-day instead of 96.
+-- The same 15-minute values packed per series and UTC day, kept in step by refresh_usage:
+-- 96 quarter hours (0 where usage_15m has no row) as raw big-endian binary (float8send /
+-- int4send, concatenated). Bulk readers (billing runs) read 96× fewer rows than from
+-- usage_15m, and PostgreSQL ships the bytes without per-element work.
 CREATE TABLE usage_15m_daily (
     series_id     bigint NOT NULL,
-    day           timestamptz NOT NULL,              -- UTC midnight
-    quantity      double precision[] NOT NULL CHECK (cardinality(quantity) = 96),
-    estimated     double precision[] NOT NULL CHECK (cardinality(estimated) = 96),
-    reading_count integer[] NOT NULL CHECK (cardinality(reading_count) = 96),
+    day           timestamptz NOT NULL,                              -- UTC midnight
+    quantity      bytea NOT NULL CHECK (length(quantity) = 768),     -- 96 × float8
+    estimated     bytea NOT NULL CHECK (length(estimated) = 768),    -- 96 × float8
+    reading_count bytea NOT NULL CHECK (length(reading_count) = 384),-- 96 × int4
     updated_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (series_id, day)
 );

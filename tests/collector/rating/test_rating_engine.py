@@ -170,3 +170,21 @@ def test_json_plans_load_like_yaml(tmp_path: Path) -> None:
     plan = load_plan(path)
     (line,) = rate(plan, _subs(1), [_usage([(0, T0, 2500.0)], unit="MB")]).by_subscription()[0]
     assert (line.quantity, line.amount, line.currency) == (Decimal("2.5"), Decimal("0.23"), "USD")
+
+
+def test_per_installation_multiplier_scales_each_subscription() -> None:
+    """CT ratios 40 and 1: 400 Wh on the secondary bill 16 kWh and 0.4 kWh."""
+    plan = load_plan(EXAMPLES / "per_unit.yaml")
+    usage = IntervalUsage(
+        unit="Wh",
+        interval_seconds=900,
+        subscription=np.array([0, 1], np.int32),
+        start=np.array([T0, T0], np.int64),
+        quantity=np.array([400.0, 400.0]),
+        multiplier=(Decimal(40), Decimal(1)),
+    )
+    lines = rate(plan, _subs(2), [usage]).by_subscription()
+    assert [(s[0].quantity, s[0].amount) for s in lines] == [
+        (Decimal(16), Decimal("4.06")),
+        (Decimal("0.4"), Decimal("0.10")),
+    ]

