@@ -25,7 +25,7 @@ import aiosqlite
 from agent.batching import Row, SeriesKey, series_from_rows
 from agent.buffer_port import BufferLimits, BufferStats, FullPolicy, SealedBatch, initial_seq
 from agent.errors import BufferError_, BufferFullError, DiskFullError
-from agent.protocol import Reading
+from agent.protocol import MAX_SERIES_PER_BATCH, Reading
 
 # readings are normalised: (meter, metric, unit, kind) live once in `series`; a reading row is
 # four numbers, which halves the file and makes reading a batch back ~2x cheaper. The view
@@ -273,9 +273,13 @@ class SqliteBuffer:
                 (int(counters["sealed_upto_id"]), max_readings * max_batches),
             ))
             heads = []
-            for start in range(0, len(rows), max_readings):
-                chunk = rows[start:start + max_readings]
+            chunks: list[list[Row]] = []
+            start = 0
+            while start < len(rows) and len(heads) < max_batches:
+                chunk = _cut_series(rows[start:start + max_readings])
                 heads.append((seq, chunk[0][0], chunk[-1][0], len(chunk), now_ms))
+                chunks.append(chunk)
+                start += len(chunk)
                 seq += 1
             if heads:
                 await db.executemany(
@@ -290,10 +294,9 @@ class SqliteBuffer:
                 await db.executemany("UPDATE counters SET value = ? WHERE name = ?",
                                      [(seq, "next_seq"), (heads[-1][2], "sealed_upto_id")])
         self._pending.update((h[0], (h[1], h[2])) for h in heads)
-        self._unbatched -= len(rows)
+        self._unbatched -= sum(len(c) for c in chunks)
         # columnar series are built after the commit, outside the lock
-        for i, head in enumerate(heads):
-            chunk = rows[i * max_readings:(i + 1) * max_readings]
+        for head, chunk in zip(heads, chunks, strict=True):
             sealed.append(SealedBatch(head[0], now_ms, series_from_rows(chunk, self._keys)))
         return sealed
 
@@ -390,3 +393,14 @@ class SqliteBuffer:
             with suppress(sqlite3.Error, OSError, ValueError):
                 await self._conn.close()
 
+
+def _cut_series(chunk: list[Row]) -> list[Row]:
+    """The longest prefix of ``chunk`` with at most MAX_SERIES_PER_BATCH distinct series."""
+    if len({r[1] for r in chunk}) <= MAX_SERIES_PER_BATCH:
+        return chunk
+    seen: set[int] = set()
+    for i, row in enumerate(chunk):
+        seen.add(row[1])
+        if len(seen) > MAX_SERIES_PER_BATCH:
+            return chunk[:i]
+    return chunk

@@ -24,6 +24,8 @@ def main() -> None:
     ap.add_argument("--glitches", type=float, default=0.0005, help="share of readings set to 0")
     ap.add_argument("--chunk", type=int, default=65_536, help="readings per derivation group")
     ap.add_argument("--gaps", type=float, default=0.0005, help="share of readings dropped")
+    ap.add_argument("--outages", type=int, default=100,
+                    help="series with a 6-hour outage (a long gap: profile estimate)")
     args = ap.parse_args()
     rng = np.random.default_rng(1)
     per = args.days * 96 + 1
@@ -37,6 +39,9 @@ def main() -> None:
     interior[::per] = False
     interior[per - 1 :: per] = False
     keep = ~(interior & (rng.random(n) < args.gaps))
+    for s in rng.choice(args.series, size=min(args.outages, args.series), replace=False):
+        at = s * per + per // 2
+        keep[at : at + 24] = False  # 24 quarter hours missing mid-month
     glitch = interior & keep & (rng.random(n) < args.glitches)
     values[glitch] = 0.0
     ts, values = ts[keep], values[keep]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -86,7 +87,10 @@ class _Stopper:
             self._wake()
 
     def attach(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-        self._wake = lambda: loop.call_soon_threadsafe(event.set)
+        def wake() -> None:
+            loop.call_soon_threadsafe(event.set)
+
+        self._wake = wake
         if self.requested:
             event.set()
 
@@ -119,6 +123,22 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+@contextlib.contextmanager
+def _workdir_lock(workdir: Path) -> Iterator[None]:
+    """One demo per work directory: two would share agent buffers and device ids."""
+    with (workdir / "demo.lock").open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise DemoError(
+                f"another demo is already running in {workdir} (stop it, or use --workdir)"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Demo:
     """Starts the pieces in order and stops them in reverse order."""
 
@@ -135,6 +155,7 @@ class Demo:
 
     def run(self) -> int:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(_workdir_lock(self.opts.workdir))
             stack.callback(self._say, "demo stopped")
             db_url = self._database(stack)
             self.stopper.check()
@@ -233,7 +254,7 @@ class Demo:
         self._say(f"stopping {what}")
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+        except Exception as exc:  # keep stopping the rest
             _log.warning("stopping %s failed: %s", what, exc)
 
     # -- running ---------------------------------------------------------------------------
@@ -251,12 +272,12 @@ class Demo:
             if self.opts.live:
                 with Live(console=self.console, refresh_per_second=4,
                           redirect_stderr=False) as live:
-                    await self._loop(stop, started, pool, collector, devices,
-                                     lambda s, e: live.update(render_table(
-                                         s, datetime.now(UTC), e)))
+                    await self._loop(stop, started=started, pool=pool, collector=collector,
+                                     devices=devices, show=lambda s, e: live.update(
+                                         render_table(s, datetime.now(UTC), e)))
             else:
-                await self._loop(stop, started, pool, collector, devices,
-                                 lambda s, e: _log.info(render_line(s, e)))
+                await self._loop(stop, started=started, pool=pool, collector=collector,
+                                 devices=devices, show=lambda s, e: _log.info(render_line(s, e)))
         finally:
             self._say("stopping agents (flushing their buffers)")
             await fleet.stop(spec.shutdown_timeout_s + 5)
@@ -264,7 +285,7 @@ class Demo:
         return 0
 
     async def _loop(
-        self, stop: asyncio.Event, started: float, pool: Pool, collector: Collector,
+        self, stop: asyncio.Event, *, started: float, pool: Pool, collector: Collector,
         devices: Sequence[str], show: Callable[..., None],
     ) -> None:
         period = 1.0 if self.opts.live else 2.0
@@ -370,12 +391,14 @@ def run_demo(opts: DemoOptions, console: Console) -> int:
                 return 130
             except CollectorError as exc:
                 _log.debug("demo failed", exc_info=True)
-                console.print(f"[red]tally-demo: {exc}[/red]")
+                console.print(f"tally-demo: {exc}", style="red", markup=False, highlight=False,
+                              soft_wrap=True)
                 return 2
             except Exception as exc:
                 _log.exception("demo failed")
-                console.print(f"[red]tally-demo: unexpected error: {exc} "
-                              f"(details in {opts.workdir / 'demo.log'})[/red]")
+                console.print(f"tally-demo: unexpected error: {exc} (details in "
+                              f"{opts.workdir / 'demo.log'})", style="red", markup=False,
+                              highlight=False, soft_wrap=True)
                 return 1
     finally:
         for s, h in previous.items():

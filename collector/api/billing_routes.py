@@ -419,6 +419,17 @@ def start_run(
     return _idempotent(pool, request, key, {"period": period, "action": action, **_dump(body)}, op)
 
 
+@router.get("/billing/periods/{period}")
+def period_status(period: str, pool: PoolDep) -> dict[str, Any]:
+    """Invoice counts (draft/final) and the runs of a period."""
+    with _http():
+        key = str(PeriodKey.parse(period))
+    with _http(), pool.connection() as conn:
+        counts = invoices.status_counts(conn, key)
+        period_runs = runs.list_runs(conn, key)
+    return {"period": key, "invoices": counts, "runs": [out.run_out(r) for r in period_runs]}
+
+
 @router.get("/billing/runs/{run_id}")
 def get_run(run_id: int, pool: PoolDep) -> dict[str, Any]:
     with _http(), pool.connection() as conn:

@@ -3,14 +3,15 @@
 Customers are processed in chunks (ordered by id), each chunk in ONE transaction together with
 the run's progress row, so a killed close resumes after the last committed chunk and re-running
 never duplicates an invoice. Per chunk everything is set-based: one query for the customers,
-one for their subscriptions, one binary COPY for all their interval usage, one rating-engine
+one for their subscriptions, one query for all their interval usage (binary arrays, decoded by
+numpy; the next chunk's usage is prefetched on a second connection meanwhile), one rating-engine
 call per (plan version, unit), one upsert of invoices and one COPY of lines.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -370,9 +371,3 @@ def finalize_period(
         work=work,
         progress=progress,
     )
-
-
-def drafts_pending(pool: Pool, key: PeriodKey) -> Mapping[str, int]:
-    """Counts of draft and final invoices of a period (for the CLI and API)."""
-    with pool.connection() as conn:
-        return invoices.status_counts(conn, str(key))

@@ -42,6 +42,7 @@ class RefreshReport:
     series: int
     readings_loaded: int
     buckets_written: int
+    busy: bool = False  # another refresher held the lock; nothing was done
 
 
 @dataclass(slots=True)
@@ -293,14 +294,15 @@ def _refresh_daily(conn: Conn, windows: Sequence[_Window], now: datetime) -> Non
 def refresh_usage(conn: Conn, now: datetime, *, limit: int = 5000) -> RefreshReport:
     """Consume up to ``limit`` usage_dirty rows and re-derive the affected usage (one txn).
 
-    Returns a zero report when another refresher holds the lock. On a TimescaleDB schema and
-    an autocommit connection, the continuous aggregates are refreshed afterwards.
+    Returns a report with ``busy=True`` (nothing done) when another refresher holds the lock.
+    On a TimescaleDB schema and an autocommit connection, the continuous aggregates are
+    refreshed afterwards.
     """
     with translate_errors("refresh usage"):
         with conn.transaction():
             got = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_LOCK_KEY,)).fetchone()
             if not (got and got[0]):
-                return RefreshReport(0, 0, 0, 0)
+                return RefreshReport(0, 0, 0, 0, busy=True)
             # small, index-driven statements whose row estimates (unnest, generate_series)
             # are far too high: JIT compilation would cost more than the work itself
             conn.execute("SET LOCAL jit = off")

@@ -93,14 +93,18 @@ def _per_series(configs: Sequence[MeterConfig], attr: str, none: float = np.nan)
 
 
 def _sorted(sid: I64, ts: F64, values: F64) -> tuple[I64, F64, F64]:
+    """Readings sorted by (series, time); of several readings with the same time the lowest
+    value is kept (deterministic whatever the arrival order)."""
     same = sid[1:] == sid[:-1]
     if np.any(same & (ts[1:] < ts[:-1])):
         order = np.lexsort((ts, sid))
         sid, ts, values = sid[order], ts[order], values[order]
         same = sid[1:] == sid[:-1]
-    dup = np.r_[False, same & (ts[1:] == ts[:-1])]
+    dup = same & (ts[1:] == ts[:-1])
     if np.any(dup):
-        sid, ts, values = sid[~dup], ts[~dup], values[~dup]
+        starts = np.nonzero(np.r_[True, ~dup])[0]
+        values = np.minimum.reduceat(values, starts)
+        sid, ts = sid[starts], ts[starts]
     return sid, ts, values
 
 
@@ -148,7 +152,7 @@ def derive_many(
 ) -> DerivedMatrix:
     """Usage of every series of ``batch`` in the buckets ``[edges[k], edges[k+1])``.
 
-    Of readings with the same time, the first is used. ``tz`` sets the local hours of the
+    Of readings with the same time, the lowest value is used. ``tz`` sets the local hours of the
     long-gap profile. Buckets outside the readings' span have coverage 0. Series are processed
     in groups of about ``chunk_readings`` readings (cache-sized arrays; same result).
     """

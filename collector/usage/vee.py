@@ -68,7 +68,8 @@ def _profile_pieces(
     g0, g1 = float(gap.t0[k]), float(gap.t1[k])
     s = int(gap.sid[k])
     lo = g0 - weeks * _WEEK_S
-    own = (history.sid == s) & (history.t0 >= lo) & (history.t1 <= g0)
+    a, b = np.searchsorted(history.sid, [s, s + 1])  # history is sorted by (sid, t0)
+    own = np.arange(a, b)[(history.t0[a:b] >= lo) & (history.t1[a:b] <= g0)]
     rates, mean = _hour_rates(history.take(own), lo, g0, tz)
     if np.isnan(mean):
         return None

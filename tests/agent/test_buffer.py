@@ -13,7 +13,7 @@ from agent.buffer import SqliteBuffer
 from agent.buffer_fake import MemoryBuffer
 from agent.buffer_port import BufferLimits, FullPolicy, ReadingBuffer
 from agent.errors import BufferError_, BufferFullError, DiskFullError
-from agent.protocol import Kind, Reading
+from agent.protocol import MAX_SERIES_PER_BATCH, Kind, Reading
 
 T0 = 1_732_492_800_000
 DEV = "dev-1"
@@ -257,4 +257,18 @@ async def test_state_store_round_trip(make: str, tmp_path: Path) -> None:
     buf = await opener()
     assert await buf.load_state("m1") == '{"kwh": 2.5}'
     assert await buf.load_state("nope") is None
+    await buf.close()
+
+
+async def test_batch_never_exceeds_the_series_limit(tmp_path: Path) -> None:
+    """Readings of more than 256 series are split so no batch breaks MAX_SERIES_PER_BATCH."""
+    buf = await open_buf(tmp_path)
+    meters = tuple(f"m{i}" for i in range(300))
+    await buf.append(readings(600, meters=meters))
+    sealed = await buf.seal(1000, T0, max_batches=5)
+    # round robin over m0..m299: the 257th distinct meter appears at readings 256 and 512
+    assert [b.reading_count for b in sealed] == [256, 256, 88]
+    assert all(len(b.series) <= MAX_SERIES_PER_BATCH for b in sealed)
+    assert sum(b.reading_count for b in sealed) == 600
+    assert buf.unbatched == 0
     await buf.close()

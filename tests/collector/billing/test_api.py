@@ -126,6 +126,9 @@ def test_close_run_documents_and_explain(client: TestClient, conn: psycopg.Conne
     run = client.get(f"/billing/runs/{started.json()['run_id']}").json()
     assert run["status"] == "done"
     assert run["progress"] == 1.0
+    status = client.get("/billing/periods/2026-03").json()
+    assert status["invoices"] == {"draft": 1, "final": 0}
+    assert [r["run_id"] for r in status["runs"]] == [run["run_id"]]
     inv_id = client.get("/invoices", params={"period": "2026-03"}).json()["items"][0]["invoice_id"]
     inv = client.get(f"/invoices/{inv_id}").json()
     assert inv["subtotal"] == "34.00"  # 96 kWh x 0.25 + 10.00

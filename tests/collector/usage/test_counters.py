@@ -116,3 +116,13 @@ def test_duplicate_readings_count_once() -> None:
     u = derive_usage("cumulative", ts, np.asarray([0.0, 1.0, 1.0, 2.0]),
                      bucket_edges(T0, T0 + 1800, "15m"))
     assert u.total == pytest.approx(2.0)
+
+
+def test_conflicting_readings_at_one_time_keep_the_lowest_in_any_order() -> None:
+    """Two different values at 00:15 (1.0 and 1.5): 1.0 is used whichever came first."""
+    ts = np.asarray([T0, T0 + 900, T0 + 900, T0 + 1800])
+    edges = bucket_edges(T0, T0 + 1800, "15m")
+    a = derive_usage("cumulative", ts, np.asarray([0.0, 1.0, 1.5, 2.0]), edges)
+    b = derive_usage("cumulative", ts, np.asarray([0.0, 1.5, 1.0, 2.0]), edges)
+    assert a.quantity.tolist() == pytest.approx([1.0, 1.0])
+    assert b.quantity.tolist() == pytest.approx([1.0, 1.0])

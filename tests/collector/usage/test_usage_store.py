@@ -9,8 +9,12 @@ import numpy as np
 import psycopg
 import pytest
 
+from agent.protocol import Batch, Kind, Series
 from collector.errors import StorageError
+from collector.ingest.messages import DecodedBatch, FlushPlan
 from collector.storage import usage_store
+from collector.storage.database import open_pool
+from collector.storage.ingest_store import ReadingStore
 from collector.storage.usage_meters import add_replacement, put_meter_config
 from collector.storage.usage_queries import load_usage_matrix, usage_for_series
 from collector.storage.usage_store import refresh_usage
@@ -156,3 +160,38 @@ def test_load_usage_matrix_matches_rows(usage_conn: Conn) -> None:
     m = load_usage_matrix(usage_conn, [b, a], utc(2026, 3, 29), utc(2026, 3, 29, 1))
     assert m.series_ids.tolist() == [a, b]
     assert m.quantity[:, :3].tolist() == [[1.0, 2.0, 0.0], [0.0, 5.0, 0.0]]
+
+
+def test_second_refresher_backs_off_while_one_runs(usage_conn: Conn, pg_url: str) -> None:
+    """While another session holds the refresh lock, refresh_usage does nothing and says so."""
+    sid = new_series(usage_conn)
+    ingest(usage_conn, sid, [T0, T0 + 900], [0.0, 1.0])
+    with psycopg.connect(pg_url) as other, other.transaction():
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (usage_store._LOCK_KEY,))
+        report = refresh_usage(usage_conn, NOW)
+    assert report.busy
+    assert usage_conn.execute("SELECT count(*) FROM usage_dirty").fetchone() == (1,)
+
+
+def test_batches_written_by_the_ingest_store_become_usage(usage_conn: Conn, pg_url: str) -> None:
+    """End to end with helper B's ReadingStore: a flush queues usage_dirty, refresh derives it."""
+    t0_ms = int(T0 * 1000)
+    ts = t0_ms + np.arange(5, dtype=np.int64) * 900_000
+    vals = np.asarray([100.0, 100.5, 0.0, 101.5, 102.0])  # a glitch to 0 in the middle
+    batch = Batch("dev-e2e", 1, t0_ms, "test",
+                  (Series("main", "energy", "kWh", Kind.CUMULATIVE, ts, vals),))
+    pool = open_pool(pg_url, min_size=1, max_size=1)
+    try:
+        pool.wait(10)
+        ReadingStore(pool).write(FlushPlan(
+            batches=(DecodedBatch(batch, "tally/v1/dev-e2e/readings", b"", t0_ms),),
+            statuses=(), dead_letters=()))
+    finally:
+        pool.close()
+    refresh_usage(usage_conn, NOW)
+    row = usage_conn.execute(
+        "SELECT sum(quantity), bit_or(flags) FROM usage_15m u JOIN series s USING (series_id)"
+        " WHERE s.device_id = 'dev-e2e'").fetchone()
+    assert row is not None
+    assert row[0] == pytest.approx(2.0)
+    assert row[1] & UsageFlag.GLITCH
