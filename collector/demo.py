@@ -70,6 +70,7 @@ class DemoOptions:
     live: bool
     database_url: str | None
     mqtt_url: str | None
+    billing: bool = True
 
 
 class _Stopper:
@@ -139,6 +140,37 @@ def _workdir_lock(workdir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+class _BillingTicker:
+    """Every 10 s: derive usage and re-draft the demo customer's invoice (optional touch).
+
+    Any failure switches the invoice line off with one warning; ingest is not affected.
+    """
+
+    def __init__(self, pool: Pool, devices: Sequence[str], *, log_lines: bool) -> None:
+        self._pool = pool
+        self._devices = list(devices)
+        self._log_lines = log_lines
+        self.line: str | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            # imported here: billing is optional for the demo, ingest must run without it
+            from collector.demo_billing import DemoBilling  # noqa: PLC0415
+
+            billing = DemoBilling(self._pool, self._devices)
+            await asyncio.to_thread(billing.setup)
+            while not stop.is_set():
+                self.line = await asyncio.to_thread(billing.tick, datetime.now(UTC))
+                if self._log_lines:
+                    _log.info(self.line)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 10.0)
+        except Exception as exc:
+            _log.warning("draft invoice display switched off: %s", exc)
+            _log.debug("billing failure", exc_info=True)
+            self.line = None
+
+
 class Demo:
     """Starts the pieces in order and stops them in reverse order."""
 
@@ -147,6 +179,7 @@ class Demo:
         self.console = console
         self.stopper = stopper
         self.api_url = f"http://127.0.0.1:{opts.api_port}"
+        self._billing: _BillingTicker | None = None
 
     def _say(self, text: str) -> None:
         _log.info(text)
@@ -268,6 +301,9 @@ class Demo:
         self._say(f"started {len(devices)} simulated agents ({', '.join(devices)}), "
                   f"each with energy, water and data meters read every {spec.interval_s:g}s")
         started = time.monotonic()
+        ticker = _BillingTicker(pool, devices, log_lines=not self.opts.live)
+        billing = asyncio.create_task(ticker.run(stop)) if self.opts.billing else None
+        self._billing = ticker
         try:
             if self.opts.live:
                 with Live(console=self.console, refresh_per_second=4,
@@ -279,8 +315,12 @@ class Demo:
                 await self._loop(stop, started=started, pool=pool, collector=collector,
                                  devices=devices, show=lambda s, e: _log.info(render_line(s, e)))
         finally:
+            stop.set()
             self._say("stopping agents (flushing their buffers)")
             await fleet.stop(spec.shutdown_timeout_s + 5)
+            if billing is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(billing, 30)
             self.stopper.detach()
         return 0
 
@@ -293,7 +333,8 @@ class Demo:
             elapsed = time.monotonic() - started
             try:
                 snap = await asyncio.to_thread(
-                    take_snapshot, pool, devices, collector.probe, self.api_url)
+                    take_snapshot, pool, devices, collector.probe, self.api_url,
+                    self._billing.line if self._billing else None)
                 show(snap, elapsed)
             except CollectorError as exc:
                 _log.warning("cannot read ingest status: %s", exc)
@@ -329,6 +370,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="use this MQTT broker instead of starting one ($TALLY_MQTT_URL)")
     p.add_argument("--workdir", type=Path, default=Path(".tally-demo"),
                    help="where the demo keeps its state (default ./.tally-demo)")
+    p.add_argument("--no-billing", action="store_true",
+                   help="do not seed a demo customer nor show its draft invoice")
     p.add_argument("--device-prefix", default="demo",
                    help="device ids are <prefix>-01, <prefix>-02, ... (default demo)")
     return p
@@ -349,6 +392,7 @@ def _options(argv: Sequence[str] | None, console: Console) -> DemoOptions:
         workdir=a.workdir, devices=a.devices, prefix=a.device_prefix, interval_s=a.interval,
         api_port=a.api_port, duration_s=a.duration, live=not a.no_live and console.is_terminal,
         database_url=a.database_url or None, mqtt_url=a.mqtt_url or None,
+        billing=not a.no_billing,
     )
 
 

@@ -54,7 +54,7 @@ def agent_configs(spec: FleetSpec) -> list[AgentConfig]:
             "batch": {"max_readings": 500, "max_age_s": spec.interval_s, "in_flight": 8},
             "sources": [
                 {"type": "simulated-energy", "name": "energy", "interval_s": spec.interval_s,
-                 "seed": n, "base_kw": 0.2 + 0.1 * n, "peak_kw": 2.5 + 0.5 * n},
+                 "seed": n, "base_kw": 2.0 + n, "peak_kw": 8.0 + 2 * n},
                 {"type": "simulated-water", "name": "water", "interval_s": spec.interval_s,
                  "seed": n, "daily_m3": 0.2 + 0.05 * n},
                 {"type": "simulated-data", "name": "data", "interval_s": spec.interval_s,

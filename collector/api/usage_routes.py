@@ -74,6 +74,7 @@ class ConfigIn(BaseModel):
     max_rate_per_hour: float | None = Field(None, gt=0)
     gap_factor: float = Field(2.5, ge=1)
     short_gap_s: float = Field(3600.0, ge=0)
+    max_gap_s: float = Field(31 * 86400.0, gt=0)
     profile_weeks: int = Field(3, ge=0, le=52)
     glitch_window: int = Field(3, ge=0, le=100)
     jitter_tolerance: float = Field(0.0, ge=0)

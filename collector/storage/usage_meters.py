@@ -44,6 +44,7 @@ def _config(row: Sequence[Any]) -> MeterConfig:
         profile_weeks=int(row[5]),
         glitch_window=int(row[6]),
         jitter_tolerance=float(row[7]),
+        max_gap_s=float(row[8]),
     )
 
 
@@ -71,7 +72,7 @@ def load_meta(conn: Conn, series_ids: Sequence[int]) -> dict[int, SeriesMeta]:
         rows = conn.execute(
             "SELECT s.series_id, s.kind, mc.series_id IS NOT NULL,"
             " register_max, max_rate_per_hour, expected_interval_s, gap_factor, short_gap_s,"
-            " profile_weeks, glitch_window, jitter_tolerance"
+            " profile_weeks, glitch_window, jitter_tolerance, max_gap_s"
             " FROM series s LEFT JOIN meter_config mc USING (series_id)"
             " WHERE s.series_id = ANY(%s)",
             (list(series_ids),),
@@ -116,15 +117,16 @@ def put_meter_config(conn: Conn, series_id: int, config: MeterConfig, now: datet
         conn.execute(
             "INSERT INTO meter_config (series_id,"
             " register_max, max_rate_per_hour, expected_interval_s, gap_factor, short_gap_s,"
-            " profile_weeks, glitch_window, jitter_tolerance, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " profile_weeks, glitch_window, jitter_tolerance, max_gap_s, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (series_id) DO UPDATE SET"
             " register_max = excluded.register_max,"
             " max_rate_per_hour = excluded.max_rate_per_hour,"
             " expected_interval_s = excluded.expected_interval_s,"
             " gap_factor = excluded.gap_factor, short_gap_s = excluded.short_gap_s,"
             " profile_weeks = excluded.profile_weeks, glitch_window = excluded.glitch_window,"
-            " jitter_tolerance = excluded.jitter_tolerance, updated_at = excluded.updated_at",
+            " jitter_tolerance = excluded.jitter_tolerance, max_gap_s = excluded.max_gap_s,"
+            " updated_at = excluded.updated_at",
             (
                 series_id,
                 config.register_max,
@@ -135,6 +137,7 @@ def put_meter_config(conn: Conn, series_id: int, config: MeterConfig, now: datet
                 config.profile_weeks,
                 config.glitch_window,
                 config.jitter_tolerance,
+                config.max_gap_s,
                 now,
             ),
         )

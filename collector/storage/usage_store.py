@@ -260,12 +260,16 @@ def _write(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int:
 
 
 def _refresh_daily(conn: Conn, windows: Sequence[_Window], now: datetime) -> None:
-    """Re-pack the UTC days the windows touched into usage_15m_daily (96 slots per day)."""
+    """Re-pack the UTC days the windows touched into usage_15m_daily (96 slots per day); days
+    without any usage_15m row are skipped (a window may span years after a clock jump)."""
     conn.execute(
         "WITH p AS (SELECT DISTINCT w.sid, d AS day"
         "   FROM unnest(%s::bigint[], %s::float8[], %s::float8[]) AS w(sid, lo, hi),"
         "   generate_series(date_trunc('day', to_timestamp(w.lo), 'UTC'),"
-        "     to_timestamp(w.hi) - interval '1 microsecond', interval '24 hours') AS d)"
+        "     to_timestamp(w.hi) - interval '1 microsecond', interval '24 hours') AS d"
+        "   WHERE EXISTS (SELECT 1 FROM usage_15m x WHERE x.series_id = w.sid"
+        "     AND x.bucket >= d AND x.bucket < d + interval '24 hours')"
+        "   OR EXISTS (SELECT 1 FROM usage_15m_daily y WHERE y.series_id = w.sid AND y.day = d))"
         " INSERT INTO usage_15m_daily AS t (series_id, day, quantity, estimated,"
         "  reading_count, updated_at)"
         " SELECT p.sid, p.day, a.q, a.e, a.rc, %s FROM p CROSS JOIN LATERAL ("

@@ -216,6 +216,8 @@ def _derive_group(batch: SeriesBatch, edges: I64, tz: str) -> DerivedMatrix:
         iv,
         gap_threshold=np.asarray([c.gap_threshold_s for c in cfg], dtype=np.float64),
         short_gap_s=_per_series(cfg, "short_gap_s"),
+        max_gap_s=_per_series(cfg, "max_gap_s"),
+        interval_s=_per_series(cfg, "expected_interval_s"),
         profile_weeks=np.asarray([c.profile_weeks for c in cfg], dtype=np.int64),
         known_total=kind != 2,
         tz=tz,
@@ -277,5 +279,6 @@ def find_long_gaps(ts: F64, config: MeterConfig) -> F64:
     """Start times of the gaps in ``ts`` (sorted) that VEE fills from a historical profile."""
     d = np.diff(ts)
     limit = max(config.gap_threshold_s, config.short_gap_s)
-    starts: F64 = ts[:-1][d > limit * (1 + 1e-9)]
+    long = (d > limit * (1 + 1e-9)) & (d <= config.max_gap_s)
+    starts: F64 = ts[:-1][long]
     return starts

@@ -64,6 +64,7 @@ class UsageFlag(enum.IntFlag):
     ESTIMATED_PROFILE = 128  # part of the quantity is a long-gap historical-profile estimate
     JITTER = 256  # a decrease within jitter_tolerance was taken as no change
     NEGATIVE_CLAMPED = 512  # an impossible negative increase (bad replacement data) was set to 0
+    GAP_TOO_LONG = 1024  # a gap longer than max_gap_s: not estimated; its increase quarantined
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,8 @@ class MeterConfig:
     ``max_rate_per_hour``: the physical maximum increase per hour (rated power, in the series'
     unit per hour); larger increases are quarantined. ``gap_factor``: a gap is a spacing of more
     than ``gap_factor × expected_interval_s``. ``short_gap_s``: gaps up to this are interpolated
-    linearly, longer ones are estimated from a ``profile_weeks`` same-hour profile.
+    linearly, longer ones are estimated from a ``profile_weeks`` same-hour profile; gaps longer
+    than ``max_gap_s`` (a wrong clock, a meter offline for months) are not estimated at all.
     ``glitch_window``: a decrease followed within this many readings by a return to the
     pre-drop level is a glitch. ``jitter_tolerance``: decreases this small are noise.
     """
@@ -86,6 +88,7 @@ class MeterConfig:
     max_rate_per_hour: float | None = None
     gap_factor: float = 2.5
     short_gap_s: float = 3600.0
+    max_gap_s: float = 31 * 86400.0
     profile_weeks: int = 3
     glitch_window: int = 3
     jitter_tolerance: float = 0.0
@@ -101,6 +104,8 @@ class MeterConfig:
             raise UsageError(f"gap_factor must be >= 1, got {self.gap_factor}")
         if self.short_gap_s < 0 or self.profile_weeks < 0 or self.glitch_window < 0:
             raise UsageError("short_gap_s, profile_weeks and glitch_window must be >= 0")
+        if not self.max_gap_s > 0:
+            raise UsageError(f"max_gap_s must be > 0, got {self.max_gap_s}")
         if self.jitter_tolerance < 0:
             raise UsageError(f"jitter_tolerance must be >= 0, got {self.jitter_tolerance}")
 

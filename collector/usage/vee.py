@@ -12,6 +12,10 @@ is itself an estimate.
   previous ``profile_weeks`` weeks of *actual* (non-estimated) intervals of the series; for a
   counter the profile shape is scaled to the known total. Without history: as a short gap.
 
+* gap longer than ``max_gap_s``: not estimated (spreading months of usage, or a reading from a
+  wrong clock, over the calendar would invent usage); a counter's increase across it is
+  quarantined in the bucket of the reading after the gap, a gauge's integral dropped.
+
 Every estimated amount is put in ``estimated`` and flagged; readings are never changed, so
 re-deriving after late readings replaces estimates by actuals.
 """
@@ -90,11 +94,28 @@ def _profile_pieces(
     )
 
 
+def _hold_out(iv: Intervals, mask: B, interval_s: F64, known_total: B) -> Intervals:
+    """Too-long gaps shrink to their last expected interval and are held out of billing."""
+    t0 = np.where(mask, np.maximum(iv.t0, iv.t1 - interval_s[iv.sid]), iv.t0)
+    held = mask & known_total[iv.sid]
+    return Intervals(
+        iv.sid,
+        t0,
+        iv.t1,
+        np.where(mask, 0.0, iv.amount),
+        iv.estimated,
+        np.where(held, iv.quarantined + iv.amount, iv.quarantined),
+        iv.flags | np.where(mask, _GAP | int(UsageFlag.GAP_TOO_LONG), 0),
+    )
+
+
 def estimate_gaps(
     iv: Intervals,
     *,
     gap_threshold: F64,
     short_gap_s: F64,
+    max_gap_s: F64,
+    interval_s: F64,
     profile_weeks: I64,
     known_total: B,
     tz: str,
@@ -107,6 +128,11 @@ def estimate_gaps(
     gap = dur > gap_threshold[iv.sid] * (1 + 1e-9)
     if not np.any(gap):
         return iv
+    too_long = gap & (dur > max_gap_s[iv.sid])
+    if np.any(too_long):
+        iv = _hold_out(iv, too_long, interval_s, known_total)
+        dur = iv.t1 - iv.t0
+        gap = gap & ~too_long
     estimable = gap & (iv.quarantined == 0)
     long = estimable & (dur > short_gap_s[iv.sid]) & (profile_weeks[iv.sid] > 0)
     short = estimable & ~long

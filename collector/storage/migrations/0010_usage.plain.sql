@@ -14,6 +14,7 @@ CREATE TABLE meter_config (
     profile_weeks       integer NOT NULL DEFAULT 3 CHECK (profile_weeks >= 0),
     glitch_window       integer NOT NULL DEFAULT 3 CHECK (glitch_window >= 0),
     jitter_tolerance    double precision NOT NULL DEFAULT 0 CHECK (jitter_tolerance >= 0),
+    max_gap_s           double precision NOT NULL DEFAULT 2678400 CHECK (max_gap_s > 0),
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
 

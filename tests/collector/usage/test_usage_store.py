@@ -195,3 +195,18 @@ def test_batches_written_by_the_ingest_store_become_usage(usage_conn: Conn, pg_u
     assert row is not None
     assert row[0] == pytest.approx(2.0)
     assert row[1] & UsageFlag.GLITCH
+
+
+def test_clock_jump_reading_does_not_fill_years_of_rows(usage_conn: Conn) -> None:
+    """A reading stamped in 2000 writes no usage rows for the 26 years before the next one."""
+    sid = new_series(usage_conn)
+    ingest(usage_conn, sid, [946_684_800.0, T0, T0 + 900], [5.0, 1000.0, 1001.0])
+    refresh_usage(usage_conn, NOW)
+    n15 = usage_conn.execute("SELECT count(*) FROM usage_15m WHERE series_id = %s", (sid,))
+    ndays = usage_conn.execute(
+        "SELECT count(*) FROM usage_15m_daily WHERE series_id = %s", (sid,))
+    assert n15.fetchone() == (4,)  # 2000 reading, held-out quarter hour, 2026 interval, last
+    assert ndays.fetchone() == (3,)  # 2000-01-01, 28 March (held-out quarter hour), 29 March
+    q = usage_conn.execute(
+        "SELECT sum(quantity), sum(quarantined) FROM usage_15m WHERE series_id = %s", (sid,))
+    assert q.fetchone() == (1.0, 995.0)

@@ -99,3 +99,16 @@ def test_long_gauge_gap_uses_the_unscaled_profile() -> None:
     assert u.quantity == pytest.approx(np.full(96, 0.5))
     assert u.estimated == pytest.approx(u.quantity)
     assert np.all(u.flags & UsageFlag.ESTIMATED_PROFILE)
+
+
+def test_gap_longer_than_max_gap_is_quarantined_not_spread() -> None:
+    """A reading from a wrong clock (year 2000) is not spread over 26 years: held out instead."""
+    y2000 = 946_684_800.0
+    ts = np.asarray([y2000, T0, T0 + 900.0])
+    u = derive_usage("cumulative", ts, np.asarray([5.0, 1000.0, 1001.0]),
+                     bucket_edges(T0 - DAY, T0 + 900, "15m"))
+    assert u.total == pytest.approx(1.0)
+    assert u.quarantined.sum() == pytest.approx(995.0)
+    assert u.quarantined[95] == pytest.approx(995.0)  # the quarter hour before the 2026 reading
+    assert u.coverage[:95].max() == 0.0
+    assert u.flags[95] & UsageFlag.GAP_TOO_LONG
