@@ -3,8 +3,9 @@
 Setup (not timed): a fresh database, N customers (90% Europe/Amsterdam, 10% spread over far
 zones), one meter each on a TOU + graduated tiers + demand + standing-charge plan, and a month of
 15-minute interval usage per meter bulk-loaded straight into ``usage_15m`` with binary COPY
-(the readings → usage derivation is helper D's and is benchmarked there; loading usage directly
-keeps this benchmark about billing). Timed: ``close_period`` (drafts: usage load, rating,
+and packed per UTC day into ``usage_15m_daily`` (what the usage engine maintains next to it and
+billing reads in bulk; the readings → usage derivation is helper D's and is benchmarked there,
+loading usage directly keeps this benchmark about billing). Timed: ``close_period`` (drafts: usage load, rating,
 invoice + line inserts) and ``finalize_period`` (gapless numbering). No PDFs.
 
 Baseline: the same drafting done one customer per transaction (one usage query, one engine call
@@ -103,6 +104,21 @@ ROW = np.dtype(
         ("upd", ">i8"),
     ]
 )
+DAILY = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l1", ">i4"),
+        ("sid", ">i8"),
+        ("l2", ">i4"),
+        ("day", ">i8"),
+        ("l3", ">i4"),
+        ("q", ">f8", (96,)),
+        ("l4", ">i4"),
+        ("e", ">f8", (96,)),
+        ("l5", ">i4"),
+        ("rc", ">i4", (96,)),
+    ]
+)
 LOADED_AT = int(datetime(2026, 4, 3, tzinfo=UTC).timestamp())  # usage known before the close
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 
@@ -164,6 +180,7 @@ def setup(url: str, n: int, rng: np.random.Generator) -> int:
                 r["upd"] = (LOADED_AT - PG_EPOCH) * 1_000_000
                 parts.append(r)
             rows = np.concatenate(parts).astype(ROW)  # concatenate drops the byte order
+            daily = pack_daily(rows)
             with (
                 conn.cursor() as cur,
                 cur.copy(
@@ -173,9 +190,38 @@ def setup(url: str, n: int, rng: np.random.Generator) -> int:
                 ) as cp,
             ):
                 cp.write(HEADER + rows.tobytes() + b"\xff\xff")
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY usage_15m_daily (series_id, day, quantity, estimated, reading_count)"
+                    " FROM STDIN (FORMAT BINARY)"
+                ) as cp,
+            ):
+                cp.write(HEADER + daily.tobytes() + b"\xff\xff")
             total += rows.size
         conn.execute("ANALYZE")
     return total
+
+
+def pack_daily(rows: np.ndarray) -> np.ndarray:
+    """The same usage packed per series and UTC day (96 quarter hours), as the usage engine
+    keeps it in ``usage_15m_daily`` (0 where there is no interval)."""
+    sid = rows["sid"].astype(np.int64)
+    t = rows["bucket"].astype(np.int64) // 1_000_000  # seconds since 2000-01-01 (UTC)
+    day, slot = t // 86_400, (t % 86_400) // 900
+    keys, inverse = np.unique(sid * 1_000_000 + day, return_inverse=True)
+    out = np.zeros(keys.size, dtype=DAILY)
+    out["n"], out["l1"], out["l2"], out["l3"], out["l4"], out["l5"] = 5, 8, 8, 768, 768, 384
+    out["sid"] = keys // 1_000_000
+    out["day"] = (keys % 1_000_000) * 86_400 * 1_000_000
+    q = np.zeros((keys.size, 96))
+    e = np.zeros((keys.size, 96))
+    rc = np.zeros((keys.size, 96), dtype=np.int32)
+    q[inverse, slot] = rows["q"]
+    e[inverse, slot] = rows["e"]
+    rc[inverse, slot] = rows["rc"]
+    out["q"], out["e"], out["rc"] = q, e, rc
+    return out
 
 
 def naive(url: str, sample: int, now: datetime) -> float:

@@ -22,7 +22,7 @@ from collector.errors import CollectorError
 __all__ = ["EXTENSION_MODULES", "Command", "build_parser", "main"]
 
 # Modules that contribute subcommands (each has ``commands() -> Sequence[Command]``).
-EXTENSION_MODULES: tuple[str, ...] = ()
+EXTENSION_MODULES: tuple[str, ...] = ("collector.billing.cli",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,9 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, extra_commands: Sequence[Command] = ()) -> int:
-    commands = [*builtin_commands(), *extension_commands(), *extra_commands]
+    # A later command of the same name replaces an earlier one (tests pass their own).
+    by_name = {c.name: c for c in [*builtin_commands(), *extension_commands(), *extra_commands]}
+    commands = list(by_name.values())
     args = build_parser(commands).parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -69,6 +69,8 @@ class MqttConfig(_Section):
     shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     readings_topic: str = READINGS_FILTER
     status_topic: str = STATUS_FILTER
+    # SenML packs from devices without an agent (docs/protocol.md); "" disables it.
+    senml_topic: str = "tally/v1/+/senml"
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     qos: Literal[1, 2] = 1
     reconnect_min_s: float = Field(default=0.5, gt=0, le=600)
@@ -85,10 +87,10 @@ class MqttConfig(_Section):
 
     def subscriptions(self) -> tuple[str, ...]:
         """Topic filters to subscribe; readings through a shared subscription if configured."""
-        readings = self.readings_topic
+        batches = [self.readings_topic] + ([self.senml_topic] if self.senml_topic else [])
         if self.shared_group:
-            readings = f"$share/{self.shared_group}/{readings}"
-        return (readings, self.status_topic)
+            batches = [f"$share/{self.shared_group}/{t}" for t in batches]
+        return (*batches, self.status_topic)
 
 
 class IngestConfig(_Section):
@@ -98,6 +100,10 @@ class IngestConfig(_Section):
     retry_initial_s: float = Field(default=0.2, gt=0, le=60)
     retry_max_s: float = Field(default=10.0, gt=0, le=3600)
     partition_check_s: float = Field(default=6 * 3600, gt=0)
+    # How often interval usage is re-derived from newly stored readings (0 disables it, e.g.
+    # for an ingest-only instance when another instance maintains usage).
+    usage_refresh_s: float = Field(default=5.0, ge=0, le=3600)
+    usage_refresh_limit: int = Field(default=5000, ge=1, le=1_000_000)
 
 
 class ApiConfig(_Section):

@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -25,8 +23,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import TypeVar
 
 import uvicorn
 from rich.console import Console
@@ -34,8 +30,17 @@ from rich.live import Live
 from rich.logging import RichHandler
 
 from collector.api.app import create_app
-from collector.config import CollectorConfig, load_config
+from collector.config import CollectorConfig, load_config, parse_mqtt_url
 from collector.demo_agents import Fleet, FleetSpec, agent_configs, device_ids
+from collector.demo_process import (
+    DemoError,
+    Interrupted,
+    Stopper,
+    check_port_free,
+    check_reachable,
+    without_sigint,
+    workdir_lock,
+)
 from collector.demo_view import render_line, render_table, take_snapshot
 from collector.embedded.broker import MqttBroker
 from collector.embedded.postgres import EmbeddedPostgres
@@ -46,15 +51,6 @@ from collector.storage.database import Pool, open_pool
 __all__ = ["DemoError", "DemoOptions", "main", "run_demo"]
 
 _log = logging.getLogger("tally.demo")
-_T = TypeVar("_T")
-
-
-class DemoError(CollectorError):
-    """The demo cannot start (port in use, server failed to start, ...)."""
-
-
-class _Interrupted(Exception):
-    """Ctrl-C / SIGTERM arrived while starting up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,73 +67,6 @@ class DemoOptions:
     database_url: str | None
     mqtt_url: str | None
     billing: bool = True
-
-
-class _Stopper:
-    """SIGINT/SIGTERM handler: records the request and wakes the running loop, never raises."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._wake: Callable[[], None] | None = None
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            return
-        self.requested = True
-        if self._wake is not None:
-            self._wake()
-
-    def attach(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-        def wake() -> None:
-            loop.call_soon_threadsafe(event.set)
-
-        self._wake = wake
-        if self.requested:
-            event.set()
-
-    def detach(self) -> None:
-        self._wake = None
-
-    def check(self) -> None:
-        if self.requested:
-            raise _Interrupted
-
-
-def _without_sigint(fn: Callable[[], _T]) -> _T:
-    """Run ``fn`` with SIGINT blocked, so a child it spawns ignores the terminal's Ctrl-C and
-    is stopped by us, in order, instead (the signal mask is inherited across fork/exec)."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        return fn()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise DemoError(
-                f"cannot serve the API on {host}:{port}: {exc.strerror or exc} "
-                "(another demo or collector running?); choose a port with --api-port"
-            ) from exc
-
-
-@contextlib.contextmanager
-def _workdir_lock(workdir: Path) -> Iterator[None]:
-    """One demo per work directory: two would share agent buffers and device ids."""
-    with (workdir / "demo.lock").open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            raise DemoError(
-                f"another demo is already running in {workdir} (stop it, or use --workdir)"
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class _BillingTicker:
@@ -174,7 +103,7 @@ class _BillingTicker:
 class Demo:
     """Starts the pieces in order and stops them in reverse order."""
 
-    def __init__(self, opts: DemoOptions, console: Console, stopper: _Stopper) -> None:
+    def __init__(self, opts: DemoOptions, console: Console, stopper: Stopper) -> None:
         self.opts = opts
         self.console = console
         self.stopper = stopper
@@ -188,13 +117,13 @@ class Demo:
 
     def run(self) -> int:
         with contextlib.ExitStack() as stack:
-            stack.enter_context(_workdir_lock(self.opts.workdir))
+            stack.enter_context(workdir_lock(self.opts.workdir))
             stack.callback(self._say, "demo stopped")
             db_url = self._database(stack)
             self.stopper.check()
             mqtt_url = self._broker(stack)
             self.stopper.check()
-            _check_port_free("127.0.0.1", self.opts.api_port)
+            check_port_free("127.0.0.1", self.opts.api_port)
             config = self._config(db_url, mqtt_url)
             applied = migrate_from_config(config)
             self._say(f"schema ready (migrations applied: {', '.join(applied) or 'none'})")
@@ -232,10 +161,15 @@ class Demo:
     def _broker(self, stack: contextlib.ExitStack) -> str:
         if self.opts.mqtt_url:
             self._say(f"using MQTT broker {self.opts.mqtt_url}")
+            try:
+                ep = parse_mqtt_url(self.opts.mqtt_url)
+            except ValueError as exc:
+                raise DemoError(f"--mqtt-url: {exc}") from exc
+            check_reachable(ep.host, ep.port, "MQTT broker", "--mqtt-url")
             return self.opts.mqtt_url
         broker = MqttBroker((self.opts.workdir / "mqtt").resolve())
         stack.callback(self._stop_step, "MQTT broker", broker.stop)
-        url = _without_sigint(broker.start)
+        url = without_sigint(broker.start)
         self._say(f"started MQTT broker ({broker.kind}) at {url}")
         return url
 
@@ -424,13 +358,13 @@ def _logging(opts: DemoOptions, console: Console) -> Iterator[None]:
 
 def run_demo(opts: DemoOptions, console: Console) -> int:
     """Run the demo until Ctrl-C/SIGTERM or ``--duration``; returns the exit status."""
-    stopper = _Stopper()
+    stopper = Stopper()
     previous = {s: signal.signal(s, stopper) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _logging(opts, console):
             try:
                 return Demo(opts, console, stopper).run()
-            except _Interrupted:
+            except Interrupted:
                 _log.info("interrupted while starting; stopped")
                 return 130
             except CollectorError as exc:

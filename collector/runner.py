@@ -26,11 +26,13 @@ from collector.errors import StorageError
 from collector.ingest.decoders import DecoderTable
 from collector.ingest.messages import InboundMessage
 from collector.ingest.mqtt_consumer import MqttConsumer, MqttSettings
+from collector.ingest.senml import senml_decoder
 from collector.ingest.writer import IngestWriter, WriterSettings
-from collector.storage.database import Pool, open_pool
+from collector.storage.database import Pool, open_pool, translate_errors
 from collector.storage.ingest_store import ReadingStore
 from collector.storage.migrate import migrate
 from collector.storage.partitions import ensure_reading_partitions
+from collector.storage.usage_store import refresh_usage
 
 __all__ = ["Collector", "migrate_from_config", "run_api", "run_collector"]
 
@@ -41,6 +43,14 @@ def migrate_from_config(config: CollectorConfig) -> list[str]:
     flavour = config.database.timescale
     use_ts = None if flavour == "auto" else flavour == "yes"
     return migrate(config.database.url, use_timescale=use_ts)
+
+
+def default_decoders(config: CollectorConfig) -> DecoderTable:
+    """Tally v1 batches, plus SenML packs when a SenML topic is configured."""
+    table = DecoderTable()
+    if config.mqtt.senml_topic:
+        table = table.with_decoder(config.mqtt.senml_topic, senml_decoder)
+    return table
 
 
 def mqtt_settings(config: CollectorConfig) -> MqttSettings:
@@ -75,6 +85,7 @@ def writer_settings(config: CollectorConfig) -> WriterSettings:
 class _Threads:
     writer: threading.Thread
     partitions: threading.Thread
+    usage: threading.Thread | None
 
 
 class Collector:
@@ -88,6 +99,8 @@ class Collector:
         clock: Clock | None = None,
         decoders: DecoderTable | None = None,
     ) -> None:
+        if decoders is None:
+            decoders = default_decoders(config)
         self._config = config
         self._clock = clock or SystemClock()
         self._pool = pool
@@ -103,9 +116,14 @@ class Collector:
         self._threads = _Threads(
             threading.Thread(target=self.writer.run, args=(self._stop,), name="ingest-writer"),
             threading.Thread(target=self._partitions, name="partitions", daemon=True),
+            threading.Thread(target=self._usage, name="usage-refresh", daemon=True)
+            if self._config.ingest.usage_refresh_s > 0
+            else None,
         )
         self._threads.writer.start()
         self._threads.partitions.start()
+        if self._threads.usage is not None:
+            self._threads.usage.start()
         self.consumer.start()
 
     def ack(self, messages: Sequence[InboundMessage]) -> None:
@@ -131,6 +149,28 @@ class Collector:
             last_flush_at=last, storage_ok=st.storage_ok, batches=st.batches,
             readings=st.readings, dead_letters=st.dead_letters,
         )
+
+    def _usage(self) -> None:
+        """Re-derive interval usage for the ranges ingest queued in ``usage_dirty``."""
+        cfg = self._config.ingest
+        while not self._stop.is_set():
+            wait = cfg.usage_refresh_s
+            try:
+                with translate_errors("usage refresh"), self._pool.connection() as conn:
+                    conn.autocommit = True  # lets TimescaleDB refresh its aggregates after
+                    try:
+                        while not self._stop.is_set():
+                            report = refresh_usage(
+                                conn, self._clock.now(), limit=cfg.usage_refresh_limit
+                            )
+                            if report.busy or report.dirty_rows < cfg.usage_refresh_limit:
+                                break
+                    finally:
+                        conn.autocommit = False
+            except StorageError as exc:
+                _log.warning("usage refresh failed (will retry): %s", exc)
+                wait = max(wait, 10.0)
+            self._stop.wait(wait)
 
     def _partitions(self) -> None:
         while not self._stop.is_set():

@@ -136,11 +136,13 @@ def stored_count(pg_url: str, devices: Sequence[str]) -> int:
     return int(row[0]) if row else 0
 
 
-def duplicate_keys(pg_url: str) -> int:
+def duplicate_keys(pg_url: str, devices: Sequence[str]) -> int:
+    """(series, ts) keys of these devices stored more than once."""
     with psycopg.connect(pg_url) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM (SELECT series_id, ts FROM readings"
-            " GROUP BY 1, 2 HAVING count(*) > 1) d"
+            "SELECT count(*) FROM (SELECT r.series_id, r.ts FROM readings r"
+            " JOIN series s USING (series_id) WHERE s.device_id = ANY(%s)"
+            " GROUP BY 1, 2 HAVING count(*) > 1) d", (list(devices),),
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -154,7 +156,7 @@ def assert_exactly_once(pg_url: str, produced: Produced) -> None:
         assert len(got[key]) == len(readings), f"{key}: count differs"
         assert math.fsum(v for _, v in got[key]) == math.fsum(v for _, v in readings), key
         assert got[key] == readings, f"{key}: stored readings differ from those taken"
-    assert duplicate_keys(pg_url) == 0
+    assert duplicate_keys(pg_url, devices) == 0
 
 
 def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -11,7 +11,7 @@ from collector import __version__
 from collector.errors import StorageError, StorageUnavailable
 from collector.storage.database import Pool
 
-from . import ingest_routes
+from . import billing_routes, ingest_routes, portal_routes, usage_routes
 from .ingest_routes import IngestProbe
 
 __all__ = ["create_app"]
@@ -28,6 +28,9 @@ def create_app(
     app.state.pool = pool
     app.state.ingest_probe = ingest_probe
     app.include_router(ingest_routes.router)
+    app.include_router(usage_routes.router)
+    app.include_router(billing_routes.router)
+    app.include_router(portal_routes.router)
 
     @app.exception_handler(StorageUnavailable)
     def _unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:

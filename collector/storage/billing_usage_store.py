@@ -1,6 +1,6 @@
-"""Interval usage for billing: ``usage_15m`` (maintained by the usage engine, helper D) read
-set-based for many series at once (binary arrays decoded by numpy), plus the late-data and
-stale-draft queries, which use the ``usage_15m (updated_at)`` index of 0021.
+"""Interval usage for billing: the usage engine's packed ``usage_15m_daily`` (helper D) read in
+bulk for many series at once (binary COPY decoded by numpy), plus the late-data and
+stale-draft queries on ``usage_15m``, which use the ``usage_15m (updated_at)`` index of 0021.
 """
 
 from __future__ import annotations
@@ -8,60 +8,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
-from psycopg.pq import Format
 
 from collector.storage.billing_errors import translated
+from collector.storage.usage_queries import load_usage_matrix
 
 Conn = psycopg.Connection[Any]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
-
-_PG_EPOCH_US: Final = 946_684_800 * 1_000_000  # 2000-01-01T00:00:00Z in Unix µs
-_OID_INT4_ARRAY: Final = 1007
-_OID_INT8_ARRAY: Final = 1016
-_OID_FLOAT8_ARRAY: Final = 1022
-_OID_TIMESTAMPTZ_ARRAY: Final = 1185
-
-
-def decode_array(data: Buffer, element: str) -> npt.NDArray[Any]:
-    """A one-dimensional PostgreSQL array without NULLs, binary format, as a numpy array.
-
-    Layout: ndim, has-null flag, element oid, then (size, lower bound) per dimension, then per
-    element a 4-byte length and the big-endian value. Decoded with one ``frombuffer``.
-    """
-    buf = memoryview(data)
-    ndim = int.from_bytes(buf[0:4], "big")
-    if ndim == 0:
-        return np.zeros(0, dtype=np.dtype(element).newbyteorder("="))
-    if ndim != 1 or int.from_bytes(buf[4:8], "big") != 0:
-        raise ValueError("expected a one-dimensional array without NULLs")
-    n = int.from_bytes(buf[12:16], "big")
-    rows = np.frombuffer(buf, dtype=np.dtype([("len", ">i4"), ("v", element)]), count=n, offset=20)
-    return rows["v"].astype(np.dtype(element).newbyteorder("="))
-
-
-class _ArrayLoader(Loader):
-    format = Format.BINARY
-    element = ">f8"
-
-    def load(self, data: Buffer) -> npt.NDArray[Any]:
-        return decode_array(data, self.element)
-
-
-class _Int4ArrayLoader(_ArrayLoader):
-    element = ">i4"
-
-
-class _Int8ArrayLoader(_ArrayLoader):
-    element = ">i8"
-
 
 @dataclass(frozen=True, slots=True)
 class UsageRows:
@@ -86,35 +44,30 @@ class UsageRows:
 def load_usage_rows(
     conn: Conn, series_ids: Sequence[int], start: datetime, end: datetime
 ) -> UsageRows:
-    """All ``usage_15m`` rows of ``series_ids`` with buckets in ``[start, end)``, in one query.
+    """All 15-minute usage of ``series_ids`` with buckets in ``[start, end)``, in one query.
 
-    The server aggregates the rows into one array per column, sent in binary; numpy decodes
-    each with one ``frombuffer`` (no Python object per interval). Rows come in no particular
-    order (nothing downstream needs them sorted).
+    Read through the usage engine's bulk reader (``load_usage_matrix``: one binary ``COPY`` of
+    ``usage_15m_daily``, 96 quarter hours packed per series and UTC day, so the server touches
+    96x fewer rows than in ``usage_15m``), then flattened with numpy to one row per interval
+    that has usage, an estimate or readings (no Python object per interval). Rows come in
+    (series, bucket) order.
     """
     if not series_ids:
         return UsageRows.empty()
-    with translated("load interval usage"), conn.cursor(binary=True) as cur:
-        cur.adapters.register_loader(_OID_FLOAT8_ARRAY, _ArrayLoader)
-        cur.adapters.register_loader(_OID_INT8_ARRAY, _Int8ArrayLoader)
-        cur.adapters.register_loader(_OID_TIMESTAMPTZ_ARRAY, _Int8ArrayLoader)
-        cur.adapters.register_loader(_OID_INT4_ARRAY, _Int4ArrayLoader)
-        rows = cur.execute(
-            "SELECT array_agg(series_id), array_agg(bucket), array_agg(quantity),"
-            " array_agg(estimated), array_agg(reading_count) FROM usage_15m"
-            " WHERE series_id = ANY(%s) AND series_id BETWEEN %s AND %s"
-            " AND bucket >= %s AND bucket < %s",
-            (list(series_ids), min(series_ids), max(series_ids), start, end),
-        ).fetchall()
-    row = rows[0] if rows else None
-    if row is None or row[0] is None:
-        return UsageRows.empty()
+    with translated("load interval usage"):
+        m = load_usage_matrix(conn, series_ids, start, end)
+    lo, hi = int(start.timestamp()), int(end.timestamp())
+    cols = (m.starts >= lo) & (m.starts < hi)
+    q, e, rc = m.quantity[:, cols], m.estimated[:, cols], m.reading_count[:, cols]
+    starts = m.starts[cols]
+    present = (q != 0) | (e != 0) | (rc != 0)
+    r, c = np.nonzero(present)
     return UsageRows(
-        series=row[0].astype(np.int64),
-        bucket=((row[1] + _PG_EPOCH_US) // 1_000_000).astype(np.int64),
-        quantity=row[2].astype(np.float64),
-        estimated=row[3].astype(np.float64),
-        readings=row[4].astype(np.int64),
+        series=m.series_ids[r].astype(np.int64),
+        bucket=starts[c].astype(np.int64),
+        quantity=q[r, c].astype(np.float64),
+        estimated=e[r, c].astype(np.float64),
+        readings=rc[r, c].astype(np.int64),
     )
 
 

@@ -31,32 +31,22 @@ def zone(tz: str) -> ZoneInfo:
         raise UsageError(f"unknown time zone {tz!r}") from exc
 
 
+def _offset_at(t: int, tzinfo: ZoneInfo) -> int:
+    off = datetime.fromtimestamp(t, tzinfo).utcoffset()
+    return int(off.total_seconds()) if off is not None else 0
+
+
 def _offsets(instants: I64, tzinfo: ZoneInfo) -> I64:
-    """UTC offset in seconds of each instant (one zoneinfo call per distinct hour)."""
-    hours = instants // 3600
-    uniq, inverse = np.unique(hours, return_inverse=True)
-    offs = np.fromiter(
-        (
-            int(datetime.fromtimestamp(int(h) * 3600, tzinfo).utcoffset().total_seconds())  # type: ignore[union-attr]
-            for h in uniq
-        ),
-        dtype=np.int64,
-        count=uniq.shape[0],
-    )
-    result: I64 = offs[inverse.reshape(-1)]
-    # an offset change inside an hour (rare: half-hour DST shifts) — check exactly there
-    ends = np.fromiter(
-        (
-            int(datetime.fromtimestamp(int(h) * 3600 + 3599, tzinfo).utcoffset().total_seconds())  # type: ignore[union-attr]
-            for h in uniq
-        ),
-        dtype=np.int64,
-        count=uniq.shape[0],
-    )
-    odd = np.nonzero(ends[inverse.reshape(-1)] != result)[0]
-    for i in odd:
-        off = datetime.fromtimestamp(int(instants[i]), tzinfo).utcoffset()
-        result[i] = int(off.total_seconds())  # type: ignore[union-attr]
+    """UTC offset in seconds of each instant: one zoneinfo call per distinct UTC day, and per
+    instant only on the rare days whose offset changes (DST transitions)."""
+    days = instants // 86400
+    uniq, inverse = np.unique(days, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    first = np.asarray([_offset_at(int(d) * 86400, tzinfo) for d in uniq], dtype=np.int64)
+    last = np.asarray([_offset_at(int(d) * 86400 + 86399, tzinfo) for d in uniq], dtype=np.int64)
+    result: I64 = first[inverse]
+    for i in np.nonzero((first != last)[inverse])[0]:
+        result[i] = _offset_at(int(instants[i]), tzinfo)
     return result
 
 

@@ -117,7 +117,30 @@ def put_usage(
             " reading_count = EXCLUDED.reading_count, updated_at = EXCLUDED.updated_at",
             rows,
         )
+    pack_daily(conn, series_id, start, end)
     return len(rows)
+
+
+def pack_daily(
+    conn: psycopg.Connection[Any], series_id: int, start: datetime, end: datetime
+) -> None:
+    """Re-pack the UTC days of [start, end) into usage_15m_daily, as the usage engine does."""
+    conn.execute(
+        "INSERT INTO usage_15m_daily (series_id, day, quantity, estimated, reading_count)"
+        " SELECT %(s)s, d.day,"
+        "  string_agg(float8send(coalesce(u.quantity, 0)), ''::bytea ORDER BY k),"
+        "  string_agg(float8send(coalesce(u.estimated, 0)), ''::bytea ORDER BY k),"
+        "  string_agg(int4send(coalesce(u.reading_count, 0)), ''::bytea ORDER BY k)"
+        " FROM generate_series(date_trunc('day', %(a)s::timestamptz, 'UTC'),"
+        "   %(b)s::timestamptz - interval '1 microsecond', interval '24 hours') AS d(day)"
+        " CROSS JOIN generate_series(0, 95) AS k"
+        " LEFT JOIN usage_15m u ON u.series_id = %(s)s"
+        "  AND u.bucket = d.day + k * interval '15 minutes'"
+        " GROUP BY d.day"
+        " ON CONFLICT (series_id, day) DO UPDATE SET quantity = excluded.quantity,"
+        "  estimated = excluded.estimated, reading_count = excluded.reading_count",
+        {"s": series_id, "a": start, "b": end},
+    )
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
