@@ -272,7 +272,7 @@ class SqliteBuffer:
                 "SELECT id, series_id, ts_ms, value FROM readings WHERE id > ? ORDER BY id LIMIT ?",
                 (int(counters["sealed_upto_id"]), max_readings * max_batches),
             ))
-            heads = []
+            heads: list[tuple[int, int, int, int, int]] = []
             chunks: list[list[Row]] = []
             start = 0
             while start < len(rows) and len(heads) < max_batches:

@@ -5,8 +5,8 @@ zones), one meter each on a TOU + graduated tiers + demand + standing-charge pla
 15-minute interval usage per meter bulk-loaded straight into ``usage_15m`` with binary COPY
 and packed per UTC day into ``usage_15m_daily`` (what the usage engine maintains next to it and
 billing reads in bulk; the readings → usage derivation is helper D's and is benchmarked there,
-loading usage directly keeps this benchmark about billing). Timed: ``close_period`` (drafts: usage load, rating,
-invoice + line inserts) and ``finalize_period`` (gapless numbering). No PDFs.
+loading usage directly keeps this benchmark about billing). Timed: ``close_period`` (drafts:
+usage load, rating, invoice + line inserts) and ``finalize_period`` (gapless numbering). No PDFs.
 
 Baseline: the same drafting done one customer per transaction (one usage query, one engine call
 and one insert round per customer) on a sample, rolled back, extrapolated to N.

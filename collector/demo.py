@@ -67,6 +67,7 @@ class DemoOptions:
     database_url: str | None
     mqtt_url: str | None
     billing: bool = True
+    broker: str = "auto"
 
 
 class _BillingTicker:
@@ -167,7 +168,7 @@ class Demo:
                 raise DemoError(f"--mqtt-url: {exc}") from exc
             check_reachable(ep.host, ep.port, "MQTT broker", "--mqtt-url")
             return self.opts.mqtt_url
-        broker = MqttBroker((self.opts.workdir / "mqtt").resolve())
+        broker = MqttBroker((self.opts.workdir / "mqtt").resolve(), prefer=self.opts.broker)
         stack.callback(self._stop_step, "MQTT broker", broker.stop)
         url = without_sigint(broker.start)
         self._say(f"started MQTT broker ({broker.kind}) at {url}")
@@ -304,6 +305,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="use this MQTT broker instead of starting one ($TALLY_MQTT_URL)")
     p.add_argument("--workdir", type=Path, default=Path(".tally-demo"),
                    help="where the demo keeps its state (default ./.tally-demo)")
+    p.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto",
+                   help="embedded broker: Mosquitto if installed (auto), or the pure-Python amqtt")
     p.add_argument("--no-billing", action="store_true",
                    help="do not seed a demo customer nor show its draft invoice")
     p.add_argument("--device-prefix", default="demo",
@@ -326,7 +329,7 @@ def _options(argv: Sequence[str] | None, console: Console) -> DemoOptions:
         workdir=a.workdir, devices=a.devices, prefix=a.device_prefix, interval_s=a.interval,
         api_port=a.api_port, duration_s=a.duration, live=not a.no_live and console.is_terminal,
         database_url=a.database_url or None, mqtt_url=a.mqtt_url or None,
-        billing=not a.no_billing,
+        billing=not a.no_billing, broker=a.broker,
     )
 
 

@@ -82,14 +82,6 @@ class Fleet:
             task.add_done_callback(self._report)
             self._tasks[cfg.device_id] = task
 
-    def failed(self) -> dict[str, str]:
-        """Devices whose agent ended with an error, and the error."""
-        out = {}
-        for device, task in self._tasks.items():
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                out[device] = str(task.exception())
-        return out
-
     @staticmethod
     def _report(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

@@ -22,14 +22,16 @@ import psycopg_pool
 
 from collector.billing.corrections import compute_corrections
 from collector.billing.drafting import draft_invoice
-from collector.billing.model import Customer, DraftInvoice
+from collector.billing.model import Customer, DemandPeak, DraftInvoice
 from collector.billing.periods import BillingPeriod, PeriodKey, period_for
 from collector.billing.pricing import parse_plan_document
+from collector.billing.ratchets import previous_periods, ratchet_months
 from collector.billing.rating_pass import rate_segments
 from collector.billing.segments import Segment, build_segments
 from collector.errors import CollectorError, ValidationFailed
 from collector.rating import Plan
 from collector.storage import billing_invoice_store as invoices
+from collector.storage import billing_peak_store as peak_store
 from collector.storage import billing_run_store as runs
 from collector.storage import billing_store as store
 from collector.storage import billing_usage_store as usage_store
@@ -167,12 +169,16 @@ def draft_chunk(
     else:
         usage = usage_store.load_usage_rows(conn, plan.series, plan.lo, plan.hi)
     cycles = [periods[s.customer_id] for s in segments]
+    chunk_plans = plans.load(conn, sorted({s.plan_version_id for s in segments}))
+    months = ratchet_months(chunk_plans.values())
     rated = rate_segments(
         segments,
         cycles,
         usage,
-        plans.load(conn, sorted({s.plan_version_id for s in segments})),
+        chunk_plans,
         {k: v[3] for k, v in info.items()},
+        keys={s.index: key for s in segments},
+        history=peak_store.peak_history(conn, list(customers), previous_periods(key, months)),
     )
     drafts_now = invoices.draft_invoice_ids(conn, period_text, list(customers))
     corrections = compute_corrections(
@@ -186,14 +192,24 @@ def draft_chunk(
         labels=labels,
     )
     by_customer: dict[int, list[Any]] = {cid: [] for cid in customers}
+    peaks: dict[int, list[DemandPeak]] = {cid: [] for cid in customers}
     for seg in segments:
         by_customer[seg.customer_id].append(
             (seg, rated.facts[seg.index], rated.lines.get(seg.index, []))
         )
+        peaks[seg.customer_id].extend(
+            DemandPeak(seg.subscription_id, seg.series_id, charge_id, peak)
+            for charge_id, peak in rated.peaks.get(seg.index, {}).items()
+        )
     drafts: list[DraftInvoice] = []
     for cid, customer in customers.items():
         d = draft_invoice(
-            customer, periods[cid], by_customer[cid], corrections.get(cid, []), labels
+            customer,
+            periods[cid],
+            by_customer[cid],
+            corrections.get(cid, []),
+            labels,
+            peaks=peaks[cid],
         )
         if d is not None:
             drafts.append(d)

@@ -18,9 +18,11 @@ import psycopg
 from collector.billing.drafting import CorrectionLine
 from collector.billing.model import Customer
 from collector.billing.periods import BillingPeriod, PeriodKey, zone
+from collector.billing.ratchets import previous_periods, ratchet_months
 from collector.billing.rating_pass import rate_segments
 from collector.billing.segments import Segment, build_segments
 from collector.rating import Plan
+from collector.storage import billing_peak_store as peak_store
 from collector.storage import billing_store as store
 from collector.storage import billing_usage_store as usage_store
 
@@ -72,7 +74,19 @@ def compute_corrections(
         conn, series, min(i.period_start for i in late), max(i.period_end for i in late)
     )
     plans = plans_for(sorted({s.plan_version_id for s in segments}))
-    rated = rate_segments(segments, cycles, usage, plans, {k: v[3] for k, v in info.items()})
+    # ratchets see the history the original invoice saw (periods before the corrected one)
+    months = ratchet_months(plans.values())
+    keys = {s.index: PeriodKey.parse(owner[s.index].period) for s in segments}
+    wanted = sorted({p for k in set(keys.values()) for p in previous_periods(k, months)})
+    rated = rate_segments(
+        segments,
+        cycles,
+        usage,
+        plans,
+        {k: v[3] for k, v in info.items()},
+        keys=keys,
+        history=peak_store.peak_history(conn, list(customers), wanted),
+    )
     new: dict[tuple[int, int], Decimal] = {}
     versions: dict[tuple[int, int], set[int]] = {}
     series_of: dict[int, int] = {}

@@ -8,7 +8,14 @@ from decimal import Decimal
 
 import numpy as np
 
-from collector.billing.model import Customer, DraftInvoice, InvoiceLine, Lineage, LineKind
+from collector.billing.model import (
+    Customer,
+    DemandPeak,
+    DraftInvoice,
+    InvoiceLine,
+    Lineage,
+    LineKind,
+)
 from collector.billing.money import compute_totals, round_money
 from collector.billing.periods import BillingPeriod
 from collector.billing.segments import Segment, SegmentUsage
@@ -144,6 +151,8 @@ def draft_invoice(
     segments: Sequence[tuple[Segment, SegmentFacts, Sequence[LineItem]]],
     corrections: Sequence[CorrectionLine],
     labels: Mapping[int, str],
+    *,
+    peaks: Sequence[DemandPeak] = (),
 ) -> DraftInvoice | None:
     """The draft of ``customer`` for ``period``; None when there is nothing to bill."""
     lines: list[InvoiceLine] = []
@@ -174,4 +183,5 @@ def draft_invoice(
         prefix=s.invoice_prefix,
         customer_snapshot=customer_snapshot(customer),
         lines=tuple(lines),
+        peaks=tuple(peaks),
     )

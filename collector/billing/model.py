@@ -239,6 +239,17 @@ class Invoice:
 
 
 @dataclass(frozen=True, slots=True)
+class DemandPeak:
+    """The actual (un-ratcheted) peak of one demand charge of one subscription in a period, in
+    the charge's billed unit (e.g. kW); final invoices' peaks feed later ratchets."""
+
+    subscription_id: int
+    series_id: int
+    charge_id: str
+    peak: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class DraftInvoice:
     """A computed draft, ready to be stored (lines numbered from 1)."""
 
@@ -256,3 +267,4 @@ class DraftInvoice:
     prefix: str
     customer_snapshot: dict[str, Any]
     lines: tuple[InvoiceLine, ...]
+    peaks: tuple[DemandPeak, ...] = ()

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from collector.billing.periods import BillingPeriod
 from collector.billing.segments import Segment, SegmentUsage
 from collector.errors import PlanError, ValidationFailed
-from collector.rating import IntervalUsage, LineItem, Plan, Subscriptions, parse_plan, rate
+from collector.rating import (
+    QUANTITY_EXPONENT,
+    IntervalUsage,
+    LineItem,
+    Plan,
+    Subscriptions,
+    parse_plan,
+    rate,
+)
 from collector.rating.lines import KIND_ORDER
 
 INTERVAL_S = 900
+F64 = npt.NDArray[np.float64]
 
 
 def parse_plan_document(document: Mapping[str, Any]) -> Plan:
@@ -45,12 +56,25 @@ def group_segments(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """Lines (invoice order) and actual demand peaks (charge id -> peak in the billed unit,
+    ``Decimal``) per global segment index."""
+
+    lines: dict[int, list[LineItem]]
+    peaks: dict[int, dict[str, Decimal]]
+
+
 def rate_group(
     group: RatingGroup,
     usage: SegmentUsage,
     cycles: Sequence[BillingPeriod],
-) -> dict[int, list[LineItem]]:
+    previous_peaks: Mapping[str, F64] | None = None,
+) -> GroupResult:
     """Lines of each segment of ``group`` (by global segment index), in invoice order.
+
+    ``previous_peaks``: per ratcheted demand charge, ``(len(group.segments), months)`` previous
+    peaks (``collector.billing.ratchets.previous_peaks``); without it ratchets have no history.
 
     ``usage`` holds rows of all segments; only this group's are passed to the engine;
     ``cycles[i]`` is the billing period of segment ``i``. Each
@@ -70,6 +94,7 @@ def rate_group(
         cycle_end=np.array(
             [int(cycles[s.index].end.timestamp()) for s in group.segments], dtype=np.int64
         ),
+        previous_peaks=dict(previous_peaks or {}),
     )
     iu = IntervalUsage(
         unit=group.unit,
@@ -87,7 +112,11 @@ def rate_group(
     for item in rated.iter_lines():
         per_local[item.subscription].append(item)
     out: dict[int, list[LineItem]] = {}
+    peaks: dict[int, dict[str, Decimal]] = {}
     for k, g in enumerate(idx.tolist()):
+        peaks[int(g)] = {
+            cid: Decimal(int(p[k])).scaleb(-QUANTITY_EXPONENT) for cid, p in rated.peaks.items()
+        }
         out[int(g)] = sorted(
             per_local[k],
             key=lambda li: (
@@ -97,4 +126,4 @@ def rate_group(
                 KIND_ORDER[li.kind],
             ),
         )
-    return out
+    return GroupResult(out, peaks)

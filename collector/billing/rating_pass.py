@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from collector.billing.drafting import SegmentFacts, segment_facts
-from collector.billing.periods import BillingPeriod
+from collector.billing.periods import BillingPeriod, PeriodKey
 from collector.billing.pricing import group_segments, rate_group
+from collector.billing.ratchets import PeakHistory, previous_peaks
 from collector.billing.segments import Segment, assign_usage
 from collector.rating import LineItem, Plan
 from collector.storage.billing_usage_store import UsageRows
@@ -17,6 +19,7 @@ from collector.storage.billing_usage_store import UsageRows
 class RatedSegments:
     facts: list[SegmentFacts]
     lines: dict[int, list[LineItem]]  # segment index → lines in invoice order
+    peaks: dict[int, dict[str, Decimal]]  # segment index → demand charge id → actual peak
 
 
 def rate_segments(
@@ -25,8 +28,14 @@ def rate_segments(
     usage: UsageRows,
     plans: Mapping[int, Plan],
     units: Mapping[int, str],
+    *,
+    keys: Mapping[int, PeriodKey] | None = None,
+    history: PeakHistory | None = None,
 ) -> RatedSegments:
-    """Assign usage to segments and rate every (plan version, unit) group in one engine call."""
+    """Assign usage to segments and rate every (plan version, unit) group in one engine call.
+
+    Demand ratchets see ``history`` (final invoices' peaks) relative to ``keys[segment.index]``,
+    the period each segment is billed in; without them ratchets have no history."""
     seg_usage = assign_usage(
         segments,
         usage.series,
@@ -37,6 +46,12 @@ def rate_segments(
     )
     facts = segment_facts(seg_usage, len(segments))
     lines: dict[int, list[LineItem]] = {}
+    peaks: dict[int, dict[str, Decimal]] = {}
     for group in group_segments(segments, plans, units):
-        lines.update(rate_group(group, seg_usage, cycles))
-    return RatedSegments(facts, lines)
+        prev = None
+        if keys is not None and history:
+            prev = previous_peaks(group.plan, group.segments, keys, history)
+        result = rate_group(group, seg_usage, cycles, prev)
+        lines.update(result.lines)
+        peaks.update(result.peaks)
+    return RatedSegments(facts, lines, peaks)

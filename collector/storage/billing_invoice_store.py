@@ -28,6 +28,7 @@ from collector.billing.model import (
 from collector.billing.numbering import format_invoice_number
 from collector.errors import Conflict, NotFound, ValidationFailed
 from collector.storage.billing_errors import translated
+from collector.storage.billing_peak_store import delete_draft_peaks, write_peaks
 from collector.storage.billing_store import Page, _check_limit, _cursor_id
 
 Conn = psycopg.Connection[Any]
@@ -93,10 +94,12 @@ def store_drafts(
 ) -> int:
     """Replace the draft invoices of ``replace_customers`` for ``period`` with ``drafts``.
 
-    Set-based: one DELETE of old draft lines, one upsert of invoices, one COPY of lines. Final
+    Set-based: one DELETE of old draft lines, one upsert of invoices, one COPY of lines (and one of
+    demand peaks). Final
     invoices are never touched (customers with one are skipped by the caller, and the upsert's
     ``WHERE status = 'draft'`` would not update them anyway). Returns the number of lines written.
     """
+    delete_draft_peaks(conn, period, replace_customers)
     with translated("store drafts"):
         conn.execute(
             "DELETE FROM invoice_lines WHERE invoice_id IN (SELECT invoice_id FROM invoices"
@@ -190,6 +193,7 @@ def store_drafts(
                         )
                     )
                     written += 1
+    write_peaks(conn, period, drafts, ids)
     return written
 
 

@@ -14,7 +14,9 @@ def test_defaults_without_file_or_environment() -> None:
     """With nothing configured the defaults point at local servers."""
     cfg = load_config(None, {})
     assert cfg.mqtt.endpoint().port == 1883
-    assert cfg.mqtt.subscriptions() == ("tally/v1/+/readings", "tally/v1/+/status")
+    assert cfg.mqtt.subscriptions() == (
+        "tally/v1/+/readings", "tally/v1/+/senml", "tally/v1/+/status"
+    )
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -42,9 +44,14 @@ def test_mqtts_url_with_credentials() -> None:
 
 
 def test_shared_group_prefixes_the_readings_subscription() -> None:
-    """A shared group subscribes readings through $share/<group>/ and status directly."""
+    """A shared group subscribes batches (readings, SenML) through $share/<group>/, status
+    directly; an empty SenML topic drops that subscription."""
     cfg = load_config(None, {"TALLY_MQTT_SHARED_GROUP": "g1"})
-    assert cfg.mqtt.subscriptions() == ("$share/g1/tally/v1/+/readings", "tally/v1/+/status")
+    assert cfg.mqtt.subscriptions() == (
+        "$share/g1/tally/v1/+/readings", "$share/g1/tally/v1/+/senml", "tally/v1/+/status"
+    )
+    cfg = load_config(None, {"TALLY_MQTT_SENML_TOPIC": ""})
+    assert cfg.mqtt.subscriptions() == ("tally/v1/+/readings", "tally/v1/+/status")
 
 
 def test_invalid_value_names_setting_and_source() -> None:

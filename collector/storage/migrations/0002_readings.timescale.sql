@@ -1,6 +1,10 @@
 -- readings as a TimescaleDB hypertable: 1-day chunks on ts, compressed after 7 days
 -- (segmented by series so that a meter's history decompresses on its own).
 
+-- migrate() picks this flavour when the extension is *available*; it may not be created yet
+-- in this database (only deploy/postgres/init.sql creates it).
+CREATE EXTENSION IF NOT EXISTS timescaledb;
+
 CREATE TABLE readings (
     series_id bigint NOT NULL,
     ts        timestamptz NOT NULL,
