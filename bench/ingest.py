@@ -366,6 +366,8 @@ def main() -> int:
                           "wire_bytes_json": round(wire_json, 1),
                           "wire_bytes_cbor": round(wire_cbor, 1),
                           "disk_bytes": round(disk, 1)}))
+        print(f"RESULT name=ingest figure={rate:.0f} readings/s baseline={base:.0f} readings/s"
+              f" ratio={rate / base:.1f}x")
     finally:
         if collector is not None:
             collector.terminate()

@@ -149,6 +149,10 @@ def main() -> int:
     target = engine_rate >= 10_000_000 and engine_rate / ref_rate >= 100
     verdict = "met" if target else "NOT met"
     print(f"target >= 10,000,000 readings/s and >= 100x reference: {verdict}")
+    print(
+        f"RESULT name=rating figure={engine_rate:.0f} readings/s baseline={ref_rate:.0f}"
+        f" readings/s ratio={engine_rate / ref_rate:.1f}x"
+    )
     return 1 if mismatches else 0
 
 

@@ -300,7 +300,10 @@ def login(request: Request, *, pool: PoolDep, token: str | None = None) -> Respo
         return _html(pages.login_html())
     if _lookup(pool, token) is None:
         return _signed_out("This access token is unknown or has been revoked.")
-    resp = RedirectResponse("/portal/", status_code=303, headers={"Cache-Control": "no-store"})
+    # A 200 page that moves on by itself, not a redirect: a login link opened from another
+    # site (a webmail) is a cross-site navigation, and a redirect inside it would not carry
+    # the new SameSite=Strict cookie yet; the refresh below is a same-site navigation.
+    resp = _html(pages.signed_in_html())
     resp.set_cookie(
         COOKIE,
         token,

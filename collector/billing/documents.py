@@ -14,16 +14,14 @@ from typing import Any
 import psycopg
 from fpdf import FPDF
 
+from collector.billing.labels import labels_for
 from collector.billing.model import Invoice, InvoiceLine
 from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_store as store
 from collector.storage import billing_usage_store as usage_store
 
 Conn = psycopg.Connection[Any]
-ESTIMATE_NOTE = (
-    "* Includes estimated quantities (missing readings filled in); actual readings"
-    " received later are settled on a following invoice."
-)
+ESTIMATE_NOTE = labels_for("en")["estimate_note"]
 
 
 def _num(v: Any) -> str | None:
@@ -71,13 +69,18 @@ def invoice_json(inv: Invoice, customer: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _period_text(inv: Invoice, customer: Mapping[str, Any]) -> str:
+def _period_text(inv: Invoice, customer: Mapping[str, Any], t: Mapping[str, str]) -> str:
     from zoneinfo import ZoneInfo  # noqa: PLC0415
 
     tz = ZoneInfo(str(customer.get("time_zone", "UTC")))
     first = inv.period_start.astimezone(tz).date()
     last = inv.period_end.astimezone(tz).date()
-    return f"{first.isoformat()} to {last.isoformat()} (exclusive), {tz.key}"
+    return f"{first.isoformat()} {t['to']} {last.isoformat()} {t['exclusive']}, {tz.key}"
+
+
+def _title(inv: Invoice, t: Mapping[str, str]) -> str:
+    number = inv.number or f"{t['draft']} {inv.invoice_id}"
+    return f"{t['invoice']} {number}"
 
 
 def _address(customer: Mapping[str, Any]) -> list[str]:
@@ -91,7 +94,9 @@ def _address(customer: Mapping[str, Any]) -> list[str]:
 
 
 def invoice_html(inv: Invoice, customer: Mapping[str, Any]) -> str:
+    """The invoice as an HTML page, labelled in the customer's language."""
     e = html.escape
+    t = labels_for(customer.get("language"))
     rows = "".join(
         f"<tr><td>{e(ln.description)}{' *' if ln.is_estimated else ''}</td>"
         f"<td>{e(ln.tier or '')}</td><td>{e(ln.tou_period or '')}</td>"
@@ -101,22 +106,27 @@ def invoice_html(inv: Invoice, customer: Mapping[str, Any]) -> str:
         for ln in inv.lines
     )
     note = (
-        f"<p class=note>{e(ESTIMATE_NOTE)}</p>" if any(ln.is_estimated for ln in inv.lines) else ""
+        f"<p class=note>{e(t['estimate_note'])}</p>"
+        if any(ln.is_estimated for ln in inv.lines)
+        else ""
     )
-    title = inv.number or f"DRAFT {inv.invoice_id}"
+    title = e(_title(inv, t))
+    lang = e(str(customer.get("language") or "en"))
+    heads = "".join(
+        f"<th>{e(t[k])}</th>" for k in ("description", "tier", "tou", "quantity", "unit_price")
+    )
     return (
-        "<!doctype html><html><head><meta charset=utf-8>"
-        f"<title>Invoice {e(title)}</title><style>body{{font-family:sans-serif}}"
+        f"<!doctype html><html lang={lang}><head><meta charset=utf-8>"
+        f"<title>{title}</title><style>body{{font-family:sans-serif}}"
         "td.n{text-align:right}table{border-collapse:collapse}td,th{padding:2px 8px}</style>"
-        f"</head><body><h1>Invoice {e(title)}</h1><p>Issuer: {e(inv.issuer)}</p>"
+        f"</head><body><h1>{title}</h1><p>{e(t['issuer'])}: {e(inv.issuer)}</p>"
         f"<p><b>{e(str(customer.get('name', '')))}</b><br>"
         + "<br>".join(e(x) for x in _address(customer))
-        + f"</p><p>Period: {e(_period_text(inv, customer))}</p>"
-        "<table><tr><th>Description</th><th>Tier</th><th>TOU</th><th>Quantity</th>"
-        f"<th>Unit price</th><th>Amount ({e(inv.currency)})</th></tr>{rows}</table>"
-        f"<p>Subtotal {inv.subtotal} {e(inv.currency)}<br>"
-        f"Tax {(inv.tax_rate * 100).normalize():f}% {inv.tax} {e(inv.currency)}<br>"
-        f"<b>Total {inv.total} {e(inv.currency)}</b></p>{note}</body></html>"
+        + f"</p><p>{e(t['period'])}: {e(_period_text(inv, customer, t))}</p>"
+        f"<table><tr>{heads}<th>{e(t['amount'])} ({e(inv.currency)})</th></tr>{rows}</table>"
+        f"<p>{e(t['subtotal'])} {inv.subtotal} {e(inv.currency)}<br>"
+        f"{e(t['tax'])} {(inv.tax_rate * 100).normalize():f}% {inv.tax} {e(inv.currency)}<br>"
+        f"<b>{e(t['total'])} {inv.total} {e(inv.currency)}</b></p>{note}</body></html>"
     )
 
 
@@ -128,11 +138,11 @@ def invoice_pdf(inv: Invoice, customer: Mapping[str, Any]) -> bytes:
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_page()
+    t = labels_for(customer.get("language"))
     pdf.set_font("Helvetica", "B", 16)
-    title = inv.number or f"DRAFT {inv.invoice_id}"
-    pdf.cell(0, 10, _latin1(f"Invoice {title}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 10, _latin1(_title(inv, t)), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
-    pdf.cell(0, 6, _latin1(f"Issuer: {inv.issuer}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, _latin1(f"{t['issuer']}: {inv.issuer}"), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 10)
     pdf.cell(0, 5, _latin1(str(customer.get("name", ""))), new_x="LMARGIN", new_y="NEXT")
@@ -143,7 +153,7 @@ def invoice_pdf(inv: Invoice, customer: Mapping[str, Any]) -> bytes:
     pdf.cell(
         0,
         6,
-        _latin1(f"Service period: {_period_text(inv, customer)}"),
+        _latin1(f"{t['period']}: {_period_text(inv, customer, t)}"),
         new_x="LMARGIN",
         new_y="NEXT",
     )
@@ -152,10 +162,13 @@ def invoice_pdf(inv: Invoice, customer: Mapping[str, Any]) -> bytes:
     pdf.set_font("Helvetica", "B", 8)
     for w, h in zip(
         widths,
-        ("Description", "Tier", "TOU", "Quantity", "Unit price", f"Amount {inv.currency}"),
+        (
+            *(t[k] for k in ("description", "tier", "tou", "quantity", "unit_price")),
+            f"{t['amount']} {inv.currency}",
+        ),
         strict=True,
     ):
-        pdf.cell(w, 6, h, border="B")
+        pdf.cell(w, 6, _latin1(h), border="B")
     pdf.ln()
     pdf.set_font("Helvetica", "", 8)
     for ln in inv.lines:
@@ -175,18 +188,18 @@ def invoice_pdf(inv: Invoice, customer: Mapping[str, Any]) -> bytes:
     pdf.ln(3)
     pdf.set_font("Helvetica", "", 10)
     for label, value in (
-        ("Subtotal", inv.subtotal),
-        (f"Tax {(inv.tax_rate * 100).normalize():f}%", inv.tax),
+        (t["subtotal"], inv.subtotal),
+        (f"{t['tax']} {(inv.tax_rate * 100).normalize():f}%", inv.tax),
     ):
-        pdf.cell(160, 6, label, align="R")
+        pdf.cell(160, 6, _latin1(label), align="R")
         pdf.cell(28, 6, str(value), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "B", 11)
-    pdf.cell(160, 7, f"Total {inv.currency}", align="R")
+    pdf.cell(160, 7, _latin1(f"{t['total']} {inv.currency}"), align="R")
     pdf.cell(28, 7, str(inv.total), align="R", new_x="LMARGIN", new_y="NEXT")
     if any(ln.is_estimated for ln in inv.lines):
         pdf.ln(4)
         pdf.set_font("Helvetica", "I", 8)
-        pdf.multi_cell(0, 4, _latin1(ESTIMATE_NOTE))
+        pdf.multi_cell(0, 4, _latin1(t["estimate_note"]))
     return bytes(pdf.output())
 
 

@@ -32,6 +32,7 @@ class Totals:
     this_est: float
     last: float
     last_est: float
+    last_same_days: float  # the previous period's first N days, N = days of this one so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +66,15 @@ class Dashboard:
     invoices: tuple[InvoiceSummary, ...]
 
 
-def _totals(u: MeterUsage, cut: int) -> Totals:
-    cur = u.starts >= cut
+def _totals(starts: I64, q: F64, e: F64, cut: int, now: datetime) -> Totals:
+    cur = starts >= cut
+    elapsed = int(np.count_nonzero(cur & (starts <= now.timestamp())))
     return Totals(
-        this=float(u.quantity[cur].sum()),
-        this_est=float(u.estimated[cur].sum()),
-        last=float(u.quantity[~cur].sum()),
-        last_est=float(u.estimated[~cur].sum()),
+        this=float(q[cur].sum()),
+        this_est=float(e[cur].sum()),
+        last=float(q[~cur].sum()),
+        last_est=float(e[~cur].sum()),
+        last_same_days=float(q[~cur][:elapsed].sum()),
     )
 
 
@@ -93,7 +96,7 @@ def build_dashboard(
     summaries = tuple(
         MeterSummary(
             m,
-            _totals(u, cut),
+            _totals(u.starts, u.quantity, u.estimated, cut, now),
             any(w.start <= now and (w.end is None or w.end > now) for w in m.windows),
         )
         for m, u in zip(meters, daily, strict=True)
@@ -108,12 +111,7 @@ def build_dashboard(
         units.append(
             UnitSummary(
                 unit=unit,
-                totals=Totals(
-                    float(q[cur].sum()),
-                    float(e[cur].sum()),
-                    float(q[~cur].sum()),
-                    float(e[~cur].sum()),
-                ),
+                totals=_totals(starts, q, e, cut, now),
                 day_starts=starts[cur],
                 day_quantity=q[cur],
                 day_estimated=e[cur],
@@ -144,6 +142,7 @@ def _totals_json(t: Totals) -> dict[str, Any]:
         "previous_period": t.last,
         "previous_period_estimated": t.last_est,
         "previous_period_estimated_share": share(t.last_est, t.last),
+        "previous_period_same_days": t.last_same_days,
     }
 
 
@@ -226,7 +225,8 @@ def _unit_cards(d: Dashboard) -> list[str]:
             _card(
                 f"Previous period ({u.unit})",
                 fig.quantity(t.last, u.unit),
-                _est(t.last_est, t.last),
+                f"{fig.quantity(t.last_same_days, u.unit)} by the same day · "
+                + _est(t.last_est, t.last),
             )
         )
     return out

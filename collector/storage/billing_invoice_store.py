@@ -7,6 +7,7 @@ Finalized invoices and their lines are immutable; the database enforces it with 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -159,6 +160,7 @@ def store_drafts(
             ).fetchall()
         )
         written = 0
+        lineage_json: dict[Lineage, str] = {}  # a segment's lines share one lineage: dump once
         with (
             conn.cursor() as cur,
             cur.copy(
@@ -173,6 +175,9 @@ def store_drafts(
                     continue
                 for ln in d.lines:
                     lin = ln.lineage
+                    text = lineage_json.get(lin)
+                    if text is None:
+                        text = lineage_json[lin] = json.dumps(lin.to_json())
                     copy.write_row(
                         (
                             invoice_id,
@@ -189,7 +194,7 @@ def store_drafts(
                             ln.estimated_share,
                             lin.subscription_ids[0] if len(lin.subscription_ids) == 1 else None,
                             lin.corrects_invoice_id,
-                            Jsonb(lin.to_json()),
+                            text,
                         )
                     )
                     written += 1

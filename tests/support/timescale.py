@@ -19,6 +19,7 @@ for a restart (about 5 s). A test that kills the sandbox fails; the next test re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -39,11 +40,11 @@ __all__ = [
     "SandboxError",
     "TimescaleSandbox",
     "find_sandbox",
-    "without_prepared_statements",
     "reset_database",
     "timescale_db",
     "timescale_sandbox",
     "timescale_url",
+    "without_prepared_statements",
 ]
 
 SANDBOX_ENV: Final = "TALLY_TIMESCALE_SANDBOX"
@@ -108,7 +109,7 @@ class TimescaleSandbox:
         port = _free_port()
         self._log = self._log_dir / f"timescale-sandbox-{port}.log"
         with self._log.open("wb") as log:
-            self._proc = subprocess.Popen(  # noqa: S603 - fixed argv of a test tool
+            self._proc = subprocess.Popen(
                 ["bash", str(self._script), str(port)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -169,10 +170,8 @@ class TimescaleSandbox:
             except ProcessLookupError:
                 pass
         else:  # the leader is gone; children (npm) may not be
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def without_prepared_statements(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""Data helpers of the TimescaleDB tests: plain INSERTs only (the sandbox has no COPY)."""
+"""Data helpers of the TimescaleDB tests: plain INSERTs only (the sandbox has no COPY), and
+in slices: the sandbox dies on a protocol message larger than 64 KiB."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from typing import Any
 import psycopg
 
 Conn = psycopg.Connection[Any]
+SLICE = 500  # rows per INSERT: about 20 kB of text parameters per statement here
 
 USAGE_COLUMNS = (
     "series_id, bucket, quantity, estimated, quarantined, coverage, reading_count, flags, peak"
 )
 
 
-def utc(*args: int) -> datetime:
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
     """An aware UTC datetime."""
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def new_series(conn: Conn, kind: str = "cumulative", meter: str = "m1",
@@ -34,13 +36,14 @@ def new_series(conn: Conn, kind: str = "cumulative", meter: str = "m1",
 
 def insert_readings(conn: Conn, series_id: int, ts: Sequence[float],
                     values: Sequence[float]) -> None:
-    """Readings (Unix seconds, value) in one INSERT, plus their usage_dirty row."""
+    """Readings (Unix seconds, value) and their usage_dirty row, in one transaction."""
     with conn.transaction():
-        conn.execute(
-            "INSERT INTO readings (series_id, ts, value)"
-            " SELECT %s, to_timestamp(t), v FROM unnest(%s::float8[], %s::float8[]) AS x(t, v)",
-            (series_id, list(ts), list(values)),
-        )
+        for i in range(0, len(ts), SLICE):
+            conn.execute(
+                "INSERT INTO readings (series_id, ts, value) SELECT %s, to_timestamp(t), v"
+                " FROM unnest(%s::float8[], %s::float8[]) AS x(t, v)",
+                (series_id, list(ts[i : i + SLICE]), list(values[i : i + SLICE])),
+            )
         conn.execute(
             "INSERT INTO usage_dirty (series_id, ts_from, ts_to)"
             " VALUES (%s, to_timestamp(%s), to_timestamp(%s))",
@@ -51,15 +54,20 @@ def insert_readings(conn: Conn, series_id: int, ts: Sequence[float],
 def usage_rows(conn: Conn) -> list[tuple[Any, ...]]:
     """Every usage_15m row (without updated_at), in key order."""
     return conn.execute(
-        f"SELECT {USAGE_COLUMNS} FROM usage_15m ORDER BY series_id, bucket"  # noqa: S608
+        f"SELECT {USAGE_COLUMNS} FROM usage_15m ORDER BY series_id, bucket"
     ).fetchall()
 
 
 def insert_usage(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Upsert usage_15m rows (as :func:`usage_rows` returns them) in one statement."""
+    """Upsert usage_15m rows (as :func:`usage_rows` returns them)."""
+    for i in range(0, len(rows), SLICE // 4):
+        _insert_usage_slice(conn, rows[i : i + SLICE // 4])
+
+
+def _insert_usage_slice(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     cols = list(zip(*rows, strict=True))
     conn.execute(
-        f"INSERT INTO usage_15m ({USAGE_COLUMNS})"  # noqa: S608
+        f"INSERT INTO usage_15m ({USAGE_COLUMNS})"
         " SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[], %s::float8[],"
         "  %s::float8[], %s::float8[], %s::int[], %s::int[], %s::float8[])"
         " ON CONFLICT (series_id, bucket) DO UPDATE SET quantity = excluded.quantity,"

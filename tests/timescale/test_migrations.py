@@ -70,7 +70,7 @@ def test_readings_compression_is_segmented_by_series(timescale_db: str) -> None:
             "SELECT hypertable_name, attname, segmentby_column_index, orderby_column_index"
             " FROM timescaledb_information.compression_settings ORDER BY 1, 2"
         ).fetchall()
-        enabled = dict(conn.execute(
+        enabled: dict[str, bool] = dict(conn.execute(
             "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables"
             " WHERE hypertable_schema = 'public'"
         ).fetchall())

@@ -101,7 +101,7 @@ def test_rollups_are_materialized_with_the_same_totals(timescale_db: str, pg_url
         tsdb.execute("ALTER MATERIALIZED VIEW usage_1d SET (timescaledb.materialized_only = true)")
         totals = [
             tsdb.execute(
-                f"SELECT series_id, sum(quantity), sum(reading_count) FROM {t}"  # noqa: S608
+                f"SELECT series_id, sum(quantity), sum(reading_count) FROM {t}"
                 " GROUP BY 1 ORDER BY 1"
             ).fetchall()
             for t in ("usage_15m", "usage_1h", "usage_1d")

@@ -86,3 +86,34 @@ def test_csv_has_one_row_per_line_with_exact_and_rounded_amounts() -> None:
     assert len(rows) == 1
     assert rows[0]["invoice_number"] == "INV-2026-000001"
     assert (rows[0]["tier"], rows[0]["tou_period"], rows[0]["amount"]) == ("2", "peak", "24.00")
+
+
+def test_html_in_dutch_uses_dutch_labels() -> None:
+    """A Dutch customer's page says Factuur, Btw and Totaal and declares lang=nl."""
+    page = invoice_html(_invoice(D(0)), {**CUSTOMER, "language": "nl"})
+    assert "<html lang=nl>" in page
+    assert "<h1>Factuur INV-2026-000001</h1>" in page
+    assert "Btw 21% 5.04 EUR" in page
+    assert "<b>Totaal 29.04 EUR</b>" in page
+    assert "Invoice" not in page
+
+
+def test_html_in_german_translates_the_estimate_note() -> None:
+    """A German customer's estimate footnote is German, not the English one."""
+    page = invoice_html(_invoice(D(48)), {**CUSTOMER, "language": "de"})
+    assert "<h1>Rechnung INV-2026-000001</h1>" in page
+    assert "Enthält geschätzte Mengen" in page
+    assert ESTIMATE_NOTE not in page
+
+
+def test_unknown_language_falls_back_to_english() -> None:
+    """A snapshot without a known language renders in English."""
+    page = invoice_html(_invoice(D(0)), {**CUSTOMER, "language": "xx"})
+    assert "<h1>Invoice INV-2026-000001</h1>" in page
+
+
+def test_pdf_renders_in_every_language() -> None:
+    """French and German labels (É, ß, ä) render into a complete PDF."""
+    for lang in ("nl", "de", "fr"):
+        data = invoice_pdf(_invoice(D(48)), {**CUSTOMER, "language": lang})
+        assert data.startswith(b"%PDF-")

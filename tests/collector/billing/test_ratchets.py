@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+import pytest
 
 from collector.billing import accounts
 from collector.billing.close import close_period, finalize_period
@@ -107,3 +108,13 @@ def test_peaks_older_than_the_ratchet_months_are_ignored(conn: Conn, pool: Pool)
     finalize_period(pool, JAN, utc(2026, 2, 10))
     close_period(pool, PeriodKey(2026, 4), utc(2026, 5, 10))
     assert _demand_line(conn, c.customer_id, "2026-04").quantity == D("60")
+
+
+def test_peaks_of_a_final_invoice_cannot_be_deleted(conn: Conn, pool: Pool) -> None:
+    """The database rejects deleting a final invoice's peaks (SQLSTATE TL001)."""
+    _setup(conn)
+    close_period(pool, JAN, utc(2026, 2, 10))
+    finalize_period(pool, JAN, utc(2026, 2, 10))
+    with pytest.raises(psycopg.Error) as err:
+        conn.execute("DELETE FROM invoice_demand_peaks")
+    assert err.value.sqlstate == "TL001"

@@ -1,0 +1,161 @@
+"""Billing API, operations: period close/refresh/finalize runs, invoices and documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from collector.billing import documents
+from collector.billing import serialize as out
+from collector.billing.close import (
+    CloseConfig,
+    begin_run,
+    close_period,
+    finalize_period,
+    refresh_period,
+)
+from collector.billing.model import InvoiceStatus
+from collector.billing.periods import PeriodKey
+from collector.storage import billing_invoice_store as invoices
+from collector.storage import billing_run_store as runs
+
+from .billing_http import BodyModel, Conn, KeyHeader, PoolDep, dump, http_errors, idempotent
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["billing"])
+
+
+class RunIn(BodyModel):
+    chunk_size: int = 1000
+    grace_hours: float = 72.0
+    horizon_days: float = 92.0
+    force: bool = False
+    now: datetime | None = None  # for back-dated runs and tests; default: the server clock
+
+    def config(self) -> CloseConfig:
+        return CloseConfig(
+            chunk_size=self.chunk_size,
+            grace=timedelta(hours=self.grace_hours),
+            correction_horizon=timedelta(days=self.horizon_days),
+        )
+
+
+# -- period close runs -------------------------------------------------------------------------
+
+
+@router.post("/billing/periods/{period}/{action}", status_code=202)
+def start_run(
+    period: str,
+    action: Literal["close", "refresh", "finalize"],
+    body: RunIn,
+    *,
+    request: Request,
+    background: BackgroundTasks,
+    pool: PoolDep,
+    key: KeyHeader = None,
+) -> JSONResponse:
+    """Start (or resume) a close/refresh/finalize run in the background; poll ``/billing/runs``."""
+    with http_errors():
+        pkey = PeriodKey.parse(period)
+        cfg = body.config()
+    now = body.now or datetime.now(UTC)
+
+    def op(_: Conn) -> tuple[int, Any]:
+        run = begin_run(pool, pkey, action, now)
+        if run.status == "running":
+            if action == "finalize":
+                background.add_task(finalize_period, pool, pkey, now, cfg, force=body.force)
+            else:
+                fn = close_period if action == "close" else refresh_period
+                background.add_task(fn, pool, pkey, now, cfg)
+        return (202 if run.status == "running" else 200), out.run_out(run)
+
+    return idempotent(pool, request, key, {"period": period, "action": action, **dump(body)}, op)
+
+
+@router.get("/billing/periods/{period}")
+def period_status(period: str, pool: PoolDep) -> dict[str, Any]:
+    """Invoice counts (draft/final) and the runs of a period."""
+    with http_errors():
+        key = str(PeriodKey.parse(period))
+    with http_errors(), pool.connection() as conn:
+        counts = invoices.status_counts(conn, key)
+        period_runs = runs.list_runs(conn, key)
+    return {"period": key, "invoices": counts, "runs": [out.run_out(r) for r in period_runs]}
+
+
+@router.get("/billing/runs/{run_id}")
+def get_run(run_id: int, pool: PoolDep) -> dict[str, Any]:
+    with http_errors(), pool.connection() as conn:
+        return out.run_out(runs.get_run(conn, run_id))
+
+
+# -- invoices ----------------------------------------------------------------------------------
+
+
+@router.get("/invoices")
+def list_invoices(
+    *,
+    pool: PoolDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+    customer_id: int | None = None,
+    period: str | None = None,
+    status: Literal["draft", "final"] | None = None,
+) -> dict[str, Any]:
+    with http_errors(), pool.connection() as conn:
+        page = invoices.list_invoices(
+            conn,
+            limit=limit,
+            cursor=cursor,
+            customer_id=customer_id,
+            period=period,
+            status=InvoiceStatus(status) if status else None,
+        )
+    return {"items": [out.invoice_summary(i) for i in page.items], "next_cursor": page.next_cursor}
+
+
+_MEDIA = {
+    "json": "application/json",
+    "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+    "csv": "text/csv; charset=utf-8",
+}
+
+
+@router.get("/invoices/{invoice_id}")
+def get_invoice(
+    invoice_id: int, pool: PoolDep, format: Literal["json", "html", "pdf", "csv"] = "json"
+) -> Response:
+    """The invoice as JSON (default), HTML, PDF or CSV lines (``?format=``)."""
+    with http_errors(), pool.connection() as conn:
+        data = documents.render(conn, invoice_id, format)
+    headers = {}
+    if format in ("pdf", "csv"):
+        headers["Content-Disposition"] = f'attachment; filename="invoice-{invoice_id}.{format}"'
+    return Response(data, media_type=_MEDIA[format], headers=headers)
+
+
+@router.post("/invoices/{invoice_id}/finalize")
+def finalize_invoice(
+    invoice_id: int, request: Request, pool: PoolDep, key: KeyHeader = None
+) -> JSONResponse:
+    now = datetime.now(UTC)
+    return idempotent(
+        pool,
+        request,
+        key,
+        {},
+        lambda c: (200, out.invoice_summary(invoices.finalize_invoice(c, invoice_id, now))),
+    )
+
+
+@router.get("/invoices/{invoice_id}/lines/{line_id}/explain")
+def explain_line(invoice_id: int, line_id: int, pool: PoolDep) -> dict[str, Any]:
+    """Why am I billed this: meters, intervals, readings, estimated quantity, plan version."""
+    with http_errors(), pool.connection() as conn:
+        return documents.explain(conn, invoice_id, line_id)
