@@ -100,8 +100,20 @@ def _configure_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="details (sequence gaps, status) of one device")
 
 
+def _staff_token(args: argparse.Namespace, config: CollectorConfig) -> int:
+    import secrets  # noqa: PLC0415
+
+    from collector.api.staff_auth import hash_token  # noqa: PLC0415
+
+    token = secrets.token_urlsafe(32)
+    print(f"token (give to the staff member, shown once): {token}")
+    print(f"config entry (api.staff_tokens / TALLY_API_STAFF_TOKENS): {hash_token(token)}")
+    return 0
+
+
 def builtin_commands() -> list[Command]:
     return [
+        Command("staff-token", "make a staff API token and its config digest", _staff_token),
         Command("migrate", "apply database migrations", _migrate, _configure_migrate),
         Command("run", "run the MQTT consumer and the HTTP API", _run, _configure_run),
         Command("api", "serve only the HTTP API", _api),

@@ -110,6 +110,19 @@ class ApiConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Digests of staff bearer tokens ("sha256:<hex>", from `tally-collector staff-token`);
+    # in the environment, comma-separated. Required unless the API listens on loopback only.
+    staff_tokens: tuple[str, ...] = ()
+
+    @field_validator("staff_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    def is_loopback(self) -> bool:
+        return self.host in {"127.0.0.1", "::1", "localhost"} or self.host.startswith("127.")
 
 
 class CollectorConfig(BaseModel):

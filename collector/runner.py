@@ -22,7 +22,7 @@ from agent.clock import Clock, SystemClock
 from collector.api.app import create_app
 from collector.api.ingest_routes import IngestProbe
 from collector.config import CollectorConfig
-from collector.errors import StorageError
+from collector.errors import ConfigError, StorageError
 from collector.ingest.decoders import DecoderTable
 from collector.ingest.messages import InboundMessage
 from collector.ingest.mqtt_consumer import MqttConsumer, MqttSettings
@@ -188,7 +188,17 @@ class Collector:
 def _api_server(
     app_config: CollectorConfig, pool: Pool, collector: Collector | None
 ) -> uvicorn.Server:
-    app = create_app(pool, ingest_probe=collector.probe if collector else None)
+    api = app_config.api
+    if not api.staff_tokens and not api.is_loopback():
+        raise ConfigError(
+            f"refusing to serve the staff API on {api.host} without staff tokens: set "
+            "api.staff_tokens (TALLY_API_STAFF_TOKENS; make one with `tally-collector "
+            "staff-token`) or listen on 127.0.0.1"
+        )
+    app = create_app(
+        pool, ingest_probe=collector.probe if collector else None,
+        staff_tokens=api.staff_tokens or None,
+    )
     return uvicorn.Server(
         uvicorn.Config(
             app, host=app_config.api.host, port=app_config.api.port, log_level="warning",

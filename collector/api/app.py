@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from collector import __version__
@@ -13,6 +13,7 @@ from collector.storage.database import Pool
 
 from . import billing_routes, ingest_routes, portal_routes, usage_routes
 from .ingest_routes import IngestProbe
+from .staff_auth import StaffAuth, require_staff
 
 __all__ = ["create_app"]
 
@@ -22,14 +23,19 @@ def create_app(
     *,
     ingest_probe: Callable[[], IngestProbe] | None = None,
     title: str = "Tally collector",
+    staff_tokens: Sequence[str] | None = None,
 ) -> FastAPI:
     """The collector API over ``pool``; ``ingest_probe`` reports the consumer for ``/health``."""
     app = FastAPI(title=title, version=__version__)
     app.state.pool = pool
     app.state.ingest_probe = ingest_probe
-    app.include_router(ingest_routes.router)
-    app.include_router(usage_routes.router)
-    app.include_router(billing_routes.router)
+    # Staff routes need a staff token when tokens are configured (``staff_auth``); the portal
+    # authenticates customers with its own tokens.
+    app.state.staff_auth = StaffAuth.from_config(staff_tokens) if staff_tokens else None
+    staff = [Depends(require_staff)]
+    app.include_router(ingest_routes.router, dependencies=staff)
+    app.include_router(usage_routes.router, dependencies=staff)
+    app.include_router(billing_routes.router, dependencies=staff)
     app.include_router(portal_routes.router)
 
     @app.exception_handler(StorageUnavailable)

@@ -84,7 +84,8 @@ def rate_group(
     local = np.full(len(cycles), -1, dtype=np.int64)
     idx = np.array([s.index for s in group.segments], dtype=np.int64)
     local[idx] = np.arange(idx.size)
-    mine = usage.select(local[usage.segment] >= 0)
+    keep = local[usage.segment] >= 0
+    mine = usage if bool(keep.all()) else usage.select(keep)  # one group: no copy
     subs = Subscriptions(
         period_start=np.array([int(s.start.timestamp()) for s in group.segments], dtype=np.int64),
         period_end=np.array([int(s.end.timestamp()) for s in group.segments], dtype=np.int64),
@@ -100,8 +101,8 @@ def rate_group(
         unit=group.unit,
         interval_seconds=INTERVAL_S,
         subscription=local[mine.segment].astype(np.int32),
-        start=mine.starts.astype(np.int64),
-        quantity=np.maximum(mine.quantity, 0.0).astype(np.float64),
+        start=np.asarray(mine.starts, dtype=np.int64),
+        quantity=np.maximum(np.asarray(mine.quantity, dtype=np.float64), 0.0),
     )
     rated = rate(group.plan, subs, [iu])
     # iter_lines + one cached sort key: RatedLines.by_subscription() recomputes the plan's

@@ -70,9 +70,7 @@ def bar_chart(bars: Sequence[Bar], *, unit: str, chart_id: str, caption: str) ->
             f'<line class="grid" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{_num(y)}" y2="{_num(y)}"/>'
             f'<text class="ylab" x="{_LEFT - 6}" y="{_num(y + 4)}">{e(_tick(v))}</text>'
         )
-    parts.append(
-        f'<text class="unit" x="4" y="{_TOP + 10}">{e(unit)}</text>'
-    )
+    parts.append(f'<text class="unit" x="4" y="{_TOP + 10}">{e(unit)}</text>')
     n = max(len(bars), 1)
     slot = plot_w / n
     gap = min(slot * 0.2, 4.0)

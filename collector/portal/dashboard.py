@@ -102,8 +102,8 @@ def build_dashboard(
         for m, u in zip(meters, daily, strict=True)
     )
     units: list[UnitSummary] = []
-    for unit in sorted({m.unit for m in meters}):
-        idx = [i for i, m in enumerate(meters) if m.unit == unit]
+    for unit in sorted({m.usage_unit for m in meters}):
+        idx = [i for i, m in enumerate(meters) if m.usage_unit == unit]
         q = np.sum([daily[i].quantity for i in idx], axis=0)
         e = np.sum([daily[i].estimated for i in idx], axis=0)
         starts = daily[idx[0]].starts
@@ -184,6 +184,7 @@ def dashboard_json(d: Dashboard) -> dict[str, Any]:
                 "meter": s.meter.meter,
                 "metric": s.meter.metric,
                 "unit": s.meter.unit,
+                "usage_unit": s.meter.usage_unit,
                 "active": s.active,
                 **_totals_json(s.totals),
             }
@@ -282,9 +283,9 @@ def _meters_table(d: Dashboard) -> str:
         tag = "" if s.active else ' <span class="tag">no longer yours</span>'
         rows.append(
             f'<tr><td><a href="/portal/meters/{m.series_id}">{text(m.name)}</a>{tag}</td>'
-            f'<td class="n">{text(fig.quantity(t.this, m.unit))}</td>'
+            f'<td class="n">{text(fig.quantity(t.this, m.usage_unit))}</td>'
             f'<td class="n">{text(fig.percent(share(t.this_est, t.this)))}</td>'
-            f'<td class="n">{text(fig.quantity(t.last, m.unit))}</td></tr>'
+            f'<td class="n">{text(fig.quantity(t.last, m.usage_unit))}</td></tr>'
         )
     return (
         '<table><tr><th>Meter</th><th class="n">This period so far</th>'

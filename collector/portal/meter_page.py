@@ -35,6 +35,7 @@ def meters_json(meters: list[PortalMeter], now: datetime) -> list[dict[str, Any]
             "meter": m.meter,
             "metric": m.metric,
             "unit": m.unit,
+            "usage_unit": m.usage_unit,
             "kind": m.kind,
             "active": any(w.start <= now and (w.end is None or w.end > now) for w in m.windows),
             "subscriptions": _windows_json(m),
@@ -51,6 +52,7 @@ def meter_json(m: PortalMeter, u: MeterUsage, tz: str) -> dict[str, Any]:
         "meter": m.meter,
         "metric": m.metric,
         "unit": m.unit,
+        "usage_unit": m.usage_unit,
         "time_zone": tz,
         "resolution": u.resolution.value,
         "subscriptions": _windows_json(m),
@@ -98,10 +100,12 @@ def meter_html(m: PortalMeter, view: MeterView, u: MeterUsage, tz: str) -> str:
     for s, q, est, sub in zip(u.starts, u.quantity, u.estimated, u.subscribed, strict=True):
         start = _utc(int(s))
         qf, ef = float(q), float(est)
-        title = f"{fig.local(start, tz, title_fmt)}: {fig.quantity(qf, m.unit)} ({_est(ef, qf)})"
+        title = (
+            f"{fig.local(start, tz, title_fmt)}: {fig.quantity(qf, m.usage_unit)} ({_est(ef, qf)})"
+        )
         href = f"?day={fig.local(start, tz, '%Y-%m-%d')}" if month else None
         bars.append(Bar(fig.local(start, tz, label_fmt), title, qf, ef, href))
-        value = fig.quantity(qf, m.unit) if sub > 0 else "not yours"
+        value = fig.quantity(qf, m.usage_unit) if sub > 0 else "not yours"
         link = (
             f'<a href="{text(href)}">{text(fig.local(start, tz, title_fmt))}</a>'
             if href
@@ -109,18 +113,18 @@ def meter_html(m: PortalMeter, view: MeterView, u: MeterUsage, tz: str) -> str:
         )
         rows.append(
             f'<tr><td>{link}</td><td class="n">{text(value)}</td>'
-            f'<td class="n">{text(fig.quantity(ef, m.unit))}</td></tr>'
+            f'<td class="n">{text(fig.quantity(ef, m.usage_unit))}</td></tr>'
         )
     kind = "month" if month else "day"
     chart = bar_chart(
         bars,
-        unit=m.unit,
+        unit=m.usage_unit,
         chart_id="meter",
         caption=f"{'Daily' if month else 'Hourly'} consumption, {view.label}",
     )
     cards = [
         f'<div class="card"><div class="k">Total, {text(view.label)}</div>'
-        f'<div class="v">{text(fig.quantity(u.total, m.unit))}</div>'
+        f'<div class="v">{text(fig.quantity(u.total, m.usage_unit))}</div>'
         f'<div class="d">{text(_est(u.total_estimated, u.total))}</div></div>',
     ]
     up = f' <a href="?{text(view.up)}">Whole month</a>' if view.up else ""

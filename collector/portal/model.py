@@ -36,6 +36,26 @@ class PortalMeter:
         """Whether the customer had the meter at some time in ``[start, end)``."""
         return any(w.overlaps(start, end) for w in self.windows)
 
+    def covers(self, start: datetime, end: datetime) -> bool:
+        """Whether the customer had the meter during all of ``[start, end)`` (adjacent windows,
+        e.g. a plan change, count as one)."""
+        reached = start
+        for w in sorted(self.windows, key=lambda w: w.start):
+            if w.start > reached:
+                break
+            if w.end is None or w.end >= end:
+                return True
+            reached = max(reached, w.end)
+        return False
+
+    @property
+    def usage_unit(self) -> str:
+        """The unit of this meter's usage: a gauge's usage is its time integral (kW → kWh,
+        m³/h → m³/h·h), counters and deltas count in their own unit."""
+        if self.kind != "gauge":
+            return self.unit
+        return f"{self.unit}h" if self.unit.endswith("W") else f"{self.unit}·h"
+
     @property
     def name(self) -> str:
         return f"{self.device_id} · {self.meter} · {self.metric}"

@@ -85,29 +85,47 @@ def meter_usage(
     tz: str,
 ) -> list[MeterUsage]:
     """The customer's share of each meter's usage in the ``resolution`` buckets (in ``tz``)
-    overlapping ``[start, end)``: one 15-minute query for all meters, clipped per meter."""
+    overlapping ``[start, end)``. Meters that were the customer's for the whole range are
+    summed by the database at ``resolution``; the others are read per 15 minutes and clipped to
+    the customer's windows (``collector.portal.consumption``)."""
     res = Resolution(resolution)
     edges = bucket_edges(start.timestamp(), end.timestamp(), res, tz)
     if np.any(edges % BUCKET_15M_S):
         raise UsageError(f"zone {tz} is not aligned to 15-minute buckets")
     lo = datetime.fromtimestamp(int(edges[0]), UTC)
     hi = datetime.fromtimestamp(int(edges[-1]), UTC)
-    raw = usage_for_series(
-        conn, [m.series_id for m in meters], lo, hi, resolution=Resolution.M15, tz="UTC"
-    )
-    return [
-        customer_share(
-            m.series_id,
-            raw.starts,
-            quantity=raw.quantity[i],
-            estimated=raw.estimated[i],
-            coverage=raw.coverage[i],
-            windows=m.windows,
-            resolution=res,
-            tz=tz,
+    whole = [m for m in meters if m.covers(lo, hi)]
+    partial = [m for m in meters if not m.covers(lo, hi)]
+    out: dict[int, MeterUsage] = {}
+    if whole:  # the customer's share is all of it: buckets summed in SQL
+        agg = usage_for_series(conn, [m.series_id for m in whole], lo, hi, resolution=res, tz=tz)
+        for i, m in enumerate(whole):
+            out[m.series_id] = MeterUsage(
+                series_id=m.series_id,
+                resolution=res,
+                starts=agg.starts,
+                ends=agg.ends,
+                quantity=agg.quantity[i],
+                estimated=agg.estimated[i],
+                coverage=agg.coverage[i],
+                subscribed=np.ones(agg.starts.shape[0]),
+            )
+    if partial:  # clipped per 15-minute bucket to the customer's windows
+        raw = usage_for_series(
+            conn, [m.series_id for m in partial], lo, hi, resolution=Resolution.M15, tz="UTC"
         )
-        for i, m in enumerate(meters)
-    ]
+        for i, m in enumerate(partial):
+            out[m.series_id] = customer_share(
+                m.series_id,
+                raw.starts,
+                quantity=raw.quantity[i],
+                estimated=raw.estimated[i],
+                coverage=raw.coverage[i],
+                windows=m.windows,
+                resolution=res,
+                tz=tz,
+            )
+    return [out[m.series_id] for m in meters]
 
 
 _INVOICE_SQL = (

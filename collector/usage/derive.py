@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from collector.errors import UsageError
+from collector.usage.counters import SeriesParams, derive_counters
 from collector.usage.intervals import (
     Intervals,
     cumulative_intervals,
@@ -23,9 +24,10 @@ from collector.usage.intervals import (
     glitch_mask,
     quarantine_over_max,
     replacement_segments,
+    sort_readings,
 )
 from collector.usage.model import BucketUsage, MeterConfig, Replacement, SeriesKind, UsageFlag
-from collector.usage.split import bucket_flags, bucket_index, split_intervals
+from collector.usage.split import Grid, bucket_flags, bucket_index, split_intervals
 from collector.usage.vee import estimate_gaps
 
 __all__ = ["DerivedMatrix", "SeriesBatch", "derive_many", "derive_usage", "find_long_gaps"]
@@ -92,22 +94,6 @@ def _per_series(configs: Sequence[MeterConfig], attr: str, none: float = np.nan)
     return np.asarray([none if v is None else float(v) for v in vals], dtype=np.float64)
 
 
-def _sorted(sid: I64, ts: F64, values: F64) -> tuple[I64, F64, F64]:
-    """Readings sorted by (series, time); of several readings with the same time the lowest
-    value is kept (deterministic whatever the arrival order)."""
-    same = sid[1:] == sid[:-1]
-    if np.any(same & (ts[1:] < ts[:-1])):
-        order = np.lexsort((ts, sid))
-        sid, ts, values = sid[order], ts[order], values[order]
-        same = sid[1:] == sid[:-1]
-    dup = same & (ts[1:] == ts[:-1])
-    if np.any(dup):
-        starts = np.nonzero(np.r_[True, ~dup])[0]
-        values = np.minimum.reduceat(values, starts)
-        sid, ts = sid[starts], ts[starts]
-    return sid, ts, values
-
-
 def _cumulative(
     batch: SeriesBatch, sid: I64, ts: F64, v: F64, max_rate: F64
 ) -> tuple[Intervals, I64, F64]:
@@ -147,6 +133,33 @@ def _sub_batch(batch: SeriesBatch, lo: int, hi: int) -> SeriesBatch:
     )
 
 
+def _chunks(offsets: I64, chunk_readings: int) -> list[tuple[int, int]]:
+    """Consecutive series ranges of about ``chunk_readings`` readings each."""
+    n_series = offsets.shape[0] - 1
+    if int(offsets[-1]) <= chunk_readings or n_series <= 1:
+        return [(0, n_series)] if n_series else []
+    cuts = np.searchsorted(offsets, np.arange(0, int(offsets[-1]), chunk_readings))
+    bounds = sorted({0, n_series, *np.clip(cuts, 0, n_series).tolist()})
+    return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+
+
+def _gather(batch: SeriesBatch, ids: I64) -> SeriesBatch:
+    """The series ``ids`` of ``batch`` as a batch of their own (renumbered 0…)."""
+    counts = np.diff(batch.offsets)[ids]
+    first = np.cumsum(counts) - counts
+    rep = np.repeat(np.arange(ids.shape[0]), counts)
+    take = batch.offsets[ids][rep] + (np.arange(rep.shape[0]) - first[rep])
+    old = ids.tolist()
+    return SeriesBatch(
+        np.r_[0, np.cumsum(counts)].astype(np.int64),
+        batch.ts[take],
+        batch.values[take],
+        [batch.kinds[i] for i in old],
+        [batch.configs[i] for i in old],
+        {k: batch.replacements[i] for k, i in enumerate(old) if i in batch.replacements},
+    )
+
+
 def derive_many(
     batch: SeriesBatch, edges: I64, tz: str = "UTC", *, chunk_readings: int = 65_536
 ) -> DerivedMatrix:
@@ -155,15 +168,79 @@ def derive_many(
     Of readings with the same time, the lowest value is used. ``tz`` sets the local hours of the
     long-gap profile. Buckets outside the readings' span have coverage 0. Series are processed
     in groups of about ``chunk_readings`` readings (cache-sized arrays; same result).
+    Cumulative series without replacements or long gaps take the vectorised fast path
+    (:mod:`collector.usage.counters`); the others the general pipeline (same rules).
     """
     n_series = len(batch.kinds)
     nb = edges.shape[0] - 1
     if nb < 1 or np.any(np.diff(edges) <= 0):
         raise UsageError("edges must be increasing with at least one bucket")
-    if batch.ts.shape[0] <= chunk_readings or n_series == 1:
+    params = SeriesParams.of(batch.kinds, batch.configs)
+    fast = params.kind == 0
+    for s, reps in batch.replacements.items():
+        if reps and 0 <= s < n_series:
+            fast[s] = False
+    fast_ids = np.flatnonzero(fast)
+    if fast_ids.shape[0] == 0:
+        return _derive_general(batch, edges, tz, chunk_readings)
+    out = DerivedMatrix(
+        edges,
+        np.empty((n_series, nb)),
+        np.zeros((n_series, nb)),
+        np.zeros((n_series, nb)),
+        np.empty((n_series, nb)),
+        np.empty((n_series, nb), dtype=np.int64),
+        np.zeros((n_series, nb), dtype=np.int64),
+        np.full((n_series, nb), np.nan),
+    )
+    whole = fast_ids.shape[0] == n_series
+    sub = batch if whole else _gather(batch, fast_ids)
+    sub_params = params if whole else params.take(fast_ids)
+    grid = Grid.of(edges)
+    later = [np.flatnonzero(~fast)]
+    for lo, hi in _chunks(sub.offsets, chunk_readings):
+        a, b = int(sub.offsets[lo]), int(sub.offsets[hi])
+        part = derive_counters(
+            sub.offsets[lo : hi + 1] - a,
+            sub.ts[a:b],
+            sub.values[a:b],
+            sub_params.take(slice(lo, hi)),
+            grid,
+        )
+        rows: slice | I64 = slice(lo, hi) if whole else fast_ids[lo:hi]
+        out.quantity[rows] = part.quantity
+        out.coverage[rows] = part.coverage
+        out.reading_count[rows] = part.reading_count
+        if part.estimated is not None:
+            out.estimated[rows] = part.estimated
+        if part.quarantined is not None:
+            out.quarantined[rows] = part.quarantined
+        if part.flags is not None:
+            out.flags[rows] = part.flags
+        if part.deferred.shape[0]:
+            later.append(fast_ids[lo + part.deferred])
+    general = np.unique(np.concatenate(later))
+    if general.shape[0]:
+        g = _derive_general(_gather(batch, general), edges, tz, chunk_readings)
+        out.quantity[general] = g.quantity
+        out.estimated[general] = g.estimated
+        out.quarantined[general] = g.quarantined
+        out.coverage[general] = g.coverage
+        out.reading_count[general] = g.reading_count
+        out.flags[general] = g.flags
+        out.peak[general] = g.peak
+    return out
+
+
+def _derive_general(
+    batch: SeriesBatch, edges: I64, tz: str, chunk_readings: int
+) -> DerivedMatrix:
+    """The general pipeline (every kind and rule), group by group."""
+    n_series = len(batch.kinds)
+    nb = edges.shape[0] - 1
+    bounds = _chunks(batch.offsets, chunk_readings)
+    if len(bounds) == 1:
         return _derive_group(batch, edges, tz)
-    cuts = np.searchsorted(batch.offsets, np.arange(0, batch.ts.shape[0], chunk_readings))
-    bounds = sorted({0, n_series, *np.clip(cuts, 0, n_series).tolist()})
     out = DerivedMatrix(
         edges,
         np.empty((n_series, nb)),
@@ -174,16 +251,15 @@ def derive_many(
         np.empty((n_series, nb), dtype=np.int64),
         np.empty((n_series, nb)),
     )
-    for lo, hi in itertools.pairwise(bounds):
-        if hi > lo:
-            part = _derive_group(_sub_batch(batch, lo, hi), edges, tz)
-            out.quantity[lo:hi] = part.quantity
-            out.estimated[lo:hi] = part.estimated
-            out.quarantined[lo:hi] = part.quarantined
-            out.coverage[lo:hi] = part.coverage
-            out.reading_count[lo:hi] = part.reading_count
-            out.flags[lo:hi] = part.flags
-            out.peak[lo:hi] = part.peak
+    for lo, hi in bounds:
+        part = _derive_group(_sub_batch(batch, lo, hi), edges, tz)
+        out.quantity[lo:hi] = part.quantity
+        out.estimated[lo:hi] = part.estimated
+        out.quarantined[lo:hi] = part.quarantined
+        out.coverage[lo:hi] = part.coverage
+        out.reading_count[lo:hi] = part.reading_count
+        out.flags[lo:hi] = part.flags
+        out.peak[lo:hi] = part.peak
     return out
 
 
@@ -192,7 +268,7 @@ def _derive_group(batch: SeriesBatch, edges: I64, tz: str) -> DerivedMatrix:
     nb = edges.shape[0] - 1
     counts = np.diff(batch.offsets)
     sid0 = np.repeat(np.arange(n_series, dtype=np.int64), counts)
-    sid, ts, v = _sorted(sid0, batch.ts, batch.values)
+    sid, ts, v = sort_readings(sid0, batch.ts, batch.values)
     cfg = batch.configs
     kind = np.asarray([_KIND_CODE[SeriesKind(k)] for k in batch.kinds], dtype=np.int64)
     max_rate = _per_series(cfg, "max_rate_per_hour")

@@ -22,6 +22,7 @@ __all__ = [
     "glitch_mask",
     "quarantine_over_max",
     "replacement_segments",
+    "sort_readings",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -86,6 +87,22 @@ class Intervals:
             self.quarantined[mask],
             self.flags[mask],
         )
+
+
+def sort_readings(sid: I64, ts: F64, values: F64) -> tuple[I64, F64, F64]:
+    """Readings sorted by (series, time); of several readings with the same time the lowest
+    value is kept (deterministic whatever the arrival order)."""
+    same = sid[1:] == sid[:-1]
+    if np.any(same & (ts[1:] < ts[:-1])):
+        order = np.lexsort((ts, sid))
+        sid, ts, values = sid[order], ts[order], values[order]
+        same = sid[1:] == sid[:-1]
+    dup = same & (ts[1:] == ts[:-1])
+    if np.any(dup):
+        starts = np.nonzero(np.r_[True, ~dup])[0]
+        values = np.minimum.reduceat(values, starts)
+        sid, ts = sid[starts], ts[starts]
+    return sid, ts, values
 
 
 def replacement_segments(

@@ -107,3 +107,55 @@ def bucket_flags(iv: Intervals, edges: I64, n_series: int) -> I64:
     flat = iv.sid[sel][rep] * nb + b0[rep] + offs
     np.bitwise_or.at(out, flat, iv.flags[sel][rep])
     return out.reshape(n_series, nb)
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """A bucket grid ``[edges[k], edges[k+1])`` with fast bucket look-ups (arithmetic when
+    the buckets have equal lengths, binary search otherwise)."""
+
+    edges: I64
+    edges_f: F64
+    step: float  # common bucket length, 0.0 when the lengths differ
+
+    @staticmethod
+    def of(edges: I64) -> Grid:
+        steps = np.diff(edges)
+        regular = steps.shape[0] > 0 and bool(np.all(steps == steps[0]))
+        return Grid(edges, edges.astype(np.float64), float(steps[0]) if regular else 0.0)
+
+    @property
+    def n_buckets(self) -> int:
+        return int(self.edges.shape[0]) - 1
+
+    def locate(self, t: F64) -> tuple[I64, I64]:
+        """``(floor, ceil)`` bucket positions of each time: ``floor`` is the bucket holding it
+        (−1 before, ``n_buckets`` after the grid), ``ceil − 1`` the last bucket an interval
+        ending at it touches."""
+        nb = self.n_buckets
+        if self.step > 0:
+            q = (t - self.edges_f[0]) / self.step
+            if t.shape[0] and (q.min() < -1.0 or q.max() > nb + 1.0):
+                q = np.clip(q, -1.0, nb + 1.0)
+            fl: I64 = np.floor(q).astype(np.int64)
+            ce: I64 = np.ceil(q).astype(np.int64)
+            return fl, ce
+        fl = np.searchsorted(self.edges_f, t, side="right").astype(np.int64) - 1
+        ce = np.searchsorted(self.edges_f, t, side="left").astype(np.int64)
+        return fl, ce
+
+    def pieces(self, row: I64, t0: F64, t1: F64, b0: I64, b1: I64) -> tuple[I64, I64, F64]:
+        """Intervals ``[t0, t1)`` (in row ``row``, first bucket ``b0``, last bucket ``b1`` as
+        :meth:`locate` gives them) cut at the bucket edges: ``(interval, flat cell, overlap s)``
+        per piece inside the grid; the flat cell is ``row × n_buckets + bucket``."""
+        nb = self.n_buckets
+        lo_b = np.maximum(b0, 0)
+        hi_b = np.minimum(b1, nb - 1)
+        inside = (t1 > self.edges_f[0]) & (t0 < self.edges_f[-1])
+        cnt = np.where(inside, np.maximum(hi_b - lo_b + 1, 0), 0)
+        rep = np.repeat(np.arange(cnt.shape[0], dtype=np.int64), cnt)
+        first = np.cumsum(cnt) - cnt
+        b = lo_b[rep] + (np.arange(rep.shape[0], dtype=np.int64) - first[rep])
+        lo = np.maximum(t0[rep], self.edges_f[b])
+        hi = np.minimum(t1[rep], self.edges_f[b + 1])
+        return rep, row[rep] * nb + b, hi - lo

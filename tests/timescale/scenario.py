@@ -83,3 +83,23 @@ def mark_rollups_pending(conn: Conn, ts_from: datetime, ts_to: datetime) -> None
     conn.execute(
         "INSERT INTO usage_rollup_pending (ts_from, ts_to) VALUES (%s, %s)", (ts_from, ts_to)
     )
+
+
+def usage_daily_rows(conn: Conn) -> list[tuple[Any, ...]]:
+    """Every usage_15m_daily row (without updated_at), in key order."""
+    return conn.execute(
+        "SELECT series_id, day, quantity, estimated, reading_count FROM usage_15m_daily"
+        " ORDER BY series_id, day"
+    ).fetchall()
+
+
+def insert_usage_daily(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert usage_15m_daily rows (as :func:`usage_daily_rows` returns them), 1.9 kB each."""
+    for i in range(0, len(rows), 8):
+        cols = list(zip(*rows[i : i + 8], strict=True))
+        conn.execute(
+            "INSERT INTO usage_15m_daily (series_id, day, quantity, estimated, reading_count)"
+            " SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::bytea[], %s::bytea[],"
+            "  %s::bytea[])",
+            [list(c) for c in cols],
+        )

@@ -11,14 +11,16 @@ import psycopg
 import pytest
 
 from collector.storage.migrate import migrate
-from collector.storage.usage_queries import SeriesUsage, usage_for_series
+from collector.storage.usage_queries import SeriesUsage, load_usage_matrix, usage_for_series
 from collector.storage.usage_store import refresh_rollups, refresh_usage
 
 from .scenario import (
     insert_readings,
     insert_usage,
+    insert_usage_daily,
     mark_rollups_pending,
     new_series,
+    usage_daily_rows,
     usage_rows,
     utc,
 )
@@ -54,6 +56,7 @@ def _scenario(pg: psycopg.Connection[Any], ts_conn: psycopg.Connection[Any]) -> 
         ids.append(sid)
     refresh_usage(pg, utc(2026, 11, 1))
     insert_usage(ts_conn, usage_rows(pg))
+    insert_usage_daily(ts_conn, usage_daily_rows(pg))
     mark_rollups_pending(ts_conn, START, END)
     assert refresh_rollups(ts_conn) == 1
     return ids
@@ -111,3 +114,18 @@ def test_rollups_are_materialized_with_the_same_totals(timescale_db: str, pg_url
         assert [(s, round(q, 6), c) for s, q, c in other] == [
             (s, round(q, 6), c) for s, q, c in totals[0]
         ]
+
+
+def test_usage_matrix_matches_plain_postgresql(timescale_db: str, pg_url: str) -> None:
+    """load_usage_matrix (binary COPY TO STDOUT of usage_15m_daily) agrees on both flavours."""
+    migrate(pg_url, use_timescale=False)
+    migrate(timescale_db, use_timescale=True)
+    with psycopg.connect(pg_url, autocommit=True) as pg, \
+            psycopg.connect(timescale_db, autocommit=True) as tsdb:
+        ids = _scenario(pg, tsdb)
+        start, end = utc(2026, 10, 23, 5, 30), utc(2026, 10, 26, 17)
+        plain = load_usage_matrix(pg, ids, start, end)
+        timescale = load_usage_matrix(tsdb, ids, start, end)
+    assert plain.quantity.sum() > 0
+    for name in ("series_ids", "starts", "ends", "quantity", "estimated", "reading_count"):
+        np.testing.assert_array_equal(getattr(timescale, name), getattr(plain, name), name)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector.portal.consumption import customer_share, subscribed_mask
-from collector.portal.model import Window
+from collector.portal.model import PortalMeter, Window
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -93,3 +93,34 @@ def test_coverage_is_of_the_subscribed_part() -> None:
     assert u.quantity.tolist() == [2.0]
     assert u.coverage.tolist() == [1.0]
     assert u.subscribed.tolist() == [0.5]
+
+
+def test_adjacent_windows_cover_a_range_gaps_do_not() -> None:
+    """A plan change (back-to-back windows) covers the month; a day without the meter does not."""
+    mid, end = T0 + timedelta(days=14, minutes=7), T0 + timedelta(days=31)
+    whole = PortalMeter(1, "d", "m", "e", "kWh", "cumulative", (Window(mid, None), Window(T0, mid)))
+    gap = PortalMeter(
+        1,
+        "d",
+        "m",
+        "e",
+        "kWh",
+        "cumulative",
+        (Window(T0, mid), Window(mid + timedelta(days=1), None)),
+    )
+    assert whole.covers(T0, end)
+    assert not gap.covers(T0, end)
+    assert gap.covers(T0, mid)
+    assert not whole.covers(T0 - timedelta(minutes=15), end)
+
+
+def test_usage_unit_of_a_gauge_is_its_time_integral() -> None:
+    """A kW gauge's usage is in kWh, a m³/h gauge's in m³/h·h; a counter keeps its unit."""
+
+    def meter(kind: str, unit: str) -> PortalMeter:
+        return PortalMeter(1, "d", "m", "e", unit, kind, (Window(T0, None),))
+
+    assert meter("gauge", "kW").usage_unit == "kWh"
+    assert meter("gauge", "m³/h").usage_unit == "m³/h·h"
+    assert meter("cumulative", "kWh").usage_unit == "kWh"
+    assert meter("delta", "m³").usage_unit == "m³"

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from collector.billing import accounts
-from tests.collector.billing.conftest import put_usage, utc
+from tests.collector.billing.conftest import plan_doc, put_usage, utc
 from tests.collector.portal.conftest import make_account, make_meter, make_plan
 
 
@@ -160,3 +160,23 @@ def test_invalid_ranges_are_422(client: TestClient, conn: psycopg.Connection[Any
         {"from": "2026-01-01T00:00Z", "to": "2026-03-01T00:00Z", "resolution": "15m"},
     ):
         assert client.get(url, params=params, headers=acct.auth).status_code == 422
+
+
+def test_plan_change_keeps_the_whole_meter(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """A plan change mid-month splits the subscription but the customer keeps all usage."""
+    pv = make_plan(conn)
+    _, other = accounts.create_plan(conn, "other", "Other", plan_doc("0.30", plan_id="other"))
+    acct = make_account(conn, "Plan BV")
+    sid = make_meter(conn, "plan-1")
+    sub = accounts.assign_meter(conn, acct.customer_id, sid, pv, utc(2026, 3, 1))
+    accounts.change_plan(conn, sub.subscription_id, other.plan_version_id, utc(2026, 3, 15, 12, 7))
+    put_usage(conn, sid, utc(2026, 3, 1), utc(2026, 4, 1), 1.0)
+    body = client.get(
+        f"/portal/consumption/meters/{sid}",
+        params={"from": "2026-03-01T00:00Z", "to": "2026-04-01T00:00Z", "resolution": "1mo"},
+        headers=acct.auth,
+    ).json()
+    assert [b["quantity"] for b in body["buckets"]] == [31 * 96]
+    assert len(body["subscriptions"]) == 2

@@ -191,3 +191,16 @@ def test_running_charge_comes_from_the_draft(
     assert body["running_charge"]["total"] == "26.62"
     page = client.get("/portal/", headers=acct.auth).text
     assert "26.62 EUR" in page
+
+
+def test_dashboard_without_meters_or_invoices(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """A new customer sees its name, no meters, no invoices and no running charge yet."""
+    acct = make_account(conn, "Fresh Start BV")
+    r = client.get("/portal/", headers=acct.auth)
+    assert r.status_code == 200
+    assert "Fresh Start BV" in r.text
+    assert "No meters are linked to your account yet." in r.text
+    assert "No invoices yet." in r.text
+    assert "not available yet" in r.text

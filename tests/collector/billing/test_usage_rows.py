@@ -1,0 +1,40 @@
+"""Billing's bulk usage read (usage_15m_daily via binary COPY) against the usage_15m rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from collector.storage.billing_usage_store import load_usage_rows
+from tests.collector.billing.conftest import make_series, put_usage, utc
+
+Conn = psycopg.Connection[Any]
+
+
+def test_rows_match_usage_15m_inside_the_range(conn: Conn) -> None:
+    """Exactly the usage_15m rows of the asked series with buckets in [start, end) come back."""
+    a, b, other = make_series(conn, "dev-a"), make_series(conn, "dev-b"), make_series(conn, "x")
+    put_usage(conn, a, utc(2026, 3, 1, 22), utc(2026, 3, 3, 1), 0.5, estimated=0.25, readings=3)
+    put_usage(conn, b, utc(2026, 3, 2, 10, 15), utc(2026, 3, 2, 11), 2.0)
+    put_usage(conn, other, utc(2026, 3, 2), utc(2026, 3, 3), 9.0)
+    start, end = utc(2026, 3, 1, 23), utc(2026, 3, 2, 23, 45)
+    rows = load_usage_rows(conn, [a, b], start, end)
+    expected = conn.execute(
+        "SELECT series_id, extract(epoch FROM bucket)::bigint, quantity, estimated,"
+        " reading_count FROM usage_15m WHERE series_id = ANY(%s) AND bucket >= %s"
+        " AND bucket < %s",
+        ([a, b], start, end),
+    ).fetchall()
+    got = set(
+        zip(
+            rows.series.tolist(),
+            rows.bucket.tolist(),
+            rows.quantity.tolist(),
+            rows.estimated.tolist(),
+            rows.readings.tolist(),
+            strict=True,
+        )
+    )
+    assert got == {tuple(r) for r in expected}
+    assert len(rows) == 99 + 3  # a: 23:00 to 23:45 next day = 99 quarter hours; b: 3
