@@ -23,6 +23,7 @@ import numpy.typing as npt
 from collector.usage.intervals import Intervals, sort_readings
 from collector.usage.model import MeterConfig, SeriesKind, UsageFlag
 from collector.usage.split import Grid, bucket_flags
+from collector.usage.vee import profile_pieces
 
 __all__ = ["CounterBuckets", "SeriesParams", "derive_counters", "glitch_readings"]
 
@@ -34,6 +35,7 @@ KIND_CODE = {SeriesKind.CUMULATIVE: 0, SeriesKind.DELTA: 1, SeriesKind.GAUGE: 2}
 _GLITCH = int(UsageFlag.GLITCH)
 _GAP = int(UsageFlag.GAP)
 _INTERP = int(UsageFlag.ESTIMATED_INTERPOLATED)
+_PROFILE = int(UsageFlag.ESTIMATED_PROFILE)
 
 
 def _floats(configs: Sequence[MeterConfig], attr: str) -> F64:
@@ -97,9 +99,15 @@ class CounterBuckets:
     deferred: I64
 
 
-def _singles(i: I64, sid: I64, v: F64, offsets: I64, p: SeriesParams, removed: B) -> None:
+def _series_of(offsets: I64, idx: I64) -> I64:
+    """Series of the readings ``idx``."""
+    out: I64 = np.searchsorted(offsets, idx, side="right") - 1
+    return out
+
+
+def _singles(i: I64, v: F64, offsets: I64, p: SeriesParams, removed: B) -> None:
     """Decide isolated drops at once (no other drop within reach, so no interaction)."""
-    s = sid[i]
+    s = _series_of(offsets, i)
     k = p.window[s]
     end = offsets[s + 1]
     base = v[i - 1] - p.tolerance[s]
@@ -120,23 +128,24 @@ def _singles(i: I64, sid: I64, v: F64, offsets: I64, p: SeriesParams, removed: B
     removed[i[spike] - 1] = True
 
 
-def _sequential(drops: I64, sid: I64, v: F64, p: SeriesParams, removed: B) -> None:
+def _sequential(drops: I64, offsets: I64, v: F64, p: SeriesParams, removed: B) -> None:
     """Interacting drops, one at a time (the rule exactly as ``intervals.glitch_mask``)."""
     n = v.shape[0]
     skip_until = -1
     for i in drops.tolist():
         if i < skip_until or removed[i]:
             continue
-        s = int(sid[i])
+        s = int(_series_of(offsets, np.asarray([i]))[0])
+        lo, end = int(offsets[s]), int(offsets[s + 1])
         k = int(p.window[s])
         pp = i - 1
         while pp >= 0 and removed[pp]:
             pp -= 1
-        if pp < 0 or sid[pp] != s:
+        if pp < lo:
             continue
         base = v[pp] - p.tolerance[s]
-        hi = min(i + k + 1, n)
-        ahead = np.nonzero((v[i + 1 : hi] >= base) & (sid[i + 1 : hi] == s))[0]
+        hi = min(i + k + 1, n, end)
+        ahead = np.nonzero(v[i + 1 : hi] >= base)[0]
         if ahead.shape[0]:
             j = i + 1 + int(ahead[0])
             removed[i:j] = True
@@ -145,20 +154,22 @@ def _sequential(drops: I64, sid: I64, v: F64, p: SeriesParams, removed: B) -> No
         q = pp - 1
         while q >= 0 and removed[q]:
             q -= 1
-        if q >= 0 and sid[q] == s and v[i] >= v[q]:
+        if q >= lo and v[i] >= v[q]:
             removed[pp] = True
 
 
-def glitch_readings(sid: I64, v: F64, offsets: I64, p: SeriesParams) -> I64:
-    """Indices of the readings ``intervals.glitch_mask`` ignores (series without
-    replacements). Drops far from any other drop are decided with vector operations; the
-    clusters of nearby drops one by one."""
+def glitch_readings(v: F64, offsets: I64, p: SeriesParams) -> I64:
+    """Indices of the readings ``intervals.glitch_mask`` ignores (series ``s`` owns readings
+    ``offsets[s]:offsets[s+1]``, no replacements). Drops far from any other drop are decided
+    with vector operations; clusters of nearby drops one by one."""
     n = v.shape[0]
     if n < 2 or int(p.window.max(initial=0)) == 0:
         return np.zeros(0, dtype=np.int64)
     drops = np.flatnonzero(v[1:] < v[:-1]) + 1
-    drops = drops[sid[drops] == sid[drops - 1]]
-    drops = drops[p.window[sid[drops]] > 0]
+    if drops.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    series = _series_of(offsets, drops)
+    drops = drops[(offsets[series] < drops) & (p.window[series] > 0)]
     if drops.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     reach = int(p.window.max()) + 3
@@ -166,47 +177,98 @@ def glitch_readings(sid: I64, v: F64, offsets: I64, p: SeriesParams) -> I64:
     single = np.r_[True, apart] & np.r_[apart, True]
     removed = np.zeros(n, dtype=np.bool_)
     if np.any(single):
-        _singles(drops[single], sid, v, offsets, p, removed)
+        _singles(drops[single], v, offsets, p, removed)
     if not np.all(single):
-        _sequential(drops[~single], sid, v, p, removed)
+        _sequential(drops[~single], offsets, v, p, removed)
     out: I64 = np.flatnonzero(removed)
     return out
 
 
-def derive_counters(offsets: I64, ts: F64, values: F64, p: SeriesParams, grid: Grid) -> CounterBuckets:
-    """Usage of cumulative series without replacements (``offsets`` starts at 0)."""
+def _increases(down: I64, amount: F64, dur: F64, v: F64, s: I64, p: SeriesParams) -> I64:
+    """Decreases → jitter (0), rollover or reset increase, in place; returns their flags."""
+    prev, cur, d = v[down], v[down + 1], amount[down]
+    tol = p.tolerance[s]
+    jitter = (-d <= tol) & (tol > 0)
+    rmax, rate = p.register_max[s], p.max_rate[s]
+    reach = np.where(np.isnan(rate), 0.1 * rmax, rate * dur[down] / 3600.0)
+    roll = ~jitter & ~np.isnan(rmax) & (rmax - prev <= reach)
+    reset = ~jitter & ~roll
+    amount[down] = np.where(jitter, 0.0, np.where(roll, rmax - prev + cur, np.maximum(cur, 0.0)))
+    flags: I64 = (
+        np.where(jitter, int(UsageFlag.JITTER), 0)
+        | np.where(roll, int(UsageFlag.ROLLOVER), 0)
+        | np.where(reset, int(UsageFlag.RESET), 0)
+    )
+    return flags
+
+
+def _profile(
+    k: int,
+    s: int,
+    ik: list[I64],
+    ib: list[I64],
+    gaps: I64,
+    over: I64,
+    t0: F64,
+    t1: F64,
+    amount: F64,
+    offsets: I64,
+    p: SeriesParams,
+    tz: str,
+) -> Intervals | None:
+    """Profile estimate of the long gap ``k`` of series ``s`` (``vee.profile_pieces`` on the
+    series' actual intervals: no gap, nothing quarantined)."""
+    own = np.arange(int(offsets[s]), int(offsets[s + 1]) - 1)
+    own = own[~np.isin(own, gaps) & ~np.isin(own, over)]
+    history = Intervals.build(np.zeros(own.shape[0], dtype=np.int64), t0[own], t1[own], amount[own])
+    flags = 0
+    for idx, bits in zip(ik, ib, strict=True):
+        flags |= int(np.bitwise_or.reduce(bits[idx == k], initial=0))
+    one = np.asarray([k])
+    gap = Intervals.build(
+        np.zeros(1, dtype=np.int64), t0[one], t1[one], amount[one], np.asarray([flags])
+    )
+    return profile_pieces(gap, 0, history, weeks=int(p.profile_weeks[s]), tz=tz, known_total=True)
+
+
+def derive_counters(
+    offsets: I64, ts: F64, values: F64, p: SeriesParams, grid: Grid, tz: str = "UTC"
+) -> CounterBuckets:
+    """Usage of cumulative series without replacements (``offsets`` starts at 0).
+
+    Work arrays use a padded row layout: cell ``row × W + bucket + 1`` with
+    ``W = n_buckets + 3``, so times before or after the grid land in padding columns."""
     ns = offsets.shape[0] - 1
     nb = grid.n_buckets
-    cells = ns * nb
-    sid = np.repeat(np.arange(ns, dtype=np.int64), np.diff(offsets))
+    width = nb + 3
+    cells = ns * width
+    rowbase = np.repeat(np.arange(ns, dtype=np.int64) * width, np.diff(offsets))
     v = values
     if ts.shape[0] > 1:
         bad = np.flatnonzero(ts[1:] <= ts[:-1])
-        if bad.shape[0] and np.any(sid[bad] == sid[bad + 1]):
-            sid, ts, v = sort_readings(sid, ts, v)
+        if bad.shape[0] and np.any(rowbase[bad] == rowbase[bad + 1]):
+            sid, ts, v = sort_readings(rowbase // width, ts, v)
             offsets = np.r_[0, np.cumsum(np.bincount(sid, minlength=ns))].astype(np.int64)
-    fl, ce = grid.locate(ts)
-    if fl.shape[0] and int(fl.min()) >= 0 and int(fl.max()) < nb:
-        counts = np.bincount(sid * nb + fl, minlength=cells)
-    else:
-        m = (fl >= 0) & (fl < nb)
-        counts = np.bincount(sid[m] * nb + fl[m], minlength=cells)
+            rowbase = sid * width
+    col0, col1 = grid.columns(ts)
+    c0 = col0 + rowbase  # cell of the bucket holding each reading
+    c1 = col1 + rowbase  # cell after the last bucket an interval ending here touches
+    del col0, col1, rowbase
+    counts = np.bincount(c0, minlength=cells)
     flag_cells: list[I64] = []
-    flag_bits: list[I64] = []
-    gone = glitch_readings(sid, v, offsets, p)
+    gone = glitch_readings(v, offsets, p)
     if gone.shape[0]:
-        gs, gb = sid[gone], fl[gone]
-        ok = (gb >= 0) & (gb < nb)
-        flag_cells.append(gs[ok] * nb + gb[ok])
-        flag_bits.append(np.full(int(ok.sum()), _GLITCH, dtype=np.int64))
+        flag_cells.append(c0[gone])
         keep = np.ones(ts.shape[0], dtype=np.bool_)
         keep[gone] = False
-        offsets = offsets - np.r_[0, np.cumsum(np.bincount(gs, minlength=ns))]
-        sid, ts, v, fl, ce = sid[keep], ts[keep], v[keep], fl[keep], ce[keep]
+        removed = np.bincount(_series_of(offsets, gone), minlength=ns)
+        offsets = offsets - np.r_[0, np.cumsum(removed)]
+        ts, v, c0, c1 = ts[keep], v[keep], c0[keep], c1[keep]
     n = ts.shape[0]
     t0, t1 = ts[:-1], ts[1:]
     dur = t1 - t0
     amount = v[1:] - v[:-1]
+    cell = c0[:-1]
     inner = offsets[1:-1]
     cross = inner[(inner > 0) & (inner < n)] - 1  # pairs of two different series
     amount[cross] = 0.0
@@ -215,25 +277,12 @@ def derive_counters(offsets: I64, ts: F64, values: F64, p: SeriesParams, grid: G
     ib: list[I64] = []
     down = np.flatnonzero(amount < 0)
     if down.shape[0]:
-        s = sid[down]
-        prev, cur, d = v[down], v[down + 1], amount[down]
-        tol = p.tolerance[s]
-        jitter = (-d <= tol) & (tol > 0)
-        rmax, rate = p.register_max[s], p.max_rate[s]
-        reach = np.where(np.isnan(rate), 0.1 * rmax, rate * dur[down] / 3600.0)
-        roll = ~jitter & ~np.isnan(rmax) & (rmax - prev <= reach)
-        reset = ~jitter & ~roll
-        amount[down] = np.where(jitter, 0.0, np.where(roll, rmax - prev + cur, np.maximum(cur, 0.0)))
         ik.append(down)
-        ib.append(
-            np.where(jitter, int(UsageFlag.JITTER), 0)
-            | np.where(roll, int(UsageFlag.ROLLOVER), 0)
-            | np.where(reset, int(UsageFlag.RESET), 0)
-        )
+        ib.append(_increases(down, amount, dur, v, cell[down] // width, p))
     over = np.zeros(0, dtype=np.int64)
     held = np.zeros(0)
     if not np.all(np.isnan(p.max_rate)):
-        rate_k = p.max_rate[sid[:-1]]
+        rate_k = p.max_rate[cell // width]
         with np.errstate(invalid="ignore"):
             over = np.flatnonzero(
                 ~np.isnan(rate_k) & (amount > rate_k * dur / 3600.0 * (1 + 1e-9) + 1e-12)
@@ -243,69 +292,102 @@ def derive_counters(offsets: I64, ts: F64, values: F64, p: SeriesParams, grid: G
         ik.append(over)
         ib.append(np.full(over.shape[0], int(UsageFlag.OVER_MAX_RATE), dtype=np.int64))
     thr = p.gap_threshold
-    if ns and float(thr.min()) == float(thr.max()):
+    if float(thr.min()) == float(thr.max()):
         gaps = np.flatnonzero(dur > float(thr[0]) * (1 + 1e-9))
     else:
-        gaps = np.flatnonzero(dur > thr[sid[:-1]] * (1 + 1e-9))
+        gaps = np.flatnonzero(dur > thr[cell // width] * (1 + 1e-9))
     deferred = np.zeros(0, dtype=np.int64)
     est = np.zeros(0, dtype=np.int64)
+    profiled: list[tuple[int, Intervals]] = []
     if gaps.shape[0]:
-        s, g = sid[gaps], dur[gaps]
+        s, g = cell[gaps] // width, dur[gaps]
         free = ~np.isin(gaps, over)
         long = free & (g > p.short_gap[s]) & (p.profile_weeks[s] > 0)
-        deferred = np.unique(s[long | (g > p.max_gap[s])])
-        est = gaps[free & ~long]
+        deferred = np.unique(s[g > p.max_gap[s]])  # hold-outs: the general pipeline
+        fallback = np.zeros(gaps.shape[0], dtype=np.bool_)
+        for j in np.flatnonzero(long & ~np.isin(s, deferred)).tolist():
+            got = _profile(
+                int(gaps[j]), int(s[j]), ik, ib, gaps, over, t0, t1, amount, offsets, p, tz
+            )
+            if got is None:
+                fallback[j] = True
+            else:
+                profiled.append((int(s[j]), got))
+        interp = free & (~long | fallback)
+        est = gaps[interp]
         ik.append(gaps)
-        ib.append(np.where(free & ~long, _GAP | _INTERP, _GAP))
-    b0 = fl[:-1]
-    b1 = ce[1:] - 1
-    cell = sid[:-1] * nb + b0
-    cell[cross] = 0
-    multi = np.flatnonzero((b0 != b1) | (b0 < 0) | (b0 >= nb))
+        ib.append(np.where(interp, _GAP | _INTERP, np.where(long, _GAP | _PROFILE, _GAP)))
+        for j in np.flatnonzero(long & ~fallback).tolist():
+            amount[gaps[j]] = 0.0  # replaced by its profile pieces
+    multi = np.flatnonzero(c1[1:] - cell != 1)  # intervals over several buckets
     multi = multi[dur[multi] > 0]
 
     def spread(idx: I64, weights: F64 | None) -> F64:
         """Bucket sums of ``weights`` (None: the covered seconds) of intervals ``idx``."""
-        rep, c, ov = grid.pieces(sid[idx], t0[idx], t1[idx], b0[idx], b1[idx])
+        c = cell[idx]
+        rep, b, ov = grid.pieces(t0[idx], t1[idx], c % width - 1, c1[idx + 1] % width - 2)
         w = ov if weights is None else weights[rep] * ov / dur[idx][rep]
-        return np.bincount(c, w, minlength=cells)
+        return np.bincount((c // width * width)[rep] + b + 1, w, minlength=cells)
 
     estimated = spread(est, amount[est]) if est.shape[0] else None
+    if profiled:
+        rows = np.concatenate([np.full(iv.sid.shape[0], r, dtype=np.int64) for r, iv in profiled])
+        p0 = np.concatenate([iv.t0 for _, iv in profiled])
+        p1 = np.concatenate([iv.t1 for _, iv in profiled])
+        a0, _ = grid.columns(p0)
+        _, a1 = grid.columns(p1)
+        rep, b, ov = grid.pieces(p0, p1, a0 - 1, a1 - 2)
+        w = np.concatenate([iv.amount for _, iv in profiled])[rep] * ov / (p1 - p0)[rep]
+        prof = np.bincount(rows[rep] * width + b + 1, w, minlength=cells)
+        estimated = prof if estimated is None else estimated + prof
     quarantined = spread(over, held) if over.shape[0] else None
+    flagged = np.concatenate(ik) if ik else np.zeros(0, dtype=np.int64)
+    iv = Intervals.build(
+        cell[flagged] // width,
+        t0[flagged],
+        t1[flagged],
+        np.zeros(flagged.shape[0]),
+        np.concatenate(ib) if ib else np.zeros(0, dtype=np.int64),
+    )
     extra_q = extra_c = None
     if multi.shape[0]:
         extra_q = spread(multi, amount[multi])
         extra_c = spread(multi, None)
         amount[multi] = 0.0
         dur[multi] = 0.0
-        cell[multi] = 0
+    cell[cross] = 0
     qty = np.bincount(cell, amount, minlength=cells)
     cov = np.bincount(cell, dur, minlength=cells)
     if extra_q is not None and extra_c is not None:
         qty += extra_q
         cov += extra_c
-    if grid.step > 0:
-        cov /= grid.step
-    else:
-        cov = (cov.reshape(ns, nb) / np.diff(grid.edges_f)[None, :]).reshape(-1)
-    np.minimum(cov, 1.0, out=cov)
+    if profiled:
+        qty += prof
+    grid_cols = (slice(None), slice(1, nb + 1))
+    coverage = cov.reshape(ns, width)[grid_cols] / (
+        grid.step if grid.step > 0 else np.diff(grid.edges_f)[None, :]
+    )
+    np.minimum(coverage, 1.0, out=coverage)
     flags: I64 | None = None
-    if ik:
-        k = np.concatenate(ik)
-        if k.shape[0]:
-            iv = Intervals.build(sid[k], t0[k], t1[k], np.zeros(k.shape[0]), np.concatenate(ib))
-            flags = bucket_flags(iv, grid.edges, ns).reshape(-1)
+    if flagged.shape[0]:
+        flags = bucket_flags(iv, grid.edges, ns)
     if flag_cells:
+        gc = np.concatenate(flag_cells)
+        col = gc % width - 1
+        ok = (col >= 0) & (col < nb)
         if flags is None:
-            flags = np.zeros(cells, dtype=np.int64)
-        np.bitwise_or.at(flags, np.concatenate(flag_cells), np.concatenate(flag_bits))
-    shape = (ns, nb)
+            flags = np.zeros((ns, nb), dtype=np.int64)
+        np.bitwise_or.at(flags, (gc[ok] // width, col[ok]), _GLITCH)
+
+    def grid_part(a: F64 | None) -> F64 | None:
+        return None if a is None else a.reshape(ns, width)[grid_cols]
+
     return CounterBuckets(
-        qty.reshape(shape),
-        None if estimated is None else estimated.reshape(shape),
-        None if quarantined is None else quarantined.reshape(shape),
-        cov.reshape(shape),
-        counts.astype(np.int64, copy=False).reshape(shape),
-        None if flags is None else flags.reshape(shape),
+        qty.reshape(ns, width)[grid_cols],
+        grid_part(estimated),
+        grid_part(quarantined),
+        coverage,
+        counts.reshape(ns, width)[grid_cols],
+        flags,
         deferred,
     )

@@ -175,9 +175,7 @@ def derive_many(
     nb = edges.shape[0] - 1
     if nb < 1 or np.any(np.diff(edges) <= 0):
         raise UsageError("edges must be increasing with at least one bucket")
-    import time as _t; _c=_t.process_time(); T={}
     params = SeriesParams.of(batch.kinds, batch.configs)
-    T['params']=_t.process_time()-_c
     fast = params.kind == 0
     for s, reps in batch.replacements.items():
         if reps and 0 <= s < n_series:
@@ -195,9 +193,7 @@ def derive_many(
         np.zeros((n_series, nb), dtype=np.int64),
         np.full((n_series, nb), np.nan),
     )
-    T['alloc']=_t.process_time()-_c
     whole = fast_ids.shape[0] == n_series
-    T['w']=0.0; T['f']=0.0
     sub = batch if whole else _gather(batch, fast_ids)
     sub_params = params if whole else params.take(fast_ids)
     grid = Grid.of(edges)
@@ -210,22 +206,23 @@ def derive_many(
             sub.values[a:b],
             sub_params.take(slice(lo, hi)),
             grid,
+            tz,
         )
-        _w=_t.process_time()
         rows: slice | I64 = slice(lo, hi) if whole else fast_ids[lo:hi]
-        _x=_t.process_time(); out.quantity[rows] = part.quantity; T['quantity']=T.get('quantity',0)+_t.process_time()-_x
-        _x=_t.process_time(); out.coverage[rows] = part.coverage; T['coverage']=T.get('coverage',0)+_t.process_time()-_x
-        _x=_t.process_time(); out.reading_count[rows] = part.reading_count; T['reading_count']=T.get('reading_count',0)+_t.process_time()-_x
-        if part.estimated is not None:
-            out.estimated[rows] = part.estimated
-        if part.quarantined is not None:
-            out.quarantined[rows] = part.quarantined
-        if part.flags is not None:
-            _x=_t.process_time(); out.flags[rows] = part.flags; T['flags']=T.get('flags',0)+_t.process_time()-_x
-        T['w']+=_t.process_time()-_w
+        out.quantity[rows] = part.quantity
+        out.coverage[rows] = part.coverage
+        out.reading_count[rows] = part.reading_count
+        row_ids = np.arange(lo, hi) if whole else fast_ids[lo:hi]
+        for dst, src in (
+            (out.estimated, part.estimated),
+            (out.quarantined, part.quarantined),
+            (out.flags, part.flags),
+        ):
+            if src is not None:  # mostly zeros: leave the untouched pages unmapped
+                nz = np.flatnonzero(src)
+                dst[row_ids[nz // nb], nz % nb] = src.reshape(-1)[nz]
         if part.deferred.shape[0]:
             later.append(fast_ids[lo + part.deferred])
-    T['loop']=_t.process_time()-_c
     general = np.unique(np.concatenate(later))
     if general.shape[0]:
         g = _derive_general(_gather(batch, general), edges, tz, chunk_readings)
@@ -236,8 +233,6 @@ def derive_many(
         out.reading_count[general] = g.reading_count
         out.flags[general] = g.flags
         out.peak[general] = g.peak
-    T['end']=_t.process_time()-_c
-    print(T)
     return out
 
 

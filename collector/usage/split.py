@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from collector.usage.intervals import Intervals
 
-__all__ = ["BucketSums", "bucket_flags", "bucket_index", "split_intervals"]
+__all__ = ["BucketSums", "Grid", "bucket_flags", "bucket_index", "split_intervals"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -128,26 +128,28 @@ class Grid:
     def n_buckets(self) -> int:
         return int(self.edges.shape[0]) - 1
 
-    def locate(self, t: F64) -> tuple[I64, I64]:
-        """``(floor, ceil)`` bucket positions of each time: ``floor`` is the bucket holding it
-        (−1 before, ``n_buckets`` after the grid), ``ceil − 1`` the last bucket an interval
-        ending at it touches."""
+    def columns(self, t: F64) -> tuple[I64, I64]:
+        """Bucket positions of each time, shifted by one so that they are never negative:
+        ``floor + 1`` where ``floor`` is the bucket holding the time (−1 before the grid,
+        ``n_buckets`` or ``n_buckets + 1`` after it), and ``ceil + 1`` where ``ceil − 1`` is
+        the last bucket an interval ending at the time touches. Both lie in
+        ``[0, n_buckets + 2]``."""
         nb = self.n_buckets
         if self.step > 0:
-            q = (t - self.edges_f[0]) / self.step
-            if t.shape[0] and (q.min() < -1.0 or q.max() > nb + 1.0):
-                q = np.clip(q, -1.0, nb + 1.0)
-            fl: I64 = np.floor(q).astype(np.int64)
+            q = (t - (self.edges_f[0] - self.step)) / self.step
+            if t.shape[0] and (q.min() < 0.0 or q.max() > nb + 2.0):
+                q = np.clip(q, 0.0, nb + 2.0)
+            fl: I64 = q.astype(np.int64)  # truncation is floor for q >= 0
             ce: I64 = np.ceil(q).astype(np.int64)
             return fl, ce
-        fl = np.searchsorted(self.edges_f, t, side="right").astype(np.int64) - 1
-        ce = np.searchsorted(self.edges_f, t, side="left").astype(np.int64)
+        fl = np.searchsorted(self.edges_f, t, side="right").astype(np.int64)
+        ce = np.searchsorted(self.edges_f, t, side="left").astype(np.int64) + 1
         return fl, ce
 
-    def pieces(self, row: I64, t0: F64, t1: F64, b0: I64, b1: I64) -> tuple[I64, I64, F64]:
-        """Intervals ``[t0, t1)`` (in row ``row``, first bucket ``b0``, last bucket ``b1`` as
-        :meth:`locate` gives them) cut at the bucket edges: ``(interval, flat cell, overlap s)``
-        per piece inside the grid; the flat cell is ``row × n_buckets + bucket``."""
+    def pieces(self, t0: F64, t1: F64, b0: I64, b1: I64) -> tuple[I64, I64, F64]:
+        """Intervals ``[t0, t1)`` (first bucket ``b0``, last bucket ``b1`` as :meth:`locate`
+        gives them) cut at the bucket edges: ``(interval, bucket, overlap s)`` per piece
+        inside the grid."""
         nb = self.n_buckets
         lo_b = np.maximum(b0, 0)
         hi_b = np.minimum(b1, nb - 1)
@@ -158,4 +160,4 @@ class Grid:
         b = lo_b[rep] + (np.arange(rep.shape[0], dtype=np.int64) - first[rep])
         lo = np.maximum(t0[rep], self.edges_f[b])
         hi = np.minimum(t1[rep], self.edges_f[b + 1])
-        return rep, row[rep] * nb + b, hi - lo
+        return rep, b, hi - lo

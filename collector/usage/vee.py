@@ -30,7 +30,7 @@ from collector.usage.intervals import Intervals
 from collector.usage.model import Resolution, UsageFlag
 from collector.usage.split import split_intervals
 
-__all__ = ["estimate_gaps"]
+__all__ = ["estimate_gaps", "profile_pieces"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -66,9 +66,11 @@ def _hour_rates(actual: Intervals, lo: float, hi: float, tz: str) -> tuple[F64, 
     return rates, (float(amt.sum()) / total_cov if total_cov > 0 else float("nan"))
 
 
-def _profile_pieces(
+def profile_pieces(
     gap: Intervals, k: int, history: Intervals, *, weeks: int, tz: str, known_total: bool
 ) -> Intervals | None:
+    """Intervals ``gap[k]`` is estimated as from the same-hour profile of ``history`` (its
+    actual intervals), or None without history."""
     g0, g1 = float(gap.t0[k]), float(gap.t1[k])
     s = int(gap.sid[k])
     lo = g0 - weeks * _WEEK_S
@@ -147,7 +149,7 @@ def estimate_gaps(
     fallback = np.zeros(out.sid.shape[0], dtype=np.bool_)
     for k in long_idx.tolist():
         s = int(out.sid[k])
-        got = _profile_pieces(
+        got = profile_pieces(
             out, k, history, weeks=int(profile_weeks[s]), tz=tz, known_total=bool(known_total[s])
         )
         if got is None:
