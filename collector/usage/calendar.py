@@ -115,9 +115,7 @@ def rollup_matrix(
         raise UsageError("no 15-minute buckets to roll up")
     if np.any(starts_15m % BUCKET_15M_S) or np.any(np.diff(starts_15m) != BUCKET_15M_S):
         raise UsageError("starts_15m must be a contiguous UTC 15-minute grid")
-    edges = bucket_edges(
-        float(starts_15m[0]), float(starts_15m[-1] + BUCKET_15M_S), resolution, tz
-    )
+    edges = bucket_edges(float(starts_15m[0]), float(starts_15m[-1] + BUCKET_15M_S), resolution, tz)
     if np.any(edges % BUCKET_15M_S):
         raise UsageError(f"zone {tz} has an offset that is not a multiple of 15 minutes")
     idx = np.searchsorted(edges, starts_15m, side="right") - 1

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from collector.usage.intervals import Intervals, sort_readings
 from collector.usage.model import MeterConfig, SeriesKind, UsageFlag
-from collector.usage.split import Grid, bucket_flags
+from collector.usage.split import Grid, flag_cells
 from collector.usage.vee import profile_pieces
 
 __all__ = ["CounterBuckets", "SeriesParams", "derive_counters", "glitch_readings"]
@@ -87,15 +87,16 @@ class SeriesParams:
 
 @dataclass(frozen=True, slots=True)
 class CounterBuckets:
-    """Bucketed usage of a group of series, matrices ``(n_series, n_buckets)``; ``None``
-    stands for all zeros. Rows listed in ``deferred`` are to be derived by the general code."""
+    """Bucketed usage of a group of series: dense matrices ``(n_series, n_buckets)`` and,
+    for the mostly-zero measures, ``(rows, buckets, values)`` to add (flags: to OR) into zero
+    matrices. Rows listed in ``deferred`` are to be derived by the general code."""
 
     quantity: F64
-    estimated: F64 | None
-    quarantined: F64 | None
     coverage: F64
     reading_count: I64
-    flags: I64 | None
+    estimated: tuple[I64, I64, F64]
+    quarantined: tuple[I64, I64, F64]
+    flags: tuple[I64, I64, I64]
     deferred: I64
 
 
@@ -255,10 +256,10 @@ def derive_counters(
     c1 = col1 + rowbase  # cell after the last bucket an interval ending here touches
     del col0, col1, rowbase
     counts = np.bincount(c0, minlength=cells)
-    flag_cells: list[I64] = []
+    flag_cells_: list[I64] = []
     gone = glitch_readings(v, offsets, p)
     if gone.shape[0]:
-        flag_cells.append(c0[gone])
+        flag_cells_.append(c0[gone])
         keep = np.ones(ts.shape[0], dtype=np.bool_)
         keep[gone] = False
         removed = np.bincount(_series_of(offsets, gone), minlength=ns)
@@ -322,14 +323,18 @@ def derive_counters(
     multi = np.flatnonzero(c1[1:] - cell != 1)  # intervals over several buckets
     multi = multi[dur[multi] > 0]
 
-    def spread(idx: I64, weights: F64 | None) -> F64:
-        """Bucket sums of ``weights`` (None: the covered seconds) of intervals ``idx``."""
+    def cut(idx: I64) -> tuple[I64, F64, I64]:
+        """Padded cells, overlap seconds and interval of the pieces of intervals ``idx``."""
         c = cell[idx]
         rep, b, ov = grid.pieces(t0[idx], t1[idx], c % width - 1, c1[idx + 1] % width - 2)
-        w = ov if weights is None else weights[rep] * ov / dur[idx][rep]
-        return np.bincount((c // width * width)[rep] + b + 1, w, minlength=cells)
+        return (c // width * width)[rep] + b + 1, ov, rep
 
-    estimated = spread(est, amount[est]) if est.shape[0] else None
+    def share(idx: I64, weights: F64) -> tuple[I64, F64]:
+        cells_, ov, rep = cut(idx)
+        return cells_, weights[rep] * ov / dur[idx][rep]
+
+    est_c, est_w = share(est, amount[est])
+    q_c, q_w = share(over, held)
     if profiled:
         rows = np.concatenate([np.full(iv.sid.shape[0], r, dtype=np.int64) for r, iv in profiled])
         p0 = np.concatenate([iv.t0 for _, iv in profiled])
@@ -337,10 +342,9 @@ def derive_counters(
         a0, _ = grid.columns(p0)
         _, a1 = grid.columns(p1)
         rep, b, ov = grid.pieces(p0, p1, a0 - 1, a1 - 2)
-        w = np.concatenate([iv.amount for _, iv in profiled])[rep] * ov / (p1 - p0)[rep]
-        prof = np.bincount(rows[rep] * width + b + 1, w, minlength=cells)
-        estimated = prof if estimated is None else estimated + prof
-    quarantined = spread(over, held) if over.shape[0] else None
+        prof_c = rows[rep] * width + b + 1
+        prof_w = np.concatenate([iv.amount for _, iv in profiled])[rep] * ov / (p1 - p0)[rep]
+        est_c, est_w = np.r_[est_c, prof_c], np.r_[est_w, prof_w]
     flagged = np.concatenate(ik) if ik else np.zeros(0, dtype=np.int64)
     iv = Intervals.build(
         cell[flagged] // width,
@@ -349,45 +353,39 @@ def derive_counters(
         np.zeros(flagged.shape[0]),
         np.concatenate(ib) if ib else np.zeros(0, dtype=np.int64),
     )
-    extra_q = extra_c = None
     if multi.shape[0]:
-        extra_q = spread(multi, amount[multi])
-        extra_c = spread(multi, None)
+        m_c, m_ov, m_rep = cut(multi)
+        m_w = amount[multi][m_rep] * m_ov / dur[multi][m_rep]
         amount[multi] = 0.0
         dur[multi] = 0.0
     cell[cross] = 0
     qty = np.bincount(cell, amount, minlength=cells)
     cov = np.bincount(cell, dur, minlength=cells)
-    if extra_q is not None and extra_c is not None:
-        qty += extra_q
-        cov += extra_c
+    if multi.shape[0]:
+        np.add.at(qty, m_c, m_w)
+        np.add.at(cov, m_c, m_ov)
     if profiled:
-        qty += prof
+        np.add.at(qty, prof_c, prof_w)
     grid_cols = (slice(None), slice(1, nb + 1))
     coverage = cov.reshape(ns, width)[grid_cols] / (
         grid.step if grid.step > 0 else np.diff(grid.edges_f)[None, :]
     )
     np.minimum(coverage, 1.0, out=coverage)
-    flags: I64 | None = None
-    if flagged.shape[0]:
-        flags = bucket_flags(iv, grid.edges, ns)
-    if flag_cells:
-        gc = np.concatenate(flag_cells)
+    f_flat, f_bits = flag_cells(iv, grid.edges)
+    f_rows, f_cols = f_flat // nb, f_flat % nb
+    if flag_cells_:
+        gc = np.concatenate(flag_cells_)
         col = gc % width - 1
         ok = (col >= 0) & (col < nb)
-        if flags is None:
-            flags = np.zeros((ns, nb), dtype=np.int64)
-        np.bitwise_or.at(flags, (gc[ok] // width, col[ok]), _GLITCH)
-
-    def grid_part(a: F64 | None) -> F64 | None:
-        return None if a is None else a.reshape(ns, width)[grid_cols]
-
+        f_rows = np.r_[f_rows, gc[ok] // width]
+        f_cols = np.r_[f_cols, col[ok]]
+        f_bits = np.r_[f_bits, np.full(int(ok.sum()), _GLITCH, dtype=np.int64)]
     return CounterBuckets(
         qty.reshape(ns, width)[grid_cols],
-        grid_part(estimated),
-        grid_part(quarantined),
         coverage,
         counts.reshape(ns, width)[grid_cols],
-        flags,
+        (est_c // width, est_c % width - 1, est_w),
+        (q_c // width, q_c % width - 1, q_w),
+        (f_rows, f_cols, f_bits),
         deferred,
     )

@@ -213,14 +213,13 @@ def derive_many(
         out.coverage[rows] = part.coverage
         out.reading_count[rows] = part.reading_count
         row_ids = np.arange(lo, hi) if whole else fast_ids[lo:hi]
-        for dst, src in (
+        for dst, (r, c, w) in (
             (out.estimated, part.estimated),
             (out.quarantined, part.quarantined),
-            (out.flags, part.flags),
         ):
-            if src is not None:  # mostly zeros: leave the untouched pages unmapped
-                nz = np.flatnonzero(src)
-                dst[row_ids[nz // nb], nz % nb] = src.reshape(-1)[nz]
+            np.add.at(dst, (row_ids[r], c), w)
+        r, c, bits = part.flags
+        np.bitwise_or.at(out.flags, (row_ids[r], c), bits)
         if part.deferred.shape[0]:
             later.append(fast_ids[lo + part.deferred])
     general = np.unique(np.concatenate(later))
@@ -236,9 +235,7 @@ def derive_many(
     return out
 
 
-def _derive_general(
-    batch: SeriesBatch, edges: I64, tz: str, chunk_readings: int
-) -> DerivedMatrix:
+def _derive_general(batch: SeriesBatch, edges: I64, tz: str, chunk_readings: int) -> DerivedMatrix:
     """The general pipeline (every kind and rule), group by group."""
     n_series = len(batch.kinds)
     nb = edges.shape[0] - 1

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from collector.usage.intervals import Intervals
 
-__all__ = ["BucketSums", "Grid", "bucket_flags", "bucket_index", "split_intervals"]
+__all__ = ["BucketSums", "Grid", "bucket_flags", "flag_cells", "bucket_index", "split_intervals"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -88,13 +88,12 @@ def bucket_index(edges: I64, t: F64) -> I64:
     return idx
 
 
-def bucket_flags(iv: Intervals, edges: I64, n_series: int) -> I64:
-    """OR of the flags of all intervals overlapping each bucket ``(n_series, n_buckets)``."""
+def flag_cells(iv: Intervals, edges: I64) -> tuple[I64, I64]:
+    """``(row × n_buckets + bucket, flags)`` for every bucket each flagged interval overlaps."""
     nb = edges.shape[0] - 1
-    out = np.zeros(n_series * max(nb, 0), dtype=np.int64)
     sel = np.nonzero(iv.flags)[0]
     if sel.shape[0] == 0 or nb <= 0:
-        return out.reshape(n_series, max(nb, 0))
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     b0 = np.searchsorted(edges, iv.t0[sel], side="right") - 1
     b1 = np.searchsorted(edges, iv.t1[sel], side="left") - 1
     b0 = np.clip(b0, 0, nb - 1)
@@ -104,8 +103,17 @@ def bucket_flags(iv: Intervals, edges: I64, n_series: int) -> I64:
     counts = np.maximum(b1 - b0 + 1, 1)
     rep = np.repeat(np.arange(sel.shape[0]), counts)
     offs = np.arange(rep.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
-    flat = iv.sid[sel][rep] * nb + b0[rep] + offs
-    np.bitwise_or.at(out, flat, iv.flags[sel][rep])
+    flat: I64 = iv.sid[sel][rep] * nb + b0[rep] + offs
+    bits: I64 = iv.flags[sel][rep]
+    return flat, bits
+
+
+def bucket_flags(iv: Intervals, edges: I64, n_series: int) -> I64:
+    """OR of the flags of all intervals overlapping each bucket ``(n_series, n_buckets)``."""
+    nb = max(edges.shape[0] - 1, 0)
+    out = np.zeros(n_series * nb, dtype=np.int64)
+    flat, bits = flag_cells(iv, edges)
+    np.bitwise_or.at(out, flat, bits)
     return out.reshape(n_series, nb)
 
 
