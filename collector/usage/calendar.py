@@ -23,6 +23,9 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 
+_ALWAYS_UTC = frozenset({"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Etc/Zulu"})
+
+
 def zone(tz: str) -> ZoneInfo:
     """The IANA zone ``tz``; an unknown name is a UsageError."""
     try:
@@ -39,6 +42,8 @@ def _offset_at(t: int, tzinfo: ZoneInfo) -> int:
 def _offsets(instants: I64, tzinfo: ZoneInfo) -> I64:
     """UTC offset in seconds of each instant: one zoneinfo call per distinct UTC day, and per
     instant only on the rare days whose offset changes (DST transitions)."""
+    if tzinfo.key in _ALWAYS_UTC:
+        return np.zeros(instants.shape[0], dtype=np.int64)
     days = instants // 86400
     uniq, inverse = np.unique(days, return_inverse=True)
     inverse = inverse.reshape(-1)

@@ -8,8 +8,10 @@ Deterministic: the same readings (in any arrival order) always give the same buc
 from __future__ import annotations
 
 import itertools
+import mmap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +29,14 @@ from collector.usage.intervals import (
     sort_readings,
 )
 from collector.usage.model import BucketUsage, MeterConfig, Replacement, SeriesKind, UsageFlag
-from collector.usage.split import Grid, bucket_flags, bucket_index, split_intervals
+from collector.usage.split import (
+    Grid,
+    add_cells,
+    bucket_flags,
+    bucket_index,
+    or_cells,
+    split_intervals,
+)
 from collector.usage.vee import estimate_gaps
 
 __all__ = ["DerivedMatrix", "SeriesBatch", "derive_many", "derive_usage", "find_long_gaps"]
@@ -133,6 +142,16 @@ def _sub_batch(batch: SeriesBatch, lo: int, hi: int) -> SeriesBatch:
     )
 
 
+def _sparse_zeros(shape: tuple[int, int], dtype: type[np.float64] | type[np.int64]) -> Any:
+    """A zero matrix that stays mostly unmapped: an anonymous mapping in small pages, so
+    writing a few cells maps (and zeroes) only their pages. numpy's own large allocations are
+    hinted for 2 MB pages, where each first write zeroes 2 MB."""
+    size = shape[0] * shape[1] * np.dtype(dtype).itemsize
+    if size < 1 << 22:
+        return np.zeros(shape, dtype=dtype)
+    return np.frombuffer(mmap.mmap(-1, size), dtype=dtype).reshape(shape)
+
+
 def _chunks(offsets: I64, chunk_readings: int) -> list[tuple[int, int]]:
     """Consecutive series ranges of about ``chunk_readings`` readings each."""
     n_series = offsets.shape[0] - 1
@@ -168,7 +187,7 @@ def derive_many(
     Of readings with the same time, the lowest value is used. ``tz`` sets the local hours of the
     long-gap profile. Buckets outside the readings' span have coverage 0. Series are processed
     in groups of about ``chunk_readings`` readings (cache-sized arrays; same result).
-    Cumulative series without replacements or long gaps take the vectorised fast path
+    Cumulative series without replacements or gaps over ``max_gap_s`` take the vectorised fast path
     (:mod:`collector.usage.counters`); the others the general pipeline (same rules).
     """
     n_series = len(batch.kinds)
@@ -183,15 +202,16 @@ def derive_many(
     fast_ids = np.flatnonzero(fast)
     if fast_ids.shape[0] == 0:
         return _derive_general(batch, edges, tz, chunk_readings)
+    shape = (n_series, nb)
     out = DerivedMatrix(
         edges,
-        np.empty((n_series, nb)),
-        np.zeros((n_series, nb)),
-        np.zeros((n_series, nb)),
-        np.empty((n_series, nb)),
-        np.empty((n_series, nb), dtype=np.int64),
-        np.zeros((n_series, nb), dtype=np.int64),
-        np.full((n_series, nb), np.nan),
+        np.empty(shape),
+        _sparse_zeros(shape, np.float64),
+        _sparse_zeros(shape, np.float64),
+        np.empty(shape),
+        np.empty(shape, dtype=np.int64),
+        _sparse_zeros(shape, np.int64),
+        np.full(shape, np.nan),
     )
     whole = fast_ids.shape[0] == n_series
     sub = batch if whole else _gather(batch, fast_ids)
@@ -204,9 +224,9 @@ def derive_many(
             sub.offsets[lo : hi + 1] - a,
             sub.ts[a:b],
             sub.values[a:b],
-            sub_params.take(slice(lo, hi)),
-            grid,
-            tz,
+            p=sub_params.take(slice(lo, hi)),
+            grid=grid,
+            tz=tz,
         )
         rows: slice | I64 = slice(lo, hi) if whole else fast_ids[lo:hi]
         out.quantity[rows] = part.quantity
@@ -217,9 +237,11 @@ def derive_many(
             (out.estimated, part.estimated),
             (out.quarantined, part.quarantined),
         ):
-            np.add.at(dst, (row_ids[r], c), w)
+            if r.shape[0]:
+                add_cells(dst.reshape(-1), row_ids[r] * nb + c, w)
         r, c, bits = part.flags
-        np.bitwise_or.at(out.flags, (row_ids[r], c), bits)
+        if r.shape[0]:
+            or_cells(out.flags.reshape(-1), row_ids[r] * nb + c, bits)
         if part.deferred.shape[0]:
             later.append(fast_ids[lo + part.deferred])
     general = np.unique(np.concatenate(later))

@@ -16,7 +16,16 @@ import numpy.typing as npt
 
 from collector.usage.intervals import Intervals
 
-__all__ = ["BucketSums", "Grid", "bucket_flags", "flag_cells", "bucket_index", "split_intervals"]
+__all__ = [
+    "BucketSums",
+    "Grid",
+    "add_cells",
+    "bucket_flags",
+    "bucket_index",
+    "flag_cells",
+    "or_cells",
+    "split_intervals",
+]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -144,11 +153,12 @@ class Grid:
         ``[0, n_buckets + 2]``."""
         nb = self.n_buckets
         if self.step > 0:
-            q = (t - (self.edges_f[0] - self.step)) / self.step
+            q = t - (self.edges_f[0] - self.step)
+            q /= self.step
             if t.shape[0] and (q.min() < 0.0 or q.max() > nb + 2.0):
-                q = np.clip(q, 0.0, nb + 2.0)
+                np.clip(q, 0.0, nb + 2.0, out=q)
             fl: I64 = q.astype(np.int64)  # truncation is floor for q >= 0
-            ce: I64 = np.ceil(q).astype(np.int64)
+            ce: I64 = np.ceil(q, out=q).astype(np.int64)
             return fl, ce
         fl = np.searchsorted(self.edges_f, t, side="right").astype(np.int64)
         ce = np.searchsorted(self.edges_f, t, side="left").astype(np.int64) + 1
@@ -169,3 +179,17 @@ class Grid:
         lo = np.maximum(t0[rep], self.edges_f[b])
         hi = np.minimum(t1[rep], self.edges_f[b + 1])
         return rep, b, hi - lo
+
+
+def add_cells(dst: F64, idx: I64, w: F64) -> None:
+    """``dst[idx] += w`` with repeated indices summed (a few cells of a large flat array)."""
+    u, inv = np.unique(idx, return_inverse=True)
+    dst[u] += np.bincount(inv.reshape(-1), w, minlength=u.shape[0])
+
+
+def or_cells(dst: I64, idx: I64, bits: I64) -> None:
+    """``dst[idx] |= bits`` with repeated indices OR-ed together."""
+    order = np.lexsort((bits, idx))
+    idx, bits = idx[order], bits[order]
+    u, first = np.unique(idx, return_index=True)
+    dst[u] |= np.bitwise_or.reduceat(bits, first)

@@ -88,7 +88,12 @@ def profile_pieces(
     if known_total:
         total = float(gap.amount[k])
         weight = float(amounts.sum())
-        amounts = amounts * (total / weight) if weight > 0 else total * (p1 - p0) / (g1 - g0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            share = amounts / weight  # not total / weight: a tiny weight would overflow
+        if weight > 0 and np.all(np.isfinite(share)):
+            amounts = share * total
+        else:
+            amounts = total * (p1 - p0) / (g1 - g0)
     m = p0.shape[0]
     flags = np.full(m, int(gap.flags[k]) | _GAP | _PROFILE, dtype=np.int64)
     return Intervals(

@@ -51,4 +51,5 @@ def test_senml_pack_is_stored_once_and_bad_pack_is_dead_lettered(
         ("energy", "cumulative", 1200.5), ("energy", "cumulative", 1200.75),
         ("power", "gauge", 812.0),
     ]
-    assert reason is not None and reason[0].startswith("SenML:")
+    assert reason is not None
+    assert reason[0].startswith("SenML:")

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.usage import MeterConfig, Replacement, SeriesBatch, bucket_edges, derive_many
+from collector.usage import (
+    MeterConfig,
+    Replacement,
+    SeriesBatch,
+    SeriesKind,
+    bucket_edges,
+    derive_many,
+)
 from collector.usage.derive import DerivedMatrix, _derive_general
 
 T0 = 1_774_915_200.0  # 2026-03-31T00:00:00Z
@@ -35,7 +43,7 @@ def series(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
             max_size=n,
         )
     )
-    start = T0 + draw(st.sampled_from([0.0, 300.0, -5400.0, 86400.0 * 2]))
+    start = T0 + draw(st.sampled_from([0.0, 300.0, -5400.0, 86400.0 * 2, -2.9 * 86400.0]))
     ts = start + np.cumsum(np.asarray([0.0, *steps]))
     inc = np.asarray(draw(st.lists(st.floats(0.0, 30.0), min_size=n + 1, max_size=n + 1)))
     v = 900.0 + np.cumsum(inc)
@@ -71,24 +79,24 @@ def test_fast_path_matches_the_general_pipeline(
 ) -> None:
     """Counters with glitches, resets, rollovers, jitter, quarantines and gaps: same buckets."""
     res, tz = grid
-    ts = np.concatenate([s[0] for s, _ in data])
+    ts = np.concatenate([s[0] for s, _ in data]).astype(np.float64)
     values = np.concatenate([s[1] for s, _ in data])
     counts = [s[0].shape[0] for s, _ in data]
     batch = SeriesBatch(
         np.r_[0, np.cumsum(counts)].astype(np.int64),
         ts,
         values,
-        ["cumulative"] * len(data),
+        [SeriesKind.CUMULATIVE] * len(data),
         [c for _, c in data],
     )
-    edges = bucket_edges(T0 - 3600.0, T0 + 3 * 86400.0, res, tz)
+    edges = bucket_edges(T0 - 4 * 86400.0, T0 + 3 * 86400.0, res, tz)  # 1d: a 23-hour day
     _assert_same(derive_many(batch, edges, tz, chunk_readings=chunk), _reference(batch, edges, tz))
 
 
 def test_fast_path_matches_on_a_long_gap_with_history() -> None:
     """A six-hour outage after three weeks of history: the same profile estimate."""
     rng = np.random.default_rng(3)
-    ts = T0 - 21 * 86400.0 + np.arange(22 * 96) * 900.0
+    ts = np.asarray(T0 - 21 * 86400.0 + np.arange(22 * 96) * 900.0, dtype=np.float64)
     keep = np.ones(ts.shape[0], dtype=bool)
     keep[21 * 96 + 20 : 21 * 96 + 44] = False
     values = 10.0 + np.cumsum(rng.random(ts.shape[0]))
@@ -96,7 +104,7 @@ def test_fast_path_matches_on_a_long_gap_with_history() -> None:
         np.asarray([0, int(keep.sum())], dtype=np.int64),
         ts[keep],
         values[keep],
-        ["cumulative"],
+        [SeriesKind.CUMULATIVE],
         [MeterConfig()],
     )
     edges = bucket_edges(T0, T0 + 86400.0, "15m", "Europe/Amsterdam")
@@ -107,15 +115,33 @@ def test_fast_path_matches_on_a_long_gap_with_history() -> None:
 
 def test_mixed_batches_match_the_general_pipeline() -> None:
     """Gauges, delta series and a replaced meter among counters: each row as the general code."""
+    K = SeriesKind
     ts = T0 + np.arange(20) * 900.0
     ramp = 100.0 + np.arange(20) * 0.5
     batch = SeriesBatch(
         np.arange(0, 101, 20, dtype=np.int64),
         np.tile(ts, 5),
         np.concatenate([ramp, np.full(20, 0.25), ramp, np.r_[ramp[:10], ramp[10:] - 99.0], ramp]),
-        ["cumulative", "delta", "gauge", "cumulative", "cumulative"],
+        [K.CUMULATIVE, K.DELTA, K.GAUGE, K.CUMULATIVE, K.CUMULATIVE],
         [MeterConfig()] * 5,
         {3: (Replacement(at=float(ts[10]), old_final=105.2, new_initial=0.9),)},
     )
     edges = bucket_edges(T0, T0 + 86400.0, "15m")
     _assert_same(derive_many(batch, edges, chunk_readings=30), _reference(batch, edges, "UTC"))
+
+
+@pytest.mark.parametrize("offsets", [[0, 0, 0, 0, 0], [0, 0, 1, 1, 4], [0, 4, 4, 4, 4]])
+@pytest.mark.parametrize("chunk", [1, 2, 100])
+def test_empty_and_single_reading_series_match(offsets: list[int], chunk: int) -> None:
+    """Series without readings or with one reading, in any grouping: as the general code."""
+    ts = np.asarray([T0 + 10.0, T0 + 100.0, T0 + 1000.0, T0 + 5000.0])
+    n = offsets[-1]
+    batch = SeriesBatch(
+        np.asarray(offsets, dtype=np.int64),
+        ts[:n],
+        np.asarray([5.0, 6.0, 7.0, 8.0])[:n],
+        [SeriesKind.CUMULATIVE] * 4,
+        [MeterConfig()] * 4,
+    )
+    edges = bucket_edges(T0, T0 + 86400.0, "15m")
+    _assert_same(derive_many(batch, edges, chunk_readings=chunk), _reference(batch, edges, "UTC"))

@@ -112,3 +112,12 @@ def test_gap_longer_than_max_gap_is_quarantined_not_spread() -> None:
     assert u.quarantined[95] == pytest.approx(995.0)  # the quarter hour before the 2026 reading
     assert u.coverage[:95].max() == 0.0
     assert u.flags[95] & UsageFlag.GAP_TOO_LONG
+
+
+def test_long_gap_after_a_near_zero_history_still_bills_the_register_difference() -> None:
+    """History of subnormal usage (profile weight ~1e-308) does not overflow the scaled estimate."""
+    ts = np.asarray([T0, T0 + 515.0, T0 + 4116.0])
+    u = derive_usage("cumulative", ts, np.asarray([0.0, 2.0**-1023, 14.0]),
+                     bucket_edges(T0, T0 + 4500.0, "15m"))
+    assert np.all(np.isfinite(u.quantity))
+    assert u.total == pytest.approx(14.0)
