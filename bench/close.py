@@ -317,6 +317,10 @@ def main() -> int:
             f"target: <= 30 s for 10,000 customers; extrapolated from this run:"
             f" {all_s * 10_000 / args.customers:.1f} s"
         )
+        print(
+            f"RESULT name=close figure={args.customers / close_s:.0f} invoices/s"
+            f" baseline={1 / per:.0f} invoices/s ratio={per * args.customers / close_s:.1f}x"
+        )
     finally:
         if not args.keep:
             with psycopg.connect(args.database_url, autocommit=True) as admin:

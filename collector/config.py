@@ -94,7 +94,7 @@ class MqttConfig(_Section):
 
 
 class IngestConfig(_Section):
-    max_messages: int = Field(default=500, ge=1, le=100_000)
+    max_messages: int = Field(default=100, ge=1, le=100_000)
     max_wait_ms: int = Field(default=50, ge=0, le=60_000)
     idle_ms: int = Field(default=10, ge=0, le=60_000)
     retry_initial_s: float = Field(default=0.2, gt=0, le=60)

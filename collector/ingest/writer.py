@@ -32,7 +32,7 @@ _log = logging.getLogger(__name__)
 class WriterSettings:
     """Flush sizing and retry timing."""
 
-    max_messages: int = 500
+    max_messages: int = 100
     max_wait_s: float = 0.05
     idle_s: float = 0.01  # flush early when no message arrived for this long
     retry_initial_s: float = 0.2
