@@ -7,6 +7,7 @@ generator seeded with (seed, meter, timestamp): a given seed gives the same read
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import random
@@ -32,7 +33,7 @@ class Register:
     ts_ms: int
 
 
-class _CumulativeMeter:
+class _CumulativeMeter(abc.ABC):
     """Shared machinery: load state, add an increment for the elapsed time, save, report."""
 
     metric = ""
@@ -93,6 +94,7 @@ class _CumulativeMeter:
             t += step
         return total
 
+    @abc.abstractmethod
     def _increment(self, start_ms: int, end_ms: int, rng: random.Random) -> float:
         raise NotImplementedError
 

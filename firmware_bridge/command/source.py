@@ -7,6 +7,7 @@ match fails the poll with ``SourceError``.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import math
@@ -55,7 +56,7 @@ class ValueSpec:
     scale: float = 1.0
 
 
-class _ParsedSource:
+class _ParsedSource(abc.ABC):
     def __init__(self, name: str, spec: ValueSpec, *, meter: str | None, interval_s: float) -> None:
         self._name = name
         self._spec = spec
@@ -70,6 +71,7 @@ class _ParsedSource:
     def interval_s(self) -> float:
         return self._interval_s
 
+    @abc.abstractmethod
     async def _text(self) -> str:
         raise NotImplementedError
 

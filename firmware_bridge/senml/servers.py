@@ -7,6 +7,7 @@ The servers start at the first poll (or with ``await source.start()``).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import time
@@ -45,7 +46,7 @@ class _PackSink:
         return None
 
 
-class _BufferedSource:
+class _BufferedSource(abc.ABC):
     def __init__(
         self,
         name: str,
@@ -68,6 +69,7 @@ class _BufferedSource:
     def interval_s(self) -> float:
         return self._interval_s
 
+    @abc.abstractmethod
     async def start(self) -> None:
         raise NotImplementedError
 
