@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 
@@ -22,6 +23,8 @@ from tests.firmware_bridge.conftest import T0, FakeClock
 async def test_mbpoll_reads_sdm630_import_and_export(clock: FakeClock) -> None:
     """mbpoll reads input registers 30073/30075 as big-endian floats: 1234.5 and 12.25 kWh."""
     mbpoll = shutil.which("mbpoll")
+    if mbpoll is None and os.environ.get("TALLY_FAIL_ON_SKIP") != "1":
+        pytest.skip("mbpoll is not installed (Debian: apt-get install -y mbpoll)")
     assert mbpoll, "mbpoll is not installed; CI must run: apt-get install -y mbpoll"
     server = await start_tcp_server(
         MeterRegisters(load_map("sdm630"), LoadModel(t0_s=T0)), "127.0.0.1", 0, clock=clock
