@@ -311,18 +311,7 @@ def close_period(
         done = runs.completed_run(conn, str(key), "close")
     if done is not None:
         return done
-    plans = PlanCache()
-    return _run_chunks(
-        pool,
-        key,
-        "close",
-        now=now,
-        config=cfg,
-        work=lambda conn, ids, run_id, pre: draft_chunk(
-            conn, key, ids, now=now, config=cfg, plans=plans, run_id=run_id, prefetched=pre
-        ),
-        progress=progress,
-    )
+    return _draft_run(pool, key, "close", now=now, cfg=cfg, progress=progress)
 
 
 def refresh_period(
@@ -334,12 +323,26 @@ def refresh_period(
     progress: Progress | None = None,
 ) -> runs.BillingRun:
     """Re-draft every non-final invoice of ``key`` from the current usage (late readings)."""
-    cfg = config or CloseConfig()
+    return _draft_run(
+        pool, key, "refresh", now=now, cfg=config or CloseConfig(), progress=progress
+    )
+
+
+def _draft_run(
+    pool: Pool,
+    key: PeriodKey,
+    kind: str,
+    *,
+    now: datetime,
+    cfg: CloseConfig,
+    progress: Progress | None,
+) -> runs.BillingRun:
+    """Draft (or re-draft) every customer of ``key`` in chunks, as a run of ``kind``."""
     plans = PlanCache()
     return _run_chunks(
         pool,
         key,
-        "refresh",
+        kind,
         now=now,
         config=cfg,
         work=lambda conn, ids, run_id, pre: draft_chunk(
