@@ -113,6 +113,14 @@ class ApiConfig(_Section):
     # Digests of staff bearer tokens ("sha256:<hex>", from `tally-collector staff-token`);
     # in the environment, comma-separated. Required unless the API listens on loopback only.
     staff_tokens: tuple[str, ...] = ()
+    # Staff keys with roles (docs/security.md): when true, every staff route needs a key or a
+    # token even on loopback (it is also enforced once any key exists in the database).
+    require_staff_key: bool = False
+    # How long a key lookup is cached: a key revoked by another process is refused at most
+    # this many seconds later.
+    key_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # Largest accepted request body; larger ones get 413 before the body is read.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, le=1 << 30)
 
     @field_validator("staff_tokens", mode="before")
     @classmethod

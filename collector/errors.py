@@ -9,10 +9,13 @@
     ├── PlanError(ValueError)        a price plan is invalid (has .path, where in the plan)
     ├── RatingError(ValueError)      usage cannot be rated on a plan (unit mismatch, …)
     ├── UsageError(ValueError)       readings cannot be turned into usage
-    └── BillingError                 a billing operation is not allowed
-        ├── NotFound(LookupError)    a customer, plan, subscription or invoice does not exist
-        ├── Conflict                 the request conflicts with current state (immutable invoice…)
-        └── ValidationFailed(ValueError)
+    ├── BillingError                 a billing operation is not allowed
+    │   ├── NotFound(LookupError)    a customer, plan, subscription or invoice does not exist
+    │   ├── Conflict                 the request conflicts with current state (immutable invoice…)
+    │   └── ValidationFailed(ValueError)
+    └── AccessError                  staff access (keys, roles) refused or malformed
+        ├── InvalidKey(ValueError)   not a well-formed staff key, or a bad key request
+        └── UnknownKey(LookupError)  no such staff key
 
 Ingest errors for single messages are not exceptions that escape: a bad message becomes a
 dead letter (``agent.errors.ProtocolError`` carries its reason).
@@ -71,3 +74,15 @@ class Conflict(BillingError):
 
 class ValidationFailed(BillingError, ValueError):
     """The request is invalid."""
+
+
+class AccessError(CollectorError):
+    """Staff access was refused or a key request is malformed."""
+
+
+class InvalidKey(AccessError, ValueError):
+    """Not a well-formed staff key, or an invalid request for one."""
+
+
+class UnknownKey(AccessError, LookupError):
+    """No staff key with that id."""

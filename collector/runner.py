@@ -189,15 +189,18 @@ def _api_server(
     app_config: CollectorConfig, pool: Pool, collector: Collector | None
 ) -> uvicorn.Server:
     api = app_config.api
-    if not api.staff_tokens and not api.is_loopback():
+    if not api.staff_tokens and not api.require_staff_key and not api.is_loopback():
         raise ConfigError(
             f"refusing to serve the staff API on {api.host} without staff tokens: set "
-            "api.staff_tokens (TALLY_API_STAFF_TOKENS; make one with `tally-collector "
-            "staff-token`) or listen on 127.0.0.1"
+            "api.require_staff_key (TALLY_API_REQUIRE_STAFF_KEY=true; make keys with "
+            "`tally-collector keys create`) or api.staff_tokens, or listen on 127.0.0.1"
         )
     app = create_app(
         pool, ingest_probe=collector.probe if collector else None,
         staff_tokens=api.staff_tokens or None,
+        require_staff_key=api.require_staff_key,
+        key_cache_s=api.key_cache_s,
+        max_body_bytes=api.max_body_bytes,
     )
     return uvicorn.Server(
         uvicorn.Config(

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from collector import __version__
 from collector.errors import StorageError, StorageUnavailable
 from collector.storage.database import Pool
 
-from . import billing_routes, ingest_routes, portal_routes, usage_routes
+from . import access_routes, billing_routes, ingest_routes, portal_routes, usage_routes
+from .access_gate import StaffGate
+from .access_middleware import AccessMiddleware, AccessPolicy
+from .error_docs import declare_error_responses
 from .ingest_routes import IngestProbe
-from .staff_auth import StaffAuth, require_staff
 
 __all__ = ["create_app"]
+
+DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
 def create_app(
@@ -24,19 +28,33 @@ def create_app(
     ingest_probe: Callable[[], IngestProbe] | None = None,
     title: str = "Tally collector",
     staff_tokens: Sequence[str] | None = None,
+    require_staff_key: bool = False,
+    key_cache_s: float = 5.0,
+    max_body_bytes: int = 1 << 20,
 ) -> FastAPI:
-    """The collector API over ``pool``; ``ingest_probe`` reports the consumer for ``/health``."""
+    """The collector API over ``pool``; ``ingest_probe`` reports the consumer for ``/health``.
+
+    Every route declares its access with ``access.requires(Role…)``, ``customer_only()`` or
+    ``public()``; ``AccessMiddleware`` authenticates staff keys (and configured
+    ``staff_tokens``, which act as admin) before a body is read (docs/security.md).
+    """
     app = FastAPI(title=title, version=__version__)
     app.state.pool = pool
     app.state.ingest_probe = ingest_probe
-    # Staff routes need a staff token when tokens are configured (``staff_auth``); the portal
-    # authenticates customers with its own tokens.
-    app.state.staff_auth = StaffAuth.from_config(staff_tokens) if staff_tokens else None
-    staff = [Depends(require_staff)]
-    app.include_router(ingest_routes.router, dependencies=staff)
-    app.include_router(usage_routes.router, dependencies=staff)
-    app.include_router(billing_routes.router, dependencies=staff)
+    gate = StaffGate.create(
+        pool, staff_tokens or (), require_key=require_staff_key, cache_s=key_cache_s
+    )
+    app.state.staff_gate = gate
+    app.include_router(ingest_routes.router)
+    app.include_router(usage_routes.router)
+    app.include_router(billing_routes.router)
+    app.include_router(access_routes.router)
     app.include_router(portal_routes.router)
+    declare_error_responses(app)
+    app.add_middleware(
+        AccessMiddleware,
+        policy=AccessPolicy(gate, max_body_bytes=max_body_bytes, public_paths=DOC_PATHS),
+    )
 
     @app.exception_handler(StorageUnavailable)
     def _unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:

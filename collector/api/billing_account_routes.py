@@ -11,17 +11,21 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from collector.access import Role
 from collector.billing import accounts
 from collector.billing import serialize as out
 from collector.billing.model import Address, CustomerSpec
 from collector.storage import billing_portal_store as portal
 from collector.storage import billing_store as store
 
+from .access import requires
 from .billing_http import BodyModel, Conn, KeyHeader, PoolDep, dump, http_errors, idempotent
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["billing"])
+READ = [requires(Role.READ_ONLY)]
+BILLING = [requires(Role.BILLING)]
 
 
 # -- request bodies ----------------------------------------------------------------------------
@@ -97,7 +101,7 @@ class ChangePlanIn(BodyModel):
 # -- customers ---------------------------------------------------------------------------------
 
 
-@router.post("/billing/customers", status_code=201)
+@router.post("/billing/customers", dependencies=BILLING, status_code=201)
 def create_customer(
     body: CustomerIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
@@ -112,7 +116,7 @@ def create_customer(
     )
 
 
-@router.get("/billing/customers")
+@router.get("/billing/customers", dependencies=READ)
 def list_customers(
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -127,19 +131,23 @@ def list_customers(
     return {"items": [out.customer_out(c) for c in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/billing/customers/{customer_id}")
+@router.get("/billing/customers/{customer_id}", dependencies=READ)
 def get_customer(customer_id: int, pool: PoolDep) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn:
         return out.customer_out(store.get_customer(conn, customer_id))
 
 
-@router.put("/billing/customers/{customer_id}")
+@router.put("/billing/customers/{customer_id}", dependencies=BILLING)
 def update_customer(customer_id: int, body: CustomerIn, pool: PoolDep) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn, conn.transaction():
         return out.customer_out(accounts.update_customer(conn, customer_id, body.spec()))
 
 
-@router.post("/billing/customers/{customer_id}/portal-tokens", status_code=201)
+@router.post(
+    "/billing/customers/{customer_id}/portal-tokens",
+    dependencies=BILLING,
+    status_code=201,
+)
 def create_portal_token(customer_id: int, pool: PoolDep) -> dict[str, Any]:
     """A new customer-portal token, shown only in this response (stored hashed)."""
     token = secrets.token_urlsafe(32)
@@ -149,7 +157,7 @@ def create_portal_token(customer_id: int, pool: PoolDep) -> dict[str, Any]:
     return {"customer_id": customer_id, "token": token}
 
 
-@router.delete("/billing/customers/{customer_id}/portal-tokens")
+@router.delete("/billing/customers/{customer_id}/portal-tokens", dependencies=BILLING)
 def revoke_portal_tokens(customer_id: int, pool: PoolDep) -> dict[str, Any]:
     """Revoke every portal token of the customer."""
     with http_errors(), pool.connection() as conn, conn.transaction():
@@ -161,7 +169,7 @@ def revoke_portal_tokens(customer_id: int, pool: PoolDep) -> dict[str, Any]:
 # -- plans -------------------------------------------------------------------------------------
 
 
-@router.post("/billing/plans", status_code=201)
+@router.post("/billing/plans", dependencies=BILLING, status_code=201)
 def create_plan(
     body: PlanIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
@@ -172,7 +180,7 @@ def create_plan(
     return idempotent(pool, request, key, dump(body), op)
 
 
-@router.get("/billing/plans")
+@router.get("/billing/plans", dependencies=READ)
 def list_plans(
     pool: PoolDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -181,7 +189,7 @@ def list_plans(
     return {"items": [out.plan_out(p) for p in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/billing/plans/{plan_id}")
+@router.get("/billing/plans/{plan_id}", dependencies=READ)
 def get_plan(plan_id: int, pool: PoolDep) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn:
         plan = store.get_plan(conn, plan_id)
@@ -189,7 +197,7 @@ def get_plan(plan_id: int, pool: PoolDep) -> dict[str, Any]:
     return {**out.plan_out(plan), "versions": [out.version_out(v) for v in versions]}
 
 
-@router.post("/billing/plans/{plan_id}/versions", status_code=201)
+@router.post("/billing/plans/{plan_id}/versions", dependencies=BILLING, status_code=201)
 def new_plan_version(
     plan_id: int, body: PlanVersionIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
@@ -205,7 +213,7 @@ def new_plan_version(
 # -- subscriptions -----------------------------------------------------------------------------
 
 
-@router.post("/billing/subscriptions", status_code=201)
+@router.post("/billing/subscriptions", dependencies=BILLING, status_code=201)
 def assign_meter(
     body: SubscriptionIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
@@ -230,7 +238,7 @@ def assign_meter(
     )
 
 
-@router.get("/billing/subscriptions")
+@router.get("/billing/subscriptions", dependencies=READ)
 def list_subscriptions(
     *,
     pool: PoolDep,
@@ -252,7 +260,7 @@ def list_subscriptions(
     return {"items": [out.subscription_out(s) for s in page.items], "next_cursor": page.next_cursor}
 
 
-@router.post("/billing/subscriptions/{subscription_id}/end")
+@router.post("/billing/subscriptions/{subscription_id}/end", dependencies=BILLING)
 def end_subscription(
     subscription_id: int, body: EndIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
@@ -268,7 +276,7 @@ def end_subscription(
     )
 
 
-@router.post("/billing/subscriptions/{subscription_id}/move", status_code=201)
+@router.post("/billing/subscriptions/{subscription_id}/move", dependencies=BILLING, status_code=201)
 def move_meter(
     subscription_id: int, body: MoveIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
@@ -288,7 +296,11 @@ def move_meter(
     )
 
 
-@router.post("/billing/subscriptions/{subscription_id}/change-plan", status_code=201)
+@router.post(
+    "/billing/subscriptions/{subscription_id}/change-plan",
+    dependencies=BILLING,
+    status_code=201,
+)
 def change_plan(
     subscription_id: int, body: ChangePlanIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:

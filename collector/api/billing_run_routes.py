@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from collector.access import Role
 from collector.billing import documents
 from collector.billing import serialize as out
 from collector.billing.close import (
@@ -22,11 +23,14 @@ from collector.billing.periods import PeriodKey
 from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_run_store as runs
 
+from .access import requires
 from .billing_http import BodyModel, Conn, KeyHeader, PoolDep, dump, http_errors, idempotent
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["billing"])
+READ = [requires(Role.READ_ONLY)]
+BILLING = [requires(Role.BILLING)]
 
 
 class RunIn(BodyModel):
@@ -47,7 +51,7 @@ class RunIn(BodyModel):
 # -- period close runs -------------------------------------------------------------------------
 
 
-@router.post("/billing/periods/{period}/{action}", status_code=202)
+@router.post("/billing/periods/{period}/{action}", dependencies=BILLING, status_code=202)
 def start_run(
     period: str,
     action: Literal["close", "refresh", "finalize"],
@@ -77,7 +81,7 @@ def start_run(
     return idempotent(pool, request, key, {"period": period, "action": action, **dump(body)}, op)
 
 
-@router.get("/billing/periods/{period}")
+@router.get("/billing/periods/{period}", dependencies=READ)
 def period_status(period: str, pool: PoolDep) -> dict[str, Any]:
     """Invoice counts (draft/final) and the runs of a period."""
     with http_errors():
@@ -88,7 +92,7 @@ def period_status(period: str, pool: PoolDep) -> dict[str, Any]:
     return {"period": key, "invoices": counts, "runs": [out.run_out(r) for r in period_runs]}
 
 
-@router.get("/billing/runs/{run_id}")
+@router.get("/billing/runs/{run_id}", dependencies=READ)
 def get_run(run_id: int, pool: PoolDep) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn:
         return out.run_out(runs.get_run(conn, run_id))
@@ -97,7 +101,7 @@ def get_run(run_id: int, pool: PoolDep) -> dict[str, Any]:
 # -- invoices ----------------------------------------------------------------------------------
 
 
-@router.get("/invoices")
+@router.get("/invoices", dependencies=READ)
 def list_invoices(
     *,
     pool: PoolDep,
@@ -127,7 +131,7 @@ _MEDIA = {
 }
 
 
-@router.get("/invoices/{invoice_id}")
+@router.get("/invoices/{invoice_id}", dependencies=READ)
 def get_invoice(
     invoice_id: int, pool: PoolDep, format: Literal["json", "html", "pdf", "csv"] = "json"
 ) -> Response:
@@ -140,7 +144,7 @@ def get_invoice(
     return Response(data, media_type=_MEDIA[format], headers=headers)
 
 
-@router.post("/invoices/{invoice_id}/finalize")
+@router.post("/invoices/{invoice_id}/finalize", dependencies=BILLING)
 def finalize_invoice(
     invoice_id: int, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
@@ -154,7 +158,7 @@ def finalize_invoice(
     )
 
 
-@router.get("/invoices/{invoice_id}/lines/{line_id}/explain")
+@router.get("/invoices/{invoice_id}/lines/{line_id}/explain", dependencies=READ)
 def explain_line(invoice_id: int, line_id: int, pool: PoolDep) -> dict[str, Any]:
     """Why am I billed this: meters, intervals, readings, estimated quantity, plan version."""
     with http_errors(), pool.connection() as conn:

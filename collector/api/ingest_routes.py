@@ -11,14 +11,18 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
+from collector.access import Role
 from collector.storage import ingest_queries as q
 from collector.storage.database import Pool, ping
 
+from .access import public, requires
 from .deps import get_pool
 
 __all__ = ["IngestProbe", "router"]
 
 router = APIRouter(tags=["ingest"])
+READ = [requires(Role.READ_ONLY)]
+PUBLIC = [public()]
 PoolDep = Annotated[Pool, Depends(get_pool)]
 
 
@@ -100,7 +104,7 @@ class DeadLetterPage(BaseModel):
     next_before: int | None
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health", dependencies=PUBLIC, response_model=Health)
 def health(request: Request, response: Response, pool: PoolDep) -> Health:
     """Database reachability and the consumer's connection, backlog and lag."""
     db = ping(pool)
@@ -139,7 +143,12 @@ def _device(d: q.DeviceIngest, *, detail: bool) -> DeviceIngestOut:
     )
 
 
-@router.get("/devices", response_model=list[DeviceIngestOut], response_model_exclude_none=True)
+@router.get(
+    "/devices",
+    dependencies=READ,
+    response_model=list[DeviceIngestOut],
+    response_model_exclude_none=True,
+)
 def devices(
     pool: PoolDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
 ) -> list[DeviceIngestOut]:
@@ -147,7 +156,7 @@ def devices(
     return [_device(d, detail=False) for d in q.list_devices(pool, limit=limit)]
 
 
-@router.get("/devices/{device_id}/ingest", response_model=DeviceIngestOut)
+@router.get("/devices/{device_id}/ingest", dependencies=READ, response_model=DeviceIngestOut)
 def device_ingest(device_id: str, pool: PoolDep) -> DeviceIngestOut:
     """Ingest status of a device: counters, missing batch sequence ranges, latest status."""
     d = q.device_ingest(pool, device_id)
@@ -156,7 +165,11 @@ def device_ingest(device_id: str, pool: PoolDep) -> DeviceIngestOut:
     return _device(d, detail=True)
 
 
-@router.get("/devices/{device_id}/meters/{meter}/readings", response_model=list[ReadingOut])
+@router.get(
+    "/devices/{device_id}/meters/{meter}/readings",
+    dependencies=READ,
+    response_model=list[ReadingOut],
+)
 def meter_readings(
     device_id: str,
     meter: str,
@@ -177,7 +190,7 @@ def meter_readings(
     return [ReadingOut(metric=r.metric, unit=r.unit, ts=r.ts, value=r.value) for r in rows]
 
 
-@router.get("/dead-letters", response_model=DeadLetterPage)
+@router.get("/dead-letters", dependencies=READ, response_model=DeadLetterPage)
 def dead_letters(
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

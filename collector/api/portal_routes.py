@@ -33,11 +33,14 @@ from collector.storage import portal_queries as pq
 from collector.storage.database import Pool
 from collector.usage import Resolution
 
+from .access import customer_only, public
 from .deps import get_pool
 
 __all__ = ["COOKIE", "get_now", "router"]
 
 router = APIRouter(prefix="/portal", tags=["portal"])
+PUBLIC = [public()]
+CUSTOMER = [customer_only()]
 PoolDep = Annotated[Pool, Depends(get_pool)]
 Conn = psycopg.Connection[Any]
 COOKIE = "tally_portal"
@@ -130,7 +133,7 @@ def _unprocessable(exc: Exception) -> HTTPException:
 # -- invoices (JSON, documents) ------------------------------------------------------------------
 
 
-@router.get("/invoices")
+@router.get("/invoices", dependencies=CUSTOMER)
 def my_invoices(
     *,
     pool: PoolDep,
@@ -151,7 +154,7 @@ def my_invoices(
     }
 
 
-@router.get("/invoices/{invoice_id}", response_model=None)
+@router.get("/invoices/{invoice_id}", dependencies=CUSTOMER, response_model=None)
 def my_invoice(
     invoice_id: int,
     request: Request,
@@ -173,7 +176,7 @@ def my_invoice(
     return Response(data, media_type=_MEDIA[fmt])
 
 
-@router.get("/invoices/{invoice_id}/lines/{line_id}/explain")
+@router.get("/invoices/{invoice_id}/lines/{line_id}/explain", dependencies=CUSTOMER)
 def my_line_explained(
     invoice_id: int,
     line_id: int,
@@ -202,7 +205,7 @@ def _profile(conn: Conn, customer_id: int) -> Customer:
     return customers.get_customer(conn, customer_id)
 
 
-@router.get("/consumption/meters")
+@router.get("/consumption/meters", dependencies=CUSTOMER)
 def my_meters(
     *, pool: PoolDep, now: NowDep, authorization: AuthHeader = None, tally_portal: AuthCookie = None
 ) -> dict[str, Any]:
@@ -214,7 +217,7 @@ def my_meters(
     return {"time_zone": tz, "meters": meter_page.meters_json(meters, now)}
 
 
-@router.get("/consumption/meters/{series_id}")
+@router.get("/consumption/meters/{series_id}", dependencies=CUSTOMER)
 def my_meter_usage(
     series_id: int,
     *,
@@ -279,7 +282,7 @@ def _dashboard(conn: Conn, customer_id: int, now: datetime) -> dashboard.Dashboa
     )
 
 
-@router.get("/consumption/current")
+@router.get("/consumption/current", dependencies=CUSTOMER)
 def my_current_period(
     *, pool: PoolDep, now: NowDep, authorization: AuthHeader = None, tally_portal: AuthCookie = None
 ) -> dict[str, Any]:
@@ -293,7 +296,7 @@ def my_current_period(
 # -- pages ---------------------------------------------------------------------------------------
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", dependencies=PUBLIC, response_class=HTMLResponse)
 def login(request: Request, *, pool: PoolDep, token: str | None = None) -> Response:
     """Exchange a token (once, from a link) for an HttpOnly, SameSite=Strict cookie."""
     if not token:
@@ -316,7 +319,7 @@ def login(request: Request, *, pool: PoolDep, token: str | None = None) -> Respo
     return resp
 
 
-@router.get("/logout")
+@router.get("/logout", dependencies=PUBLIC)
 def logout() -> Response:
     """Forget the cookie."""
     resp = RedirectResponse("/portal/login", status_code=303)
@@ -324,7 +327,7 @@ def logout() -> Response:
     return resp
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", dependencies=CUSTOMER, response_class=HTMLResponse)
 def dashboard_page(
     *, pool: PoolDep, now: NowDep, authorization: AuthHeader = None, tally_portal: AuthCookie = None
 ) -> Response:
@@ -337,7 +340,7 @@ def dashboard_page(
     return _html(page("Your consumption", dashboard.dashboard_html(d), customer=d.customer_name))
 
 
-@router.get("/meters/{series_id}", response_class=HTMLResponse)
+@router.get("/meters/{series_id}", dependencies=CUSTOMER, response_class=HTMLResponse)
 def meter_page_html(
     series_id: int,
     *,

@@ -12,16 +12,20 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from collector.access import Role
 from collector.errors import NotFound, UsageError
 from collector.storage import usage_meters, usage_queries
 from collector.storage.database import Pool
 from collector.usage import MeterConfig, Replacement, Resolution, UsageFlag
 
+from .access import requires
 from .deps import get_pool
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["usage"])
+READ = [requires(Role.READ_ONLY)]
+TECHNICIAN = [requires(Role.TECHNICIAN)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
 MAX_BUCKETS: Final = 20_000
 
@@ -149,7 +153,7 @@ ResQ = Annotated[Resolution, Query()]
 TzQ = Annotated[str, Query(max_length=64)]
 
 
-@router.get("/usage/series/{series_id}", response_model=UsageOut)
+@router.get("/usage/series/{series_id}", dependencies=READ, response_model=UsageOut)
 def series_usage(series_id: int, pool: PoolDep, now: NowDep, *, from_: FromQ = None,
                  to: ToQ = None, resolution: ResQ = Resolution.H1, tz: TzQ = "UTC") -> UsageOut:
     """Usage of one series per bucket, with the estimated share per bucket and in total."""
@@ -161,7 +165,7 @@ def series_usage(series_id: int, pool: PoolDep, now: NowDep, *, from_: FromQ = N
     return _usage(pool, info, start, end, resolution=resolution, tz=tz)
 
 
-@router.get("/devices/{device}/meters/{meter}/usage", response_model=UsageOut)
+@router.get("/devices/{device}/meters/{meter}/usage", dependencies=READ, response_model=UsageOut)
 def meter_usage(device: str, meter: str, pool: PoolDep, now: NowDep, *,
                 metric: Annotated[str, Query(min_length=1)], from_: FromQ = None,
                 to: ToQ = None, resolution: ResQ = Resolution.H1, tz: TzQ = "UTC") -> UsageOut:
@@ -174,7 +178,7 @@ def meter_usage(device: str, meter: str, pool: PoolDep, now: NowDep, *,
     return _usage(pool, info, start, end, resolution=resolution, tz=tz)
 
 
-@router.get("/meters/{series_id}/config", response_model=ConfigIn)
+@router.get("/meters/{series_id}/config", dependencies=READ, response_model=ConfigIn)
 def get_config(series_id: int, pool: PoolDep) -> dict[str, Any]:
     """The meter settings used to derive the series' usage."""
     try:
@@ -185,7 +189,7 @@ def get_config(series_id: int, pool: PoolDep) -> dict[str, Any]:
     return {f: getattr(cfg, f) for f in ConfigIn.model_fields}
 
 
-@router.put("/meters/{series_id}/config", response_model=ConfigIn)
+@router.put("/meters/{series_id}/config", dependencies=TECHNICIAN, response_model=ConfigIn)
 def put_config(series_id: int, body: ConfigIn, pool: PoolDep, now: NowDep) -> ConfigIn:
     """Replace the meter settings (staff); the series' usage is re-derived on next refresh."""
     try:
@@ -199,7 +203,12 @@ def put_config(series_id: int, body: ConfigIn, pool: PoolDep, now: NowDep) -> Co
     return body
 
 
-@router.post("/meters/{series_id}/replacements", status_code=201, response_model=ReplacementIn)
+@router.post(
+    "/meters/{series_id}/replacements",
+    dependencies=TECHNICIAN,
+    status_code=201,
+    response_model=ReplacementIn,
+)
 def post_replacement(series_id: int, body: ReplacementIn, pool: PoolDep,
                      now: NowDep) -> ReplacementIn:
     """Record a meter swap (staff): old meter's final and new meter's first register value."""
