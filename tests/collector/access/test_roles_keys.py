@@ -31,10 +31,12 @@ def test_issued_key_parses_and_hashes() -> None:
     """A key carries its public id; the stored digest is SHA-256 of the whole key."""
     issued = issue_key(role=Role.BILLING, name="ops", now=NOW, created_by="t")
     assert parse_key(issued.secret) == issued.key.key_id
-    assert issued.digest == key_digest(issued.secret) and len(issued.digest) == 32
+    assert issued.digest == key_digest(issued.secret)
+    assert len(issued.digest) == 32
     assert issued.secret not in repr(issued.key)
     other = issue_key(role=Role.BILLING, name="ops", now=NOW, created_by="t")
-    assert other.secret != issued.secret and other.key.key_id != issued.key.key_id
+    assert other.secret != issued.secret
+    assert other.key.key_id != issued.key.key_id
 
 
 @pytest.mark.parametrize("text", ["", "tally_", "Bearer x", "tally_0123456789ab_short",
@@ -59,7 +61,8 @@ def test_key_active_window() -> None:
     """A key is active until it expires or is revoked."""
     k = issue_key(role=Role.ADMIN, name="a", now=NOW, created_by="t",
                   expires_at=NOW + timedelta(days=1)).key
-    assert k.active(NOW) and not k.active(NOW + timedelta(days=1))
+    assert k.active(NOW)
+    assert not k.active(NOW + timedelta(days=1))
 
 
 def test_cache_expires_and_forgets() -> None:
