@@ -97,6 +97,9 @@ class DeadLetterOut(BaseModel):
     field: str | None
     payload_base64: str
     payload_text: str | None
+    payload_size: int
+    payload_sha256: str
+    truncated: bool
 
 
 class DeadLetterPage(BaseModel):
@@ -203,6 +206,8 @@ def dead_letters(
             id=r.id, received_at=r.received_at, topic=r.topic, reason=r.reason, field=r.field,
             payload_base64=base64.b64encode(r.payload).decode("ascii"),
             payload_text=_text(r.payload),
+            payload_size=r.payload_size, payload_sha256=r.payload_sha256.hex(),
+            truncated=len(r.payload) < r.payload_size,
         )
         for r in rows
     ]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from typing import Final
 
 from agent.protocol import Batch
+
+# A dead letter keeps at most this much of its payload, plus the payload's size and SHA-256.
+DEAD_LETTER_KEEP_BYTES: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,20 @@ class DeadLetter:
     reason: str
     field: str | None
     received_ms: int
+
+    @property
+    def kept_payload(self) -> bytes:
+        """What is stored: the first ``DEAD_LETTER_KEEP_BYTES`` of the payload."""
+        return self.payload[:DEAD_LETTER_KEEP_BYTES]
+
+    @property
+    def payload_size(self) -> int:
+        return len(self.payload)
+
+    @property
+    def payload_sha256(self) -> bytes:
+        """SHA-256 of the whole payload (identifies it even when only a prefix is kept)."""
+        return hashlib.sha256(self.payload).digest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,9 +66,11 @@ class DeadLetterRow:
     id: int
     received_at: datetime
     topic: str
-    payload: bytes
+    payload: bytes  # the first 64 KiB at most
     reason: str
     field: str | None
+    payload_size: int
+    payload_sha256: bytes
 
 
 _DEVICE_SUMMARY = """
@@ -159,8 +161,10 @@ def dead_letters(pool: Pool, *, limit: int, before_id: int | None = None) -> lis
     """Newest dead letters first; page with ``before_id`` = the last id of the previous page."""
     with translate_errors("dead letters"), pool.connection(timeout=_TIMEOUT_S) as conn:
         rows = conn.execute(
-            "SELECT id, received_at, topic, payload, reason, field FROM dead_letters"
+            "SELECT id, received_at, topic, payload, reason, field, payload_size, payload_sha256"
+            " FROM dead_letters"
             " WHERE %s::bigint IS NULL OR id < %s::bigint ORDER BY id DESC LIMIT %s",
             (before_id, before_id, limit),
         ).fetchall()
-    return [DeadLetterRow(i, t, o, bytes(p), r, f) for i, t, o, p, r, f in rows]
+    return [DeadLetterRow(i, t, o, bytes(p), r, f, n, bytes(h))
+            for i, t, o, p, r, f, n, h in rows]

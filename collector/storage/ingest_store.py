@@ -241,14 +241,16 @@ class ReadingStore:
         if not letters:
             return
         conn.execute(
-            "INSERT INTO dead_letters (received_at, topic, payload, reason, field)"
-            " SELECT to_timestamp(t::double precision / 1000), o, p, r, f"
-            " FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::text[], %s::text[])"
-            " AS x(t, o, p, r, f)",
+            "INSERT INTO dead_letters (received_at, topic, payload, reason, field, payload_size,"
+            " payload_sha256)"
+            " SELECT to_timestamp(t::double precision / 1000), o, p, r, f, n, h"
+            " FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::text[], %s::text[],"
+            " %s::bigint[], %s::bytea[]) AS x(t, o, p, r, f, n, h)",
             (
                 [d.received_ms for d in letters], [_clean(d.topic) for d in letters],
-                [d.payload for d in letters], [_clean(d.reason) for d in letters],
+                [d.kept_payload for d in letters], [_clean(d.reason) for d in letters],
                 [_clean(d.field) if d.field is not None else None for d in letters],
+                [d.payload_size for d in letters], [d.payload_sha256 for d in letters],
             ),
         )
 

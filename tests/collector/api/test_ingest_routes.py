@@ -118,6 +118,8 @@ def test_dead_letters_are_paginated(client: TestClient) -> None:
     rest = client.get("/dead-letters", params={"limit": 2, "before": first["next_before"]}).json()
     assert [x["reason"] for x in first["items"] + rest["items"]] == ["r2", "r1", "r0"]
     assert first["items"][0]["payload_base64"] == "//8="
+    assert first["items"][0]["payload_size"] == 2
+    assert first["items"][0]["truncated"] is False
     assert rest["next_before"] is None
 
 

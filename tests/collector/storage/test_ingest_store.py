@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import numpy as np
@@ -10,7 +11,13 @@ import pytest
 
 from agent.protocol import Batch, Kind, Series, encode_batch, readings_topic
 from collector.errors import StorageUnavailable
-from collector.ingest.messages import DeadLetter, DecodedBatch, FlushPlan, StatusUpdate
+from collector.ingest.messages import (
+    DEAD_LETTER_KEEP_BYTES,
+    DeadLetter,
+    DecodedBatch,
+    FlushPlan,
+    StatusUpdate,
+)
 from collector.storage.database import Pool, open_pool
 from collector.storage.ingest_store import ReadingStore
 from collector.storage.migrate import migrate
@@ -161,3 +168,25 @@ def test_device_counters_ignore_duplicates(store: ReadingStore, pg_url: str) -> 
             "SELECT batches, readings, first_seq, last_seq FROM device_ingest"
         ).fetchone()
     assert row == (2, 20, 1, 3)
+
+
+def test_dead_letter_keeps_a_prefix_with_size_and_digest(pg_url: str) -> None:
+    """A huge bad payload is stored as its first 64 KiB plus its full size and SHA-256."""
+    migrate(pg_url, use_timescale=False)
+    pool = open_pool(pg_url, min_size=1, max_size=1)
+    try:
+        raw = bytes(range(256)) * 4096  # 1 MiB
+        ReadingStore(pool).write(
+            FlushPlan(dead_letters=(DeadLetter("tally/v1/x/readings", raw, "bad", None, 1),))
+        )
+        with psycopg.connect(pg_url) as conn:
+            conn.execute("INSERT INTO dead_letters (topic, payload, reason) VALUES"
+                         " ('other', %s, 'written by hand')", (raw,))
+            rows = conn.execute("SELECT payload, payload_size, payload_sha256 FROM dead_letters"
+                                " ORDER BY id").fetchall()
+    finally:
+        pool.close()
+    for payload, size, digest in rows:
+        assert bytes(payload) == raw[:DEAD_LETTER_KEEP_BYTES]
+        assert size == len(raw)
+        assert bytes(digest) == hashlib.sha256(raw).digest()
