@@ -4,7 +4,8 @@
     ├── ConfigError(ValueError)      invalid collector configuration
     ├── StorageError                 the database failed (psycopg errors are translated once,
     │   │                            in collector.storage, with ``raise ... from exc``)
-    │   └── StorageUnavailable       the database cannot be reached right now (retry later)
+    │   ├── StorageUnavailable       the database cannot be reached right now (retry later)
+    │   └── ValueRefused(ValueError) the database refused a value (out of range, NUL byte…)
     ├── MigrationError               a schema migration failed or the schema is newer than the code
     ├── PlanError(ValueError)        a price plan is invalid (has .path, where in the plan)
     ├── RatingError(ValueError)      usage cannot be rated on a plan (unit mismatch, …)
@@ -38,6 +39,10 @@ class StorageError(CollectorError):
 
 class StorageUnavailable(StorageError):
     """The database cannot be reached; the operation may be retried later."""
+
+
+class ValueRefused(StorageError, ValueError):
+    """The database refused a value of the request (a backstop: the API validates first)."""
 
 
 class MigrationError(CollectorError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ __all__ = ["CHANGING_METHODS", "AccessMiddleware", "AccessPolicy"]
 log = logging.getLogger(__name__)
 CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CHALLENGE = (b"www-authenticate", b'Bearer realm="tally"')
+# A JSON string can carry NUL only as the escape \u0000 (an odd run of backslashes before it).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 ADMIN_ONLY = Access("staff", Role.ADMIN)
 
 
@@ -62,11 +65,20 @@ class AccessPolicy:
         return None
 
 
-async def _answer(send: Send, status: int, detail: str, *extra: tuple[bytes, bytes]) -> None:
-    body = json.dumps({"detail": detail}).encode()
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    status: int
+    detail: str
+    header: tuple[bytes, bytes] | None = None
+
+
+async def _answer(send: Send, refusal: _Refusal) -> None:
+    body = json.dumps({"detail": refusal.detail}).encode()
     headers = [(b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode()), *extra]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+               (b"content-length", str(len(body)).encode())]
+    if refusal.header is not None:
+        headers.append(refusal.header)
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -81,38 +93,24 @@ class AccessMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method: str = scope["method"]
         access = self.policy.access(scope)
-        who: Principal | None = None
         audit = _Audit(self.policy, scope, access)
         send = audit.wrap(send)
-        if access is not None and access.kind == "staff":
-            headers = dict(scope["headers"])
-            auth = headers.get(b"authorization", b"").decode("latin-1") or None
-            try:
-                who = await anyio.to_thread.run_sync(self.policy.gate.resolve, auth)
-            except BadCredentials as exc:
-                await _answer(send, 401, str(exc), _CHALLENGE)
-                return
-            except StorageError as exc:
-                await _answer(send, 503, f"database unavailable: {exc}")
-                return
-            if who is None:
-                await _answer(send, 401, "staff key required", _CHALLENGE)
-                return
-            audit.principal = who
-            scope.setdefault("state", {})["principal"] = who
-            required = access.role
-            if required is None or not who.role.grants(required):
-                need = required.value if required else "admin"
-                await _answer(send, 403, f"this route needs the {need} role; "
-                                         f"the key has {who.role.value}")
-                return
-        if method in CHANGING_METHODS or _has_body(scope):
-            body = await self._read_body(scope, receive, send)
-            if body is None:
-                return
-            receive = _replay(body, receive)
+        refusal = await self._staff_refusal(scope, access, audit)
+        query: bytes = scope.get("query_string", b"")
+        if refusal is None and ("\x00" in scope["path"] or b"%00" in query or b"\x00" in query):
+            refusal = _Refusal(422, "NUL bytes are not allowed in the URL")
+        if refusal is None and (scope["method"] in CHANGING_METHODS or _has_body(scope)):
+            body = await self._read_body(scope, receive)
+            if isinstance(body, _Refusal):
+                refusal = body
+            elif _NUL_ESCAPE.search(body):
+                refusal = _Refusal(422, "NUL characters (\\u0000) are not allowed in the body")
+            else:
+                receive = _replay(body, receive)
+        if refusal is not None:
+            await _answer(send, refusal)
+            return
         try:
             await self.app(scope, receive, send)
         except Exception:
@@ -120,19 +118,40 @@ class AccessMiddleware:
                 await anyio.to_thread.run_sync(audit.write, 500)
             raise
 
-    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole body, or ``None`` after answering 413/400."""
+    async def _staff_refusal(
+        self, scope: Scope, access: Access | None, audit: _Audit
+    ) -> _Refusal | None:
+        """Authenticate and check the role of a staff route (``None``: go on)."""
+        if access is None or access.kind != "staff":
+            return None
+        auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1") or None
+        try:
+            who = await anyio.to_thread.run_sync(self.policy.gate.resolve, auth)
+        except BadCredentials as exc:
+            return _Refusal(401, str(exc), _CHALLENGE)
+        except StorageError as exc:
+            return _Refusal(503, f"database unavailable: {exc}")
+        if who is None:
+            return _Refusal(401, "staff key required", _CHALLENGE)
+        audit.principal = who
+        scope.setdefault("state", {})["principal"] = who
+        need = access.role or Role.ADMIN
+        if not who.role.grants(need):
+            return _Refusal(403, f"this route needs the {need.value} role; "
+                                 f"the key has {who.role.value}")
+        return None
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | _Refusal:
+        """The whole body, or why it is refused (400/413)."""
         limit = self.policy.max_body_bytes
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             try:
                 declared = int(length)
             except ValueError:
-                await _answer(send, 400, "invalid Content-Length")
-                return None
+                return _Refusal(400, "invalid Content-Length")
             if declared > limit:
-                await _answer(send, 413, f"request body larger than {limit} bytes")
-                return None
+                return _Refusal(413, f"request body larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -142,8 +161,7 @@ class AccessMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _answer(send, 413, f"request body larger than {limit} bytes")
-                return None
+                return _Refusal(413, f"request body larger than {limit} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from collector.access import AuditEntry, Principal, Role, StaffKey, issue_key
 from collector.errors import InvalidKey, UnknownKey
@@ -16,6 +16,7 @@ from collector.storage.database import Pool
 from .access import requires
 from .access_gate import StaffGate
 from .deps import get_pool
+from .params import When
 
 __all__ = ["router"]
 
@@ -145,7 +146,7 @@ def audit_log(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     actor: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
-    since: AwareDatetime | None = None,
+    since: When | None = None,
 ) -> AuditPage:
     """State-changing calls, newest first: who, what, when, outcome; ``before=next_before``
     pages on."""

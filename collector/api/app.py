@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from collector import __version__
-from collector.errors import StorageError, StorageUnavailable
+from collector.errors import StorageError, StorageUnavailable, ValueRefused
 from collector.storage.database import Pool
 
 from . import access_routes, billing_routes, ingest_routes, portal_routes, usage_routes
@@ -60,8 +64,29 @@ def create_app(
     def _unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:
         return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
 
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, except that NaN/Infinity in the echoed input are written as
+        # strings (JSON has no such numbers, and failing to encode them would be a 500).
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
+
+    @app.exception_handler(ValueRefused)
+    def _refused(request: Request, exc: ValueRefused) -> JSONResponse:
+        # A backstop: parameters are validated at the boundary (collector/api/params.py).
+        return JSONResponse({"detail": f"invalid value: {exc}"}, status_code=422)
+
     @app.exception_handler(StorageError)
     def _storage(request: Request, exc: StorageError) -> JSONResponse:
         return JSONResponse({"detail": f"storage error: {exc}"}, status_code=500)
 
     return app
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -20,6 +20,7 @@ from collector.storage import billing_store as store
 
 from .access import requires
 from .billing_http import BodyModel, Conn, KeyHeader, PoolDep, dump, http_errors, idempotent
+from .params import BodyId, Id, IdQuery, When
 
 __all__ = ["router"]
 
@@ -48,7 +49,7 @@ class CustomerIn(BodyModel):
     language: str = "en"
     issuer: str = "default"
     invoice_prefix: str = "INV"
-    anchor_day: int = 1
+    anchor_day: int = Field(1, ge=1, le=31)
 
     def spec(self) -> CustomerSpec:
         a = self.address
@@ -76,26 +77,26 @@ class PlanVersionIn(BodyModel):
 
 
 class SubscriptionIn(BodyModel):
-    customer_id: int
-    series_id: int
-    plan_version_id: int
-    valid_from: datetime
-    valid_to: datetime | None = None
+    customer_id: BodyId
+    series_id: BodyId
+    plan_version_id: BodyId
+    valid_from: When
+    valid_to: When | None = None
 
 
 class EndIn(BodyModel):
-    at: datetime
+    at: When
 
 
 class MoveIn(BodyModel):
-    to_customer_id: int
-    at: datetime
-    plan_version_id: int | None = None
+    to_customer_id: BodyId
+    at: When
+    plan_version_id: BodyId | None = None
 
 
 class ChangePlanIn(BodyModel):
-    plan_version_id: int
-    at: datetime
+    plan_version_id: BodyId
+    at: When
 
 
 # -- customers ---------------------------------------------------------------------------------
@@ -132,13 +133,13 @@ def list_customers(
 
 
 @router.get("/billing/customers/{customer_id}", dependencies=READ)
-def get_customer(customer_id: int, pool: PoolDep) -> dict[str, Any]:
+def get_customer(customer_id: Id, pool: PoolDep) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn:
         return out.customer_out(store.get_customer(conn, customer_id))
 
 
 @router.put("/billing/customers/{customer_id}", dependencies=BILLING)
-def update_customer(customer_id: int, body: CustomerIn, pool: PoolDep) -> dict[str, Any]:
+def update_customer(customer_id: Id, body: CustomerIn, pool: PoolDep) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn, conn.transaction():
         return out.customer_out(accounts.update_customer(conn, customer_id, body.spec()))
 
@@ -148,7 +149,7 @@ def update_customer(customer_id: int, body: CustomerIn, pool: PoolDep) -> dict[s
     dependencies=BILLING,
     status_code=201,
 )
-def create_portal_token(customer_id: int, pool: PoolDep) -> dict[str, Any]:
+def create_portal_token(customer_id: Id, pool: PoolDep) -> dict[str, Any]:
     """A new customer-portal token, shown only in this response (stored hashed)."""
     token = secrets.token_urlsafe(32)
     with http_errors(), pool.connection() as conn, conn.transaction():
@@ -158,7 +159,7 @@ def create_portal_token(customer_id: int, pool: PoolDep) -> dict[str, Any]:
 
 
 @router.delete("/billing/customers/{customer_id}/portal-tokens", dependencies=BILLING)
-def revoke_portal_tokens(customer_id: int, pool: PoolDep) -> dict[str, Any]:
+def revoke_portal_tokens(customer_id: Id, pool: PoolDep) -> dict[str, Any]:
     """Revoke every portal token of the customer."""
     with http_errors(), pool.connection() as conn, conn.transaction():
         store.get_customer(conn, customer_id)
@@ -190,7 +191,7 @@ def list_plans(
 
 
 @router.get("/billing/plans/{plan_id}", dependencies=READ)
-def get_plan(plan_id: int, pool: PoolDep) -> dict[str, Any]:
+def get_plan(plan_id: Id, pool: PoolDep) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn:
         plan = store.get_plan(conn, plan_id)
         versions = store.list_plan_versions(conn, plan_id)
@@ -199,7 +200,7 @@ def get_plan(plan_id: int, pool: PoolDep) -> dict[str, Any]:
 
 @router.post("/billing/plans/{plan_id}/versions", dependencies=BILLING, status_code=201)
 def new_plan_version(
-    plan_id: int, body: PlanVersionIn, request: Request, pool: PoolDep, key: KeyHeader = None
+    plan_id: Id, body: PlanVersionIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
     return idempotent(
         pool,
@@ -244,9 +245,9 @@ def list_subscriptions(
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
-    customer_id: int | None = None,
-    series_id: int | None = None,
-    active_at: datetime | None = None,
+    customer_id: IdQuery = None,
+    series_id: IdQuery = None,
+    active_at: When | None = None,
 ) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn:
         page = store.list_subscriptions(
@@ -262,7 +263,7 @@ def list_subscriptions(
 
 @router.post("/billing/subscriptions/{subscription_id}/end", dependencies=BILLING)
 def end_subscription(
-    subscription_id: int, body: EndIn, request: Request, pool: PoolDep, key: KeyHeader = None
+    subscription_id: Id, body: EndIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
     return idempotent(
         pool,
@@ -278,7 +279,7 @@ def end_subscription(
 
 @router.post("/billing/subscriptions/{subscription_id}/move", dependencies=BILLING, status_code=201)
 def move_meter(
-    subscription_id: int, body: MoveIn, request: Request, pool: PoolDep, key: KeyHeader = None
+    subscription_id: Id, body: MoveIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
     return idempotent(
         pool,
@@ -302,7 +303,7 @@ def move_meter(
     status_code=201,
 )
 def change_plan(
-    subscription_id: int, body: ChangePlanIn, request: Request, pool: PoolDep, key: KeyHeader = None
+    subscription_id: Id, body: ChangePlanIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
     return idempotent(
         pool,

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import Field
 
 from collector.access import Role
 from collector.billing import documents
@@ -25,6 +26,7 @@ from collector.storage import billing_run_store as runs
 
 from .access import requires
 from .billing_http import BodyModel, Conn, KeyHeader, PoolDep, dump, http_errors, idempotent
+from .params import Id, IdQuery, When
 
 __all__ = ["router"]
 
@@ -34,11 +36,11 @@ BILLING = [requires(Role.BILLING)]
 
 
 class RunIn(BodyModel):
-    chunk_size: int = 1000
-    grace_hours: float = 72.0
-    horizon_days: float = 92.0
+    chunk_size: int = Field(1000, ge=1, le=100_000)
+    grace_hours: float = Field(72.0, ge=0, le=24 * 366, allow_inf_nan=False)
+    horizon_days: float = Field(92.0, ge=0, le=3660, allow_inf_nan=False)
     force: bool = False
-    now: datetime | None = None  # for back-dated runs and tests; default: the server clock
+    now: When | None = None  # for back-dated runs and tests; default: the server clock
 
     def config(self) -> CloseConfig:
         return CloseConfig(
@@ -93,7 +95,7 @@ def period_status(period: str, pool: PoolDep) -> dict[str, Any]:
 
 
 @router.get("/billing/runs/{run_id}", dependencies=READ)
-def get_run(run_id: int, pool: PoolDep) -> dict[str, Any]:
+def get_run(run_id: Id, pool: PoolDep) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn:
         return out.run_out(runs.get_run(conn, run_id))
 
@@ -107,7 +109,7 @@ def list_invoices(
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
-    customer_id: int | None = None,
+    customer_id: IdQuery = None,
     period: str | None = None,
     status: Literal["draft", "final"] | None = None,
 ) -> dict[str, Any]:
@@ -131,9 +133,12 @@ _MEDIA = {
 }
 
 
-@router.get("/invoices/{invoice_id}", dependencies=READ)
+@router.get(
+    "/invoices/{invoice_id}", dependencies=READ,
+    responses={200: {"content": {m: {} for m in _MEDIA.values()}}},
+)
 def get_invoice(
-    invoice_id: int, pool: PoolDep, format: Literal["json", "html", "pdf", "csv"] = "json"
+    invoice_id: Id, pool: PoolDep, format: Literal["json", "html", "pdf", "csv"] = "json"
 ) -> Response:
     """The invoice as JSON (default), HTML, PDF or CSV lines (``?format=``)."""
     with http_errors(), pool.connection() as conn:
@@ -146,7 +151,7 @@ def get_invoice(
 
 @router.post("/invoices/{invoice_id}/finalize", dependencies=BILLING)
 def finalize_invoice(
-    invoice_id: int, request: Request, pool: PoolDep, key: KeyHeader = None
+    invoice_id: Id, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
     now = datetime.now(UTC)
     return idempotent(
@@ -159,7 +164,7 @@ def finalize_invoice(
 
 
 @router.get("/invoices/{invoice_id}/lines/{line_id}/explain", dependencies=READ)
-def explain_line(invoice_id: int, line_id: int, pool: PoolDep) -> dict[str, Any]:
+def explain_line(invoice_id: Id, line_id: Id, pool: PoolDep) -> dict[str, Any]:
     """Why am I billed this: meters, intervals, readings, estimated quantity, plan version."""
     with http_errors(), pool.connection() as conn:
         return documents.explain(conn, invoice_id, line_id)

@@ -41,8 +41,8 @@ _TEXT = {
 def _codes(route: Any) -> list[int]:
     kinds = {a.kind for a in declarations(route)}
     codes = [404, 422, 503]
-    if kinds != {"public"}:
-        codes.append(401)
+    if kinds != {"public"} or route.path.startswith("/portal"):
+        codes.append(401)  # the portal's sign-in page answers 401 for an unknown token
     if "staff" in kinds or not kinds:
         codes.append(403)
     if (route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}:

@@ -17,6 +17,7 @@ from collector.storage.database import Pool, ping
 
 from .access import public, requires
 from .deps import get_pool
+from .params import IdQuery, When
 
 __all__ = ["IngestProbe", "router"]
 
@@ -178,8 +179,8 @@ def meter_readings(
     meter: str,
     pool: PoolDep,
     *,
-    ts_from: Annotated[datetime, Query(alias="from")],
-    ts_to: Annotated[datetime, Query(alias="to")],
+    ts_from: Annotated[When, Query(alias="from")],
+    ts_to: Annotated[When, Query(alias="to")],
     metric: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[ReadingOut]:
@@ -197,7 +198,7 @@ def meter_readings(
 def dead_letters(
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: IdQuery = None,
 ) -> DeadLetterPage:
     """Rejected messages, newest first; pass ``before=next_before`` for the next page."""
     rows = q.dead_letters(pool, limit=limit, before_id=before)

@@ -35,6 +35,7 @@ from collector.usage import Resolution
 
 from .access import customer_only, public
 from .deps import get_pool
+from .params import Id, When
 
 __all__ = ["COOKIE", "get_now", "router"]
 
@@ -144,19 +145,26 @@ def my_invoices(
 ) -> dict[str, Any]:
     """The customer's final invoices, oldest first."""
     customer_id = _customer(pool, authorization, tally_portal)
-    with pool.connection() as conn:
-        page_ = invoices.list_invoices(
-            conn, limit=limit, cursor=cursor, customer_id=customer_id, status=InvoiceStatus.FINAL
-        )
+    try:
+        with pool.connection() as conn:
+            page_ = invoices.list_invoices(
+                conn, limit=limit, cursor=cursor, customer_id=customer_id,
+                status=InvoiceStatus.FINAL,
+            )
+    except ValidationFailed as exc:
+        raise _unprocessable(exc) from exc
     return {
         "items": [out.invoice_summary(i) for i in page_.items],
         "next_cursor": page_.next_cursor,
     }
 
 
-@router.get("/invoices/{invoice_id}", dependencies=CUSTOMER, response_model=None)
+@router.get(
+    "/invoices/{invoice_id}", dependencies=CUSTOMER, response_model=None,
+    responses={200: {"content": {m: {} for m in _MEDIA.values()}}},
+)
 def my_invoice(
-    invoice_id: int,
+    invoice_id: Id,
     request: Request,
     *,
     pool: PoolDep,
@@ -178,8 +186,8 @@ def my_invoice(
 
 @router.get("/invoices/{invoice_id}/lines/{line_id}/explain", dependencies=CUSTOMER)
 def my_line_explained(
-    invoice_id: int,
-    line_id: int,
+    invoice_id: Id,
+    line_id: Id,
     *,
     pool: PoolDep,
     authorization: AuthHeader = None,
@@ -219,14 +227,14 @@ def my_meters(
 
 @router.get("/consumption/meters/{series_id}", dependencies=CUSTOMER)
 def my_meter_usage(
-    series_id: int,
+    series_id: Id,
     *,
     pool: PoolDep,
     now: NowDep,
     authorization: AuthHeader = None,
     tally_portal: AuthCookie = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[When | None, Query(alias="from")] = None,
+    to: When | None = None,
     resolution: Resolution = Resolution.D1,
 ) -> dict[str, Any]:
     """The customer's usage of one meter in ``[from, to)`` (default: the current billing
@@ -319,7 +327,10 @@ def login(request: Request, *, pool: PoolDep, token: str | None = None) -> Respo
     return resp
 
 
-@router.get("/logout", dependencies=PUBLIC)
+@router.get(
+    "/logout", dependencies=PUBLIC, response_class=HTMLResponse,
+    responses={303: {"description": "To the sign-in page."}},
+)
 def logout() -> Response:
     """Forget the cookie."""
     resp = RedirectResponse("/portal/login", status_code=303)
@@ -342,7 +353,7 @@ def dashboard_page(
 
 @router.get("/meters/{series_id}", dependencies=CUSTOMER, response_class=HTMLResponse)
 def meter_page_html(
-    series_id: int,
+    series_id: Id,
     *,
     pool: PoolDep,
     now: NowDep,

@@ -20,6 +20,7 @@ from collector.usage import MeterConfig, Replacement, Resolution, UsageFlag
 
 from .access import requires
 from .deps import get_pool
+from .params import Id, When
 
 __all__ = ["router"]
 
@@ -28,6 +29,10 @@ READ = [requires(Role.READ_ONLY)]
 TECHNICIAN = [requires(Role.TECHNICIAN)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
 MAX_BUCKETS: Final = 20_000
+# The shortest bucket of each resolution (a month has at least 28 days): the bound on how many
+# buckets one response can hold, whatever the resolution.
+_BUCKET_S: Final = {Resolution.M15: 900, Resolution.H1: 3600, Resolution.D1: 23 * 3600,
+                    Resolution.MO1: 28 * 86_400}
 
 
 def _now(request: Request) -> datetime:
@@ -85,9 +90,9 @@ class ConfigIn(BaseModel):
 
 
 class ReplacementIn(BaseModel):
-    at: datetime
-    old_final: float = Field(ge=0)
-    new_initial: float = Field(ge=0)
+    at: When
+    old_final: float = Field(ge=0, allow_inf_nan=False)
+    new_initial: float = Field(ge=0, allow_inf_nan=False)
     note: str | None = Field(None, max_length=500)
 
 
@@ -111,10 +116,16 @@ def _window(
     return start, end
 
 
+def _check_span(start: datetime, end: datetime, resolution: Resolution) -> None:
+    if (end - start).total_seconds() / _BUCKET_S[resolution] > MAX_BUCKETS:
+        raise HTTPException(
+            422, f"too many {resolution.value} buckets (at most {MAX_BUCKETS} per response); "
+            "use a shorter range or a coarser resolution",
+        )
+
+
 def _usage(pool: Pool, info: usage_queries.SeriesInfo, start: datetime, end: datetime, *,
            resolution: Resolution, tz: str) -> UsageOut:
-    if resolution is Resolution.M15 and (end - start).total_seconds() / 900 > MAX_BUCKETS:
-        raise HTTPException(422, f"too many buckets (max {MAX_BUCKETS}); use a coarser resolution")
     try:
         with pool.connection() as conn:
             u = usage_queries.usage_for_series(
@@ -147,17 +158,18 @@ def _usage(pool: Pool, info: usage_queries.SeriesInfo, start: datetime, end: dat
     )
 
 
-FromQ = Annotated[datetime | None, Query(alias="from")]
-ToQ = Annotated[datetime | None, Query(alias="to")]
+FromQ = Annotated[When | None, Query(alias="from")]
+ToQ = Annotated[When | None, Query(alias="to")]
 ResQ = Annotated[Resolution, Query()]
 TzQ = Annotated[str, Query(max_length=64)]
 
 
 @router.get("/usage/series/{series_id}", dependencies=READ, response_model=UsageOut)
-def series_usage(series_id: int, pool: PoolDep, now: NowDep, *, from_: FromQ = None,
+def series_usage(series_id: Id, pool: PoolDep, now: NowDep, *, from_: FromQ = None,
                  to: ToQ = None, resolution: ResQ = Resolution.H1, tz: TzQ = "UTC") -> UsageOut:
     """Usage of one series per bucket, with the estimated share per bucket and in total."""
     start, end = _window(from_, to, now)
+    _check_span(start, end, resolution)
     with pool.connection() as conn:
         info = usage_queries.series_info(conn, series_id)
     if info is None:
@@ -171,6 +183,7 @@ def meter_usage(device: str, meter: str, pool: PoolDep, now: NowDep, *,
                 to: ToQ = None, resolution: ResQ = Resolution.H1, tz: TzQ = "UTC") -> UsageOut:
     """Usage of a device's meter metric (e.g. ``metric=energy_import``)."""
     start, end = _window(from_, to, now)
+    _check_span(start, end, resolution)
     with pool.connection() as conn:
         info = usage_queries.find_series(conn, device, meter, metric)
     if info is None:
@@ -179,7 +192,7 @@ def meter_usage(device: str, meter: str, pool: PoolDep, now: NowDep, *,
 
 
 @router.get("/meters/{series_id}/config", dependencies=READ, response_model=ConfigIn)
-def get_config(series_id: int, pool: PoolDep) -> dict[str, Any]:
+def get_config(series_id: Id, pool: PoolDep) -> dict[str, Any]:
     """The meter settings used to derive the series' usage."""
     try:
         with pool.connection() as conn:
@@ -190,7 +203,7 @@ def get_config(series_id: int, pool: PoolDep) -> dict[str, Any]:
 
 
 @router.put("/meters/{series_id}/config", dependencies=TECHNICIAN, response_model=ConfigIn)
-def put_config(series_id: int, body: ConfigIn, pool: PoolDep, now: NowDep) -> ConfigIn:
+def put_config(series_id: Id, body: ConfigIn, pool: PoolDep, now: NowDep) -> ConfigIn:
     """Replace the meter settings (staff); the series' usage is re-derived on next refresh."""
     try:
         cfg = MeterConfig(**body.model_dump())
@@ -209,7 +222,7 @@ def put_config(series_id: int, body: ConfigIn, pool: PoolDep, now: NowDep) -> Co
     status_code=201,
     response_model=ReplacementIn,
 )
-def post_replacement(series_id: int, body: ReplacementIn, pool: PoolDep,
+def post_replacement(series_id: Id, body: ReplacementIn, pool: PoolDep,
                      now: NowDep) -> ReplacementIn:
     """Record a meter swap (staff): old meter's final and new meter's first register value."""
     if body.at.tzinfo is None:

@@ -8,7 +8,13 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import errors as pgerr
 
-from collector.errors import Conflict, NotFound, StorageError, StorageUnavailable
+from collector.errors import (
+    Conflict,
+    NotFound,
+    StorageError,
+    StorageUnavailable,
+    ValueRefused,
+)
 
 IMMUTABLE_SQLSTATE = "TL001"  # raised by the billing immutability triggers (0020_billing.sql)
 
@@ -31,6 +37,8 @@ def translated(what: str) -> Iterator[None]:
             ) from exc
         if isinstance(exc, pgerr.CheckViolation):
             raise Conflict(f"{what}: {exc.diag.message_primary}") from exc
+        if isinstance(exc, psycopg.DataError):
+            raise ValueRefused(f"{what}: {exc.diag.message_primary or exc}") from exc
         if isinstance(exc, psycopg.OperationalError):
             raise StorageUnavailable(f"{what}: {exc}") from exc
         raise StorageError(f"{what}: {exc}") from exc

@@ -10,7 +10,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import TupleRow
 
-from collector.errors import StorageError, StorageUnavailable
+from collector.errors import StorageError, StorageUnavailable, ValueRefused
 
 __all__ = ["Pool", "open_pool", "ping", "translate_errors"]
 
@@ -26,6 +26,8 @@ def translate_errors(action: str) -> Iterator[None]:
         raise StorageUnavailable(f"{action}: no database connection available ({exc})") from exc
     except (psycopg.OperationalError, psycopg_pool.PoolClosed) as exc:
         raise StorageUnavailable(f"{action}: database unavailable ({exc})") from exc
+    except psycopg.DataError as exc:
+        raise ValueRefused(f"{action}: {exc.diag.message_primary or exc}") from exc
     except psycopg.Error as exc:
         raise StorageError(f"{action}: {type(exc).__name__}: {exc}") from exc
 
