@@ -25,6 +25,7 @@ import aiosqlite
 from agent.batching import Row, SeriesKey, series_from_rows
 from agent.buffer_port import BufferLimits, BufferStats, FullPolicy, SealedBatch, initial_seq
 from agent.errors import BufferError_, BufferFullError, DiskFullError
+from agent.private_files import PRIVATE_MODE, make_private
 from agent.protocol import MAX_SERIES_PER_BATCH, Reading
 
 # readings are normalised: (meter, metric, unit, kind) live once in `series`; a reading row is
@@ -78,8 +79,12 @@ class SqliteBuffer:
         cls, path: Path, *, device_id: str, now_ms: int, limits: BufferLimits | None = None
     ) -> SqliteBuffer:
         """Open (creating if needed) the buffer of ``device_id``; refuses another device's file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # Owner-only from the start; SQLite gives the -wal/-shm files the same mode.
+            make_private(path)
+            for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                if side.exists():
+                    side.chmod(PRIVATE_MODE)
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:
             raise BufferError_(f"cannot open buffer {path}: {exc}") from exc

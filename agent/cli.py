@@ -18,6 +18,7 @@ from agent.buffer_fake import MemoryBuffer
 from agent.buffer_inspect import inspect_buffer
 from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
+from agent.redact import redact_url
 from agent.runner import run_agent
 from agent.sources.factory import build_sources
 
@@ -91,7 +92,7 @@ def _status(cfg: AgentConfig, as_json: bool) -> None:
 
 def _check(cfg: AgentConfig) -> None:
     sources = build_sources(cfg.sources, MemoryBuffer())
-    print(f"config OK: device {cfg.device_id}, broker {cfg.broker.url}, "
+    print(f"config OK: device {cfg.device_id}, broker {redact_url(cfg.broker.url)}, "
           f"buffer {cfg.buffer.path}, encoding {cfg.encoding.value}")
     for s in sources:
         print(f"  source {s.name}: every {s.interval_s:g}s")

@@ -30,6 +30,7 @@ from agent.errors import AgentError, BufferFullError, DiskFullError, PublishErro
 from agent.protocol import Batch, Reading, encode_batch, readings_topic, status_topic
 from agent.publisher import MqttPublisher
 from agent.publisher_port import Publisher
+from agent.redact import redact_url
 from agent.sources.base import Source
 from agent.sources.factory import build_sources
 from agent.status import Health, offline_status, online_status
@@ -258,7 +259,7 @@ class Agent:
                     continue
                 self.health.connects += 1
                 connected_at = self.clock.monotonic()
-                log.info("connected to %s", br.url)
+                log.info("connected to %s", redact_url(br.url))
                 await self._status()
             await self._pump(stop)
             if stop.is_set() and self.publisher.connected:

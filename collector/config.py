@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.redact import redact_url
 from collector.errors import ConfigError
 from collector.ingest.decoders import READINGS_FILTER, STATUS_FILTER
 
@@ -146,14 +147,14 @@ class CollectorConfig(BaseModel):
 def parse_mqtt_url(url: str) -> MqttEndpoint:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"{url!r} must start with mqtt:// or mqtts://")
+        raise ValueError(f"{redact_url(url)!r} must start with mqtt:// or mqtts://")
     if not parts.hostname:
-        raise ValueError(f"{url!r} has no host")
+        raise ValueError(f"{redact_url(url)!r} has no host")
     tls = parts.scheme in ("mqtts", "ssl")
     try:
         port = parts.port or (8883 if tls else 1883)
     except ValueError as exc:
-        raise ValueError(f"{url!r} has an invalid port") from exc
+        raise ValueError(f"{redact_url(url)!r} has an invalid port") from exc
     return MqttEndpoint(
         host=parts.hostname,
         port=port,

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
 
+from agent.redact import redact_url
 from collector.api.app import create_app
 from collector.config import CollectorConfig, load_config, parse_mqtt_url
 from collector.demo_agents import Fleet, FleetSpec, agent_configs, device_ids
@@ -161,7 +162,7 @@ class Demo:
 
     def _broker(self, stack: contextlib.ExitStack) -> str:
         if self.opts.mqtt_url:
-            self._say(f"using MQTT broker {self.opts.mqtt_url}")
+            self._say(f"using MQTT broker {redact_url(self.opts.mqtt_url)}")
             try:
                 ep = parse_mqtt_url(self.opts.mqtt_url)
             except ValueError as exc:

@@ -65,6 +65,7 @@ class SeqGapOut(BaseModel):
 
 class StatusOut(BaseModel):
     received_at: datetime
+    as_of: datetime  # the status document's own time ("ts"), never after received_at
     state: str | None
     buffer_depth: int | None
     message: dict[str, Any]
@@ -132,7 +133,8 @@ def _status(row: q.DeviceStatusRow | None) -> StatusOut | None:
     if row is None:
         return None
     return StatusOut(
-        received_at=row.received_at, state=row.state, buffer_depth=row.buffer_depth,
+        received_at=row.received_at, as_of=row.as_of, state=row.state,
+        buffer_depth=row.buffer_depth,
         message=row.document,
     )
 

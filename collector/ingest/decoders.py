@@ -34,6 +34,8 @@ BatchDecoder = Callable[[str, bytes, int], Batch]
 
 READINGS_FILTER: Final = "tally/v1/+/readings"
 STATUS_FILTER: Final = "tally/v1/+/status"
+_STATUS_TS_MIN_S: Final = 946_684_800  # 2000-01-01
+_STATUS_TS_MAX_S: Final = 32_503_680_000  # 3000-01-01
 MAX_STATUS_BYTES: Final = 65_536
 
 
@@ -116,7 +118,19 @@ def decode_status(topic: str, payload: bytes, received_ms: int) -> StatusUpdate 
         state=str(state)[:64] if state is not None else None,
         buffer_depth=depth if isinstance(depth, int) else None,
         document=json.dumps(doc, separators=(",", ":"), allow_nan=False),
+        sent_ms=_sent_ms(doc),
     )
+
+
+def _sent_ms(doc: dict[str, object]) -> int | None:
+    """The document's own time (``ts``/``timestamp``, Unix ms, or s for small values) when
+    plausible (2000–2999), else ``None``."""
+    ts = _first(doc, ("ts", "timestamp"), int)
+    if not isinstance(ts, int):
+        return None
+    if _STATUS_TS_MIN_S <= ts < _STATUS_TS_MAX_S:
+        ts *= 1000
+    return ts if _STATUS_TS_MIN_S * 1000 <= ts < _STATUS_TS_MAX_S * 1000 else None
 
 
 def _has_nul(value: object) -> bool:

@@ -67,6 +67,14 @@ class StatusUpdate:
     state: str | None
     buffer_depth: int | None
     document: str  # the JSON object, re-serialised
+    sent_ms: int | None = None  # the document's own timestamp (``ts``), when it has one
+
+    @property
+    def as_of_ms(self) -> int:
+        """When the status was true: the document's own time, never later than its arrival
+        (a redelivered retained status keeps its old time; a clock ahead cannot make it
+        newer than it is)."""
+        return self.received_ms if self.sent_ms is None else min(self.sent_ms, self.received_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ class DeviceStatusRow:
     state: str | None
     buffer_depth: int | None
     document: dict[str, Any]
+    as_of: datetime  # the status document's own time (never after received_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ def list_devices(pool: Pool, *, limit: int = 1000) -> list[DeviceIngest]:
         rows = conn.execute(
             "SELECT coalesce(di.device_id, ds.device_id), coalesce(di.batches, 0),"
             " coalesce(di.readings, 0), di.first_seq, di.last_seq, di.last_seen,"
-            " ds.received_at, ds.state, ds.buffer_depth, ds.payload"
+            " ds.received_at, ds.state, ds.buffer_depth, ds.payload, ds.as_of"
             " FROM device_ingest di FULL JOIN device_status ds USING (device_id)"
             " ORDER BY 1 LIMIT %s",
             (limit,),
@@ -101,7 +102,7 @@ def list_devices(pool: Pool, *, limit: int = 1000) -> list[DeviceIngest]:
     for r in rows:
         first, last, batches = r[3], r[4], int(r[1])
         missing = (last - first + 1 - batches) if first is not None else 0
-        status = DeviceStatusRow(r[6], r[7], r[8], r[9]) if r[6] is not None else None
+        status = DeviceStatusRow(r[6], r[7], r[8], r[9], r[10]) if r[6] is not None else None
         out.append(
             DeviceIngest(r[0], batches, int(r[2]), first, last, r[5], 0, (), missing, status)
         )
@@ -116,11 +117,11 @@ def device_ingest(pool: Pool, device_id: str, *, max_gaps: int = 100) -> DeviceI
             SeqGap(int(a), int(b)) for a, b in conn.execute(_GAPS, (device_id, max_gaps))
         )
         st = conn.execute(
-            "SELECT received_at, state, buffer_depth, payload FROM device_status"
+            "SELECT received_at, state, buffer_depth, payload, as_of FROM device_status"
             " WHERE device_id = %s",
             (device_id,),
         ).fetchone()
-    status = DeviceStatusRow(st[0], st[1], st[2], st[3]) if st else None
+    status = DeviceStatusRow(st[0], st[1], st[2], st[3], st[4]) if st else None
     if row is None:
         if status is None:
             return None

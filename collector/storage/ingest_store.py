@@ -213,24 +213,28 @@ class ReadingStore:
     ) -> None:
         latest: dict[str, StatusUpdate] = {}
         for st in statuses:
-            if st.device not in latest or latest[st.device].received_ms <= st.received_ms:
+            if st.device not in latest or latest[st.device].as_of_ms <= st.as_of_ms:
                 latest[st.device] = st
         if not latest:
             return
         items = [latest[d] for d in sorted(latest)]
+        # Judged by the document's own time: a redelivered old (retained) status never
+        # replaces a newer one, and keeps its old ``as_of``.
         conn.execute(
-            "INSERT INTO device_status (device_id, received_at, state, buffer_depth, payload)"
-            " SELECT d, to_timestamp(t::double precision / 1000), s, b, p::jsonb"
-            " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[])"
-            " AS x(d, t, s, b, p)"
+            "INSERT INTO device_status (device_id, received_at, state, buffer_depth, payload,"
+            " as_of)"
+            " SELECT d, to_timestamp(t::double precision / 1000), s, b, p::jsonb,"
+            " to_timestamp(a::double precision / 1000)"
+            " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[],"
+            " %s::bigint[]) AS x(d, t, s, b, p, a)"
             " ON CONFLICT (device_id) DO UPDATE SET received_at = EXCLUDED.received_at,"
             " state = EXCLUDED.state, buffer_depth = EXCLUDED.buffer_depth,"
-            " payload = EXCLUDED.payload"
-            " WHERE device_status.received_at <= EXCLUDED.received_at",
+            " payload = EXCLUDED.payload, as_of = EXCLUDED.as_of"
+            " WHERE device_status.as_of <= EXCLUDED.as_of",
             (
                 [s.device for s in items], [s.received_ms for s in items],
                 [s.state for s in items], [s.buffer_depth for s in items],
-                [s.document for s in items],
+                [s.document for s in items], [s.as_of_ms for s in items],
             ),
         )
 

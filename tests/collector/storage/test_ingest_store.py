@@ -11,6 +11,7 @@ import pytest
 
 from agent.protocol import Batch, Kind, Series, encode_batch, readings_topic
 from collector.errors import StorageUnavailable
+from collector.ingest.decoders import decode_status
 from collector.ingest.messages import (
     DEAD_LETTER_KEEP_BYTES,
     DeadLetter,
@@ -190,3 +191,27 @@ def test_dead_letter_keeps_a_prefix_with_size_and_digest(pg_url: str) -> None:
         assert bytes(payload) == raw[:DEAD_LETTER_KEEP_BYTES]
         assert size == len(raw)
         assert bytes(digest) == hashlib.sha256(raw).digest()
+
+
+def test_redelivered_old_status_never_looks_fresh(store: ReadingStore, pg_url: str) -> None:
+    """Statuses are judged by their own ``ts``: an old retained status delivered again later
+    (received after the newer one) does not replace it, and alone keeps its old time."""
+    t_new, t_old, later = 1_767_225_600_000, 1_767_222_000_000, 1_767_229_200_000
+    new = decode_status("tally/v1/dev-a/status", f'{{"state":"online","ts":{t_new}}}'.encode(),
+                        t_new + 50)
+    old = decode_status("tally/v1/dev-a/status", f'{{"state":"offline","ts":{t_old}}}'.encode(),
+                        later)
+    lone = decode_status("tally/v1/dev-b/status", f'{{"state":"online","ts":{t_old}}}'.encode(),
+                         later)
+    ahead = decode_status("tally/v1/dev-c/status",
+                          f'{{"state":"online","ts":{later + 3_600_000}}}'.encode(), later)
+    assert None not in (new, old, lone, ahead)
+    store.write(FlushPlan(statuses=(new,)))  # type: ignore[arg-type]
+    store.write(FlushPlan(statuses=(old, lone, ahead)))  # type: ignore[arg-type]
+    with psycopg.connect(pg_url) as conn:
+        rows = {d: (s, int(t)) for d, s, t in conn.execute(
+            "SELECT device_id, state, (extract(epoch FROM as_of) * 1000)::bigint"
+            " FROM device_status").fetchall()}
+    assert rows["dev-a"] == ("online", t_new)
+    assert rows["dev-b"] == ("online", t_old)      # arrived late: stays old
+    assert rows["dev-c"] == ("online", later)      # clock ahead: no later than its arrival
