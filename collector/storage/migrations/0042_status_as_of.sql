@@ -8,3 +8,12 @@ UPDATE device_status SET as_of = CASE
         ELSE received_at END
     ELSE received_at END;
 ALTER TABLE device_status ALTER COLUMN as_of SET NOT NULL;
+
+-- Writers that do not know the column get their arrival time.
+CREATE FUNCTION device_status_as_of() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.as_of := coalesce(NEW.as_of, NEW.received_at);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER device_status_as_of BEFORE INSERT OR UPDATE ON device_status
+    FOR EACH ROW EXECUTE FUNCTION device_status_as_of();
