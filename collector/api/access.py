@@ -10,11 +10,12 @@ For example::
 
     @router.post("/billing/plans", dependencies=[requires(Role.BILLING)])
 
+(``Depends(require_role(Role.BILLING))`` is the same declaration),
 or, when the handler wants to know who calls::
 
     def create(who: Annotated[Principal, requires(Role.ADMIN)]) -> ...
 
-``tests/collector/api/test_access_walk.py`` walks every route of the app and fails for a route
+``tests/collector/access/test_access_walk.py`` walks every route of the app and fails for a route
 without a declaration. The check itself happens before the body is read, in
 ``access_middleware`` (it looks the declaration up with ``route_access``); the dependency
 re-checks it and hands the handler the ``Principal``.
@@ -38,11 +39,13 @@ from collector.access import Principal, Role
 __all__ = [
     "STAFF_SCHEME",
     "Access",
+    "Role",
     "customer_only",
     "declarations",
     "flat_routes",
     "principal_of",
     "public",
+    "require_role",
     "requires",
     "route_access",
 ]
@@ -96,6 +99,11 @@ def _role_dependency(role: Role) -> Callable[..., Principal]:
 def requires(role: Role) -> Any:
     """Declare that a route needs a staff key of ``role`` (or a role that grants it)."""
     return Depends(_role_dependency(role))
+
+
+def require_role(role: Role) -> Callable[..., Principal]:
+    """The same declaration as a bare dependency: ``Depends(require_role(Role.BILLING))``."""
+    return _role_dependency(role)
 
 
 def _customer() -> None:

@@ -10,11 +10,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from collector.access import Role
-from collector.api.access import Access, declarations, flat_routes, is_api_route
+from collector.api.access import Access, declarations, flat_routes, is_api_route, require_role
 from collector.api.app import DOC_PATHS
 from tests.collector.access.conftest import bearer
 
@@ -59,12 +59,19 @@ def test_walk_catches_an_undeclared_route(app_factory: Callable[..., FastAPI],
     def forgotten() -> dict[str, str]:
         return {"ok": "yes"}
 
+    @extra.post("/declared", dependencies=[Depends(require_role(Role.BILLING))])
+    def declared() -> dict[str, str]:
+        return {"ok": "yes"}
+
     app.include_router(extra)
     assert ("POST", "/forgotten", None) in walk(app)
+    assert ("POST", "/declared", Access("staff", Role.BILLING)) in walk(app)
     client = TestClient(app)
     assert client.post("/forgotten").status_code == 401
     assert client.post("/forgotten", headers=bearer(keys[Role.BILLING])).status_code == 403
     assert client.post("/forgotten", headers=bearer(keys[Role.ADMIN])).status_code == 200
+    assert client.post("/declared", headers=bearer(keys[Role.TECHNICIAN])).status_code == 403
+    assert client.post("/declared", headers=bearer(keys[Role.BILLING])).status_code == 200
 
 
 def test_every_route_refuses_missing_and_weak_credentials(
