@@ -105,3 +105,19 @@ def test_every_route_refuses_missing_and_weak_credentials(
             if status >= 500:
                 problems.append(f"{method} {path} with {role}: server error {status}")
     assert problems == []
+
+
+def test_openapi_declares_the_refusals_and_the_key_scheme(
+    app_factory: Callable[..., FastAPI],
+) -> None:
+    """Staff operations document 401/403/413/422 as ErrorOut and the staff key scheme;
+    portal operations document 401 (JSON or the HTML sign-in page) but no 403."""
+    doc = TestClient(app_factory()).get("/openapi.json").json()
+    op = doc["paths"]["/billing/plans"]["post"]
+    assert {"401", "403", "413", "422"} <= set(op["responses"])
+    ref = op["responses"]["403"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/ErrorOut"
+    assert {"staffKey": []} in op["security"]
+    portal = doc["paths"]["/portal/invoices"]["get"]["responses"]
+    assert "403" not in portal
+    assert set(portal["401"]["content"]) == {"application/json", "text/html"}
