@@ -12,6 +12,7 @@
     └── BillingError                 a billing operation is not allowed
         ├── NotFound(LookupError)    a customer, plan, subscription or invoice does not exist
         ├── Conflict                 the request conflicts with current state (immutable invoice…)
+        │   └── NotReady             finalize before the period end + grace window (has .ready_at)
         └── ValidationFailed(ValueError)
 
 Ingest errors for single messages are not exceptions that escape: a bad message becomes a
@@ -19,6 +20,8 @@ dead letter (``agent.errors.ProtocolError`` carries its reason).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class CollectorError(Exception):
@@ -67,6 +70,14 @@ class NotFound(BillingError, LookupError):
 
 class Conflict(BillingError):
     """The request conflicts with the current state."""
+
+
+class NotReady(Conflict):
+    """An invoice or period may not be finalized yet (its period + grace window has not passed)."""
+
+    def __init__(self, message: str, *, ready_at: datetime) -> None:
+        super().__init__(message)
+        self.ready_at = ready_at
 
 
 class ValidationFailed(BillingError, ValueError):

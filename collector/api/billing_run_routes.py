@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import Field
 
 from collector.billing import documents
 from collector.billing import serialize as out
@@ -17,6 +18,8 @@ from collector.billing.close import (
     finalize_period,
     refresh_period,
 )
+from collector.billing.finalize_guard import force_reason
+from collector.billing.finalizing import check_period, finalize_one
 from collector.billing.model import InvoiceStatus
 from collector.billing.periods import PeriodKey
 from collector.storage import billing_invoice_store as invoices
@@ -34,6 +37,7 @@ class RunIn(BodyModel):
     grace_hours: float = 72.0
     horizon_days: float = 92.0
     force: bool = False
+    reason: str | None = None  # required with force on finalize; recorded on the invoices
     now: datetime | None = None  # for back-dated runs and tests; default: the server clock
 
     def config(self) -> CloseConfig:
@@ -58,17 +62,23 @@ def start_run(
     pool: PoolDep,
     key: KeyHeader = None,
 ) -> JSONResponse:
-    """Start (or resume) a close/refresh/finalize run in the background; poll ``/billing/runs``."""
+    """Start (or resume) a close/refresh/finalize run in the background; poll ``/billing/runs``.
+
+    A finalize before the period (and each of its drafts) has ended plus ``grace_hours`` is
+    refused with 409 unless ``force`` with a ``reason``. Role: billing."""
     with http_errors():
         pkey = PeriodKey.parse(period)
         cfg = body.config()
+        forced = force_reason(body.force, body.reason) if action == "finalize" else None
     now = body.now or datetime.now(UTC)
 
-    def op(_: Conn) -> tuple[int, Any]:
+    def op(conn: Conn) -> tuple[int, Any]:
+        if action == "finalize":
+            check_period(conn, pkey, now, grace=cfg.grace, forced=forced)
         run = begin_run(pool, pkey, action, now)
         if run.status == "running":
             if action == "finalize":
-                background.add_task(finalize_period, pool, pkey, now, cfg, force=body.force)
+                background.add_task(finalize_period, pool, pkey, now, cfg, forced=forced)
             else:
                 fn = close_period if action == "close" else refresh_period
                 background.add_task(fn, pool, pkey, now, cfg)
@@ -140,17 +150,38 @@ def get_invoice(
     return Response(data, media_type=_MEDIA[format], headers=headers)
 
 
+class FinalizeIn(BodyModel):
+    grace_hours: float = Field(72.0, ge=0)
+    force: bool = False
+    reason: str | None = None  # required with force; recorded on the invoice
+    now: datetime | None = None  # for back-dated runs and tests; default: the server clock
+
+
 @router.post("/invoices/{invoice_id}/finalize")
 def finalize_invoice(
-    invoice_id: int, request: Request, pool: PoolDep, key: KeyHeader = None
+    invoice_id: int,
+    request: Request,
+    pool: PoolDep,
+    body: FinalizeIn | None = None,
+    key: KeyHeader = None,
 ) -> JSONResponse:
-    now = datetime.now(UTC)
+    """Finalize one draft: numbered and immutable from now on. Refused with 409 before its
+    period end + ``grace_hours`` (default 72) unless ``force`` with a ``reason``, which is
+    recorded on the invoice. Role: billing."""
+    b = body or FinalizeIn()
+    with http_errors():
+        forced = force_reason(b.force, b.reason)
+    now = b.now or datetime.now(UTC)
+    grace = timedelta(hours=b.grace_hours)
     return idempotent(
         pool,
         request,
         key,
-        {},
-        lambda c: (200, out.invoice_summary(invoices.finalize_invoice(c, invoice_id, now))),
+        dump(b),
+        lambda c: (
+            200,
+            out.invoice_summary(finalize_one(c, invoice_id, now, grace=grace, forced=forced)),
+        ),
     )
 
 

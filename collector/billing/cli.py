@@ -23,6 +23,7 @@ import yaml
 from collector.billing import accounts
 from collector.billing.close import CloseConfig, close_period, finalize_period, refresh_period
 from collector.billing.documents import render
+from collector.billing.finalize_guard import force_reason
 from collector.billing.model import Address, CustomerSpec
 from collector.billing.periods import PeriodKey
 from collector.errors import CollectorError
@@ -115,7 +116,7 @@ def _finalize(args: argparse.Namespace, pool: Pool) -> int:
             PeriodKey.parse(args.period),
             _now(args),
             _config(args),
-            force=args.force,
+            forced=force_reason(args.force, args.reason),
             progress=_progress_bar(args),
         )
     )
@@ -245,7 +246,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         c.set_defaults(billing_handler=_close, action=name)
     f = sub.add_parser("finalize", help="finalize drafts past the grace window, numbering them")
     _add_close_options(f)
-    f.add_argument("--force", action="store_true", help="ignore the grace window")
+    f.add_argument(
+        "--force",
+        action="store_true",
+        help="finalize before the period end + grace window (needs --reason)",
+    )
+    f.add_argument("--reason", help="why the finalize is forced (recorded on each invoice)")
     f.set_defaults(billing_handler=_finalize)
 
     _configure_master_data(sub)

@@ -65,6 +65,7 @@ def invoice_json(inv: Invoice, customer: Mapping[str, Any]) -> dict[str, Any]:
         "total": str(inv.total),
         "drafted_at": inv.drafted_at.isoformat(),
         "finalized_at": inv.finalized_at.isoformat() if inv.finalized_at else None,
+        "forced_reason": inv.forced_reason,
         "lines": [line_json(ln) for ln in inv.lines],
     }
 

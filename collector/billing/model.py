@@ -236,6 +236,7 @@ class Invoice:
     drafted_at: datetime
     finalized_at: datetime | None
     lines: tuple[InvoiceLine, ...] = field(default=())
+    forced_reason: str | None = None  # why it was finalized inside the grace window
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,4 +85,5 @@ def invoice_summary(i: Invoice) -> dict[str, Any]:
         "tax": str(i.tax),
         "total": str(i.total),
         "finalized_at": i.finalized_at.isoformat() if i.finalized_at else None,
+        "forced_reason": i.forced_reason,
     }

@@ -8,11 +8,13 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+import pytest
 
 from collector.billing import accounts
 from collector.billing.close import CloseConfig, close_period, finalize_period, refresh_period
 from collector.billing.model import LineKind
 from collector.billing.periods import PeriodKey
+from collector.errors import NotReady
 from collector.storage import billing_invoice_store as invoices
 from tests.collector.billing.conftest import make_series, plan_doc, put_usage, spec, utc
 
@@ -131,12 +133,14 @@ def test_refresh_picks_up_late_readings_within_grace(conn: Conn, pool: Pool) -> 
 
 
 def test_finalize_waits_for_the_grace_window(conn: Conn, pool: Pool) -> None:
-    """Within the grace window finalize leaves drafts alone; after it, numbers them."""
+    """Within the grace window finalize is refused and leaves drafts alone; after it, numbers
+    them."""
     cid, sid, pv = _setup(conn)
     accounts.assign_meter(conn, cid, sid, pv, utc(2026, 1, 1))
     cfg = CloseConfig(grace=timedelta(days=3))
     close_period(pool, MARCH, utc(2026, 4, 1), cfg)
-    finalize_period(pool, MARCH, utc(2026, 4, 2), cfg)
+    with pytest.raises(NotReady):
+        finalize_period(pool, MARCH, utc(2026, 4, 2), cfg)
     assert _only_invoice(conn, cid).number is None
     finalize_period(pool, MARCH, utc(2026, 4, 5), cfg)
     assert _only_invoice(conn, cid).number == "INV-2026-000001"
