@@ -1,7 +1,8 @@
 """Billing API: customers, plans, subscriptions, period close runs, invoices and documents.
 
 The routes live in ``billing_account_routes`` (customers, portal tokens, plans, subscriptions)
-and ``billing_run_routes`` (period runs, invoices, documents); shared plumbing (error mapping,
+``billing_run_routes`` (period runs, invoices, documents) and ``billing_issuer_routes``
+(the sellers on invoices); shared plumbing (error mapping,
 idempotency keys) in ``billing_http``. This module combines them into one ``router``.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import billing_account_routes, billing_run_routes
+from . import billing_account_routes, billing_issuer_routes, billing_run_routes
 
 __all__ = ["router"]
 
 router = APIRouter()
 router.include_router(billing_account_routes.router)
 router.include_router(billing_run_routes.router)
+router.include_router(billing_issuer_routes.router)

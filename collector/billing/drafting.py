@@ -81,6 +81,7 @@ def customer_snapshot(customer: Customer) -> dict[str, object]:
         "language": s.language,
         "time_zone": s.time_zone,
         "currency": s.currency,
+        "tax": s.tax.to_json(),
     }
 
 

@@ -21,6 +21,7 @@ def customer_out(c: Customer) -> dict[str, Any]:
         "issuer": s.issuer,
         "invoice_prefix": s.invoice_prefix,
         "anchor_day": s.anchor_day,
+        "tax": s.tax.to_json(),
         "created_at": c.created_at.isoformat(),
     }
 

@@ -122,8 +122,9 @@ def store_drafts(
             cur.executemany(
                 "INSERT INTO invoices (customer_id, period, period_start, period_end, status,"
                 " currency, tax_rate, subtotal, subtotal_unrounded, tax, total, issuer, prefix,"
-                " customer_snapshot, drafted_at, run_id)"
-                " VALUES (%s,%s,%s,%s,'draft',%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " customer_snapshot, drafted_at, run_id, issuer_snapshot)"
+                " VALUES (%s,%s,%s,%s,'draft',%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,"
+                " (SELECT document FROM issuers WHERE code = %s))"
                 " ON CONFLICT (customer_id, period) DO UPDATE SET"
                 " period_start=EXCLUDED.period_start,"
                 " period_end=EXCLUDED.period_end, currency=EXCLUDED.currency,"
@@ -131,7 +132,8 @@ def store_drafts(
                 " subtotal_unrounded=EXCLUDED.subtotal_unrounded, tax=EXCLUDED.tax,"
                 " total=EXCLUDED.total, issuer=EXCLUDED.issuer, prefix=EXCLUDED.prefix,"
                 " customer_snapshot=EXCLUDED.customer_snapshot, drafted_at=EXCLUDED.drafted_at,"
-                " run_id=EXCLUDED.run_id WHERE invoices.status = 'draft'",
+                " run_id=EXCLUDED.run_id, issuer_snapshot=EXCLUDED.issuer_snapshot"
+                " WHERE invoices.status = 'draft'",
                 [
                     (
                         d.customer_id,
@@ -149,6 +151,7 @@ def store_drafts(
                         Jsonb(d.customer_snapshot),
                         now,
                         run_id,
+                        d.issuer,
                     )
                     for d in drafts
                 ],
@@ -281,6 +284,8 @@ def finalize_drafts(
             with conn.cursor() as cur:
                 cur.executemany(
                     "UPDATE invoices SET status = 'final', number = %s, finalized_at = %s,"
+                    " issuer_snapshot = coalesce((SELECT document FROM issuers"
+                    " WHERE code = invoices.issuer), issuer_snapshot),"
                     " forced_reason = CASE WHEN %s::text IS NOT NULL AND"
                     " (%s::timestamptz IS NULL OR period_end > %s::timestamptz)"
                     " THEN %s::text END WHERE invoice_id = %s",
