@@ -129,25 +129,42 @@ def list_invoices(
     return {"items": [out.invoice_summary(i) for i in page.items], "next_cursor": page.next_cursor}
 
 
-_MEDIA = {
-    "json": "application/json",
-    "html": "text/html; charset=utf-8",
-    "pdf": "application/pdf",
-    "csv": "text/csv; charset=utf-8",
-}
+Format = Literal["json", "html", "pdf", "csv", "ubl", "cii", "facturx"]
+
+
+def _document(invoice_id: int, pool: PoolDep, fmt: str) -> Response:
+    with http_errors(), pool.connection() as conn:
+        data = documents.render(conn, invoice_id, fmt)
+    media, suffix = documents.MEDIA[fmt]
+    headers = {}
+    if fmt not in ("json", "html"):
+        headers["Content-Disposition"] = f'attachment; filename="invoice-{invoice_id}.{suffix}"'
+    return Response(data, media_type=media, headers=headers)
 
 
 @router.get("/invoices/{invoice_id}")
-def get_invoice(
-    invoice_id: int, pool: PoolDep, format: Literal["json", "html", "pdf", "csv"] = "json"
-) -> Response:
-    """The invoice as JSON (default), HTML, PDF or CSV lines (``?format=``)."""
-    with http_errors(), pool.connection() as conn:
-        data = documents.render(conn, invoice_id, format)
-    headers = {}
-    if format in ("pdf", "csv"):
-        headers["Content-Disposition"] = f'attachment; filename="invoice-{invoice_id}.{format}"'
-    return Response(data, media_type=_MEDIA[format], headers=headers)
+def get_invoice(invoice_id: int, pool: PoolDep, format: Format = "json") -> Response:
+    """The invoice as JSON (default), HTML, PDF, CSV lines or an e-invoice (``?format=``).
+    Role: billing."""
+    return _document(invoice_id, pool, format)
+
+
+@router.get("/invoices/{invoice_id}/ubl")
+def get_invoice_ubl(invoice_id: int, pool: PoolDep) -> Response:
+    """A final invoice as UBL 2.1 XML, Peppol BIS Billing 3.0 (409 for a draft). Role: billing."""
+    return _document(invoice_id, pool, "ubl")
+
+
+@router.get("/invoices/{invoice_id}/cii")
+def get_invoice_cii(invoice_id: int, pool: PoolDep) -> Response:
+    """A final invoice as CII XML, Factur-X EN 16931 profile (409 for a draft). Role: billing."""
+    return _document(invoice_id, pool, "cii")
+
+
+@router.get("/invoices/{invoice_id}/facturx")
+def get_invoice_facturx(invoice_id: int, pool: PoolDep) -> Response:
+    """A final invoice as Factur-X: PDF/A-3 with its CII XML embedded. Role: billing."""
+    return _document(invoice_id, pool, "facturx")
 
 
 class FinalizeIn(BodyModel):

@@ -15,6 +15,9 @@ import psycopg
 from fpdf import FPDF
 
 from collector.billing.document_text import document_text
+from collector.billing.einvoice_cii import cii_xml
+from collector.billing.einvoice_facturx import EInvoiceError, facturx_pdf
+from collector.billing.einvoice_ubl import ubl_xml
 from collector.billing.labels import labels_for
 from collector.billing.legal import LegalDocument, invoice_document
 from collector.billing.model import Invoice, InvoiceLine
@@ -267,19 +270,47 @@ def legal_document(conn: Conn, invoice_id: int) -> LegalDocument:
 
 
 def render(conn: Conn, invoice_id: int, fmt: str) -> bytes:
-    """The invoice as ``json``, ``html``, ``pdf`` or ``csv`` bytes."""
+    """The invoice as ``json``, ``csv`` or any format of ``render_document``."""
     if fmt == "json":
         inv = invoices.get_invoice(conn, invoice_id)
         customer = invoices.customer_snapshot(conn, invoice_id)
         return json.dumps(invoice_json(inv, customer), indent=2).encode()
     if fmt == "csv":
         return invoice_csv(invoices.get_invoice(conn, invoice_id)).encode()
-    doc = legal_document(conn, invoice_id)
+    return render_document(legal_document(conn, invoice_id), fmt)
+
+
+def render_document(doc: LegalDocument, fmt: str) -> bytes:
+    """A legal document (invoice or credit note) as ``html``, ``pdf``, ``ubl`` (UBL 2.1,
+    Peppol BIS Billing 3), ``cii`` (Factur-X EN 16931 XML) or ``facturx`` (PDF/A-3 + CII)."""
     if fmt == "html":
         return invoice_html(doc).encode()
     if fmt == "pdf":
         return invoice_pdf(doc, find_fonts())
+    if fmt == "ubl":
+        return ubl_xml(doc)
+    if fmt == "cii":
+        return cii_xml(doc)
+    if fmt == "facturx":
+        fonts = find_fonts()
+        if fonts is None:
+            raise EInvoiceError(
+                "Factur-X needs an embeddable font (PDF/A-3): install fonts-dejavu-core"
+            )
+        return facturx_pdf(doc, invoice_pdf(doc, fonts))
     raise ValueError(f"unknown format {fmt!r}")
+
+
+# Media type and file suffix of each document format.
+MEDIA: Mapping[str, tuple[str, str]] = {
+    "json": ("application/json", "json"),
+    "html": ("text/html; charset=utf-8", "html"),
+    "pdf": ("application/pdf", "pdf"),
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "ubl": ("application/xml", "ubl.xml"),
+    "cii": ("application/xml", "cii.xml"),
+    "facturx": ("application/pdf", "facturx.pdf"),
+}
 
 
 def explain(conn: Conn, invoice_id: int, line_id: int) -> dict[str, Any]:

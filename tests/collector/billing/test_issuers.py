@@ -125,3 +125,51 @@ def test_final_invoice_keeps_the_issuer_of_its_issue_date(client: TestClient, co
     again = client.get(f"/invoices/{inv_id}", params={"format": "html"}).text
     assert "Tally Energy B.V." in again
     assert "Renamed" not in again
+
+
+def test_einvoice_downloads_of_a_final_invoice(client: TestClient, conn: Conn) -> None:
+    """/invoices/{id}/ubl, /cii and /facturx: 409 while a draft, valid documents once final."""
+    from tests.collector.billing.einvoice_checks import (  # noqa: PLC0415
+        UBL_RULES,
+        check_xsd,
+        rule_failures,
+    )
+
+    client.put(
+        "/billing/issuers/tally-nl",
+        json={**ISSUER, "peppol_endpoint": "0106:12345678", "company_id": "12345678"},
+    )
+    cid = client.post(
+        "/billing/customers",
+        json={**CUSTOMER, "tax": {**CUSTOMER["tax"], "peppol_endpoint": "0106:87654321"}},
+    ).json()["customer_id"]
+    pv = client.post("/billing/plans", json={"code": "basic", "document": plan_doc()}).json()[
+        "version"
+    ]["plan_version_id"]
+    sid = make_series(conn, "meter-8")
+    client.post(
+        "/billing/subscriptions",
+        json={
+            "customer_id": cid,
+            "series_id": sid,
+            "plan_version_id": pv,
+            "valid_from": "2026-01-01T00:00:00+00:00",
+        },
+    )
+    put_usage(conn, sid, utc(2026, 3, 2), utc(2026, 3, 3), 1.0)
+    client.post("/billing/periods/2026-03/close", json={"now": "2026-04-05T00:00:00+00:00"})
+    inv_id = client.get("/invoices", params={"period": "2026-03"}).json()["items"][0]["invoice_id"]
+    assert client.get(f"/invoices/{inv_id}/ubl").status_code == 409
+    client.post(f"/invoices/{inv_id}/finalize", json={"now": "2026-04-10T08:00:00+00:00"})
+    ubl = client.get(f"/invoices/{inv_id}/ubl")
+    assert ubl.status_code == 200
+    assert ubl.headers["content-type"] == "application/xml"
+    check_xsd(ubl.content, "ubl-2.1-invoice")
+    assert rule_failures(ubl.content, UBL_RULES) == []
+    assert b'<cbc:PayableAmount currencyID="EUR">41.14</cbc:PayableAmount>' in ubl.content
+    cii = client.get(f"/invoices/{inv_id}", params={"format": "cii"})
+    check_xsd(cii.content, "factur-x")
+    fx = client.get(f"/invoices/{inv_id}/facturx")
+    assert fx.status_code == 200
+    assert fx.content.startswith(b"%PDF")
+    assert 'filename="invoice-' in fx.headers["content-disposition"]
