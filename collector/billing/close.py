@@ -23,6 +23,7 @@ import psycopg
 import psycopg_pool
 
 from collector.billing.corrections import compute_corrections
+from collector.billing.credit_note_run import issue_credit_notes
 from collector.billing.drafting import draft_invoice
 from collector.billing.finalize_guard import ForceReason
 from collector.billing.finalizing import check_period
@@ -368,7 +369,8 @@ def finalize_period(
     Refused with ``NotReady`` while the period or one of its drafts is inside that window,
     unless ``forced`` (the reason is then recorded on each invoice finalized early).
     Drafts that received usage after they were drafted are re-drafted first, in the same
-    transaction, so a final invoice always reflects every reading known at finalization.
+    transaction, so a final invoice always reflects every reading known at finalization. Then
+    earlier final invoices that late data lowered get their credit notes (``credit_note_run``).
     """
     cfg = config or CloseConfig()
     plans = PlanCache()
@@ -392,6 +394,14 @@ def finalize_period(
             customer_ids=ids,
             period_end_before=ready_before,
             forced_reason=reason,
+        )
+        issue_credit_notes(
+            conn,
+            key,
+            ids,
+            now=now,
+            horizon=cfg.correction_horizon,
+            plans_for=lambda pv_ids: plans.load(conn, pv_ids),
         )
         return len(done), lines
 

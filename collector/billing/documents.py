@@ -19,9 +19,11 @@ from collector.billing.einvoice_cii import cii_xml
 from collector.billing.einvoice_facturx import EInvoiceError, facturx_pdf
 from collector.billing.einvoice_ubl import ubl_xml
 from collector.billing.labels import labels_for
-from collector.billing.legal import LegalDocument, invoice_document
+from collector.billing.legal import LegalDocument, credit_note_document, invoice_document
 from collector.billing.model import Invoice, InvoiceLine
+from collector.billing.parties import Issuer
 from collector.billing.pdf_fonts import PdfFonts, find_fonts
+from collector.storage import billing_credit_note_store as credit_notes
 from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_issuer_store as issuers
 from collector.storage import billing_store as store
@@ -267,6 +269,60 @@ def legal_document(conn: Conn, invoice_id: int) -> LegalDocument:
         issuers.invoice_issuer(conn, invoice_id),
         usage_store.series_info(conn, series),
     )
+
+
+def credit_note_legal_document(conn: Conn, credit_note_id: int) -> LegalDocument:
+    """Load credit note ``credit_note_id`` with its snapshots as a legal document."""
+    cn = credit_notes.get_credit_note(conn, credit_note_id)
+    customer, issuer = credit_notes.snapshots(conn, credit_note_id)
+    series = sorted({s for ln in cn.lines for s in ln.lineage.series_ids})
+    return credit_note_document(
+        cn,
+        customer,
+        None if issuer is None else Issuer.from_json(issuer),
+        usage_store.series_info(conn, series),
+        corrected=invoices.get_invoice(conn, cn.corrects_invoice_id, with_lines=False),
+    )
+
+
+def credit_note_json(doc: LegalDocument) -> dict[str, Any]:
+    """A credit note as JSON: number, the invoice it corrects, dates, lines and totals."""
+    return {
+        "credit_note_id": doc.document_id,
+        "number": doc.number,
+        "corrects": None
+        if doc.corrects is None
+        else {
+            "number": doc.corrects.number,
+            "issue_date": doc.corrects.issue_date.isoformat() if doc.corrects.issue_date else None,
+        },
+        "period": doc.period,
+        "issue_date": doc.issue_date.isoformat() if doc.issue_date else None,
+        "currency": doc.currency,
+        "subtotal": str(doc.net_total),
+        "tax": str(doc.tax_total),
+        "total": str(doc.total),
+        "reason": doc.notes[0] if doc.notes else "",
+        "lines": [
+            {
+                "line_no": ln.line_no,
+                "description": ln.label,
+                "quantity": str(ln.quantity),
+                "unit": ln.unit,
+                "unit_price": str(ln.unit_price),
+                "amount": str(ln.net_amount),
+            }
+            for ln in doc.lines
+        ],
+    }
+
+
+def render_credit_note(conn: Conn, credit_note_id: int, fmt: str) -> bytes:
+    """A credit note as ``json`` or any format of ``render_document``."""
+    doc = credit_note_legal_document(conn, credit_note_id)
+    if fmt == "json":
+        return json.dumps(credit_note_json(doc), indent=2).encode()
+    return render_document(doc, fmt)
 
 
 def render(conn: Conn, invoice_id: int, fmt: str) -> bytes:

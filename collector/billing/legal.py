@@ -15,6 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from collector.billing.credit_notes import CreditNote
 from collector.billing.legal_labels import legal_labels_for
 from collector.billing.locale_format import babel_locale
 from collector.billing.model import Address, Invoice, InvoiceLine, LineKind
@@ -238,3 +239,73 @@ def invoice_document(
         payment_reference=inv.number or f"DRAFT-{inv.invoice_id}",
         notes=notes,
     )
+
+
+def credit_note_document(
+    cn: CreditNote,
+    customer: Mapping[str, Any],
+    issuer: Issuer | None,
+    meters: MeterNames,
+    *,
+    corrected: Invoice,
+) -> LegalDocument:
+    """The legal document of a credit note: positive amounts credited on the final invoice
+    ``corrected`` (its number and issue date are referenced, its period is the supply period)."""
+    tz = str(customer.get("time_zone", "UTC"))
+    corrects = Reference(
+        corrected.number or "?",
+        None if corrected.finalized_at is None else local_date(corrected.finalized_at, tz),
+    )
+    language = str(customer.get("language") or "en")
+    buyer = buyer_from_snapshot(cn.customer_id, customer)
+    words = legal_labels_for(language)
+    category = buyer.tax.category
+    lines = []
+    for ln in cn.lines:
+        lin = ln.lineage
+        label = words["correction"].format(
+            number=lin.corrects_invoice_number or corrects.number,
+            period=lin.corrected_period or "?",
+        )
+        meter = meters.get(lin.series_ids[0]) if len(lin.series_ids) == 1 else None
+        if meter is not None:
+            label += f" ({words['meter'].format(device=meter[0], meter=meter[1])})"
+        lines.append(
+            LegalLine(
+                line_no=ln.line_no,
+                label=label,
+                quantity=ln.quantity,
+                unit=ln.unit,
+                unit_price=ln.unit_price,
+                net_amount=ln.amount,
+                estimated=False,
+                kind=LineKind.CREDIT,
+                category=category,
+                rate=cn.tax_rate,
+            )
+        )
+    note_key = f"note_{category.value}"
+    return LegalDocument(
+        kind=DocumentKind.CREDIT_NOTE,
+        document_id=cn.credit_note_id,
+        number=cn.number,
+        period=corrected.period,
+        issue_date=local_date(cn.issued_at, tz),
+        due_date=None,
+        supply_first=local_date(corrected.period_start, tz),
+        supply_last=local_date(corrected.period_end, tz) - timedelta(days=1),
+        currency=cn.currency,
+        language=language,
+        locale=babel_locale(language, buyer.address.country),
+        seller=issuer,
+        buyer=buyer,
+        lines=tuple(lines),
+        vat=vat_groups(tuple(lines), cn.tax, buyer.tax),
+        net_total=cn.subtotal,
+        tax_total=cn.tax,
+        total=cn.total,
+        payment_reference=cn.number,
+        notes=(cn.reason, *((words[note_key],) if note_key in words else ())),
+        corrects=corrects,
+    )
+
