@@ -349,7 +349,11 @@ def _configure_master_data(sub: Any) -> None:
     iv.add_argument("invoice_id", type=int, nargs="?")
     iv.add_argument("--period")
     iv.add_argument("--limit", type=int, default=100)
-    iv.add_argument("--format", choices=("json", "html", "pdf", "csv"), default="json")
+    iv.add_argument(
+        "--format",
+        choices=("json", "html", "pdf", "csv", "ubl", "cii", "facturx"),
+        default="json",
+    )
     iv.add_argument("--output", help="write to this file instead of stdout")
     iv.set_defaults(billing_handler=_invoice)
 

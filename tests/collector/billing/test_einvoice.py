@@ -11,6 +11,8 @@ from typing import Any
 
 import facturx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from pypdf import PdfReader
 
@@ -18,8 +20,9 @@ from collector.billing.documents import invoice_pdf
 from collector.billing.einvoice_cii import RAM, cii_xml
 from collector.billing.einvoice_facturx import facturx_pdf
 from collector.billing.einvoice_ubl import CAC, CBC, CUSTOMIZATION, PROFILE, ubl_xml
-from collector.billing.legal import LegalDocument
+from collector.billing.legal import LegalDocument, invoice_document
 from collector.billing.model import InvoiceStatus
+from collector.billing.money import compute_totals, round_money
 from collector.billing.pdf_fonts import find_fonts
 from collector.errors import Conflict
 from tests.collector.billing.einvoice_checks import CII_RULES, UBL_RULES, check_xsd, rule_failures
@@ -147,8 +150,6 @@ def test_negative_line_has_negative_quantity_and_positive_price() -> None:
 
 
 def _draft() -> LegalDocument:
-    from collector.billing.legal import invoice_document  # noqa: PLC0415
-
     inv = replace(invoice(), status=InvoiceStatus.DRAFT, number=None, finalized_at=None)
     return invoice_document(inv, CUSTOMER, ISSUER, METERS)
 
@@ -176,3 +177,57 @@ def test_facturx_is_pdfa3_with_the_cii_embedded() -> None:
     assert b"<pdfaid:part>3</pdfaid:part>" in xmp
     assert b"EN 16931" in xmp
     assert "€\u00a0911,13" in reader.pages[0].extract_text()
+
+
+@st.composite
+def _rated_lines(draw: st.DrawFn) -> list[tuple[Decimal, Decimal]]:
+    """(quantity, unit price) pairs as the rating engine produces them (6-decimal quantities,
+    prices to 1e-5), some negative prices (credits for late data)."""
+    n = draw(st.integers(1, 12))
+    out = []
+    for _ in range(n):
+        q = Decimal(draw(st.integers(1, 10**10))).scaleb(-6)
+        p = Decimal(draw(st.integers(-50_000, 200_000))).scaleb(-5)
+        out.append((q, p))
+    return out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=_rated_lines(),
+    rate=st.sampled_from([D("0.21"), D("0.19"), D("0.055"), D("0.09"), D("0.2")]),
+)
+def test_any_invoice_by_the_money_rule_passes_the_en16931_sums(
+    lines: list[tuple[Decimal, Decimal]], rate: Decimal
+) -> None:
+    """Lines rounded once, tax on the exact subtotal (docs/billing.md §8): the UBL and CII pass
+    every EN 16931 rule, BR-CO-17 (VAT = taxable x rate) included, for any such invoice."""
+    inv = invoice()
+    template = inv.lines[0]
+    built = []
+    for no, (q, p) in enumerate(lines, start=1):
+        exact = q * p
+        built.append(
+            replace(
+                template,
+                line_no=no,
+                quantity=q,
+                unit_price=p,
+                amount_unrounded=exact,
+                amount=round_money(exact, "EUR"),
+                estimated_share=D(0),
+            )
+        )
+    totals = compute_totals(((ln.amount_unrounded, ln.amount) for ln in built), rate, "EUR")
+    inv = replace(
+        inv,
+        lines=tuple(built),
+        tax_rate=rate,
+        subtotal=totals.subtotal,
+        tax=totals.tax,
+        total=totals.total,
+    )
+    doc = invoice_document(inv, CUSTOMER, ISSUER, METERS)
+    ubl = ubl_xml(doc)
+    assert rule_failures(ubl, UBL_RULES) == []
+    assert rule_failures(cii_xml(doc), CII_RULES) == []
