@@ -110,8 +110,3 @@ def buyer_reference(doc: LegalDocument) -> str:
     BT-13 on every invoice)."""
     return doc.buyer.tax.buyer_reference or f"customer {doc.buyer.customer_id}"
 
-
-def payment_terms_text(doc: LegalDocument) -> str:
-    if doc.seller is None:
-        return ""
-    return f"{doc.seller.payment_terms_days} days net"

@@ -21,6 +21,7 @@ from collector.billing.locale_format import babel_locale
 from collector.billing.model import Address, Invoice, InvoiceLine, LineKind
 from collector.billing.parties import VATEX, BuyerTax, Issuer, TaxCategory
 from collector.billing.periods import zone
+from collector.errors import ValidationFailed
 
 MeterNames = Mapping[int, tuple[str, str, str, str]]  # series id → device, meter, metric, unit
 _ID_RE = re.compile(r"^[a-z0-9_.-]+$")
@@ -162,6 +163,16 @@ def line_label(ln: InvoiceLine, meters: MeterNames, words: Mapping[str, str]) ->
     return f"{head} ({words['meter'].format(device=meter[0], meter=meter[1])})"
 
 
+def _quantity_price(ln: InvoiceLine) -> tuple[Decimal, Decimal]:
+    """Quantity and net price whose product is the line's exact amount (Peppol R120): the
+    rated ones; 1 x amount for a line without quantity; amount / quantity without a price."""
+    if ln.quantity == 0:
+        return Decimal(1), ln.amount_unrounded
+    if ln.unit_price is None:
+        return ln.quantity, (ln.amount_unrounded / ln.quantity).quantize(Decimal("1e-10"))
+    return ln.quantity, ln.unit_price
+
+
 def vat_groups(
     lines: tuple[LegalLine, ...], tax_total: Decimal, tax: BuyerTax
 ) -> tuple[VatGroup, ...]:
@@ -173,7 +184,7 @@ def vat_groups(
         k = (ln.category, ln.rate)
         groups[k] = groups.get(k, Decimal(0)) + ln.net_amount
     if len(groups) > 1:  # not produced today; kept honest should it ever be
-        raise ValueError("one VAT category and rate per invoice is supported")
+        raise ValidationFailed("one VAT category and rate per invoice is supported")
     out = []
     for (category, rate), taxable in groups.items():
         reason = tax.exemption_reason
@@ -200,9 +211,9 @@ def invoice_document(
         LegalLine(
             line_no=ln.line_no,
             label=line_label(ln, meters, words),
-            quantity=ln.quantity,
+            quantity=_quantity_price(ln)[0],
             unit=ln.unit,
-            unit_price=ln.amount_unrounded if ln.unit_price is None else ln.unit_price,
+            unit_price=_quantity_price(ln)[1],
             net_amount=ln.amount,
             estimated=ln.is_estimated,
             kind=ln.kind,

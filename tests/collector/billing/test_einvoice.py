@@ -231,3 +231,14 @@ def test_any_invoice_by_the_money_rule_passes_the_en16931_sums(
     ubl = ubl_xml(doc)
     assert rule_failures(ubl, UBL_RULES) == []
     assert rule_failures(cii_xml(doc), CII_RULES) == []
+
+
+def test_a_line_without_quantity_or_price_still_multiplies_out() -> None:
+    """A flat amount (quantity 0) is sent as 1 x amount; no price: amount / quantity (R120)."""
+    inv = invoice()
+    flat = replace(inv.lines[1], quantity=D(0), unit_price=None)
+    unpriced = replace(inv.lines[0], unit_price=None)
+    doc = invoice_document(replace(inv, lines=(unpriced, flat)), CUSTOMER, ISSUER, METERS)
+    assert (doc.lines[0].quantity, doc.lines[0].unit_price) == (D("2972.000000"), D("0.25"))
+    assert (doc.lines[1].quantity, doc.lines[1].unit_price) == (D(1), D("10.00"))
+    assert rule_failures(ubl_xml(doc), UBL_RULES) == []
