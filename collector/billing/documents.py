@@ -271,6 +271,45 @@ def legal_document(conn: Conn, invoice_id: int) -> LegalDocument:
     )
 
 
+def legal_json(doc: LegalDocument) -> dict[str, Any]:
+    """The legal fields of an invoice for API clients: dates, parties' tax ids, VAT breakdown
+    and the payment instruction (amounts as exact decimal strings)."""
+    s = doc.seller
+    return {
+        "issue_date": doc.issue_date.isoformat() if doc.issue_date else None,
+        "due_date": doc.due_date.isoformat() if doc.due_date else None,
+        "supply_period": {
+            "first": doc.supply_first.isoformat(),
+            "last": doc.supply_last.isoformat(),
+        },
+        "locale": doc.locale,
+        "seller": None
+        if s is None
+        else {"code": s.code, "name": s.name, "vat_id": s.vat_id, "company_id": s.company_id},
+        "buyer": {"name": doc.buyer.name, "vat_id": doc.buyer.tax.vat_id or None},
+        "vat": [
+            {
+                "category": g.category.value,
+                "rate": str(g.rate),
+                "taxable": str(g.taxable),
+                "tax": str(g.tax),
+                "exemption_code": g.exemption_code or None,
+                "exemption_reason": g.exemption_reason or None,
+            }
+            for g in doc.vat
+        ],
+        "payment": None
+        if s is None
+        else {
+            "iban": s.iban,
+            "bic": s.bic or None,
+            "reference": doc.payment_reference,
+            "terms_days": s.payment_terms_days,
+        },
+        "notes": list(doc.notes),
+    }
+
+
 def credit_note_legal_document(conn: Conn, credit_note_id: int) -> LegalDocument:
     """Load credit note ``credit_note_id`` with its snapshots as a legal document."""
     cn = credit_notes.get_credit_note(conn, credit_note_id)
@@ -330,7 +369,9 @@ def render(conn: Conn, invoice_id: int, fmt: str) -> bytes:
     if fmt == "json":
         inv = invoices.get_invoice(conn, invoice_id)
         customer = invoices.customer_snapshot(conn, invoice_id)
-        return json.dumps(invoice_json(inv, customer), indent=2).encode()
+        doc = invoice_json(inv, customer)
+        doc["legal"] = legal_json(legal_document(conn, invoice_id))
+        return json.dumps(doc, indent=2).encode()
     if fmt == "csv":
         return invoice_csv(invoices.get_invoice(conn, invoice_id)).encode()
     return render_document(legal_document(conn, invoice_id), fmt)

@@ -121,6 +121,19 @@ def test_final_invoice_keeps_the_issuer_of_its_issue_date(client: TestClient, co
     assert "10 mei 2026" in page  # due date: 30 days
     assert "€\u00a034,00" in page  # 96 kWh x 0.25 + 10.00
     assert "Verbruik (meter meter-7 · main)" in page
+    legal = client.get(f"/invoices/{inv_id}").json()["legal"]
+    assert (legal["issue_date"], legal["due_date"]) == ("2026-04-10", "2026-05-10")
+    assert legal["seller"]["vat_id"] == "NL859123456B01"
+    assert legal["vat"] == [
+        {
+            "category": "S",
+            "rate": "0.21",
+            "taxable": "34.00",
+            "tax": "7.14",
+            "exemption_code": None,
+            "exemption_reason": None,
+        }
+    ]
     client.put("/billing/issuers/tally-nl", json={**ISSUER, "name": "Renamed B.V."})
     again = client.get(f"/invoices/{inv_id}", params={"format": "html"}).text
     assert "Tally Energy B.V." in again
