@@ -61,7 +61,10 @@ def document_text(doc: LegalDocument) -> DocumentText:
         buyer.append(f"{w['vat_id']}: {b.tax.vat_id}")
     facts: list[tuple[str, str]] = [
         (w["credit_number"] if credit else w["number"], doc.number or t["draft"]),
-        (w["issue_date"], fmt.day(doc.issue_date, loc) if doc.issue_date else w["not_issued"]),
+        (
+            w["credit_issue_date"] if credit else w["issue_date"],
+            fmt.day(doc.issue_date, loc) if doc.issue_date else w["not_issued"],
+        ),
     ]
     if doc.due_date is not None:
         facts.append((w["due_date"], fmt.day(doc.due_date, loc)))

@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from collector.billing.credit_notes import CreditNote
+from collector.billing.credit_notes import LATE_DATA_REASON, CreditNote
 from collector.billing.legal_labels import legal_labels_for
 from collector.billing.locale_format import babel_locale
 from collector.billing.model import Address, Invoice, InvoiceLine, LineKind
@@ -316,7 +316,10 @@ def credit_note_document(
         tax_total=cn.tax,
         total=cn.total,
         payment_reference=cn.number,
-        notes=(cn.reason, *((words[note_key],) if note_key in words else ())),
+        notes=(
+            words["reason_late_data"] if cn.reason == LATE_DATA_REASON else cn.reason,
+            *((words[note_key],) if note_key in words else ()),
+        ),
         corrects=corrects,
     )
 

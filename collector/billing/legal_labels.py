@@ -50,6 +50,8 @@ _EN: Final = {
     "note_K": "Intra-community supply exempt from VAT (art. 138 Directive 2006/112/EC).",
     "note_G": "Export outside the EU, exempt from VAT (art. 146 Directive 2006/112/EC).",
     "note_O": "Not subject to VAT.",
+    "reason_late_data": "Late meter data lowered the usage of the invoiced period.",
+    "credit_issue_date": "Issue date",
     "not_configured": "seller details not configured",
 }
 _NL: Final = {
@@ -94,6 +96,9 @@ _NL: Final = {
     " 2006/112/EG).",
     "note_G": "Uitvoer buiten de EU, vrijgesteld van btw (art. 146 Richtlijn 2006/112/EG).",
     "note_O": "Niet onderworpen aan btw.",
+    "reason_late_data": "Later ontvangen meterstanden verlaagden het verbruik van de"
+    " gefactureerde periode.",
+    "credit_issue_date": "Creditnotadatum",
     "not_configured": "gegevens afzender niet ingesteld",
 }
 _DE: Final = {
@@ -138,6 +143,9 @@ _DE: Final = {
     "note_K": "Steuerfreie innergemeinschaftliche Lieferung (Art. 138 Richtlinie 2006/112/EG).",
     "note_G": "Steuerfreie Ausfuhr (Art. 146 Richtlinie 2006/112/EG).",
     "note_O": "Nicht steuerbar.",
+    "reason_late_data": "Später eingegangene Zählerstände verringerten den Verbrauch des"
+    " abgerechneten Zeitraums.",
+    "credit_issue_date": "Gutschriftsdatum",
     "not_configured": "Angaben des Rechnungsstellers fehlen",
 }
 _FR: Final = {
@@ -181,6 +189,9 @@ _FR: Final = {
     "note_K": "Livraison intracommunautaire exonérée de TVA (art. 138 directive 2006/112/CE).",
     "note_G": "Exportation exonérée de TVA (art. 146 directive 2006/112/CE).",
     "note_O": "Hors champ d'application de la TVA.",
+    "reason_late_data": "Des relevés reçus tardivement ont réduit la consommation de la"
+    " période facturée.",
+    "credit_issue_date": "Date d'émission",
     "not_configured": "coordonnées de l'émetteur non configurées",
 }
 _TABLE: Final = {"en": _EN, "nl": _NL, "de": _DE, "fr": _FR}

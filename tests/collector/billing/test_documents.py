@@ -169,3 +169,39 @@ def test_issuer_round_trips_through_json() -> None:
     from collector.billing.parties import Issuer  # noqa: PLC0415
 
     assert Issuer.from_json(ISSUER.to_json()) == ISSUER
+
+
+def test_credit_note_document_refers_to_the_invoice_in_the_customers_language() -> None:
+    """A Dutch credit note: its own number, the invoice it corrects with its issue date, the
+    reason in Dutch and positive amounts credited."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from collector.billing.credit_notes import LATE_DATA_REASON, CreditNote, CreditNoteLine  # noqa: PLC0415
+    from collector.billing.legal import credit_note_document  # noqa: PLC0415
+    from collector.billing.model import Lineage  # noqa: PLC0415
+
+    lin = Lineage((11,), (3,), None, None, 0, 0, D(0), 1, 42, "INV-2026-000042", "2026-03")
+    line = CreditNoteLine(1, "x", D(1), "correction", D("0.25"), D("0.25"), D("0.25"), 3, lin)
+    cn = CreditNote(
+        5,
+        "CN-2026-000001",
+        7,
+        42,
+        LATE_DATA_REASON,
+        "EUR",
+        D("0.21"),
+        D("0.25"),
+        D("0.05"),
+        D("0.30"),
+        "tally-nl",
+        datetime(2026, 5, 5, tzinfo=UTC),
+        (line,),
+    )
+    text = as_plain_text(
+        document_text(credit_note_document(cn, CUSTOMER, ISSUER, METERS, corrected=invoice()))
+    )
+    _golden("credit_note_nl.txt", text)
+    assert "Creditnota CN-2026-000001" in text
+    assert "Corrigeert factuur INV-2026-000042 van 5 april 2026" in text
+    assert "Later ontvangen meterstanden" in text
+    assert "Gecrediteerd bedrag: €\u00a00,30" in text
