@@ -21,8 +21,10 @@ import yaml
 from collector.billing import accounts
 from collector.billing.close import close_period, refresh_period
 from collector.billing.model import Address, CustomerSpec
+from collector.billing.parties import Issuer
 from collector.billing.periods import PeriodKey
 from collector.storage import billing_invoice_store as invoices
+from collector.storage import billing_issuer_store as issuers
 from collector.storage import billing_store as store
 from collector.storage.database import Pool
 from collector.storage.usage_queries import find_series
@@ -39,6 +41,17 @@ ENERGY = ("energy", "energy_import")  # (meter, metric) of the demo agents' ener
 def _plan_document() -> dict[str, Any]:
     doc = yaml.safe_load(PLAN_FILE.read_text(encoding="utf-8"))
     return dict(json.loads(json.dumps(doc, default=str)))
+
+
+# The seller on demo invoices (an example VAT id and the IBAN of the ISO 13616 example).
+DEMO_ISSUER = Issuer(
+    code="default",
+    name="Tally Demo B.V.",
+    address=Address("1 Demo Street", "Amsterdam", "NL", "1000 AA"),
+    vat_id="NL000099998B57",
+    iban="NL91ABNA0417164300",
+    payment_terms_days=14,
+)
 
 
 class DemoBilling:
@@ -65,6 +78,8 @@ class DemoBilling:
                     currency="EUR", time_zone="UTC", tax_rate=Decimal("0.21"),
                     invoice_prefix="DEMO",
                 )).customer_id
+            if not [i for i in issuers.list_issuers(conn) if i.code == DEMO_ISSUER.code]:
+                issuers.put_issuer(conn, DEMO_ISSUER)
             plans = [p for p in store.list_plans(conn).items if p.code == PLAN_CODE]
             if plans:
                 self._plan_version_id = store.list_plan_versions(

@@ -13,6 +13,7 @@
     ├── BillingError                 a billing operation is not allowed
     │   ├── NotFound(LookupError)    a customer, plan, subscription or invoice does not exist
     │   ├── Conflict                 the request conflicts with current state (immutable invoice…)
+    │   │   └── NotReady             finalize before the period end + grace window (has .ready_at)
     │   └── ValidationFailed(ValueError)
     └── AccessError                  staff access (keys, roles) refused or malformed
         ├── InvalidKey(ValueError)   not a well-formed staff key, or a bad key request
@@ -23,6 +24,8 @@ dead letter (``agent.errors.ProtocolError`` carries its reason).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class CollectorError(Exception):
@@ -75,6 +78,14 @@ class NotFound(BillingError, LookupError):
 
 class Conflict(BillingError):
     """The request conflicts with the current state."""
+
+
+class NotReady(Conflict):
+    """An invoice or period may not be finalized yet (its period + grace window has not passed)."""
+
+    def __init__(self, message: str, *, ready_at: datetime) -> None:
+        super().__init__(message)
+        self.ready_at = ready_at
 
 
 class ValidationFailed(BillingError, ValueError):

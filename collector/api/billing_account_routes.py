@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -15,6 +15,7 @@ from collector.access import Role
 from collector.billing import accounts
 from collector.billing import serialize as out
 from collector.billing.model import Address, CustomerSpec
+from collector.billing.parties import BuyerTax, TaxCategory
 from collector.storage import billing_portal_store as portal
 from collector.storage import billing_store as store
 
@@ -40,6 +41,29 @@ class AddressIn(BodyModel):
     country: str
 
 
+class TaxIn(BodyModel):
+    """The customer's VAT facts (see ``collector.billing.parties.BuyerTax``)."""
+
+    business: bool = False
+    vat_id: str = ""
+    category: Literal["S", "Z", "E", "AE", "K", "G", "O"] = "S"
+    exemption_reason: str = ""
+    peppol_endpoint: str = ""
+    buyer_reference: str = ""
+    email: str = ""
+
+    def tax(self) -> BuyerTax:
+        return BuyerTax(
+            business=self.business,
+            vat_id=self.vat_id.replace(" ", "").upper(),
+            category=TaxCategory(self.category),
+            exemption_reason=self.exemption_reason,
+            peppol_endpoint=self.peppol_endpoint,
+            buyer_reference=self.buyer_reference,
+            email=self.email,
+        )
+
+
 class CustomerIn(BodyModel):
     name: str
     address: AddressIn
@@ -50,6 +74,7 @@ class CustomerIn(BodyModel):
     issuer: str = "default"
     invoice_prefix: str = "INV"
     anchor_day: int = Field(1, ge=1, le=31)
+    tax: TaxIn = Field(default_factory=TaxIn)
 
     def spec(self) -> CustomerSpec:
         a = self.address
@@ -63,6 +88,7 @@ class CustomerIn(BodyModel):
             issuer=self.issuer,
             invoice_prefix=self.invoice_prefix,
             anchor_day=self.anchor_day,
+            tax=self.tax.tax(),
         )
 
 

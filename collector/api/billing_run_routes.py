@@ -19,6 +19,8 @@ from collector.billing.close import (
     finalize_period,
     refresh_period,
 )
+from collector.billing.finalize_guard import force_reason
+from collector.billing.finalizing import check_period, finalize_one
 from collector.billing.model import InvoiceStatus
 from collector.billing.periods import PeriodKey
 from collector.storage import billing_invoice_store as invoices
@@ -40,6 +42,7 @@ class RunIn(BodyModel):
     grace_hours: float = Field(72.0, ge=0, le=24 * 366, allow_inf_nan=False)
     horizon_days: float = Field(92.0, ge=0, le=3660, allow_inf_nan=False)
     force: bool = False
+    reason: str | None = None  # required with force on finalize; recorded on the invoices
     now: When | None = None  # for back-dated runs and tests; default: the server clock
 
     def config(self) -> CloseConfig:
@@ -64,17 +67,23 @@ def start_run(
     pool: PoolDep,
     key: KeyHeader = None,
 ) -> JSONResponse:
-    """Start (or resume) a close/refresh/finalize run in the background; poll ``/billing/runs``."""
+    """Start (or resume) a close/refresh/finalize run in the background; poll ``/billing/runs``.
+
+    A finalize before the period (and each of its drafts) has ended plus ``grace_hours`` is
+    refused with 409 unless ``force`` with a ``reason``. Role: billing."""
     with http_errors():
         pkey = PeriodKey.parse(period)
         cfg = body.config()
+        forced = force_reason(body.force, body.reason) if action == "finalize" else None
     now = body.now or datetime.now(UTC)
 
-    def op(_: Conn) -> tuple[int, Any]:
+    def op(conn: Conn) -> tuple[int, Any]:
+        if action == "finalize":
+            check_period(conn, pkey, now, grace=cfg.grace, forced=forced)
         run = begin_run(pool, pkey, action, now)
         if run.status == "running":
             if action == "finalize":
-                background.add_task(finalize_period, pool, pkey, now, cfg, force=body.force)
+                background.add_task(finalize_period, pool, pkey, now, cfg, forced=forced)
             else:
                 fn = close_period if action == "close" else refresh_period
                 background.add_task(fn, pool, pkey, now, cfg)
@@ -125,41 +134,78 @@ def list_invoices(
     return {"items": [out.invoice_summary(i) for i in page.items], "next_cursor": page.next_cursor}
 
 
-_MEDIA = {
-    "json": "application/json",
-    "html": "text/html; charset=utf-8",
-    "pdf": "application/pdf",
-    "csv": "text/csv; charset=utf-8",
-}
+Format = Literal["json", "html", "pdf", "csv", "ubl", "cii", "facturx"]
+
+
+def _document(invoice_id: int, pool: PoolDep, fmt: str) -> Response:
+    with http_errors(), pool.connection() as conn:
+        data = documents.render(conn, invoice_id, fmt)
+    media, suffix = documents.MEDIA[fmt]
+    headers = {}
+    if fmt not in ("json", "html"):
+        headers["Content-Disposition"] = f'attachment; filename="invoice-{invoice_id}.{suffix}"'
+    return Response(data, media_type=media, headers=headers)
 
 
 @router.get(
     "/invoices/{invoice_id}", dependencies=READ,
-    responses={200: {"content": {m: {} for m in _MEDIA.values()}}},
+    responses={200: {"content": {m: {} for m, _ in documents.MEDIA.values()}}},
 )
-def get_invoice(
-    invoice_id: Id, pool: PoolDep, format: Literal["json", "html", "pdf", "csv"] = "json"
-) -> Response:
-    """The invoice as JSON (default), HTML, PDF or CSV lines (``?format=``)."""
-    with http_errors(), pool.connection() as conn:
-        data = documents.render(conn, invoice_id, format)
-    headers = {}
-    if format in ("pdf", "csv"):
-        headers["Content-Disposition"] = f'attachment; filename="invoice-{invoice_id}.{format}"'
-    return Response(data, media_type=_MEDIA[format], headers=headers)
+def get_invoice(invoice_id: Id, pool: PoolDep, format: Format = "json") -> Response:
+    """The invoice as JSON (default), HTML, PDF, CSV lines or an e-invoice (``?format=``)."""
+    return _document(invoice_id, pool, format)
+
+
+@router.get("/invoices/{invoice_id}/ubl", dependencies=READ)
+def get_invoice_ubl(invoice_id: Id, pool: PoolDep) -> Response:
+    """A final invoice as UBL 2.1 XML, Peppol BIS Billing 3.0 (409 for a draft)."""
+    return _document(invoice_id, pool, "ubl")
+
+
+@router.get("/invoices/{invoice_id}/cii", dependencies=READ)
+def get_invoice_cii(invoice_id: Id, pool: PoolDep) -> Response:
+    """A final invoice as CII XML, Factur-X EN 16931 profile (409 for a draft)."""
+    return _document(invoice_id, pool, "cii")
+
+
+@router.get("/invoices/{invoice_id}/facturx", dependencies=READ)
+def get_invoice_facturx(invoice_id: Id, pool: PoolDep) -> Response:
+    """A final invoice as Factur-X: PDF/A-3 with its CII XML embedded."""
+    return _document(invoice_id, pool, "facturx")
+
+
+class FinalizeIn(BodyModel):
+    grace_hours: float = Field(72.0, ge=0, le=24 * 366, allow_inf_nan=False)
+    force: bool = False
+    reason: str | None = Field(None, max_length=2000)  # required with force; recorded
+    now: When | None = None  # for back-dated runs and tests; default: the server clock
 
 
 @router.post("/invoices/{invoice_id}/finalize", dependencies=BILLING)
 def finalize_invoice(
-    invoice_id: Id, request: Request, pool: PoolDep, key: KeyHeader = None
+    invoice_id: Id,
+    request: Request,
+    pool: PoolDep,
+    body: FinalizeIn | None = None,
+    key: KeyHeader = None,
 ) -> JSONResponse:
-    now = datetime.now(UTC)
+    """Finalize one draft: numbered and immutable from now on. Refused with 409 before its
+    period end + ``grace_hours`` (default 72) unless ``force`` with a ``reason``, which is
+    recorded on the invoice. Role: billing."""
+    b = body or FinalizeIn()
+    with http_errors():
+        forced = force_reason(b.force, b.reason)
+    now = b.now or datetime.now(UTC)
+    grace = timedelta(hours=b.grace_hours)
     return idempotent(
         pool,
         request,
         key,
-        {},
-        lambda c: (200, out.invoice_summary(invoices.finalize_invoice(c, invoice_id, now))),
+        dump(b),
+        lambda c: (
+            200,
+            out.invoice_summary(finalize_one(c, invoice_id, now, grace=grace, forced=forced)),
+        ),
     )
 
 

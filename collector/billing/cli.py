@@ -23,10 +23,13 @@ import yaml
 from collector.billing import accounts
 from collector.billing.close import CloseConfig, close_period, finalize_period, refresh_period
 from collector.billing.documents import render
+from collector.billing.finalize_guard import force_reason
 from collector.billing.model import Address, CustomerSpec
+from collector.billing.parties import BuyerTax, Issuer, TaxCategory
 from collector.billing.periods import PeriodKey
 from collector.errors import CollectorError
 from collector.storage import billing_invoice_store as invoices
+from collector.storage import billing_issuer_store as issuers
 from collector.storage import billing_run_store as runs
 from collector.storage import billing_store as store
 
@@ -115,7 +118,7 @@ def _finalize(args: argparse.Namespace, pool: Pool) -> int:
             PeriodKey.parse(args.period),
             _now(args),
             _config(args),
-            force=args.force,
+            forced=force_reason(args.force, args.reason),
             progress=_progress_bar(args),
         )
     )
@@ -133,10 +136,33 @@ def _customer_create(args: argparse.Namespace, pool: Pool) -> int:
         issuer=args.issuer,
         invoice_prefix=args.prefix,
         anchor_day=args.anchor_day,
+        tax=BuyerTax(
+            business=args.business or bool(args.vat_id),
+            vat_id=args.vat_id,
+            category=TaxCategory(args.tax_category),
+            exemption_reason=args.exemption_reason,
+            peppol_endpoint=args.peppol_endpoint,
+        ),
     )
     with pool.connection() as conn, conn.transaction():
         c = accounts.create_customer(conn, spec)
     print(f"customer {c.customer_id} created")
+    return 0
+
+
+def _issuer_set(args: argparse.Namespace, pool: Pool) -> int:
+    doc = yaml.safe_load(args.file.read_text(encoding="utf-8"))
+    if not isinstance(doc, dict):
+        print("billing: the issuer file must hold a mapping", file=sys.stderr)
+        return 2
+    try:
+        issuer = Issuer.from_json({**doc, "code": args.code})
+    except (KeyError, TypeError) as exc:
+        print(f"billing: the issuer file lacks or mistypes {exc}", file=sys.stderr)
+        return 2
+    with pool.connection() as conn, conn.transaction():
+        issuers.put_issuer(conn, issuer)
+    print(f"issuer {issuer.code} saved")
     return 0
 
 
@@ -245,10 +271,22 @@ def configure(p: argparse.ArgumentParser) -> None:
         c.set_defaults(billing_handler=_close, action=name)
     f = sub.add_parser("finalize", help="finalize drafts past the grace window, numbering them")
     _add_close_options(f)
-    f.add_argument("--force", action="store_true", help="ignore the grace window")
+    f.add_argument(
+        "--force",
+        action="store_true",
+        help="finalize before the period end + grace window (needs --reason)",
+    )
+    f.add_argument("--reason", help="why the finalize is forced (recorded on each invoice)")
     f.set_defaults(billing_handler=_finalize)
 
     _configure_master_data(sub)
+
+
+def _configure_issuers(sub: Any) -> None:
+    iss = sub.add_parser("issuer-set", help="create or replace an issuer from a YAML/JSON file")
+    iss.add_argument("code", help="the issuer code customers name (e.g. tally-nl)")
+    iss.add_argument("file", type=Path, help="name, address, vat_id, iban, payment_terms_days…")
+    iss.set_defaults(billing_handler=_issuer_set)
 
 
 def _configure_master_data(sub: Any) -> None:
@@ -260,7 +298,18 @@ def _configure_master_data(sub: Any) -> None:
     cc.add_argument("--issuer", default="default")
     cc.add_argument("--prefix", default="INV")
     cc.add_argument("--anchor-day", type=int, default=1)
+    cc.add_argument("--business", action="store_true", help="a business customer")
+    cc.add_argument("--vat-id", default="", help="the customer's VAT id (implies --business)")
+    cc.add_argument(
+        "--tax-category",
+        default="S",
+        choices=[c.value for c in TaxCategory],
+        help="VAT category: S standard, Z zero, E exempt, AE reverse charge, K intra-EU, G export",
+    )
+    cc.add_argument("--exemption-reason", default="", help="printed reason (category E)")
+    cc.add_argument("--peppol-endpoint", default="", help="scheme:id, e.g. 0106:12345678")
     cc.set_defaults(billing_handler=_customer_create)
+    _configure_issuers(sub)
     cl = sub.add_parser("customers", help="list customers")
     cl.add_argument("--name")
     cl.add_argument("--limit", type=int, default=100)
@@ -300,7 +349,11 @@ def _configure_master_data(sub: Any) -> None:
     iv.add_argument("invoice_id", type=int, nargs="?")
     iv.add_argument("--period")
     iv.add_argument("--limit", type=int, default=100)
-    iv.add_argument("--format", choices=("json", "html", "pdf", "csv"), default="json")
+    iv.add_argument(
+        "--format",
+        choices=("json", "html", "pdf", "csv", "ubl", "cii", "facturx"),
+        default="json",
+    )
     iv.add_argument("--output", help="write to this file instead of stdout")
     iv.set_defaults(billing_handler=_invoice)
 

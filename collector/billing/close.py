@@ -23,7 +23,10 @@ import psycopg
 import psycopg_pool
 
 from collector.billing.corrections import compute_corrections
+from collector.billing.credit_note_run import issue_credit_notes
 from collector.billing.drafting import draft_invoice
+from collector.billing.finalize_guard import ForceReason
+from collector.billing.finalizing import check_period
 from collector.billing.model import Customer, DemandPeak, DraftInvoice
 from collector.billing.periods import BillingPeriod, PeriodKey, period_for
 from collector.billing.pricing import parse_plan_document
@@ -358,17 +361,23 @@ def finalize_period(
     now: datetime,
     config: CloseConfig | None = None,
     *,
-    force: bool = False,
+    forced: ForceReason | None = None,
     progress: Progress | None = None,
 ) -> runs.BillingRun:
-    """Finalize the drafts of ``key`` whose grace window has passed (all of them if ``force``).
+    """Finalize the drafts of ``key`` once the period has ended plus the grace window.
 
+    Refused with ``NotReady`` while the period or one of its drafts is inside that window,
+    unless ``forced`` (the reason is then recorded on each invoice finalized early).
     Drafts that received usage after they were drafted are re-drafted first, in the same
-    transaction, so a final invoice always reflects every reading known at finalization.
+    transaction, so a final invoice always reflects every reading known at finalization. Then
+    earlier final invoices that late data lowered get their credit notes (``credit_note_run``).
     """
     cfg = config or CloseConfig()
     plans = PlanCache()
-    ready_before = None if force else now - cfg.grace
+    with pool.connection() as conn:
+        check_period(conn, key, now, grace=cfg.grace, forced=forced)
+    ready_before = now - cfg.grace
+    reason = None if forced is None else forced.text
 
     def work(conn: Conn, ids: list[int], run_id: int, pre: Prefetched | None) -> tuple[int, int]:
         stale = usage_store.stale_draft_customers(conn, str(key), ids)
@@ -379,7 +388,20 @@ def finalize_period(
             ]
         del pre  # finalize re-drafts only stale customers; it does not need the usage ahead
         done = invoices.finalize_drafts(
-            conn, now, period=str(key), customer_ids=ids, period_end_before=ready_before
+            conn,
+            now,
+            period=str(key),
+            customer_ids=ids,
+            period_end_before=ready_before,
+            forced_reason=reason,
+        )
+        issue_credit_notes(
+            conn,
+            key,
+            ids,
+            now=now,
+            horizon=cfg.correction_horizon,
+            plans_for=lambda pv_ids: plans.load(conn, pv_ids),
         )
         return len(done), lines
 

@@ -81,6 +81,7 @@ def customer_snapshot(customer: Customer) -> dict[str, object]:
         "language": s.language,
         "time_zone": s.time_zone,
         "currency": s.currency,
+        "tax": s.tax.to_json(),
     }
 
 
@@ -160,7 +161,9 @@ def draft_invoice(
         for item in items:
             lines.append(_usage_line(len(lines) + 1, seg, facts, item, labels[seg.series_id]))
     for c in corrections:
-        if c.amount_unrounded != 0:
+        # more to bill: an adjustment line here; less: a credit note at finalization
+        # (``credit_notes``), never a negative line on this invoice
+        if c.amount_unrounded > 0:
             lines.append(_correction_line(len(lines) + 1, c, customer.spec.currency))
     if not lines:
         return None

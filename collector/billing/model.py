@@ -11,6 +11,7 @@ from typing import Any
 
 from collector.billing.money import minor_units
 from collector.billing.numbering import validate_prefix
+from collector.billing.parties import BuyerTax
 from collector.billing.periods import zone
 from collector.errors import ValidationFailed
 
@@ -69,6 +70,7 @@ class CustomerSpec:
     issuer: str = "default"
     invoice_prefix: str = "INV"
     anchor_day: int = 1  # 1 = calendar months; 2..31 = anniversary
+    tax: BuyerTax = field(default_factory=BuyerTax)  # VAT id, VAT category, Peppol endpoint
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -84,6 +86,8 @@ class CustomerSpec:
         validate_prefix(self.invoice_prefix)
         if not 1 <= self.anchor_day <= 31:
             raise ValidationFailed("anchor_day must be 1..31")
+        if self.tax_rate > 0 or self.tax.category.value != "S":
+            self.tax.check_rate(self.tax_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +240,7 @@ class Invoice:
     drafted_at: datetime
     finalized_at: datetime | None
     lines: tuple[InvoiceLine, ...] = field(default=())
+    forced_reason: str | None = None  # why it was finalized inside the grace window
 
 
 @dataclass(frozen=True, slots=True)

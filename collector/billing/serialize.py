@@ -21,6 +21,7 @@ def customer_out(c: Customer) -> dict[str, Any]:
         "issuer": s.issuer,
         "invoice_prefix": s.invoice_prefix,
         "anchor_day": s.anchor_day,
+        "tax": s.tax.to_json(),
         "created_at": c.created_at.isoformat(),
     }
 
@@ -85,4 +86,5 @@ def invoice_summary(i: Invoice) -> dict[str, Any]:
         "tax": str(i.tax),
         "total": str(i.total),
         "finalized_at": i.finalized_at.isoformat() if i.finalized_at else None,
+        "forced_reason": i.forced_reason,
     }

@@ -37,7 +37,7 @@ Conn = psycopg.Connection[Any]
 
 _INV_COLS = (
     "invoice_id, customer_id, period, period_start, period_end, status, currency, tax_rate,"
-    " subtotal, tax, total, number, issuer, drafted_at, finalized_at"
+    " subtotal, tax, total, number, issuer, drafted_at, finalized_at, forced_reason"
 )
 _LINE_COLS = (
     "line_id, line_no, kind, description, quantity, unit, unit_price, amount_unrounded, amount,"
@@ -63,6 +63,7 @@ def _invoice(row: Sequence[Any], lines: tuple[InvoiceLine, ...] = ()) -> Invoice
         drafted_at=row[13],
         finalized_at=row[14],
         lines=lines,
+        forced_reason=row[15],
     )
 
 
@@ -121,8 +122,9 @@ def store_drafts(
             cur.executemany(
                 "INSERT INTO invoices (customer_id, period, period_start, period_end, status,"
                 " currency, tax_rate, subtotal, subtotal_unrounded, tax, total, issuer, prefix,"
-                " customer_snapshot, drafted_at, run_id)"
-                " VALUES (%s,%s,%s,%s,'draft',%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " customer_snapshot, drafted_at, run_id, issuer_snapshot)"
+                " VALUES (%s,%s,%s,%s,'draft',%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,"
+                " (SELECT document FROM issuers WHERE code = %s))"
                 " ON CONFLICT (customer_id, period) DO UPDATE SET"
                 " period_start=EXCLUDED.period_start,"
                 " period_end=EXCLUDED.period_end, currency=EXCLUDED.currency,"
@@ -130,7 +132,8 @@ def store_drafts(
                 " subtotal_unrounded=EXCLUDED.subtotal_unrounded, tax=EXCLUDED.tax,"
                 " total=EXCLUDED.total, issuer=EXCLUDED.issuer, prefix=EXCLUDED.prefix,"
                 " customer_snapshot=EXCLUDED.customer_snapshot, drafted_at=EXCLUDED.drafted_at,"
-                " run_id=EXCLUDED.run_id WHERE invoices.status = 'draft'",
+                " run_id=EXCLUDED.run_id, issuer_snapshot=EXCLUDED.issuer_snapshot"
+                " WHERE invoices.status = 'draft'",
                 [
                     (
                         d.customer_id,
@@ -148,6 +151,7 @@ def store_drafts(
                         Jsonb(d.customer_snapshot),
                         now,
                         run_id,
+                        d.issuer,
                     )
                     for d in drafts
                 ],
@@ -232,9 +236,14 @@ def finalize_drafts(
     period: str | None = None,
     customer_ids: Sequence[int] | None = None,
     period_end_before: datetime | None = None,
+    forced_reason: str | None = None,
 ) -> list[tuple[int, str]]:
     """Finalize drafts (by id, or a period's drafts for some customers) in the caller's
     transaction; returns ``(invoice_id, number)`` pairs.
+
+    Without ``forced_reason`` only drafts whose period ended by ``period_end_before`` are taken
+    (the finalize guard's window; None takes all). With it every selected draft is taken and
+    those that end after ``period_end_before`` keep the reason in ``forced_reason``.
 
     Drafts are row-locked in customer order, then numbers are taken from the sequence row of
     each (issuer, prefix, year) under its row lock: concurrent finalizers serialize on it, and
@@ -258,8 +267,8 @@ def finalize_drafts(
                 period,
                 period,
                 list(customer_ids or []),
-                period_end_before,
-                period_end_before,
+                None if forced_reason else period_end_before,
+                None if forced_reason else period_end_before,
             ),
         ).fetchall()
         groups: dict[tuple[str, str, int], list[int]] = defaultdict(list)
@@ -274,21 +283,64 @@ def finalize_drafts(
         if assigned:
             with conn.cursor() as cur:
                 cur.executemany(
-                    "UPDATE invoices SET status = 'final', number = %s, finalized_at = %s"
-                    " WHERE invoice_id = %s",
-                    [(number, now, iid) for iid, number in assigned],
+                    "UPDATE invoices SET status = 'final', number = %s, finalized_at = %s,"
+                    " issuer_snapshot = coalesce((SELECT document FROM issuers"
+                    " WHERE code = invoices.issuer), issuer_snapshot),"
+                    " forced_reason = CASE WHEN %s::text IS NOT NULL AND"
+                    " (%s::timestamptz IS NULL OR period_end > %s::timestamptz)"
+                    " THEN %s::text END WHERE invoice_id = %s",
+                    [
+                        (
+                            number,
+                            now,
+                            forced_reason,
+                            period_end_before,
+                            period_end_before,
+                            forced_reason,
+                            iid,
+                        )
+                        for iid, number in assigned
+                    ],
                 )
     return assigned
 
 
-def finalize_invoice(conn: Conn, invoice_id: int, now: datetime) -> Invoice:
-    """Finalize one draft; Conflict if it is final already, NotFound if it does not exist."""
+def finalize_invoice(
+    conn: Conn,
+    invoice_id: int,
+    now: datetime,
+    *,
+    period_end_before: datetime | None = None,
+    forced_reason: str | None = None,
+) -> Invoice:
+    """Finalize one draft; Conflict if it is final already (or its period ends after
+    ``period_end_before`` and it is not forced), NotFound if it does not exist. The caller
+    checks the finalize guard first (``collector.billing.finalizing``); the window is applied
+    again here, under the row lock."""
     current = get_invoice(conn, invoice_id, with_lines=False)
     if current.status is InvoiceStatus.FINAL:
         raise Conflict(f"invoice {invoice_id} is already final as {current.number}")
-    if not finalize_drafts(conn, now, invoice_ids=[invoice_id]):
-        raise Conflict(f"invoice {invoice_id} was finalized concurrently")
+    if not finalize_drafts(
+        conn,
+        now,
+        invoice_ids=[invoice_id],
+        period_end_before=period_end_before,
+        forced_reason=forced_reason,
+    ):
+        raise Conflict(f"invoice {invoice_id} was finalized concurrently or is not ready")
     return get_invoice(conn, invoice_id)
+
+
+def unready_drafts(conn: Conn, period: str, period_end_before: datetime) -> tuple[int, datetime]:
+    """How many drafts of ``period`` end after ``period_end_before``, and the latest end."""
+    with translated("count unready drafts"):
+        row = conn.execute(
+            "SELECT count(*), max(period_end) FROM invoices WHERE period = %s"
+            " AND status = 'draft' AND period_end > %s",
+            (period, period_end_before),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
 
 
 def get_invoice(conn: Conn, invoice_id: int, *, with_lines: bool = True) -> Invoice:

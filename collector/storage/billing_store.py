@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from collector.billing.model import Address, Customer, CustomerSpec, Plan, PlanVersion, Subscription
+from collector.billing.parties import BuyerTax
 from collector.errors import Conflict, NotFound, ValidationFailed
 from collector.storage.billing_errors import translated
 
@@ -55,7 +56,7 @@ def _check_limit(limit: int) -> int:
 
 _CUSTOMER_COLS = (
     "customer_id, name, address, currency, time_zone, tax_rate, language, issuer,"
-    " invoice_prefix, anchor_day, created_at"
+    " invoice_prefix, anchor_day, created_at, tax"
 )
 
 
@@ -77,6 +78,7 @@ def _customer(row: Sequence[Any]) -> Customer:
         issuer=row[7],
         invoice_prefix=row[8],
         anchor_day=int(row[9]),
+        tax=BuyerTax.from_json(row[11]),
     )
     return Customer(customer_id=int(row[0]), spec=spec, created_at=row[10])
 
@@ -92,6 +94,7 @@ def _spec_params(spec: CustomerSpec) -> tuple[Any, ...]:
         spec.issuer,
         spec.invoice_prefix,
         spec.anchor_day,
+        Jsonb(spec.tax.to_json()),
     )
 
 
@@ -100,7 +103,7 @@ def create_customer(conn: Conn, spec: CustomerSpec) -> Customer:
         row = conn.execute(
             sql.SQL(
                 "INSERT INTO customers (name, address, currency, time_zone, tax_rate, language, "
-                "issuer, invoice_prefix, anchor_day) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                "issuer, invoice_prefix, anchor_day, tax) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                 " RETURNING {}"
             ).format(sql.SQL(_CUSTOMER_COLS)),
             _spec_params(spec),
@@ -115,7 +118,8 @@ def update_customer(conn: Conn, customer_id: int, spec: CustomerSpec) -> Custome
         row = conn.execute(
             sql.SQL(
                 "UPDATE customers SET name=%s, address=%s, currency=%s, time_zone=%s, tax_rate=%s, "
-                "language=%s, issuer=%s, invoice_prefix=%s, anchor_day=%s, updated_at=now() WHERE "
+                "language=%s, issuer=%s, invoice_prefix=%s, anchor_day=%s, tax=%s, updated_at=now()"
+                " WHERE "
                 "customer_id=%s RETURNING {}"
             ).format(sql.SQL(_CUSTOMER_COLS)),
             (*_spec_params(spec), customer_id),

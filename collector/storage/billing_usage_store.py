@@ -188,17 +188,26 @@ def billed_by_subscription(
 ) -> dict[tuple[int, int], Any]:
     """Exact amount billed so far per (corrected invoice, subscription): the invoice's own lines
     plus every adjustment that references it, except on ``exclude_invoice_ids`` (the drafts
-    being recomputed)."""
+    being recomputed), less every credit note line that credits it."""
     with translated("sum billed amounts"):
         rows = conn.execute(
             "SELECT coalesce(l.corrects_invoice_id, l.invoice_id), l.subscription_id,"
             " sum(l.amount_unrounded) FROM invoice_lines l"
             " WHERE (l.invoice_id = ANY(%s) OR l.corrects_invoice_id = ANY(%s))"
             " AND l.subscription_id IS NOT NULL AND NOT (l.invoice_id = ANY(%s))"
+            " GROUP BY 1, 2"
+            " UNION ALL SELECT c.corrects_invoice_id, cl.subscription_id,"
+            " -sum(cl.amount_unrounded) FROM credit_note_lines cl"
+            " JOIN credit_notes c USING (credit_note_id)"
+            " WHERE c.corrects_invoice_id = ANY(%s) AND cl.subscription_id IS NOT NULL"
             " GROUP BY 1, 2",
-            (list(invoice_ids), list(invoice_ids), list(exclude_invoice_ids)),
+            (list(invoice_ids), list(invoice_ids), list(exclude_invoice_ids), list(invoice_ids)),
         ).fetchall()
-    return {(int(r[0]), int(r[1])): r[2] for r in rows}
+    out: dict[tuple[int, int], Any] = {}
+    for r in rows:  # invoice lines and credit note lines of one key add up
+        k = (int(r[0]), int(r[1]))
+        out[k] = out.get(k, 0) + r[2]
+    return out
 
 
 def series_info(conn: Conn, series_ids: Sequence[int]) -> dict[int, tuple[str, str, str, str]]:

@@ -8,11 +8,13 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+import pytest
 
 from collector.billing import accounts
 from collector.billing.close import CloseConfig, close_period, finalize_period, refresh_period
 from collector.billing.model import LineKind
 from collector.billing.periods import PeriodKey
+from collector.errors import NotReady
 from collector.storage import billing_invoice_store as invoices
 from tests.collector.billing.conftest import make_series, plan_doc, put_usage, spec, utc
 
@@ -131,12 +133,14 @@ def test_refresh_picks_up_late_readings_within_grace(conn: Conn, pool: Pool) -> 
 
 
 def test_finalize_waits_for_the_grace_window(conn: Conn, pool: Pool) -> None:
-    """Within the grace window finalize leaves drafts alone; after it, numbers them."""
+    """Within the grace window finalize is refused and leaves drafts alone; after it, numbers
+    them."""
     cid, sid, pv = _setup(conn)
     accounts.assign_meter(conn, cid, sid, pv, utc(2026, 1, 1))
     cfg = CloseConfig(grace=timedelta(days=3))
     close_period(pool, MARCH, utc(2026, 4, 1), cfg)
-    finalize_period(pool, MARCH, utc(2026, 4, 2), cfg)
+    with pytest.raises(NotReady):
+        finalize_period(pool, MARCH, utc(2026, 4, 2), cfg)
     assert _only_invoice(conn, cid).number is None
     finalize_period(pool, MARCH, utc(2026, 4, 5), cfg)
     assert _only_invoice(conn, cid).number == "INV-2026-000001"
@@ -176,8 +180,9 @@ def test_late_reading_after_finalize_is_adjusted_on_next_invoice(conn: Conn, poo
     assert invoices.get_invoice(conn, march.invoice_id) == march  # untouched
 
 
-def test_lower_late_reading_becomes_a_credit_line(conn: Conn, pool: Pool) -> None:
-    """A corrected interval 1 kWh lower after finalize credits 0.25 on the next invoice."""
+def test_lower_late_reading_is_not_a_line_on_the_next_invoice(conn: Conn, pool: Pool) -> None:
+    """A corrected interval 1 kWh lower after finalize is credited by a credit note when the
+    next period is finalized (test_credit_notes.py), not by a negative line on its invoice."""
     cid, sid, pv = _setup(conn)
     accounts.assign_meter(conn, cid, sid, pv, utc(2026, 1, 1))
     put_usage(conn, sid, utc(2026, 3, 1), utc(2026, 3, 2), 1.0)
@@ -187,8 +192,8 @@ def test_lower_late_reading_becomes_a_credit_line(conn: Conn, pool: Pool) -> Non
         conn, sid, utc(2026, 3, 1, 12), utc(2026, 3, 1, 12, 15), 0.0, updated_at=utc(2026, 4, 20)
     )
     close_period(pool, PeriodKey(2026, 4), utc(2026, 5, 5))
-    credit = [ln for ln in _only_invoice(conn, cid, "2026-04").lines if ln.kind is LineKind.CREDIT]
-    assert [c.amount for c in credit] == [D("-0.25")]
+    april = _only_invoice(conn, cid, "2026-04").lines
+    assert not [ln for ln in april if ln.kind in (LineKind.CREDIT, LineKind.ADJUSTMENT)]
 
 
 def test_correction_is_not_billed_twice(conn: Conn, pool: Pool) -> None:
