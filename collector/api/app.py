@@ -6,12 +6,13 @@ from collections.abc import Callable, Sequence
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from collector import __version__
 from collector.errors import StorageError, StorageUnavailable
 from collector.storage.database import Pool
 
-from . import billing_routes, ingest_routes, portal_routes, usage_routes
+from . import billing_routes, ingest_routes, portal_routes, portal_signin, usage_routes
 from .ingest_routes import IngestProbe
 from .staff_auth import StaffAuth, require_staff
 
@@ -26,7 +27,8 @@ def create_app(
     staff_tokens: Sequence[str] | None = None,
 ) -> FastAPI:
     """The collector API over ``pool``; ``ingest_probe`` reports the consumer for ``/health``."""
-    app = FastAPI(title=title, version=__version__)
+    # API docs (/docs, /redoc) with their assets served by the collector, not a CDN.
+    app = FastAPIOffline(title=title, version=__version__, static_url="/docs-assets")
     app.state.pool = pool
     app.state.ingest_probe = ingest_probe
     # Staff routes need a staff token when tokens are configured (``staff_auth``); the portal
@@ -37,6 +39,8 @@ def create_app(
     app.include_router(usage_routes.router, dependencies=staff)
     app.include_router(billing_routes.router, dependencies=staff)
     app.include_router(portal_routes.router)
+    app.include_router(portal_signin.router)
+    app.include_router(portal_signin.staff_router, dependencies=staff)
 
     @app.exception_handler(StorageUnavailable)
     def _unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:

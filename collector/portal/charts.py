@@ -14,19 +14,22 @@ from html import escape
 __all__ = ["Bar", "bar_chart", "nice_max"]
 
 _W, _H = 720, 240
-_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 12, 12, 30
+_LEFT, _RIGHT, _TOP, _BOTTOM = 84, 12, 16, 38
 _GRID = 4
 
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    """One bucket: ``quantity`` includes ``estimated``; ``href`` makes the bar a link."""
+    """One bucket: ``quantity`` includes ``estimated``; ``href`` makes the bar a link.
+    ``state`` (``collector.portal.consumption.BucketState``): a ``future`` bucket is empty, a
+    ``no_data`` one is drawn as a dashed outline, never as a measured zero."""
 
     label: str
     title: str
     quantity: float
     estimated: float
     href: str | None = None
+    state: str = "measured"
 
 
 def nice_max(value: float) -> float:
@@ -84,6 +87,11 @@ def bar_chart(bars: Sequence[Bar], *, unit: str, chart_id: str, caption: str) ->
         h_est = plot_h * est / top
         y_all = _TOP + plot_h - h_all
         group = [f"<title>{e(b.title)}</title>"]
+        if b.state == "no_data":
+            group.append(
+                f'<rect class="nodata" x="{_num(x)}" y="{_num(_TOP + plot_h * 0.75)}"'
+                f' width="{_num(w)}" height="{_num(plot_h * 0.25)}"/>'
+            )
         if h_all - h_est > 0:
             group.append(
                 f'<rect class="act" x="{_num(x)}" y="{_num(y_all + h_est)}" width="{_num(w)}"'
@@ -101,10 +109,12 @@ def bar_chart(bars: Sequence[Bar], *, unit: str, chart_id: str, caption: str) ->
         body = "".join(group)
         if b.href:
             body = f'<a href="{e(b.href)}">{body}</a>'
-        parts.append(f"<g>{body}</g>")
+        q_attr = "" if b.state in ("future", "no_data", "not_yours") else f' data-q="{q!r}"'
+        parts.append(f'<g class="bar {e(b.state)}"{q_attr}>{body}</g>')
         if i % every == 0:
+            alt = " alt" if (i // every) % 2 else ""
             parts.append(
-                f'<text class="xlab" x="{_num(x + w / 2)}" y="{_H - 10}">{e(b.label)}</text>'
+                f'<text class="xlab{alt}" x="{_num(x + w / 2)}" y="{_H - 6}">{e(b.label)}</text>'
             )
     parts.append(
         f'<line class="axis" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{_TOP + plot_h}"'

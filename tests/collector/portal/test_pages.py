@@ -65,13 +65,13 @@ def test_meter_page_month_and_day_navigation(
     put_usage(conn, sid, utc(2026, 3, 28, 23), utc(2026, 3, 29, 22), 1.0)  # local 29 March
     month = client.get(f"/portal/meters/{sid}", params={"month": "2026-03"}, headers=acct.auth)
     assert month.status_code == 200
-    assert month.text.count("<g>") == 31
+    assert month.text.count('<g class="bar') == 31
     assert 'href="?month=2026-02"' in month.text
     assert 'href="?month=2026-04"' in month.text
     assert 'href="?day=2026-03-29"' in month.text
     assert "92.00 kWh" in month.text  # 23 hours × 4 kWh
     day = client.get(f"/portal/meters/{sid}", params={"day": "2026-03-29"}, headers=acct.auth)
-    assert day.text.count("<g>") == 23
+    assert day.text.count('<g class="bar') == 23
     assert 'href="?day=2026-03-28"' in day.text
     assert 'href="?day=2026-03-30"' in day.text
     assert 'href="?month=2026-03"' in day.text
@@ -88,7 +88,7 @@ def test_meter_page_defaults_to_this_month(
     accounts.assign_meter(conn, acct.customer_id, sid, pv, utc(2026, 3, 1))
     r = client.get(f"/portal/meters/{sid}", headers=acct.auth)
     assert "April 2026" in r.text
-    assert r.text.count("<g>") == 30
+    assert r.text.count('<g class="bar') == 30
     assert (
         client.get(
             f"/portal/meters/{sid}", params={"month": "2026-13"}, headers=acct.auth
@@ -150,7 +150,7 @@ def test_invoice_page_links_the_pdf(
     r = client.get(f"/portal/invoices/{inv_id}", headers=auth)
     assert r.status_code == 200
     assert number in r.text
-    assert "42.35 EUR" in r.text
+    assert "€42.35" in r.text
     assert f'href="/portal/invoices/{inv_id}?format=pdf"' in r.text
     pdf = client.get(f"/portal/invoices/{inv_id}", params={"format": "pdf"}, headers=auth)
     assert pdf.content.startswith(b"%PDF")
@@ -190,7 +190,7 @@ def test_running_charge_comes_from_the_draft(
     body = client.get("/portal/consumption/current", headers=acct.auth).json()
     assert body["running_charge"]["total"] == "26.62"
     page = client.get("/portal/", headers=acct.auth).text
-    assert "26.62 EUR" in page
+    assert "€26.62" in page
 
 
 def test_dashboard_without_meters_or_invoices(
