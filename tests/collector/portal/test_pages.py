@@ -204,3 +204,23 @@ def test_dashboard_without_meters_or_invoices(
     assert "No meters are linked to your account yet." in r.text
     assert "No invoices yet." in r.text
     assert "not available yet" in r.text
+
+
+def test_pages_speak_the_customers_language(
+    client: TestClient, conn: psycopg.Connection[Any], pool: psycopg_pool.ConnectionPool[Any]
+) -> None:
+    """A Dutch customer's invoice page and dashboard are in Dutch with Dutch amounts."""
+    a, _, _ = _closed_march(conn, pool)
+    conn.execute("UPDATE customers SET language = 'nl' WHERE customer_id = %s", (a,))
+    inv_id, number, _ = _invoice(conn, a)
+    auth = {"Authorization": "Bearer tok-a", **HTML}
+    page = client.get(f"/portal/invoices/{inv_id}", headers=auth).text
+    assert '<html lang="nl">' in page
+    assert f"Factuur {number}" in page
+    assert "€\xa042,35" in page
+    assert "Totaal" in page
+    listing = client.get("/portal/invoices", headers=auth).text
+    assert "Facturen" in listing and "€\xa042,35" in listing
+    dash = client.get("/portal/", headers=auth).text
+    assert "Uw verbruik" in dash
+    assert "Deze periode tot nu" in dash
