@@ -12,7 +12,14 @@ from collector import __version__
 from collector.errors import StorageError, StorageUnavailable
 from collector.storage.database import Pool
 
-from . import billing_routes, ingest_routes, portal_routes, portal_signin, usage_routes
+from . import (
+    billing_routes,
+    console_routes,
+    ingest_routes,
+    portal_routes,
+    portal_signin,
+    usage_routes,
+)
 from .ingest_routes import IngestProbe
 from .staff_auth import StaffAuth, require_staff
 
@@ -41,6 +48,8 @@ def create_app(
     app.include_router(portal_routes.router)
     app.include_router(portal_signin.router)
     app.include_router(portal_signin.staff_router, dependencies=staff)
+    # The staff console signs staff in with its own session (collector.api.console_routes).
+    app.include_router(console_routes.router)
 
     @app.exception_handler(StorageUnavailable)
     def _unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:

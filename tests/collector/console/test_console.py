@@ -1,0 +1,125 @@
+"""Staff console over HTTP: sign-in with a staff token, one authorization function, plan
+preview with the rating engine, period close → review → finalize."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import pytest
+from fastapi.testclient import TestClient
+
+from collector.api import portal_routes
+from collector.api.app import create_app
+from collector.billing import accounts
+from collector.console.access import Action, StaffMember, authorize
+from tests.collector.billing.conftest import plan_doc, put_usage, utc
+from tests.collector.portal.conftest import Clock, make_account, make_meter, make_plan
+
+STAFF_TOKEN = "console-staff-token"
+
+
+@pytest.fixture
+def staff(pool: psycopg_pool.ConnectionPool[Any], clock: Clock) -> Iterator[TestClient]:
+    """The app with a configured staff token (so the console asks for it)."""
+    app = create_app(pool, staff_tokens=[STAFF_TOKEN])
+    app.dependency_overrides[portal_routes.get_now] = lambda: clock.now
+    with TestClient(app) as c:
+        yield c
+
+
+def _csrf(html: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert m, "no CSRF token on the page"
+    return m[1]
+
+
+def _sign_in(c: TestClient) -> None:
+    r = c.post("/console/login", data={"token": STAFF_TOKEN}, follow_redirects=False)
+    assert r.status_code == 303
+
+
+def test_authorize_is_the_one_decision() -> None:
+    """Roles map to actions in one table: read-only staff cannot finalize, billing can."""
+    ro = StaffMember("r", frozenset({"read-only"}))
+    billing = StaffMember("b", frozenset({"billing"}))
+    tech = StaffMember("t", frozenset({"technician"}))
+    assert authorize(ro, Action.VIEW_BILLING) and not authorize(ro, Action.FINALIZE)
+    assert authorize(billing, Action.FINALIZE)
+    assert authorize(tech, Action.VIEW_FLEET) and not authorize(tech, Action.VIEW_CUSTOMERS)
+    assert not authorize(None, Action.VIEW_CUSTOMERS)
+
+
+def test_console_needs_a_staff_token(staff: TestClient) -> None:
+    """Without a session every page is the sign-in form; a wrong token is refused."""
+    for url in ("/console/", "/console/customers", "/console/billing", "/console/devices"):
+        r = staff.get(url)
+        assert r.status_code == 401, url
+        assert 'action="/console/login"' in r.text
+    bad = staff.post("/console/login", data={"token": "nope"}, follow_redirects=False)
+    assert bad.status_code == 401
+    assert "set-cookie" not in bad.headers
+    _sign_in(staff)
+    assert staff.get("/console/customers").status_code == 200
+    assert "tally_portal" not in staff.cookies and "tally_session" not in staff.cookies
+
+
+def test_plan_preview_rates_the_customers_usage(
+    staff: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """100 kWh in March on the basic plan (0.25/kWh + 10/month, 21 % tax) previews 42.35;
+    on a 0.30/kWh plan 48.40."""
+    pv = make_plan(conn)
+    dearer = plan_doc(price="0.30", plan_id="dear")
+    _, v2 = accounts.create_plan(conn, "dear", "Dear", dearer)
+    acct = make_account(conn, "Preview BV")
+    sid = make_meter(conn, "pv-1")
+    accounts.assign_meter(conn, acct.customer_id, sid, pv, utc(2026, 3, 1))
+    put_usage(conn, sid, utc(2026, 3, 10), utc(2026, 3, 11, 1), 1.0)  # 100 kWh
+    _sign_in(staff)
+    url = f"/console/customers/{acct.customer_id}"
+    same = staff.get(url, params={"plan_version": pv, "period": "2026-03"}).text
+    assert 'data-total="42.35"' in same
+    other = staff.get(url, params={"plan_version": v2.plan_version_id, "period": "2026-03"})
+    assert 'data-total="48.40"' in other.text
+    bad = staff.get(url, params={"plan_version": 999999, "period": "2026-03"})
+    assert bad.status_code == 200 and 'role="alert"' in bad.text
+
+
+def test_close_review_finalize(
+    staff: TestClient, conn: psycopg.Connection[Any], clock: Clock
+) -> None:
+    """Close drafts March; finalize is refused without the review box and the CSRF token, and
+    with both, the drafts become numbered final invoices."""
+    pv = make_plan(conn)
+    acct = make_account(conn, "Close BV")
+    sid = make_meter(conn, "cl-1")
+    accounts.assign_meter(conn, acct.customer_id, sid, pv, utc(2026, 3, 1))
+    put_usage(conn, sid, utc(2026, 3, 10), utc(2026, 3, 11, 1), 1.0)
+    clock.now = datetime(2026, 4, 10, tzinfo=UTC)
+    _sign_in(staff)
+    page = staff.get("/console/billing", params={"period": "2026-03"}).text
+    csrf = _csrf(page)
+    assert staff.post("/console/billing/2026-03/close", data={"csrf": "x"}).status_code == 403
+    r = staff.post("/console/billing/2026-03/close", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    review = staff.get("/console/billing", params={"period": "2026-03"}).text
+    assert "Review: 1 draft invoices" in review
+    assert 'id="reviewed"' in review
+    unticked = staff.post("/console/billing/2026-03/finalize", data={"csrf": csrf})
+    assert unticked.status_code == 422
+    staff.post("/console/billing/2026-03/finalize", data={"csrf": csrf, "reviewed": "yes"})
+    row = conn.execute(
+        "SELECT status, number, total FROM invoices WHERE customer_id = %s", (acct.customer_id,)
+    ).fetchone()
+    assert row is not None
+    assert row[0] == "final" and row[1]
+    assert Decimal(row[2]) == Decimal("42.35")
+    assert "Review: 0 draft invoices (1 final)" in staff.get(
+        "/console/billing", params={"period": "2026-03"}
+    ).text
