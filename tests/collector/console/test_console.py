@@ -49,9 +49,11 @@ def test_authorize_is_the_one_decision() -> None:
     ro = StaffMember("r", frozenset({"read-only"}))
     billing = StaffMember("b", frozenset({"billing"}))
     tech = StaffMember("t", frozenset({"technician"}))
-    assert authorize(ro, Action.VIEW_BILLING) and not authorize(ro, Action.FINALIZE)
+    assert authorize(ro, Action.VIEW_BILLING)
+    assert not authorize(ro, Action.FINALIZE)
     assert authorize(billing, Action.FINALIZE)
-    assert authorize(tech, Action.VIEW_FLEET) and not authorize(tech, Action.VIEW_CUSTOMERS)
+    assert authorize(tech, Action.VIEW_FLEET)
+    assert not authorize(tech, Action.VIEW_CUSTOMERS)
     assert not authorize(None, Action.VIEW_CUSTOMERS)
 
 
@@ -66,7 +68,8 @@ def test_console_needs_a_staff_token(staff: TestClient) -> None:
     assert "set-cookie" not in bad.headers
     _sign_in(staff)
     assert staff.get("/console/customers").status_code == 200
-    assert "tally_portal" not in staff.cookies and "tally_session" not in staff.cookies
+    assert "tally_portal" not in staff.cookies
+    assert "tally_session" not in staff.cookies
 
 
 def test_plan_preview_rates_the_customers_usage(
@@ -88,7 +91,8 @@ def test_plan_preview_rates_the_customers_usage(
     other = staff.get(url, params={"plan_version": v2.plan_version_id, "period": "2026-03"})
     assert 'data-total="48.40"' in other.text
     bad = staff.get(url, params={"plan_version": 999999, "period": "2026-03"})
-    assert bad.status_code == 200 and 'role="alert"' in bad.text
+    assert bad.status_code == 200
+    assert 'role="alert"' in bad.text
 
 
 def test_close_review_finalize(
@@ -118,8 +122,10 @@ def test_close_review_finalize(
         "SELECT status, number, total FROM invoices WHERE customer_id = %s", (acct.customer_id,)
     ).fetchone()
     assert row is not None
-    assert row[0] == "final" and row[1]
+    assert row[0] == "final"
+    assert row[1]
     assert Decimal(row[2]) == Decimal("42.35")
-    assert "Review: 0 draft invoices (1 final)" in staff.get(
-        "/console/billing", params={"period": "2026-03"}
-    ).text
+    assert (
+        "Review: 0 draft invoices (1 final)"
+        in staff.get("/console/billing", params={"period": "2026-03"}).text
+    )
