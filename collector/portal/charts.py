@@ -58,8 +58,10 @@ def bar_chart(bars: Sequence[Bar], *, unit: str, chart_id: str, caption: str) ->
     pid = f"est-{e(chart_id)}"
     top = nice_max(max((b.quantity for b in bars), default=0.0))
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+    role = "group" if any(b.href for b in bars) else "img"
     parts = [
-        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" aria-label="{e(caption)}"'
+        # bars with links are controls: the chart is then a group of them, not one image
+        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="{role}" aria-label="{e(caption)}"'
         ' xmlns="http://www.w3.org/2000/svg">',
         f"<title>{e(caption)}</title>",
         f'<defs><pattern id="{pid}" width="6" height="6" patternUnits="userSpaceOnUse"'

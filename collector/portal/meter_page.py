@@ -3,7 +3,7 @@ month or hourly bars for a day, with previous/next navigation."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from collector.portal.charts import Bar, bar_chart
@@ -117,10 +117,12 @@ def _value(st: BucketState, q: float, unit: str, f: LocalFormat, w: Words) -> st
     return f.quantity(q, unit)
 
 
-def _res_switch(view: MeterView, w: Words) -> str:
-    """Links to the same time at another resolution (day / hour / 15 minutes)."""
+def _res_switch(view: MeterView, w: Words, today: date) -> str:
+    """Links to the same time at another resolution (day / hour / 15 minutes); from a month,
+    the hours shown are today's when today is in that month, else the month's first day's."""
     assert view.first_day is not None
-    day = view.first_day.isoformat()
+    same_month = (today.year, today.month) == (view.first_day.year, view.first_day.month)
+    day = (today if view.kind == "month" and same_month else view.first_day).isoformat()
     month = f"{view.first_day.year:04d}-{view.first_day.month:02d}"
     options = (
         ("1d", f"?month={month}", w["per_day"]),
@@ -144,9 +146,11 @@ def _comparison(
     unit: str,
     f: LocalFormat,
     w: Words,
+    now: datetime,
 ) -> str:
     detail = ""
-    if earlier.total > 0:
+    complete = int(u.ends[-1]) <= now.timestamp() if u.ends.size else False
+    if earlier.total > 0 and complete:  # a running period is not compared with a whole one
         change = (u.total - earlier.total) / earlier.total
         detail = f"{w['change']} {'+' if change >= 0 else ''}{f.percent(abs(change))}"
         if change < 0:
@@ -212,7 +216,7 @@ def meter_html(
         f'<div class="card"><div class="k">{text(w["total"])}, {text(view.label)}</div>'
         f'<div class="v" data-total="{u.total!r}">{text(f.quantity(u.total, unit))}</div>'
         f'<div class="d">{text(_est(u.total_estimated, u.total, f, w))}</div></div>',
-        _comparison(u, earlier, before, unit=unit, f=f, w=w),
+        _comparison(u, earlier, before, unit=unit, f=f, w=w, now=now),
     ]
     up = f' <a href="?{text(view.up)}">{text(w["whole_month"])}</a>' if view.up else ""
     return fill(
@@ -222,7 +226,7 @@ def meter_html(
         meter_detail=text(
             f"{m.kind} · {m.unit} · {_ownership(m, f)} · {w['times_in']} {f.time_zone}"
         ),
-        switch=_res_switch(view, w),
+        switch=_res_switch(view, w, now.astimezone(f.zone).date()),
         prev=text(view.prev),
         next=text(view.next),
         prev_label=text(w["previous"]),
