@@ -25,6 +25,8 @@ __all__ = [
     "axe_path",
     "axe_violations",
     "chart_text_px",
+    "check_page",
+    "launch",
     "need_browser",
     "serve",
     "sideways_scroll",
@@ -111,3 +113,27 @@ def chart_text_px(page: Any) -> list[float]:
             .map(t => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a)"""
     )
     return sizes
+
+
+@contextmanager
+def launch() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only once a browser exists
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def check_page(page: Any, name: str) -> None:
+    """No sideways scroll, chart text >= 11 px, no serious/critical axe violation; screenshot
+    saved as ``test-artifacts/<name>.png``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    assert sideways_scroll(page) <= 0, name
+    sizes = chart_text_px(page)
+    assert all(s >= 11 for s in sizes), (name, min(sizes, default=None))
+    assert axe_violations(page) == [], name

@@ -13,7 +13,6 @@ from typing import Any
 import psycopg
 import psycopg_pool
 import pytest
-from playwright.sync_api import sync_playwright
 
 from collector.api import portal_routes
 from collector.api.app import create_app
@@ -22,16 +21,7 @@ from collector.billing.close import close_period, finalize_period
 from collector.billing.periods import PeriodKey
 from tests.collector.billing.conftest import put_usage, utc
 from tests.collector.portal.conftest import Clock, make_account, make_meter, make_plan
-from tests.support.browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    LAUNCH_ARGS,
-    axe_violations,
-    chart_text_px,
-    need_browser,
-    serve,
-    sideways_scroll,
-)
+from tests.support.browser import check_page, launch, need_browser, serve
 
 STAFF = "browser-staff-token"
 PHONE = {"width": 390, "height": 844}
@@ -80,10 +70,8 @@ def site(
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+    with launch() as b:
         yield b
-        b.close()
 
 
 def _context(browser: Any, viewport: dict[str, int]) -> Any:
@@ -103,13 +91,7 @@ def _sign_in(page: Any, site: Site, customer_id: int) -> None:
 
 
 def _check(page: Any, name: str) -> None:
-    """No sideways scroll, chart text ≥ 11 px, no serious/critical axe violation; screenshot."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    assert sideways_scroll(page) <= 0, name
-    sizes = chart_text_px(page)
-    assert all(s >= 11 for s in sizes), (name, min(sizes, default=None))
-    assert axe_violations(page) == [], name
+    check_page(page, name)
 
 
 def _bars(page: Any) -> list[float]:
