@@ -34,7 +34,7 @@ from collector.storage.database import Pool
 from collector.usage import Resolution
 
 from .deps import get_pool
-from .portal_signin import Visitor, get_now, require_customer, visitor
+from .portal_signin import Visitor, get_now, require_customer, sign_in_page, visitor
 from .web_session import PAGE_HEADERS
 
 __all__ = ["DOCUMENT_FORMATS", "get_now", "router"]
@@ -112,7 +112,7 @@ def my_invoices(
     """The customer's final invoices, oldest first (a browser gets the page, newest first)."""
     if who is None:
         if _wants_html(request):
-            return _html(pages.login_html(), 401)
+            return sign_in_page(request)
         require_customer(None)
     assert who is not None
     if _wants_html(request):
@@ -148,7 +148,7 @@ def my_invoice(
     (``Accept: text/html``, no ``format``) gets the portal page linking the documents."""
     if format is None and _wants_html(request):
         if who is None:
-            return _html(pages.login_html(), 401)
+            return sign_in_page(request)
         return _invoice_page(pool, invoice_id, who)
     customer_id = require_customer(who)
     fmt = format or "json"
@@ -270,10 +270,10 @@ def my_current_period(*, pool: PoolDep, now: NowDep, customer_id: CustomerDep) -
 
 
 @router.get("/", response_class=HTMLResponse)
-def dashboard_page(*, pool: PoolDep, now: NowDep, who: VisitorDep) -> Response:
+def dashboard_page(request: Request, *, pool: PoolDep, now: NowDep, who: VisitorDep) -> Response:
     """The dashboard: this period against the previous one, charts, charge, invoices."""
     if who is None:
-        return _html(pages.login_html(), 401)
+        return sign_in_page(request)
     with pool.connection() as conn:
         c = _profile(conn, who.customer_id)
         d = _dashboard(conn, who.customer_id, now)
@@ -284,6 +284,7 @@ def dashboard_page(*, pool: PoolDep, now: NowDep, who: VisitorDep) -> Response:
 @router.get("/meters/{series_id}", response_class=HTMLResponse)
 def meter_page_html(
     series_id: int,
+    request: Request,
     *,
     pool: PoolDep,
     now: NowDep,
@@ -295,7 +296,7 @@ def meter_page_html(
     """One meter: daily bars for a month (``?month=YYYY-MM``), hourly or 15-minute bars for a
     day (``?day=YYYY-MM-DD[&res=15m]``); default this month. Compared with the period before."""
     if who is None:
-        return _html(pages.login_html(), 401)
+        return sign_in_page(request)
     with pool.connection() as conn:
         c = _profile(conn, who.customer_id)
         tz = c.spec.time_zone

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from collector.errors import NotFound
 from collector.portal import pages
+from collector.portal.words import pick_language, words
 from collector.signin.model import CODE_TTL, Audience, make_code, normalize_code
 from collector.storage import billing_portal_store as portal_tokens
 from collector.storage import billing_store as customers
@@ -40,7 +41,15 @@ from .web_session import (
     start_session,
 )
 
-__all__ = ["Visitor", "get_now", "require_customer", "router", "staff_router", "visitor"]
+__all__ = [
+    "Visitor",
+    "get_now",
+    "require_customer",
+    "router",
+    "sign_in_page",
+    "staff_router",
+    "visitor",
+]
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 staff_router = APIRouter(tags=["billing"])
@@ -98,10 +107,19 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
 
+def _lang(request: Request) -> str:
+    return pick_language(request.headers.get("accept-language"))
+
+
+def sign_in_page(request: Request, message: str | None = None, status: int = 401) -> Response:
+    """The sign-in form in the browser's language (the customer is not known yet)."""
+    return _html(pages.login_html(message, lang=_lang(request)), status)
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_form(code: str | None = None, token: str | None = None) -> Response:
+def login_form(request: Request, code: str | None = None, token: str | None = None) -> Response:
     """The sign-in form; a sign-in link's ``code`` is filled in, never redeemed by a GET."""
-    return _html(pages.login_html(prefill=code or token))
+    return _html(pages.login_html(prefill=code or token, lang=_lang(request)))
 
 
 def _customer_for(pool: Pool, secret: str, now: datetime) -> int | None:
@@ -124,9 +142,7 @@ def login(
     check_origin(request)
     customer_id = _customer_for(pool, code.strip(), now) if code.strip() else None
     if customer_id is None:
-        return _html(
-            pages.login_html("This code is unknown, has expired or has already been used."), 401
-        )
+        return sign_in_page(request, words(_lang(request))["code_refused"])
     resp = RedirectResponse("/portal/", status_code=303)
     start_session(pool, request, resp, audience=Audience.PORTAL, now=now, customer_id=customer_id)
     return resp

@@ -88,9 +88,10 @@ def invoices_html(items: Sequence[InvoiceSummary], f: LocalFormat, formats: Form
     )
 
 
-def login_html(message: str | None = None, *, prefill: str | None = None) -> str:
-    """A complete sign-in page: a form that POSTs the code (``prefill``: from a link)."""
-    w = words("en")
+def login_html(message: str | None = None, *, prefill: str | None = None, lang: str = "en") -> str:
+    """A complete sign-in page in ``lang``: a form that POSTs the code (``prefill``: from a
+    link)."""
+    w = words(lang)
     msg = f'<p class="error" role="alert">{text(message)}</p>' if message else ""
     return page(
         w["sign_in"],
@@ -103,6 +104,7 @@ def login_html(message: str | None = None, *, prefill: str | None = None) -> str
             value=text(prefill or ""),
             button=text(w["continue"] if prefill else w["sign_in"]),
         ),
+        Frame(lang=lang),
     )
 
 

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["LANGUAGES", "Words", "words"]
+__all__ = ["LANGUAGES", "Words", "pick_language", "words"]
 
 _EN: Final = {
+    "code_refused": "This code is unknown, has expired or has already been used.",
     "dashboard": "Your consumption",
     "invoices": "Invoices",
     "sign_out": "Sign out",
@@ -82,6 +83,7 @@ _EN: Final = {
     "change": "change",
 }
 _NL: Final = {
+    "code_refused": "Deze code is onbekend, verlopen of al gebruikt.",
     "dashboard": "Uw verbruik",
     "invoices": "Facturen",
     "sign_out": "Afmelden",
@@ -152,6 +154,7 @@ _NL: Final = {
     "change": "verschil",
 }
 _DE: Final = {
+    "code_refused": "Dieser Code ist unbekannt, abgelaufen oder schon benutzt.",
     "dashboard": "Ihr Verbrauch",
     "invoices": "Rechnungen",
     "sign_out": "Abmelden",
@@ -222,6 +225,7 @@ _DE: Final = {
     "change": "Änderung",
 }
 _FR: Final = {
+    "code_refused": "Ce code est inconnu, a expiré ou a déjà été utilisé.",
     "dashboard": "Votre consommation",
     "invoices": "Factures",
     "sign_out": "Se déconnecter",
@@ -302,3 +306,22 @@ def words(language: str) -> Words:
     """The portal's words in ``language`` (English for an unknown language or a missing key)."""
     chosen = LANGUAGES.get(language, _EN)
     return MappingProxyType({**_EN, **chosen})
+
+
+def pick_language(accept_language: str | None) -> str:
+    """The first of the browser's languages (``Accept-Language``, by weight) the portal speaks;
+    English when none is (used before sign-in, when the customer is not known yet)."""
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        ranked.append((-weight, i, tag.strip().lower()[:2]))
+    for _, _, lang in sorted(ranked):
+        if lang in LANGUAGES:
+            return lang
+    return "en"
