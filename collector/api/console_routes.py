@@ -85,10 +85,16 @@ def _frame(s: Signed | None) -> Frame:
 
 
 def _signed(request: Request, pool: Pool, now: datetime) -> Signed | None:
+    """The session's staff member, as long as the token it signed in with is still configured
+    (removing a token from ``api.staff_tokens`` ends the console sessions it started)."""
     session = load_session(pool, request, Audience.CONSOLE, now)
     if session is None or session.staff is None:
         return None
-    return Signed(StaffMember(session.staff, roles_for(session.staff)), session.csrf)
+    auth: StaffAuth | None = getattr(request.app.state, "staff_auth", None)
+    if auth is not None and session.staff not in auth.digests:
+        return None
+    subject = session.staff if auth is None else "staff " + session.staff[7:19]
+    return Signed(StaffMember(subject, roles_for(session.staff)), session.csrf)
 
 
 def signed_in(request: Request, pool: PoolDep, now: NowDep) -> Signed | None:
@@ -143,7 +149,7 @@ def login(
     if auth is None:
         subject = "local staff (open API)"
     elif token.strip() and auth.accepts(token.strip()):
-        subject = "staff " + hash_token(token.strip())[7:19]
+        subject = hash_token(token.strip())  # the token's configured digest, never the token
     else:
         return _login_page(request, "This staff token is not valid.")
     resp = RedirectResponse("/console/", status_code=303)

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from collector.api import portal_routes
 from collector.api.app import create_app
+from collector.api.staff_auth import StaffAuth
 from collector.billing import accounts
 from collector.console.access import Action, StaffMember, authorize
 from tests.collector.billing.conftest import plan_doc, put_usage, utc
@@ -129,3 +130,16 @@ def test_close_review_finalize(
         "Review: 0 draft invoices (1 final)"
         in staff.get("/console/billing", params={"period": "2026-03"}).text
     )
+
+
+def test_removing_a_staff_token_ends_its_console_sessions(
+    pool: psycopg_pool.ConnectionPool[Any], clock: Clock
+) -> None:
+    """A console session lasts only as long as its token is configured."""
+    app = create_app(pool, staff_tokens=[STAFF_TOKEN, "other-token"])
+    app.dependency_overrides[portal_routes.get_now] = lambda: clock.now
+    with TestClient(app) as c:
+        _sign_in(c)
+        assert c.get("/console/customers").status_code == 200
+        app.state.staff_auth = StaffAuth.from_config(["other-token"])
+        assert c.get("/console/customers").status_code == 401

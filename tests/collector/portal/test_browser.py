@@ -200,12 +200,18 @@ def test_customer_a_never_sees_b(browser: Any, site: Site) -> None:
     ctx.close()
 
 
-def test_sign_out_ends_the_session(browser: Any, site: Site) -> None:
-    """Sign out (a form with the CSRF token) ends the session; back then shows the sign-in."""
+def test_keyboard_and_sign_out(browser: Any, site: Site) -> None:
+    """The keyboard reaches the content through the skip link and signs out (a form with the
+    CSRF token), which ends the session: the dashboard then shows the sign-in."""
     ctx = _context(browser, DESKTOP)
     page = ctx.new_page()
     _sign_in(page, site, site.a)
-    page.get_by_role("button", name="Sign out").click()
+    page.keyboard.press("Tab")  # keyboard first: the skip link, then into the content
+    assert page.evaluate("() => document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    page.get_by_role("button", name="Sign out").focus()
+    page.keyboard.press("Enter")
     page.wait_for_url(f"{site.base}/portal/login")
     r = page.goto(site.base + "/portal/")
     assert r is not None
