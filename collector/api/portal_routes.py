@@ -313,7 +313,7 @@ def meter_page_html(
         )
         before = view.earlier(tz)
         (earlier,) = pq.meter_usage(
-            conn, [meter], before.start, before.end, resolution=Resolution.D1, tz=tz
+            conn, [meter], before.start, before.end, resolution=view.resolution, tz=tz
         )
     body = meter_page.meter_html(
         meter, view, usage, earlier=earlier, before=before, f=_fmt(c), w=f.words, now=now

@@ -30,6 +30,7 @@ class Bar:
     estimated: float
     href: str | None = None
     state: str = "measured"
+    compare: float | None = None  # the same bucket of the earlier period: drawn as a marker
 
 
 def nice_max(value: float) -> float:
@@ -48,7 +49,9 @@ def _num(v: float) -> str:
 
 
 def _tick(v: float) -> str:
-    return f"{v:,.0f}" if v >= 10 else f"{v:,.2f}".rstrip("0").rstrip(".")
+    if v >= 10 and v == int(v):
+        return f"{v:,.0f}"
+    return f"{v:,.2f}".rstrip("0").rstrip(".")
 
 
 def bar_chart(bars: Sequence[Bar], *, unit: str, chart_id: str, caption: str) -> str:
@@ -56,7 +59,7 @@ def bar_chart(bars: Sequence[Bar], *, unit: str, chart_id: str, caption: str) ->
     page (it names the hatch pattern)."""
     e = escape
     pid = f"est-{e(chart_id)}"
-    top = nice_max(max((b.quantity for b in bars), default=0.0))
+    top = nice_max(max((max(b.quantity, b.compare or 0.0) for b in bars), default=0.0))
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     role = "group" if any(b.href for b in bars) else "img"
     parts = [
@@ -103,6 +106,12 @@ def bar_chart(bars: Sequence[Bar], *, unit: str, chart_id: str, caption: str) ->
             group.append(
                 f'<rect class="est" fill="url(#{pid})" x="{_num(x)}" y="{_num(y_all)}"'
                 f' width="{_num(w)}" height="{_num(h_est)}"/>'
+            )
+        if b.compare is not None and b.compare > 0:
+            y_c = _TOP + plot_h - plot_h * b.compare / top
+            group.append(
+                f'<line class="cmp" x1="{_num(x)}" x2="{_num(x + w)}" y1="{_num(y_c)}"'
+                f' y2="{_num(y_c)}" data-compare="{b.compare!r}"/>'
             )
         # an invisible full-height target so empty buckets still have a tooltip and a link
         group.append(

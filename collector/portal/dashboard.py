@@ -407,7 +407,7 @@ def dashboard_html(d: Dashboard, f: LocalFormat, w: Words) -> str:
         period_text=text(period_text),
         times_in=text(w["times_in"]),
         time_zone=text(d.time_zone),
-        as_of_label=text(w["data_as_of"]),
+        as_of_label=text(w["data_as_of"] if d.data_as_of else ""),
         as_of=text(fresh),
         cards="\n".join([*_unit_cards(d, f, w), _charge_card(d, f, w)]),
         forecast=_slot("forecast", w["forecast"], w["forecast_slot"]),

@@ -179,7 +179,12 @@ def meter_html(
     unit = m.usage_unit
     bars: list[Bar] = []
     rows: list[str] = []
-    for s, q, est, st in zip(u.starts, u.quantity, u.estimated, bucket_states(u, now), strict=True):
+    # the earlier period at the same resolution, aligned bucket by bucket (day n with day n,
+    # hour n with hour n): only buckets that exist in both are compared
+    earlier_q = [float(x) for x in earlier.quantity]
+    for k, (s, q, est, st) in enumerate(
+        zip(u.starts, u.quantity, u.estimated, bucket_states(u, now), strict=True)
+    ):
         start = _utc(int(s))
         qf, ef = float(q), float(est)
         short, full = _when(start, view, f)
@@ -190,7 +195,10 @@ def meter_html(
             else f"{value} ({_est(ef, qf, f, w)})"
         )
         href = f"?day={f.day_pattern(start, 'yyyy-MM-dd')}" if month else None
-        bars.append(Bar(short, f"{full}: {detail or w['future']}", qf, ef, href, st.value))
+        cmp = earlier_q[k] if k < len(earlier_q) else None
+        bars.append(
+            Bar(short, f"{full}: {detail or w['future']}", qf, ef, href, st.value, compare=cmp)
+        )
         link = f'<a href="{text(href)}">{text(full)}</a>' if href else text(full)
         cls = (
             ' class="n none"'
@@ -237,7 +245,8 @@ def meter_html(
         legend=(
             f'<div class="legend"><span><span class="sw act"></span>{text(w["measured"])}</span>'
             f'<span><span class="sw est"></span>{text(w["estimated"])}</span>'
-            f'<span><span class="sw none"></span>{text(w["no_data"])}</span></div>'
+            f'<span><span class="sw none"></span>{text(w["no_data"])}</span>'
+            f'<span><span class="sw cmp"></span>{text(before.label)}</span></div>'
         ),
         chart=chart,
         hint=text(w["click_day"] if month else ""),

@@ -59,7 +59,16 @@ def site(
     put_usage(conn, ma, utc(2026, 4, 5, 22), utc(2026, 4, 10, 12), 0.3)
     close_period(pool, PeriodKey(2026, 3), clock.now)
     finalize_period(pool, PeriodKey(2026, 3), clock.now)
-    inv = dict(conn.execute("SELECT customer_id, invoice_id FROM invoices").fetchall())
+    close_period(pool, PeriodKey(2026, 4), clock.now)  # April's draft: the running charge
+    conn.execute(  # the newest reading: the dashboard's "Data as of"
+        "INSERT INTO readings (series_id, ts, value) VALUES (%s, '2026-04-10T10:04:31Z', 1)",
+        (ma,),
+    )
+    inv = dict(
+        conn.execute(
+            "SELECT customer_id, invoice_id FROM invoices WHERE status = 'final'"
+        ).fetchall()
+    )
     app = create_app(pool, staff_tokens=[STAFF])
     app.dependency_overrides[portal_routes.get_now] = lambda: clock.now
     with serve(app) as base:
@@ -111,9 +120,11 @@ def test_customer_journey(browser: Any, site: Site, viewport: dict[str, int], ta
     _check(page, f"portal-signin-{tag}")
     _sign_in(page, site, site.a)
     assert "Alpha Windows BV" in page.inner_text("header")
-    assert "Data as of" in page.inner_text("main")
+    assert "Data as of 10 Apr 2026 12:04:31" in page.inner_text("main")  # Amsterdam time
     assert page.locator("#forecast[data-slot]").count() == 1
     assert page.locator("#alerts[data-slot]").count() == 1
+    assert "Running charge (draft)" in page.inner_text("main")
+    assert page.get_by_role("columnheader", name="Time of use").count() == 1
     _check(page, f"portal-dashboard-{tag}")
     nodata = page.locator("svg.chart g.bar.no_data").count()
     future = page.locator("svg.chart g.bar.future").count()

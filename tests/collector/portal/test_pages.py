@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -225,3 +226,20 @@ def test_pages_speak_the_customers_language(
     dash = client.get("/portal/", headers=auth).text
     assert "Uw verbruik" in dash
     assert "Deze periode tot nu" in dash
+
+
+def test_meter_chart_compares_with_the_month_before(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """April's daily bars carry March's day n as a marker (30 of March's 31 days align), and
+    the comparison card holds March's whole total."""
+    pv = make_plan(conn)
+    acct = make_account(conn, "Compare BV")
+    sid = make_meter(conn, "cmp-1")
+    accounts.assign_meter(conn, acct.customer_id, sid, pv, utc(2026, 3, 1))
+    put_usage(conn, sid, utc(2026, 3, 1), utc(2026, 4, 1), 0.25)  # 24 kWh a day in March
+    page = client.get(f"/portal/meters/{sid}", params={"month": "2026-04"}, headers=acct.auth)
+    marks = [float(x) for x in re.findall(r'data-compare="([^"]+)"', page.text)]
+    assert marks == [24.0] * 30
+    assert "Compared with March 2026" in page.text
+    assert "744.00 kWh" in page.text
