@@ -3,7 +3,7 @@ digests of the secrets are stored (``collector.signin.model.digest``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -48,9 +48,15 @@ def redeem_code(conn: Conn, code: str, now: datetime) -> int:
     return int(row[0])
 
 
+KEEP_ENDED = timedelta(days=7)  # ended sessions and codes are kept this long, then purged
+
+
 def create_session(conn: Conn, session_id: str, s: Session) -> None:
-    """Store a new session under the digest of ``session_id``."""
+    """Store a new session under the digest of ``session_id`` (and purge sessions and codes
+    that expired more than ``KEEP_ENDED`` ago, so the tables stay small)."""
     with translated("create session"):
+        conn.execute("DELETE FROM web_sessions WHERE expires_at < %s", (s.created_at - KEEP_ENDED,))
+        conn.execute("DELETE FROM signin_codes WHERE expires_at < %s", (s.created_at - KEEP_ENDED,))
         conn.execute(
             "INSERT INTO web_sessions (session_sha256, audience, customer_id, staff, csrf_token,"
             " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -96,8 +102,7 @@ def revoke_customer_sessions(conn: Conn, customer_id: int, now: datetime) -> int
     not yet ended (expired ones included)."""
     with translated("revoke customer sessions"):
         cur = conn.execute(
-            "UPDATE web_sessions SET revoked_at = %s WHERE customer_id = %s"
-            " AND revoked_at IS NULL",
+            "UPDATE web_sessions SET revoked_at = %s WHERE customer_id = %s AND revoked_at IS NULL",
             (now, customer_id),
         )
         conn.execute(

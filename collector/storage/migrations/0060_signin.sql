@@ -9,6 +9,7 @@ CREATE TABLE signin_codes (
     CHECK (expires_at > created_at)
 );
 CREATE INDEX signin_codes_customer ON signin_codes (customer_id);
+CREATE INDEX signin_codes_expires ON signin_codes (expires_at);
 
 CREATE TABLE web_sessions (
     session_sha256 bytea PRIMARY KEY,
@@ -23,3 +24,4 @@ CREATE TABLE web_sessions (
     CHECK (expires_at > created_at)
 );
 CREATE INDEX web_sessions_customer ON web_sessions (customer_id) WHERE customer_id IS NOT NULL;
+CREATE INDEX web_sessions_expires ON web_sessions (expires_at);

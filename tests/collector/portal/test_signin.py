@@ -132,3 +132,19 @@ def test_api_docs_need_no_internet(client: TestClient) -> None:
         for a in assets:
             assert a.startswith("/"), (url, a)  # nothing from another host
             assert client.get(a).status_code == 200, a
+
+
+def test_old_sessions_and_codes_are_purged(
+    client: TestClient, conn: psycopg.Connection[Any], clock: Clock
+) -> None:
+    """Sessions and codes that expired more than a week ago are deleted on the next sign-in."""
+    acct = make_account(conn, "Purge BV")
+    client.post("/portal/login", data={"code": _code(conn, acct.customer_id, clock, "DDDDDDDDDD")})
+    _code(conn, acct.customer_id, clock, "EEEEEEEEEE")  # never used
+    clock.now += timedelta(days=9)
+    client.cookies.clear()
+    client.post("/portal/login", data={"code": acct.token})
+    row = conn.execute("SELECT count(*) FROM web_sessions").fetchone()
+    assert row == (1,)  # only the new one
+    row = conn.execute("SELECT count(*) FROM signin_codes").fetchone()
+    assert row == (0,)
