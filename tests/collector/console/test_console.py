@@ -143,3 +143,30 @@ def test_removing_a_staff_token_ends_its_console_sessions(
         assert c.get("/console/customers").status_code == 200
         app.state.staff_auth = StaffAuth.from_config(["other-token"])
         assert c.get("/console/customers").status_code == 401
+
+
+def test_fleet_health(staff: TestClient, conn: psycopg.Connection[Any], clock: Clock) -> None:
+    """A device heard from 5 minutes ago is online, one silent for a day offline, and a device
+    whose own status says so is shown with that state and its buffer depth."""
+    now = clock.now
+    rows = [
+        ("dev-fresh", now.replace(minute=55, hour=11)),
+        ("dev-silent", now.replace(day=9)),
+        ("dev-status", now.replace(day=9)),
+    ]
+    for device, seen in rows:
+        conn.execute(
+            "INSERT INTO device_ingest (device_id, batches, readings, first_seq, last_seq,"
+            " last_seen) VALUES (%s, 3, 30, 1, 3, %s)",
+            (device, seen),
+        )
+    conn.execute(
+        "INSERT INTO device_status (device_id, received_at, state, buffer_depth, payload)"
+        " VALUES ('dev-status', %s, 'draining', 1234, '{}')",
+        (now,),
+    )
+    _sign_in(staff)
+    html = staff.get("/console/devices").text
+    cells = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td>", html)
+    assert dict(cells) == {"dev-fresh": "online", "dev-silent": "offline", "dev-status": "draining"}
+    assert "1234" in html
