@@ -107,6 +107,14 @@ def _when(start: datetime, view: MeterView, f: LocalFormat) -> tuple[str, str]:
     return f.clock(start), f.hour(start)
 
 
+def _label(view: MeterView, f: LocalFormat) -> str:
+    """The view's name in the customer's language: ``April 2026`` / ``april 2026``, or a day."""
+    assert view.first_day is not None
+    if view.kind == "month":
+        return f.month(view.first_day)
+    return f.day(view.first_day, "full")
+
+
 def _value(st: BucketState, q: float, unit: str, f: LocalFormat, w: Words) -> str:
     if st is BucketState.FUTURE:
         return ""
@@ -156,7 +164,7 @@ def _comparison(
         if change < 0:
             detail = detail.replace("+", "").replace(w["change"] + " ", w["change"] + " −")
     return (
-        f'<div class="card"><div class="k">{text(w["compare"])} {text(before.label)}</div>'
+        f'<div class="card"><div class="k">{text(w["compare"])} {text(_label(before, f))}</div>'
         f'<div class="v">{text(f.quantity(earlier.total, unit))}</div>'
         f'<div class="d">{text(detail)}</div></div>'
     )
@@ -219,9 +227,9 @@ def meter_html(
         if month
         else (w["per_15m"] if view.resolution.value == "15m" else w["per_hour"])
     )
-    chart = bar_chart(bars, unit=unit, chart_id="meter", caption=f"{per}: {view.label}")
+    chart = bar_chart(bars, unit=unit, chart_id="meter", caption=f"{per}: {_label(view, f)}")
     cards = [
-        f'<div class="card"><div class="k">{text(w["total"])}, {text(view.label)}</div>'
+        f'<div class="card"><div class="k">{text(w["total"])}, {text(_label(view, f))}</div>'
         f'<div class="v" data-total="{u.total!r}">{text(f.quantity(u.total, unit))}</div>'
         f'<div class="d">{text(_est(u.total_estimated, u.total, f, w))}</div></div>',
         _comparison(u, earlier, before, unit=unit, f=f, w=w, now=now),
@@ -232,21 +240,22 @@ def meter_html(
         back=text(w["dashboard"]),
         meter_name=text(m.name),
         meter_detail=text(
-            f"{m.kind} · {m.unit} · {_ownership(m, f)} · {w['times_in']} {f.time_zone}"
+            f"{w.get('kind_' + m.kind, m.kind)} · {m.unit} · {_ownership(m, f)}"
+            f" · {w['times_in']} {f.time_zone}"
         ),
         switch=_res_switch(view, w, now.astimezone(f.zone).date()),
         prev=text(view.prev),
         next=text(view.next),
         prev_label=text(w["previous"]),
         next_label=text(w["next"]),
-        view_label=text(view.label),
+        view_label=text(_label(view, f)),
         up=up,
         cards="\n".join(cards),
         legend=(
             f'<div class="legend"><span><span class="sw act"></span>{text(w["measured"])}</span>'
             f'<span><span class="sw est"></span>{text(w["estimated"])}</span>'
             f'<span><span class="sw none"></span>{text(w["no_data"])}</span>'
-            f'<span><span class="sw cmp"></span>{text(before.label)}</span></div>'
+            f'<span><span class="sw cmp"></span>{text(_label(before, f))}</span></div>'
         ),
         chart=chart,
         hint=text(w["click_day"] if month else ""),

@@ -12,6 +12,9 @@ from typing import Final
 __all__ = ["LANGUAGES", "Words", "pick_language", "words"]
 
 _EN: Final = {
+    "kind_cumulative": "register",
+    "kind_delta": "consumption messages",
+    "kind_gauge": "instantaneous values",
     "code_refused": "This code is unknown, has expired or has already been used.",
     "dashboard": "Your consumption",
     "invoices": "Invoices",
@@ -83,6 +86,9 @@ _EN: Final = {
     "change": "change",
 }
 _NL: Final = {
+    "kind_cumulative": "telwerk",
+    "kind_delta": "verbruiksberichten",
+    "kind_gauge": "momentane waarden",
     "code_refused": "Deze code is onbekend, verlopen of al gebruikt.",
     "dashboard": "Uw verbruik",
     "invoices": "Facturen",
@@ -154,6 +160,9 @@ _NL: Final = {
     "change": "verschil",
 }
 _DE: Final = {
+    "kind_cumulative": "Zählwerk",
+    "kind_delta": "Verbrauchsmeldungen",
+    "kind_gauge": "Momentanwerte",
     "code_refused": "Dieser Code ist unbekannt, abgelaufen oder schon benutzt.",
     "dashboard": "Ihr Verbrauch",
     "invoices": "Rechnungen",
@@ -225,6 +234,9 @@ _DE: Final = {
     "change": "Änderung",
 }
 _FR: Final = {
+    "kind_cumulative": "index",
+    "kind_delta": "messages de consommation",
+    "kind_gauge": "valeurs instantanées",
     "code_refused": "Ce code est inconnu, a expiré ou a déjà été utilisé.",
     "dashboard": "Votre consommation",
     "invoices": "Factures",

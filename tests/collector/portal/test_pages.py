@@ -211,7 +211,7 @@ def test_pages_speak_the_customers_language(
     client: TestClient, conn: psycopg.Connection[Any], pool: psycopg_pool.ConnectionPool[Any]
 ) -> None:
     """A Dutch customer's invoice page and dashboard are in Dutch with Dutch amounts."""
-    a, _, _ = _closed_march(conn, pool)
+    a, _, meter = _closed_march(conn, pool)
     conn.execute("UPDATE customers SET language = 'nl' WHERE customer_id = %s", (a,))
     inv_id, number, _ = _invoice(conn, a)
     auth = {"Authorization": "Bearer tok-a", **HTML}
@@ -226,6 +226,10 @@ def test_pages_speak_the_customers_language(
     dash = client.get("/portal/", headers=auth).text
     assert "Uw verbruik" in dash
     assert "Deze periode tot nu" in dash
+    month = client.get(f"/portal/meters/{meter}", params={"month": "2026-03"}, headers=auth).text
+    assert "maart 2026" in month
+    assert "Vergeleken met februari 2026" in month
+    assert "Per uur" in month
 
 
 def test_meter_chart_compares_with_the_month_before(
