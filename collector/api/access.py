@@ -4,7 +4,9 @@ Every route of the app declares exactly one access level:
 
 * ``requires(Role.BILLING)`` (or any ``Role``): a staff key whose role grants it;
 * ``customer_only()``: the customer portal's own authentication (not staff keys);
-* ``public()``: anybody (``/health``, the portal's sign-in page).
+* ``staff_session()``: the staff console's pages, opened by a console session that a staff
+  key started (``collector/api/console_routes.py``), never by a bearer key per request;
+* ``public()``: anybody (``/health``, the portal's and the console's sign-in pages).
 
 For example::
 
@@ -48,6 +50,7 @@ __all__ = [
     "require_role",
     "requires",
     "route_access",
+    "staff_session",
 ]
 
 _MARK = "tally_access"
@@ -62,7 +65,7 @@ STAFF_SCHEME = HTTPBearer(
 class Access:
     """The access level a route declares."""
 
-    kind: Literal["public", "customer", "staff"]
+    kind: Literal["public", "customer", "staff", "session"]
     role: Role | None = None
 
     def __str__(self) -> str:
@@ -114,6 +117,11 @@ def _public() -> None:
     """Anybody may call the route."""
 
 
+def _session() -> None:
+    """The console's pages check their staff session themselves."""
+
+
+_mark(_session, Access("session"))
 _mark(_customer, Access("customer"))
 _mark(_public, Access("public"))
 
@@ -121,6 +129,12 @@ _mark(_public, Access("public"))
 def customer_only() -> Any:
     """Declare that a route is for customers (portal authentication), never for staff keys."""
     return Depends(_customer)
+
+
+def staff_session() -> Any:
+    """Declare a staff console page: a console session (started with a staff key) opens it,
+    and the console's ``authorize`` decides by the key's role."""
+    return Depends(_session)
 
 
 def public() -> Any:
@@ -163,7 +177,7 @@ def route_access(route: Any, public_paths: frozenset[str]) -> Access | None:
     """The access a route declares; the app's documentation routes (``public_paths``) are
     public; ``None`` when a route declares nothing or more than one level (the middleware
     then treats it as admin-only)."""
-    if not is_api_route(route) and getattr(route, "path", None) in public_paths:
-        return Access("public")
     found = set(declarations(route))
+    if not found and getattr(route, "path", None) in public_paths:
+        return Access("public")  # the API documentation (/docs, /redoc, their assets)
     return found.pop() if len(found) == 1 else None

@@ -10,12 +10,21 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from collector import __version__
 from collector.errors import StorageError, StorageUnavailable, ValueRefused
 from collector.storage.database import Pool
 
-from . import access_routes, billing_routes, ingest_routes, portal_routes, usage_routes
+from . import (
+    access_routes,
+    billing_routes,
+    console_routes,
+    ingest_routes,
+    portal_routes,
+    portal_signin,
+    usage_routes,
+)
 from .access_gate import StaffGate
 from .access_middleware import AccessMiddleware, AccessPolicy
 from .error_docs import declare_error_responses
@@ -23,7 +32,8 @@ from .ingest_routes import IngestProbe
 
 __all__ = ["create_app"]
 
-DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_ASSETS = "/docs-assets"
+DOC_PATHS = frozenset({DOCS_ASSETS, "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
 def create_app(
@@ -42,7 +52,8 @@ def create_app(
     ``public()``; ``AccessMiddleware`` authenticates staff keys (and configured
     ``staff_tokens``, which act as admin) before a body is read (docs/security.md).
     """
-    app = FastAPI(title=title, version=__version__)
+    # API docs (/docs, /redoc) with their assets served by the collector, not a CDN.
+    app = FastAPIOffline(title=title, version=__version__, static_url=DOCS_ASSETS)
     app.state.pool = pool
     app.state.ingest_probe = ingest_probe
     gate = StaffGate.create(
@@ -54,6 +65,10 @@ def create_app(
     app.include_router(billing_routes.router)
     app.include_router(access_routes.router)
     app.include_router(portal_routes.router)
+    app.include_router(portal_signin.router)
+    app.include_router(portal_signin.staff_router)
+    # The staff console signs staff in with its own session (collector.api.console_routes).
+    app.include_router(console_routes.router)
     declare_error_responses(app)
     app.add_middleware(
         AccessMiddleware,

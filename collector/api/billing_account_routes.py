@@ -18,6 +18,7 @@ from collector.billing.model import Address, CustomerSpec
 from collector.billing.parties import BuyerTax, TaxCategory
 from collector.storage import billing_portal_store as portal
 from collector.storage import billing_store as store
+from collector.storage import signin_store
 
 from .access import requires
 from .billing_http import BodyModel, Conn, KeyHeader, PoolDep, dump, http_errors, idempotent
@@ -190,6 +191,8 @@ def revoke_portal_tokens(customer_id: Id, pool: PoolDep) -> dict[str, Any]:
     with http_errors(), pool.connection() as conn, conn.transaction():
         store.get_customer(conn, customer_id)
         revoked = portal.revoke_tokens(conn, customer_id, datetime.now(UTC))
+        # sessions a browser started with a token (or a code) end with it
+        signin_store.revoke_customer_sessions(conn, customer_id, datetime.now(UTC))
     return {"customer_id": customer_id, "revoked": revoked}
 
 

@@ -9,12 +9,11 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from collector.access import Role
 from collector.billing import documents
 from collector.errors import NotFound
 from collector.storage import billing_credit_note_store as credit_notes
 from collector.storage import billing_invoice_store as invoices
-
-from collector.access import Role
 
 from .access import requires
 from .billing_http import PoolDep, http_errors

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path
 from pydantic import Field
 
 from collector.access import Role
-
 from collector.billing.model import Address
 from collector.billing.parties import Issuer
 from collector.storage import billing_issuer_store as issuers

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,14 @@ import numpy.typing as npt
 from collector.portal.model import Window
 from collector.usage import BUCKET_15M_S, Resolution, rollup_matrix
 
-__all__ = ["MeterUsage", "customer_share", "share", "subscribed_mask"]
+__all__ = [
+    "BucketState",
+    "MeterUsage",
+    "bucket_states",
+    "customer_share",
+    "share",
+    "subscribed_mask",
+]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -54,6 +62,37 @@ class MeterUsage:
     def estimated_share(self) -> float:
         """Estimated part of the total, 0..1 (0 when nothing was used)."""
         return share(self.total_estimated, self.total)
+
+
+class BucketState(StrEnum):
+    """What a bucket's figure means, so that nothing is shown as "0.00 measured" that was not
+    measured: ``future`` (has not begun: empty), ``not_yours`` (the meter was someone else's),
+    ``no_data`` (no reading and no estimate covers it), ``partial`` (running now, or only part
+    of it covered), ``measured`` (covered from start to end)."""
+
+    FUTURE = "future"
+    NOT_YOURS = "not_yours"
+    NO_DATA = "no_data"
+    PARTIAL = "partial"
+    MEASURED = "measured"
+
+
+def bucket_states(u: MeterUsage, now: datetime) -> list[BucketState]:
+    """The state of each bucket of ``u`` at ``now``."""
+    t = now.timestamp()
+    out: list[BucketState] = []
+    for s, e, c, sub in zip(u.starts, u.ends, u.coverage, u.subscribed, strict=True):
+        if s >= t:
+            out.append(BucketState.FUTURE)
+        elif sub <= 0:
+            out.append(BucketState.NOT_YOURS)
+        elif c <= 0:
+            out.append(BucketState.NO_DATA)
+        elif e > t or c < 1 - 1e-9:
+            out.append(BucketState.PARTIAL)
+        else:
+            out.append(BucketState.MEASURED)
+    return out
 
 
 def share(part: float, whole: float) -> float:

@@ -6,17 +6,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from collector.billing.model import InvoiceLine
 from collector.billing.periods import BillingPeriod
-from collector.portal import figures as fig
 from collector.portal.charts import Bar, bar_chart
-from collector.portal.consumption import MeterUsage, share
-from collector.portal.layout import ESTIMATE_NOTE, fill, text
+from collector.portal.consumption import BucketState, MeterUsage, share
+from collector.portal.layout import fill, text
+from collector.portal.locale_format import LocalFormat
 from collector.portal.model import InvoiceSummary, PortalMeter
+from collector.portal.words import Words
 
 __all__ = ["Dashboard", "build_dashboard", "dashboard_html", "dashboard_json"]
 
@@ -49,8 +52,10 @@ class UnitSummary:
     unit: str
     totals: Totals
     day_starts: I64
+    day_ends: I64
     day_quantity: F64
     day_estimated: F64
+    day_coverage: F64  # the best-covered meter's coverage of each day (0: no data at all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,8 @@ class Dashboard:
     units: tuple[UnitSummary, ...]
     draft: InvoiceSummary | None
     invoices: tuple[InvoiceSummary, ...]
+    draft_lines: tuple[InvoiceLine, ...] = ()
+    data_as_of: datetime | None = None
 
 
 def _totals(starts: I64, q: F64, e: F64, cut: int, now: datetime) -> Totals:
@@ -89,6 +96,8 @@ def build_dashboard(
     daily: Sequence[MeterUsage],
     draft: InvoiceSummary | None,
     invoices: Sequence[InvoiceSummary],
+    draft_lines: Sequence[InvoiceLine] = (),
+    data_as_of: datetime | None = None,
 ) -> Dashboard:
     """``daily``: each meter's daily usage (customer's share) over ``[previous.start,
     period.end)``, in the order of ``meters``."""
@@ -106,15 +115,18 @@ def build_dashboard(
         idx = [i for i, m in enumerate(meters) if m.usage_unit == unit]
         q = np.sum([daily[i].quantity for i in idx], axis=0)
         e = np.sum([daily[i].estimated for i in idx], axis=0)
-        starts = daily[idx[0]].starts
+        cov = np.max([daily[i].coverage * (daily[i].subscribed > 0) for i in idx], axis=0)
+        starts, ends = daily[idx[0]].starts, daily[idx[0]].ends
         cur = starts >= cut
         units.append(
             UnitSummary(
                 unit=unit,
                 totals=_totals(starts, q, e, cut, now),
                 day_starts=starts[cur],
+                day_ends=ends[cur],
                 day_quantity=q[cur],
                 day_estimated=e[cur],
+                day_coverage=cov[cur],
             )
         )
     return Dashboard(
@@ -127,6 +139,8 @@ def build_dashboard(
         units=tuple(units),
         draft=draft,
         invoices=tuple(invoices),
+        draft_lines=tuple(draft_lines),
+        data_as_of=data_as_of,
     )
 
 
@@ -167,6 +181,7 @@ def dashboard_json(d: Dashboard) -> dict[str, Any]:
         "customer": d.customer_name,
         "time_zone": d.time_zone,
         "as_of": d.now.isoformat(),
+        "data_as_of": _iso(d.data_as_of),
         "period": {
             "key": str(d.period.key),
             "start": d.period.start.isoformat(),
@@ -206,67 +221,40 @@ def _card(key: str, value: str, detail: str = "") -> str:
     )
 
 
-def _est(part: float, whole: float) -> str:
+def _est(part: float, whole: float, f: LocalFormat, w: Words) -> str:
     s = share(part, whole)
-    return f"{fig.percent(s)} estimated" if s > 0 else "all measured"
+    return f"{f.percent(s)} {w['estimated']}" if s > 0 else w["all_measured"]
 
 
-def _unit_cards(d: Dashboard) -> list[str]:
+def _unit_cards(d: Dashboard, f: LocalFormat, w: Words) -> list[str]:
     out: list[str] = []
     for u in d.units:
         t = u.totals
         out.append(
             _card(
-                f"This period so far ({u.unit})",
-                fig.quantity(t.this, u.unit),
-                _est(t.this_est, t.this),
+                f"{w['this_period']} ({u.unit})",
+                f.quantity(t.this, u.unit),
+                _est(t.this_est, t.this, f, w),
             )
         )
         out.append(
             _card(
-                f"Previous period ({u.unit})",
-                fig.quantity(t.last, u.unit),
-                f"{fig.quantity(t.last_same_days, u.unit)} by the same day · "
-                + _est(t.last_est, t.last),
+                f"{w['previous_period']} ({u.unit})",
+                f.quantity(t.last, u.unit),
+                f"{f.quantity(t.last_same_days, u.unit)} {w['by_same_day']} · "
+                + _est(t.last_est, t.last, f, w),
             )
         )
     return out
 
 
-def _charge_card(d: Dashboard) -> str:
+def _charge_card(d: Dashboard, f: LocalFormat, w: Words) -> str:
     if d.draft is None:
-        return _card(
-            "Running charge",
-            "not available yet",
-            "shown once your supplier has drafted this period's invoice",
-        )
-    when = fig.local(d.draft.drafted_at, d.time_zone)
+        return _card(w["running_charge"], w["running_charge_none"], w["running_charge_none_detail"])
     return _card(
-        "Running charge (draft)",
-        fig.money(d.draft.total, d.draft.currency),
-        f"estimate incl. tax, as drafted {when}",
-    )
-
-
-def _unit_chart(d: Dashboard, k: int, u: UnitSummary) -> str:
-    bars = [
-        Bar(
-            label=fig.local(_utc(int(s)), d.time_zone, "%d"),
-            title=f"{fig.local(_utc(int(s)), d.time_zone, '%a %d %b')}: "
-            f"{fig.quantity(float(q), u.unit)} ({_est(float(e), float(q))})",
-            quantity=float(q),
-            estimated=float(e),
-        )
-        for s, q, e in zip(u.day_starts, u.day_quantity, u.day_estimated, strict=True)
-    ]
-    svg = bar_chart(
-        bars, unit=u.unit, chart_id=f"u{k}", caption=f"Daily consumption this period in {u.unit}"
-    )
-    return (
-        f'<div class="panel"><strong>Daily consumption this period ({text(u.unit)})</strong>'
-        '<div class="legend"><span><span class="sw act"></span>measured</span>'
-        '<span><span class="sw est"></span>estimated</span></div>'
-        f"{svg}</div>"
+        w["running_charge"],
+        f.money(d.draft.total, d.draft.currency),
+        f"{w['running_charge_detail']} {f.moment(d.draft.drafted_at)}",
     )
 
 
@@ -274,58 +262,163 @@ def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _meters_table(d: Dashboard) -> str:
+def _day_state(start: int, end: int, coverage: float, now: datetime) -> BucketState:
+    t = now.timestamp()
+    if start >= t:
+        return BucketState.FUTURE
+    if coverage <= 0:
+        return BucketState.NO_DATA
+    return BucketState.PARTIAL if end > t or coverage < 1 - 1e-9 else BucketState.MEASURED
+
+
+def _bar_title(
+    day: str, state: BucketState, q: float, e: float, *, unit: str, f: LocalFormat, w: Words
+) -> str:
+    if state is BucketState.FUTURE:
+        return f"{day}: {w['future']}"
+    if state is BucketState.NO_DATA:
+        return f"{day}: {w['no_data']}"
+    return f"{day}: {f.quantity(q, unit)} ({_est(e, q, f, w)})"
+
+
+def _unit_chart(d: Dashboard, k: int, u: UnitSummary, f: LocalFormat, w: Words) -> str:
+    bars = []
+    for s, end, q, e, c in zip(
+        u.day_starts, u.day_ends, u.day_quantity, u.day_estimated, u.day_coverage, strict=True
+    ):
+        start = _utc(int(s))
+        state = _day_state(int(s), int(end), float(c), d.now)
+        bars.append(
+            Bar(
+                label=f.day_pattern(start, "d"),
+                title=_bar_title(
+                    f.day_pattern(start, "EEE d MMM"),
+                    state,
+                    float(q),
+                    float(e),
+                    unit=u.unit,
+                    f=f,
+                    w=w,
+                ),
+                quantity=float(q),
+                estimated=float(e),
+                state=state.value,
+            )
+        )
+    caption = f"{w['daily_this_period']} ({u.unit})"
+    svg = bar_chart(bars, unit=u.unit, chart_id=f"u{k}", caption=caption)
+    return f'<div class="panel"><h3>{text(caption)}</h3>{_legend(w)}{svg}</div>'
+
+
+def _legend(w: Words) -> str:
+    return (
+        f'<div class="legend"><span><span class="sw act"></span>{text(w["measured"])}</span>'
+        f'<span><span class="sw est"></span>{text(w["estimated"])}</span>'
+        f'<span><span class="sw none"></span>{text(w["no_data"])}</span></div>'
+    )
+
+
+def _meters_table(d: Dashboard, f: LocalFormat, w: Words) -> str:
     if not d.meters:
-        return "<p>No meters are linked to your account yet.</p>"
+        return f"<p>{text(w['no_meters'])}</p>"
     rows = []
     for s in d.meters:
         m, t = s.meter, s.totals
-        tag = "" if s.active else ' <span class="tag">no longer yours</span>'
+        tag = "" if s.active else f' <span class="tag">{text(w["not_yours"])}</span>'
         rows.append(
             f'<tr><td><a href="/portal/meters/{m.series_id}">{text(m.name)}</a>{tag}</td>'
-            f'<td class="n">{text(fig.quantity(t.this, m.usage_unit))}</td>'
-            f'<td class="n">{text(fig.percent(share(t.this_est, t.this)))}</td>'
-            f'<td class="n">{text(fig.quantity(t.last, m.usage_unit))}</td></tr>'
+            f'<td class="n">{text(f.quantity(t.this, m.usage_unit))}</td>'
+            f'<td class="n">{text(f.percent(share(t.this_est, t.this)))}</td>'
+            f'<td class="n">{text(f.quantity(t.last, m.usage_unit))}</td></tr>'
         )
     return (
-        '<table><tr><th>Meter</th><th class="n">This period so far</th>'
-        '<th class="n">Estimated</th><th class="n">Previous period</th></tr>'
+        f'<div class="scroll"><table><tr><th scope="col">{text(w["meter"])}</th>'
+        f'<th class="n" scope="col">{text(w["this_period"])}</th>'
+        f'<th class="n" scope="col">{text(w["estimated"])}</th>'
+        f'<th class="n" scope="col">{text(w["previous_period"])}</th></tr>'
         + "".join(rows)
-        + "</table>"
+        + "</table></div>"
     )
 
 
-def _invoices_table(d: Dashboard) -> str:
+def _tou_table(d: Dashboard, f: LocalFormat, w: Words) -> str:
+    """The draft's lines added up per charge and time-of-use period."""
+    if d.draft is None or not d.draft_lines:
+        return f'<p class="note">{text(w["tou_none"])}</p>'
+    groups: dict[tuple[str, str, str], tuple[Decimal, Decimal]] = {}
+    for ln in d.draft_lines:
+        key = (ln.description, ln.tou_period or "", ln.unit)
+        q, a = groups.get(key, (Decimal(0), Decimal(0)))
+        groups[key] = (q + ln.quantity, a + ln.amount)
+    rows = "".join(
+        f"<tr><td>{text(desc)}</td><td>{text(tou or '—')}</td>"
+        f'<td class="n">{text(f.number(q, 3))} {text(unit)}</td>'
+        f'<td class="n">{text(f.money(a, d.draft.currency))}</td></tr>'
+        for (desc, tou, unit), (q, a) in groups.items()
+    )
+    return (
+        f'<div class="scroll"><table><tr><th scope="col">{text(w["charge"])}</th>'
+        f'<th scope="col">{text(w["time_of_use"])}</th>'
+        f'<th class="n" scope="col">{text(w["quantity"])}</th>'
+        f'<th class="n" scope="col">{text(w["amount"])}</th></tr>{rows}</table></div>'
+    )
+
+
+def _invoices_table(d: Dashboard, f: LocalFormat, w: Words) -> str:
     if not d.invoices:
-        return "<p>No invoices yet.</p>"
+        return f"<p>{text(w['no_invoices'])}</p>"
     rows = [
         f'<tr><td><a href="/portal/invoices/{i.invoice_id}">{text(i.number or "")}</a></td>'
         f"<td>{text(i.period)}</td>"
-        f'<td class="n">{text(fig.money(i.total, i.currency))}</td>'
-        f'<td><a href="/portal/invoices/{i.invoice_id}?format=pdf">PDF</a></td></tr>'
+        f'<td class="n">{text(f.money(i.total, i.currency))}</td>'
+        f'<td><a href="/portal/invoices/{i.invoice_id}?format=pdf"'
+        f' aria-label="{text(w["download"])} PDF {text(i.number or "")}">PDF</a></td></tr>'
         for i in d.invoices
     ]
     return (
-        '<table><tr><th>Invoice</th><th>Period</th><th class="n">Total</th><th></th></tr>'
-        + "".join(rows)
-        + "</table>"
+        f'<div class="scroll"><table><tr><th scope="col">{text(w["invoice"])}</th>'
+        f'<th scope="col">{text(w["period"])}</th>'
+        f'<th class="n" scope="col">{text(w["total"])}</th>'
+        f'<th scope="col">{text(w["download"])}</th></tr>' + "".join(rows) + "</table></div>"
     )
 
 
-def dashboard_html(d: Dashboard) -> str:
-    """The dashboard's body (HTML, everything escaped)."""
-    last_day = d.period.end_day.toordinal() - 1
-    period_text = (
-        f"Billing period {d.period.first_day:%d %b %Y} – {date.fromordinal(last_day):%d %b %Y}"
+def _slot(slot_id: str, title: str, body: str) -> str:
+    """A panel another part of Tally fills (forecast, alerts): marked as such."""
+    return (
+        f'<section class="panel slot" id="{slot_id}" data-slot="{slot_id}"'
+        f' aria-labelledby="{slot_id}-h"><h2 id="{slot_id}-h">{text(title)}</h2>'
+        f'<p class="note">{text(body)}</p></section>'
+    )
+
+
+def dashboard_html(d: Dashboard, f: LocalFormat, w: Words) -> str:
+    """The dashboard's body (HTML, everything escaped) in the customer's language and zone."""
+    last_day = date.fromordinal(d.period.end_day.toordinal() - 1)
+    period_text = f"{w['billing_period']} {f.day(d.period.first_day)} – {f.day(last_day)}"
+    fresh = (
+        f"{f.day(d.data_as_of)} {f.clock(d.data_as_of, seconds=True)}"
+        if d.data_as_of
+        else w["no_readings_yet"]
     )
     return fill(
         "dashboard.html",
+        title=text(w["dashboard"]),
         period_text=text(period_text),
+        times_in=text(w["times_in"]),
         time_zone=text(d.time_zone),
-        as_of=text(fig.local(d.now, d.time_zone)),
-        cards="\n".join([*_unit_cards(d), _charge_card(d)]),
-        charts="".join(_unit_chart(d, k, u) for k, u in enumerate(d.units)),
-        meters=_meters_table(d),
-        invoices=_invoices_table(d),
-        estimate_note=text(ESTIMATE_NOTE),
+        as_of_label=text(w["data_as_of"] if d.data_as_of else ""),
+        as_of=text(fresh),
+        cards="\n".join([*_unit_cards(d, f, w), _charge_card(d, f, w)]),
+        forecast=_slot("forecast", w["forecast"], w["forecast_slot"]),
+        charts="".join(_unit_chart(d, k, u, f, w) for k, u in enumerate(d.units)),
+        tou_title=text(w["tou"]),
+        tou=_tou_table(d, f, w),
+        meters_title=text(w["meters"]),
+        meters=_meters_table(d, f, w),
+        invoices_title=text(w["latest_invoices"]),
+        invoices=_invoices_table(d, f, w),
+        all_invoices=text(w["invoices"]),
+        alerts=_slot("alerts", w["alerts"], w["alerts_slot"]),
+        estimate_note=text(w["estimate_note"]),
     )

@@ -3,15 +3,16 @@ month or hourly bars for a day, with previous/next navigation."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from collector.portal import figures as fig
 from collector.portal.charts import Bar, bar_chart
-from collector.portal.consumption import MeterUsage, share
-from collector.portal.layout import ESTIMATE_NOTE, fill, text
+from collector.portal.consumption import BucketState, MeterUsage, bucket_states, share
+from collector.portal.layout import fill, text
+from collector.portal.locale_format import LocalFormat
 from collector.portal.model import PortalMeter
 from collector.portal.navigation import MeterView
+from collector.portal.words import Words
 
 __all__ = ["meter_html", "meter_json", "meters_json"]
 
@@ -44,8 +45,10 @@ def meters_json(meters: list[PortalMeter], now: datetime) -> list[dict[str, Any]
     ]
 
 
-def meter_json(m: PortalMeter, u: MeterUsage, tz: str) -> dict[str, Any]:
-    """``GET /portal/consumption/meters/{id}``: totals and buckets (only the customer's part)."""
+def meter_json(m: PortalMeter, u: MeterUsage, tz: str, now: datetime) -> dict[str, Any]:
+    """``GET /portal/consumption/meters/{id}``: totals and buckets (only the customer's part);
+    a bucket that has not begun has ``quantity`` null and state ``future``."""
+    states = bucket_states(u, now)
     return {
         "series_id": m.series_id,
         "device_id": m.device_id,
@@ -63,88 +66,206 @@ def meter_json(m: PortalMeter, u: MeterUsage, tz: str) -> dict[str, Any]:
             {
                 "start": _utc(int(s)).isoformat(),
                 "end": _utc(int(e)).isoformat(),
-                "quantity": float(q),
-                "estimated": float(est),
+                "state": st.value,
+                "quantity": None if st is BucketState.FUTURE else float(q),
+                "estimated": None if st is BucketState.FUTURE else float(est),
                 "estimated_share": share(float(est), float(q)),
                 "coverage": float(c),
                 "subscribed": float(sub),
             }
-            for s, e, q, est, c, sub in zip(
-                u.starts, u.ends, u.quantity, u.estimated, u.coverage, u.subscribed, strict=True
+            for s, e, q, est, c, sub, st in zip(
+                u.starts,
+                u.ends,
+                u.quantity,
+                u.estimated,
+                u.coverage,
+                u.subscribed,
+                states,
+                strict=True,
             )
         ],
     }
 
 
-def _est(part: float, whole: float) -> str:
+def _est(part: float, whole: float, f: LocalFormat, w: Words) -> str:
     s = share(part, whole)
-    return f"{fig.percent(s)} estimated" if s > 0 else "all measured"
+    return f"{f.percent(s)} {w['estimated']}" if s > 0 else w["all_measured"]
 
 
-def _ownership(m: PortalMeter, tz: str) -> str:
+def _ownership(m: PortalMeter, f: LocalFormat) -> str:
     parts = []
-    for w in m.windows:
-        since = fig.local(w.start, tz)
-        parts.append(
-            f"yours since {since}" if w.end is None else f"yours {since} – {fig.local(w.end, tz)}"
-        )
+    for win in m.windows:
+        since = f.moment(win.start)
+        parts.append(f"{since} –" if win.end is None else f"{since} – {f.moment(win.end)}")
     return "; ".join(parts)
 
 
-def meter_html(m: PortalMeter, view: MeterView, u: MeterUsage, tz: str) -> str:
-    """The meter page's body (HTML, everything escaped)."""
+def _when(start: datetime, view: MeterView, f: LocalFormat) -> tuple[str, str]:
+    """(axis label, full label) of a bucket: days by date, hours with their UTC offset."""
+    if view.kind == "month":
+        return f.day_pattern(start, "d"), f.day_pattern(start, "EEE d MMM")
+    return f.clock(start), f.hour(start)
+
+
+def _label(view: MeterView, f: LocalFormat) -> str:
+    """The view's name in the customer's language: ``April 2026`` / ``april 2026``, or a day."""
+    assert view.first_day is not None
+    if view.kind == "month":
+        return f.month(view.first_day)
+    return f.day(view.first_day, "full")
+
+
+def _value(st: BucketState, q: float, unit: str, f: LocalFormat, w: Words) -> str:
+    if st is BucketState.FUTURE:
+        return ""
+    if st is BucketState.NOT_YOURS:
+        return w["not_yours"]
+    if st is BucketState.NO_DATA:
+        return w["no_data"]
+    return f.quantity(q, unit)
+
+
+def _res_switch(view: MeterView, w: Words, today: date) -> str:
+    """Links to the same time at another resolution (day / hour / 15 minutes); from a month,
+    the hours shown are today's when today is in that month, else the month's first day's."""
+    assert view.first_day is not None
+    same_month = (today.year, today.month) == (view.first_day.year, view.first_day.month)
+    day = (today if view.kind == "month" and same_month else view.first_day).isoformat()
+    month = f"{view.first_day.year:04d}-{view.first_day.month:02d}"
+    options = (
+        ("1d", f"?month={month}", w["per_day"]),
+        ("1h", f"?day={day}", w["per_hour"]),
+        ("15m", f"?day={day}&res=15m", w["per_15m"]),
+    )
+    links = "".join(
+        f'<a href="{text(href)}"'
+        + (' aria-current="page"' if view.resolution.value == res else "")
+        + f' data-res="{res}">{text(label)}</a>'
+        for res, href, label in options
+    )
+    return f'<nav class="nav" aria-label="{text(w["resolution"])}">{links}</nav>'
+
+
+def _comparison(
+    u: MeterUsage,
+    earlier: MeterUsage,
+    before: MeterView,
+    *,
+    unit: str,
+    f: LocalFormat,
+    w: Words,
+    now: datetime,
+) -> str:
+    detail = ""
+    complete = int(u.ends[-1]) <= now.timestamp() if u.ends.size else False
+    if earlier.total > 0 and complete:  # a running period is not compared with a whole one
+        change = (u.total - earlier.total) / earlier.total
+        detail = f"{w['change']} {'+' if change >= 0 else ''}{f.percent(abs(change))}"
+        if change < 0:
+            detail = detail.replace("+", "").replace(w["change"] + " ", w["change"] + " −")
+    return (
+        f'<div class="card"><div class="k">{text(w["compare"])} {text(_label(before, f))}</div>'
+        f'<div class="v">{text(f.quantity(earlier.total, unit))}</div>'
+        f'<div class="d">{text(detail)}</div></div>'
+    )
+
+
+def meter_html(
+    m: PortalMeter,
+    view: MeterView,
+    u: MeterUsage,
+    *,
+    earlier: MeterUsage,
+    before: MeterView,
+    f: LocalFormat,
+    w: Words,
+    now: datetime,
+) -> str:
+    """The meter page's body (HTML, everything escaped): resolution switch, chart, totals
+    compared with the period before, and a table of every bucket."""
     month = view.kind == "month"
-    label_fmt, title_fmt = ("%d", "%a %d %b") if month else ("%H", "%H:%M")
+    unit = m.usage_unit
     bars: list[Bar] = []
     rows: list[str] = []
-    for s, q, est, sub in zip(u.starts, u.quantity, u.estimated, u.subscribed, strict=True):
+    # the earlier period at the same resolution, aligned bucket by bucket (day n with day n,
+    # hour n with hour n): only buckets that exist in both are compared
+    earlier_q = [float(x) for x in earlier.quantity]
+    for k, (s, q, est, st) in enumerate(
+        zip(u.starts, u.quantity, u.estimated, bucket_states(u, now), strict=True)
+    ):
         start = _utc(int(s))
         qf, ef = float(q), float(est)
-        title = (
-            f"{fig.local(start, tz, title_fmt)}: {fig.quantity(qf, m.usage_unit)} ({_est(ef, qf)})"
+        short, full = _when(start, view, f)
+        value = _value(st, qf, unit, f, w)
+        detail = (
+            value
+            if st in (BucketState.FUTURE, BucketState.NO_DATA, BucketState.NOT_YOURS)
+            else f"{value} ({_est(ef, qf, f, w)})"
         )
-        href = f"?day={fig.local(start, tz, '%Y-%m-%d')}" if month else None
-        bars.append(Bar(fig.local(start, tz, label_fmt), title, qf, ef, href))
-        value = fig.quantity(qf, m.usage_unit) if sub > 0 else "not yours"
-        link = (
-            f'<a href="{text(href)}">{text(fig.local(start, tz, title_fmt))}</a>'
-            if href
-            else text(fig.local(start, tz, title_fmt))
+        href = f"?day={f.day_pattern(start, 'yyyy-MM-dd')}" if month else None
+        cmp = earlier_q[k] if k < len(earlier_q) else None
+        bars.append(
+            Bar(short, f"{full}: {detail or w['future']}", qf, ef, href, st.value, compare=cmp)
+        )
+        link = f'<a href="{text(href)}">{text(full)}</a>' if href else text(full)
+        cls = (
+            ' class="n none"'
+            if st in (BucketState.NO_DATA, BucketState.NOT_YOURS)
+            else ' class="n"'
+        )
+        est_cell = (
+            ""
+            if st in (BucketState.FUTURE, BucketState.NO_DATA, BucketState.NOT_YOURS)
+            else f.quantity(ef, unit)
         )
         rows.append(
-            f'<tr><td>{link}</td><td class="n">{text(value)}</td>'
-            f'<td class="n">{text(fig.quantity(ef, m.usage_unit))}</td></tr>'
+            f'<tr data-state="{st.value}"><th scope="row">{link}</th><td{cls}>{text(value)}</td>'
+            f'<td class="n">{text(est_cell)}</td></tr>'
         )
-    kind = "month" if month else "day"
-    chart = bar_chart(
-        bars,
-        unit=m.usage_unit,
-        chart_id="meter",
-        caption=f"{'Daily' if month else 'Hourly'} consumption, {view.label}",
+    per = (
+        w["per_day"]
+        if month
+        else (w["per_15m"] if view.resolution.value == "15m" else w["per_hour"])
     )
+    chart = bar_chart(bars, unit=unit, chart_id="meter", caption=f"{per}: {_label(view, f)}")
     cards = [
-        f'<div class="card"><div class="k">Total, {text(view.label)}</div>'
-        f'<div class="v">{text(fig.quantity(u.total, m.usage_unit))}</div>'
-        f'<div class="d">{text(_est(u.total_estimated, u.total))}</div></div>',
+        f'<div class="card"><div class="k">{text(w["total"])}, {text(_label(view, f))}</div>'
+        f'<div class="v" data-total="{u.total!r}">{text(f.quantity(u.total, unit))}</div>'
+        f'<div class="d">{text(_est(u.total_estimated, u.total, f, w))}</div></div>',
+        _comparison(u, earlier, before, unit=unit, f=f, w=w, now=now),
     ]
-    up = f' <a href="?{text(view.up)}">Whole month</a>' if view.up else ""
+    up = f' <a href="?{text(view.up)}">{text(w["whole_month"])}</a>' if view.up else ""
     return fill(
         "meter.html",
+        back=text(w["dashboard"]),
         meter_name=text(m.name),
-        meter_detail=text(f"{m.kind} meter in {m.unit} · {_ownership(m, tz)} · times in {tz}"),
+        meter_detail=text(
+            f"{w.get('kind_' + m.kind, m.kind)} · {m.unit} · {_ownership(m, f)}"
+            f" · {w['times_in']} {f.time_zone}"
+        ),
+        switch=_res_switch(view, w, now.astimezone(f.zone).date()),
         prev=text(view.prev),
         next=text(view.next),
-        prev_label=text(f"Previous {kind}"),
-        next_label=text(f"Next {kind}"),
-        view_label=text(view.label),
+        prev_label=text(w["previous"]),
+        next_label=text(w["next"]),
+        view_label=text(_label(view, f)),
         up=up,
         cards="\n".join(cards),
-        chart=chart,
-        hint=text("Click a day to see it hour by hour." if month else ""),
-        table_title=text("Per day" if month else "Per hour"),
-        table=(
-            "<table><tr><th>" + ("Day" if month else "Hour") + '</th><th class="n">Consumption'
-            '</th><th class="n">of which estimated</th></tr>' + "".join(rows) + "</table>"
+        legend=(
+            f'<div class="legend"><span><span class="sw act"></span>{text(w["measured"])}</span>'
+            f'<span><span class="sw est"></span>{text(w["estimated"])}</span>'
+            f'<span><span class="sw none"></span>{text(w["no_data"])}</span>'
+            f'<span><span class="sw cmp"></span>{text(_label(before, f))}</span></div>'
         ),
-        estimate_note=text(ESTIMATE_NOTE),
+        chart=chart,
+        hint=text(w["click_day"] if month else ""),
+        table_title=text(per),
+        table=(
+            f'<div class="scroll"><table><tr><th scope="col">{text(w["when"])}</th>'
+            f'<th class="n" scope="col">{text(w["consumption"])}</th>'
+            f'<th class="n" scope="col">{text(w["of_which_estimated"])}</th></tr>'
+            + "".join(rows)
+            + "</table></div>"
+        ),
+        estimate_note=text(w["estimate_note"]),
     )

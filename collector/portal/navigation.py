@@ -46,6 +46,15 @@ class MeterView:
     prev: str
     next: str
     up: str | None
+    first_day: date | None = None
+
+    def earlier(self, tz: str) -> MeterView:
+        """The view to compare with: the month before, or the same weekday a week before."""
+        assert self.first_day is not None
+        if self.kind == "month":
+            key = PeriodKey(self.first_day.year, self.first_day.month).previous()
+            return month_view(key.year, key.month, tz)
+        return day_view(self.first_day - timedelta(days=7), tz)
 
 
 def month_view(year: int, month: int, tz: str) -> MeterView:
@@ -62,25 +71,37 @@ def month_view(year: int, month: int, tz: str) -> MeterView:
         prev=f"month={prv}",
         next=f"month={nxt}",
         up=None,
+        first_day=first,
     )
 
 
-def day_view(day: date, tz: str) -> MeterView:
-    """A local calendar day (23 or 25 hours on DST days), one bar per hour."""
+def day_view(day: date, tz: str, resolution: Resolution = Resolution.H1) -> MeterView:
+    """A local calendar day (23 or 25 hours on DST days), one bar per hour (or quarter hour)."""
+    res = "&res=15m" if resolution is Resolution.M15 else ""
     return MeterView(
         kind="day",
         label=day.strftime("%A %d %B %Y"),
         start=_midnight(day, tz),
         end=_midnight(day + timedelta(days=1), tz),
-        resolution=Resolution.H1,
-        prev=f"day={(day - timedelta(days=1)).isoformat()}",
-        next=f"day={(day + timedelta(days=1)).isoformat()}",
+        resolution=resolution,
+        prev=f"day={(day - timedelta(days=1)).isoformat()}{res}",
+        next=f"day={(day + timedelta(days=1)).isoformat()}{res}",
         up=f"month={day.year:04d}-{day.month:02d}",
+        first_day=day,
     )
 
 
-def parse_view(month: str | None, day: str | None, now: datetime, tz: str) -> MeterView:
-    """The view asked for by ``?month=YYYY-MM`` or ``?day=YYYY-MM-DD``; default: this month."""
+def parse_view(
+    month: str | None, day: str | None, now: datetime, tz: str, res: str | None = None
+) -> MeterView:
+    """The view asked for by ``?month=YYYY-MM`` or ``?day=YYYY-MM-DD`` (``res``: ``1d`` a
+    month of days, ``1h`` a day of hours, ``15m`` a day of quarter hours); default: this month
+    (or, for ``1h``/``15m`` without a day, today)."""
+    if res in ("1h", "15m") and day is None:
+        day = now.astimezone(zone(tz)).date().isoformat()
+        month = None
+    if res == "1d" and day is not None:
+        month, day = day[:7], None
     if day is not None:
         if not _DAY_RE.match(day):
             raise ValidationFailed(f"day must look like YYYY-MM-DD, got {day!r}")
@@ -90,7 +111,7 @@ def parse_view(month: str | None, day: str | None, now: datetime, tz: str) -> Me
             raise ValidationFailed(f"invalid day {day!r}") from exc
         if d.year < 1971 or d.year > 9997:
             raise ValidationFailed(f"day out of range: {day!r}")
-        return day_view(d, tz)
+        return day_view(d, tz, Resolution.M15 if res == "15m" else Resolution.H1)
     if month is not None:
         m = _MONTH_RE.match(month)
         if not m:

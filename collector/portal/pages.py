@@ -1,77 +1,118 @@
-"""The invoice page and the sign-in / error pages of the portal."""
+"""The invoice pages and the sign-in / error pages of the portal, in the customer's language
+(the invoice's own words come from ``collector.billing.labels``, like its PDF)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from decimal import Decimal
-from zoneinfo import ZoneInfo
 
+from collector.billing.labels import labels_for
 from collector.billing.model import Invoice
-from collector.portal import figures as fig
-from collector.portal.layout import ESTIMATE_NOTE, fill, page, text
+from collector.portal.layout import Frame, fill, page, text
+from collector.portal.locale_format import LocalFormat
+from collector.portal.model import InvoiceSummary
+from collector.portal.words import words
 
-__all__ = ["invoice_html", "login_html", "not_found_html", "signed_in_html"]
+__all__ = ["invoice_html", "invoices_html", "login_html", "not_found_html"]
 
-
-def _decimal(value: Decimal) -> str:
-    """A quantity or unit price for reading: at most 6 decimals, thousands separated."""
-    if value.as_tuple().exponent < -6:  # type: ignore[operator]
-        value = value.quantize(Decimal("0.000001"))
-    return f"{value.normalize():,f}"
+Formats = Sequence[tuple[str, str, str]]  # (format, media type, label)
 
 
-def invoice_html(inv: Invoice, tz: str) -> str:
-    """The body of a final invoice's page: lines, totals, links to the PDF and CSV."""
+def _downloads(invoice_id: int, number: str, formats: Formats, label: str) -> str:
+    return " ".join(
+        f'<a class="button" href="/portal/invoices/{invoice_id}?format={text(fmt)}"'
+        f' data-format="{text(fmt)}" aria-label="{text(f"{label} {name} {number}")}">'
+        f"{text(label)} {text(name)}</a>"
+        for fmt, _, name in formats
+    )
+
+
+def invoice_html(inv: Invoice, f: LocalFormat, formats: Formats) -> str:
+    """The body of a final invoice's page: lines, totals, download links."""
+    lab = labels_for(f.language)
+    w = words(f.language)
     rows = "".join(
         f"<tr><td>{text(ln.description)}{' *' if ln.is_estimated else ''}</td>"
-        f'<td class="n">{text(f"{_decimal(ln.quantity)} {ln.unit}")}</td>'
-        f'<td class="n">{text("" if ln.unit_price is None else _decimal(ln.unit_price))}'
-        f'</td><td class="n">{text(fig.money(ln.amount, inv.currency))}</td></tr>'
+        f'<td class="n">{text(f"{f.number(ln.quantity)} {ln.unit}")}</td>'
+        f'<td class="n">{text("" if ln.unit_price is None else f.number(ln.unit_price))}'
+        f'</td><td class="n">{text(f.money(ln.amount, inv.currency))}</td></tr>'
         for ln in inv.lines
     )
     estimated = any(ln.is_estimated for ln in inv.lines)
-    end_day = inv.period_end.astimezone(ZoneInfo(tz)).date()
-    last_day = (end_day - timedelta(days=1)).strftime("%d %b %Y")
+    last_day = inv.period_end.astimezone(f.zone).date() - timedelta(days=1)
+    number = inv.number or ""
     return fill(
         "invoice.html",
-        number=text(inv.number or ""),
+        back=text(w["invoices"]),
+        title=text(f"{lab['invoice']} {number}"),
         period_text=text(
-            f"Period {inv.period}: {fig.local(inv.period_start, tz, '%d %b %Y')} – {last_day}"
+            f"{lab['period']} {inv.period}: {f.day(inv.period_start)} – {f.day(last_day)}"
         ),
-        issued=text(fig.local(inv.finalized_at, tz) if inv.finalized_at else ""),
-        invoice_id=str(int(inv.invoice_id)),
+        issued=text(f.day(inv.finalized_at) if inv.finalized_at else ""),
+        downloads=_downloads(inv.invoice_id, number, formats, w["download"]),
         lines=(
-            '<table><tr><th>Description</th><th class="n">Quantity</th>'
-            f'<th class="n">Unit price</th><th class="n">Amount</th></tr>{rows}</table>'
+            f'<div class="scroll"><table><tr><th scope="col">{text(lab["description"])}</th>'
+            f'<th class="n" scope="col">{text(lab["quantity"])}</th>'
+            f'<th class="n" scope="col">{text(lab["unit_price"])}</th>'
+            f'<th class="n" scope="col">{text(lab["amount"])}</th></tr>{rows}</table></div>'
         ),
-        subtotal=text(fig.money(inv.subtotal, inv.currency)),
-        tax_rate=text(f"{(inv.tax_rate * 100).normalize():f}%"),
-        tax=text(fig.money(inv.tax, inv.currency)),
-        total=text(fig.money(inv.total, inv.currency)),
-        estimate_note=text(f"* contains estimated usage. {ESTIMATE_NOTE}" if estimated else ""),
+        subtotal_label=text(lab["subtotal"]),
+        subtotal=text(f.money(inv.subtotal, inv.currency)),
+        tax_label=text(f"{lab['tax']} ({f.percent(float(inv.tax_rate))})"),
+        tax=text(f.money(inv.tax, inv.currency)),
+        total_label=text(lab["total"]),
+        total=text(f.money(inv.total, inv.currency)),
+        estimate_note=text(lab["estimate_note"] if estimated else ""),
     )
 
 
-def login_html(message: str | None = None) -> str:
-    """A complete sign-in page (``message``: why the visitor is here, e.g. an expired token)."""
-    msg = f'<p class="error">{text(message)}</p>' if message else ""
-    return page("Sign in", fill("login.html", message=msg), signed_in=False)
+def invoices_html(items: Sequence[InvoiceSummary], f: LocalFormat, formats: Formats) -> str:
+    """The body of the invoice list (newest first) with every document to download. Credit
+    notes, once issued, are listed here too (their own numbers, linked to their invoice)."""
+    w = words(f.language)
+    if not items:
+        return f"<h1>{text(w['invoices'])}</h1><p>{text(w['no_invoices'])}</p>"
+    rows = "".join(
+        f'<tr><th scope="row"><a href="/portal/invoices/{i.invoice_id}">'
+        f"{text(i.number or '')}</a></th><td>{text(i.period)}</td>"
+        f'<td class="n">{text(f.money(i.total, i.currency))}</td>'
+        f"<td>{_downloads(i.invoice_id, i.number or '', formats, w['download'])}</td></tr>"
+        for i in items
+    )
+    return (
+        f"<h1>{text(w['invoices'])}</h1>"
+        f'<div class="scroll"><table><tr><th scope="col">{text(w["invoice"])}</th>'
+        f'<th scope="col">{text(w["period"])}</th>'
+        f'<th class="n" scope="col">{text(w["total"])}</th>'
+        f'<th scope="col">{text(w["download"])}</th></tr>{rows}</table></div>'
+    )
 
 
-def signed_in_html() -> str:
-    """A complete page that continues to the dashboard (meta refresh, and a link)."""
+def login_html(message: str | None = None, *, prefill: str | None = None, lang: str = "en") -> str:
+    """A complete sign-in page in ``lang``: a form that POSTs the code (``prefill``: from a
+    link)."""
+    w = words(lang)
+    msg = f'<p class="error" role="alert">{text(message)}</p>' if message else ""
     return page(
-        "Signed in",
-        '<h1>Signed in</h1><p><a href="/portal/">Continue to your dashboard</a></p>',
-        signed_in=True,
-    ).replace("<head>", '<head>\n<meta http-equiv="refresh" content="0; url=/portal/">', 1)
+        w["sign_in"],
+        fill(
+            "login.html",
+            title=text(w["sign_in"]),
+            message=msg,
+            intro=text(w["sign_in_intro"]),
+            label=text(w["code"]),
+            value=text(prefill or ""),
+            button=text(w["continue"] if prefill else w["sign_in"]),
+        ),
+        Frame(lang=lang),
+    )
 
 
-def not_found_html(customer: str) -> str:
+def not_found_html(frame: Frame) -> str:
     """A complete 'not found' page (also for other customers' data)."""
+    w = frame.words
     return page(
-        "Not found",
-        '<h1>Not found</h1><p>There is nothing here. <a href="/portal/">Back to the dashboard</a>'
-        "</p>",
-        customer=customer,
+        "404",
+        f'<h1>404</h1><p>{text(w["not_found"])} <a href="/portal/">{text(w["back"])}</a></p>',
+        frame,
     )

@@ -81,6 +81,20 @@ def principal_for_digest(conn: Conn, digest: bytes, now: datetime) -> Principal 
     return Principal(actor=f"key:{row[0]}", role=Role(row[1]), key_id=row[0], expires_at=row[2])
 
 
+def principal_for_key_id(conn: Conn, key_id: str, now: datetime) -> Principal | None:
+    """The principal of the active key ``key_id`` (a console session re-checks it on every
+    page), or ``None`` once it is revoked or expired."""
+    with translate_errors("check staff key"):
+        row = conn.execute(
+            "SELECT key_id, role, expires_at FROM staff_keys WHERE key_id = %s"
+            " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > %s)",
+            (key_id, now),
+        ).fetchone()
+    if row is None:
+        return None
+    return Principal(actor=f"key:{row[0]}", role=Role(row[1]), key_id=row[0], expires_at=row[2])
+
+
 def any_keys(conn: Conn) -> bool:
     """Whether a staff key was ever created (then the staff API always needs one)."""
     with translate_errors("check staff keys"):

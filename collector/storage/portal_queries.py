@@ -25,6 +25,7 @@ __all__ = [
     "customer_meter",
     "customer_meters",
     "latest_final_invoices",
+    "latest_reading_time",
     "meter_usage",
     "period_draft",
 ]
@@ -152,3 +153,29 @@ def period_draft(conn: Conn, customer_id: int, period: str) -> InvoiceSummary | 
             _INVOICE_SQL.format("status = 'draft' AND period = %s"), (customer_id, period)
         ).fetchone()
     return InvoiceSummary(*row) if row else None
+
+
+def latest_reading_time(
+    conn: Conn, meters: Sequence[PortalMeter], now: datetime
+) -> datetime | None:
+    """When the newest reading of the customer's meters was taken, counting only readings of
+    the times each meter was the customer's (and not after ``now``); None without readings."""
+    froms: list[datetime] = []
+    tos: list[datetime] = []
+    sids: list[int] = []
+    for m in meters:
+        for w in m.windows:
+            sids.append(m.series_id)
+            froms.append(w.start)
+            tos.append(min(w.end, now) if w.end is not None else now)
+    if not sids:
+        return None
+    with translate_errors("load portal data freshness"):
+        row = conn.execute(
+            "SELECT max(r.ts) FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])"
+            " AS w(sid, t0, t1) CROSS JOIN LATERAL (SELECT ts FROM readings"
+            " WHERE series_id = w.sid AND ts >= w.t0 AND ts <= w.t1"
+            " ORDER BY ts DESC LIMIT 1) r",
+            (sids, froms, tos),
+        ).fetchone()
+    return row[0] if row else None

@@ -10,11 +10,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from collector.errors import NotFound, UsageError
 from collector.storage.database import translate_errors
 from collector.usage import MeterConfig, Replacement, SeriesKind
+from collector.usage.cadence import learned_config
 
 __all__ = [
     "SeriesMeta",
@@ -46,6 +49,26 @@ def _config(row: Sequence[Any]) -> MeterConfig:
         jitter_tolerance=float(row[7]),
         max_gap_s=float(row[8]),
     )
+
+
+_NO_TIMES: npt.NDArray[np.float64] = np.zeros(0)
+_LEARN_FROM = 49  # the most recent readings a cadence is learned from
+
+
+def _recent_times(conn: Conn, series_ids: Sequence[int]) -> dict[int, npt.NDArray[np.float64]]:
+    """The times (Unix s) of the latest readings of each series without a configuration."""
+    if not series_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT s.id, extract(epoch FROM r.ts)::float8 FROM unnest(%s::bigint[]) AS s(id)"
+        " CROSS JOIN LATERAL (SELECT ts FROM readings WHERE series_id = s.id"
+        " ORDER BY ts DESC LIMIT %s) r",
+        (list(series_ids), _LEARN_FROM),
+    ).fetchall()
+    by_series: dict[int, list[float]] = {}
+    for sid, t in rows:
+        by_series.setdefault(int(sid), []).append(float(t))
+    return {sid: np.asarray(ts, dtype=np.float64) for sid, ts in by_series.items()}
 
 
 class SeriesMeta:
@@ -85,10 +108,12 @@ def load_meta(conn: Conn, series_ids: Sequence[int]) -> dict[int, SeriesMeta]:
     by_series: dict[int, list[Replacement]] = {}
     for r in reps:
         by_series.setdefault(int(r[0]), []).append(Replacement(r[1], r[2], r[3]))
+    with translate_errors("learn meter reading intervals"):
+        learned = _recent_times(conn, [int(r[0]) for r in rows if not r[2]])
     out: dict[int, SeriesMeta] = {}
     for row in rows:
         sid = int(row[0])
-        cfg = _config(row[3:]) if row[2] else MeterConfig()
+        cfg = _config(row[3:]) if row[2] else learned_config(learned.get(sid, _NO_TIMES))
         out[sid] = SeriesMeta(sid, SeriesKind(row[1]), cfg, tuple(by_series.get(sid, ())))
     return out
 

@@ -7,12 +7,14 @@ from typing import Any
 import psycopg
 from fastapi.testclient import TestClient
 
-from collector.api.portal_routes import COOKIE
+from collector.api.web_session import cookie_name
 from collector.billing import accounts
+from collector.signin.model import Audience
 from collector.storage import billing_portal_store
 from tests.collector.billing.conftest import utc
 from tests.collector.portal.conftest import make_account, make_meter, make_plan
 
+COOKIE = cookie_name(Audience.PORTAL)
 _API = ("/portal/consumption/meters", "/portal/consumption/current", "/portal/invoices")
 
 
@@ -48,27 +50,42 @@ def test_pages_without_a_token_show_the_sign_in_page(
         assert 'action="/portal/login"' in r.text
 
 
-def test_login_sets_a_strict_httponly_cookie(
+def _sign_in(client: TestClient, secret: str) -> Any:
+    return client.post("/portal/login", data={"code": secret}, follow_redirects=False)
+
+
+def test_login_sets_a_strict_httponly_session_cookie(
     client: TestClient, conn: psycopg.Connection[Any]
 ) -> None:
-    """A good token is exchanged for an HttpOnly, SameSite=Strict cookie and a page that
-    moves on to the dashboard by itself (same-site, so the cookie goes along)."""
+    """A POSTed token is exchanged for a session: the cookie holds a random session id (not the
+    token), HttpOnly, SameSite=Strict, path /portal; the answer is a 303 to the dashboard."""
     acct = make_account(conn, "A")
-    r = client.get("/portal/login", params={"token": acct.token}, follow_redirects=False)
-    assert r.status_code == 200
-    assert '<meta http-equiv="refresh" content="0; url=/portal/">' in r.text
-    assert acct.token not in r.text
+    r = _sign_in(client, acct.token)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/portal/"
     cookie = r.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}={acct.token};")
+    assert cookie.startswith(f"{COOKIE}=")
+    assert acct.token not in cookie
     attrs = {a.strip().lower() for a in cookie.split(";")[1:]}
     assert {"httponly", "samesite=strict", "path=/portal"} <= attrs
     assert "secure" not in attrs  # plain http here; set over https
 
 
+def test_a_login_link_never_signs_in_by_get(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """Opening a sign-in link shows the form with the code filled in and sets no cookie."""
+    acct = make_account(conn, "A")
+    r = client.get("/portal/login", params={"token": acct.token}, follow_redirects=False)
+    assert r.status_code == 200
+    assert 'method="post" action="/portal/login"' in r.text
+    assert "set-cookie" not in r.headers
+
+
 def test_cookie_opens_pages_and_api(client: TestClient, conn: psycopg.Connection[Any]) -> None:
-    """After login the browser's cookie alone opens the dashboard and the JSON API."""
+    """After sign-in the browser's session cookie alone opens the dashboard and the JSON API."""
     acct = make_account(conn, "Cookie Co")
-    client.get("/portal/login", params={"token": acct.token})
+    _sign_in(client, acct.token)
     r = client.get("/portal/")
     assert r.status_code == 200
     assert "Cookie Co" in r.text
@@ -76,20 +93,29 @@ def test_cookie_opens_pages_and_api(client: TestClient, conn: psycopg.Connection
 
 
 def test_login_with_a_bad_token_is_401(client: TestClient, conn: psycopg.Connection[Any]) -> None:
-    """An unknown token gets the sign-in page again and no cookie."""
+    """An unknown code gets the sign-in page again and no cookie."""
     make_account(conn, "A")
-    r = client.get("/portal/login", params={"token": "wrong"}, follow_redirects=False)
+    r = _sign_in(client, "wrong")
     assert r.status_code == 401
-    assert "unknown or has been revoked" in r.text
-    assert f"{COOKIE}=wrong" not in r.headers.get("set-cookie", "")
+    assert "unknown, has expired or has already been used" in r.text
+    assert "set-cookie" not in r.headers
 
 
-def test_logout_forgets_the_cookie(client: TestClient, conn: psycopg.Connection[Any]) -> None:
-    """After logout the dashboard asks to sign in again."""
+def test_logout_ends_the_session(client: TestClient, conn: psycopg.Connection[Any]) -> None:
+    """Sign-out (POST with the CSRF token) revokes the session server-side: the old cookie
+    value no longer opens anything even if a browser kept it."""
     acct = make_account(conn, "A")
-    client.get("/portal/login", params={"token": acct.token})
-    client.get("/portal/logout")
+    _sign_in(client, acct.token)
+    sid = client.cookies[COOKIE]
+    page = client.get("/portal/").text
+    csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    assert client.post("/portal/logout", data={"csrf": "forged"}).status_code == 403
+    r = client.post("/portal/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
     assert client.get("/portal/").status_code == 401
+    client.cookies.set(COOKIE, sid, path="/portal")
+    assert client.get("/portal/").status_code == 401
+    assert client.get("/portal/consumption/meters").status_code == 401
 
 
 def test_a_meter_of_another_customer_is_404_on_the_page(

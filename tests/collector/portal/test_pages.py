@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -65,13 +66,13 @@ def test_meter_page_month_and_day_navigation(
     put_usage(conn, sid, utc(2026, 3, 28, 23), utc(2026, 3, 29, 22), 1.0)  # local 29 March
     month = client.get(f"/portal/meters/{sid}", params={"month": "2026-03"}, headers=acct.auth)
     assert month.status_code == 200
-    assert month.text.count("<g>") == 31
+    assert month.text.count('<g class="bar') == 31
     assert 'href="?month=2026-02"' in month.text
     assert 'href="?month=2026-04"' in month.text
     assert 'href="?day=2026-03-29"' in month.text
     assert "92.00 kWh" in month.text  # 23 hours × 4 kWh
     day = client.get(f"/portal/meters/{sid}", params={"day": "2026-03-29"}, headers=acct.auth)
-    assert day.text.count("<g>") == 23
+    assert day.text.count('<g class="bar') == 23
     assert 'href="?day=2026-03-28"' in day.text
     assert 'href="?day=2026-03-30"' in day.text
     assert 'href="?month=2026-03"' in day.text
@@ -88,7 +89,7 @@ def test_meter_page_defaults_to_this_month(
     accounts.assign_meter(conn, acct.customer_id, sid, pv, utc(2026, 3, 1))
     r = client.get(f"/portal/meters/{sid}", headers=acct.auth)
     assert "April 2026" in r.text
-    assert r.text.count("<g>") == 30
+    assert r.text.count('<g class="bar') == 30
     assert (
         client.get(
             f"/portal/meters/{sid}", params={"month": "2026-13"}, headers=acct.auth
@@ -150,7 +151,7 @@ def test_invoice_page_links_the_pdf(
     r = client.get(f"/portal/invoices/{inv_id}", headers=auth)
     assert r.status_code == 200
     assert number in r.text
-    assert "42.35 EUR" in r.text
+    assert "€42.35" in r.text
     assert f'href="/portal/invoices/{inv_id}?format=pdf"' in r.text
     pdf = client.get(f"/portal/invoices/{inv_id}", params={"format": "pdf"}, headers=auth)
     assert pdf.content.startswith(b"%PDF")
@@ -190,7 +191,7 @@ def test_running_charge_comes_from_the_draft(
     body = client.get("/portal/consumption/current", headers=acct.auth).json()
     assert body["running_charge"]["total"] == "26.62"
     page = client.get("/portal/", headers=acct.auth).text
-    assert "26.62 EUR" in page
+    assert "€26.62" in page
 
 
 def test_dashboard_without_meters_or_invoices(
@@ -204,3 +205,45 @@ def test_dashboard_without_meters_or_invoices(
     assert "No meters are linked to your account yet." in r.text
     assert "No invoices yet." in r.text
     assert "not available yet" in r.text
+
+
+def test_pages_speak_the_customers_language(
+    client: TestClient, conn: psycopg.Connection[Any], pool: psycopg_pool.ConnectionPool[Any]
+) -> None:
+    """A Dutch customer's invoice page and dashboard are in Dutch with Dutch amounts."""
+    a, _, meter = _closed_march(conn, pool)
+    conn.execute("UPDATE customers SET language = 'nl' WHERE customer_id = %s", (a,))
+    inv_id, number, _ = _invoice(conn, a)
+    auth = {"Authorization": "Bearer tok-a", **HTML}
+    page = client.get(f"/portal/invoices/{inv_id}", headers=auth).text
+    assert '<html lang="nl">' in page
+    assert f"Factuur {number}" in page
+    assert "€\xa042,35" in page
+    assert "Totaal" in page
+    listing = client.get("/portal/invoices", headers=auth).text
+    assert "Facturen" in listing
+    assert "€\xa042,35" in listing
+    dash = client.get("/portal/", headers=auth).text
+    assert "Uw verbruik" in dash
+    assert "Deze periode tot nu" in dash
+    month = client.get(f"/portal/meters/{meter}", params={"month": "2026-03"}, headers=auth).text
+    assert "maart 2026" in month
+    assert "Vergeleken met februari 2026" in month
+    assert "Per uur" in month
+
+
+def test_meter_chart_compares_with_the_month_before(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """April's daily bars carry March's day n as a marker (30 of March's 31 days align), and
+    the comparison card holds March's whole total."""
+    pv = make_plan(conn)
+    acct = make_account(conn, "Compare BV")
+    sid = make_meter(conn, "cmp-1")
+    accounts.assign_meter(conn, acct.customer_id, sid, pv, utc(2026, 3, 1))
+    put_usage(conn, sid, utc(2026, 3, 1), utc(2026, 4, 1), 0.25)  # 24 kWh a day in March
+    page = client.get(f"/portal/meters/{sid}", params={"month": "2026-04"}, headers=acct.auth)
+    marks = [float(x) for x in re.findall(r'data-compare="([^"]+)"', page.text)]
+    assert marks == [24.0] * 30
+    assert "Compared with March 2026" in page.text
+    assert "744.00 kWh" in page.text
