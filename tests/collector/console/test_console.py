@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from collector.api import portal_routes
-from collector.api.app import create_app
 from collector.api.access_gate import StaffGate
+from collector.api.app import create_app
 from collector.billing import accounts
 from collector.console.access import Action, StaffMember, authorize
 from tests.collector.billing.conftest import plan_doc, put_usage, utc
