@@ -13,6 +13,12 @@
         ├── NotFound(LookupError)    a customer, plan, subscription or invoice does not exist
         ├── Conflict                 the request conflicts with current state (immutable invoice…)
         └── ValidationFailed(ValueError)
+    DeviceError (CollectorError)     device identity (collector.devices)
+    ├── EnrollmentRefused            a code was refused (has .kind: expired, used, …)
+    ├── DeviceNotFound(LookupError)
+    ├── DeviceStateError             lifecycle state forbids it (decommissioned device…)
+    ├── InvalidDeviceRequest(ValueError)
+    └── BrokerAccessError            the broker refused a dynamic-security command
 
 Ingest errors for single messages are not exceptions that escape: a bad message becomes a
 dead letter (``agent.errors.ProtocolError`` carries its reason).
@@ -71,3 +77,36 @@ class Conflict(BillingError):
 
 class ValidationFailed(BillingError, ValueError):
     """The request is invalid."""
+
+
+class DeviceError(CollectorError):
+    """A device identity operation failed (enrollment, broker access, lifecycle)."""
+
+
+class EnrollmentRefused(DeviceError):
+    """An enrollment code was refused; ``kind`` says why (malformed, unknown, expired, used,
+    rate_limited, secret)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class DeviceNotFound(DeviceError, LookupError):
+    """No such device or enrollment."""
+
+
+class DeviceStateError(DeviceError):
+    """The device's lifecycle state does not allow the operation (e.g. already decommissioned)."""
+
+
+class InvalidDeviceRequest(DeviceError, ValueError):
+    """A device or enrollment request is invalid (bad meter configuration, expiry, …)."""
+
+
+class BrokerAccessError(DeviceError):
+    """The broker refused or did not answer a dynamic-security command (has ``.command``)."""
+
+    def __init__(self, message: str, *, command: str = "") -> None:
+        super().__init__(message)
+        self.command = command

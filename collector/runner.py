@@ -22,6 +22,7 @@ from agent.clock import Clock, SystemClock
 from collector.api.app import create_app
 from collector.api.ingest_routes import IngestProbe
 from collector.config import CollectorConfig
+from collector.devices.wiring import build_device_service
 from collector.errors import ConfigError, StorageError
 from collector.ingest.decoders import DecoderTable
 from collector.ingest.messages import InboundMessage
@@ -199,6 +200,7 @@ def _api_server(
         pool, ingest_probe=collector.probe if collector else None,
         staff_tokens=api.staff_tokens or None,
     )
+    app.state.devices = build_device_service(app_config.devices, pool)
     return uvicorn.Server(
         uvicorn.Config(
             app, host=app_config.api.host, port=app_config.api.port, log_level="warning",

@@ -11,7 +11,7 @@ from collector import __version__
 from collector.errors import StorageError, StorageUnavailable
 from collector.storage.database import Pool
 
-from . import billing_routes, ingest_routes, portal_routes, usage_routes
+from . import billing_routes, devices_routes, ingest_routes, portal_routes, usage_routes
 from .ingest_routes import IngestProbe
 from .staff_auth import StaffAuth, require_staff
 
@@ -37,6 +37,11 @@ def create_app(
     app.include_router(usage_routes.router, dependencies=staff)
     app.include_router(billing_routes.router, dependencies=staff)
     app.include_router(portal_routes.router)
+    # Device identity: staff routes, and the public redemption of one-time codes. The service
+    # is ``app.state.devices`` (set by the runner; routes answer 503 without it).
+    app.state.devices = None
+    app.include_router(devices_routes.router, dependencies=staff)
+    app.include_router(devices_routes.enroll_router)
 
     @app.exception_handler(StorageUnavailable)
     def _unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:
