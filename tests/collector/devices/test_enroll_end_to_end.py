@@ -1,0 +1,137 @@
+"""Enrollment end to end: staff code → `tally-agent enroll` over HTTP → credentials live at the
+real broker (deployed configuration) → `tally-agent run` publishes → the collector stores it.
+Then decommissioning drops the agent and its later batches are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from agent.cli import main as agent_main
+from agent.config import load_config as load_agent_config
+from agent.runner import run_agent
+from collector.api.app import create_app
+from collector.config import load_config
+from collector.devices.broker_dynsec import DynsecBrokerAccess
+from collector.devices.service import DeviceService, ServiceSettings
+from collector.embedded.broker import free_port, wait_for_port
+from collector.runner import Collector
+from collector.storage.database import Pool, open_pool
+from collector.storage.devices_store import DeviceStore
+from collector.storage.migrate import migrate
+from tests.support.dynsec_broker import DynsecBroker
+
+from .conftest import COLLECTOR_PASSWORD
+
+pytestmark = pytest.mark.timeout(180)
+
+METERS = [{"name": "main", "type": "simulated-energy", "interval_s": 0.2,
+           "options": {"seed": 3, "base_kw": 0.5, "peak_kw": 2.0}}]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def pool(pg_url: str) -> Iterator[Pool]:
+    migrate(pg_url, use_timescale=False)
+    p = open_pool(pg_url, min_size=1, max_size=4)
+    p.wait(10)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def api_url(pool: Pool, broker_access: DynsecBrokerAccess,
+            dynsec_broker: DynsecBroker) -> Iterator[str]:
+    app = create_app(pool)
+    app.state.devices = DeviceService(DeviceStore(pool), broker_access,
+                                      ServiceSettings(dynsec_broker.url), _now)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for_port(port)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stored(pg_url: str, device: str) -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM readings r JOIN series s USING (series_id)"
+            " WHERE s.device_id = %s", (device,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _enrollment(api_url: str, **extra: object) -> str:
+    r = httpx.post(f"{api_url}/devices/enrollments",
+                   json={"customer_id": "cust-e2e", "site": "Lab", "meters": METERS, **extra})
+    assert r.status_code == 201, r.text
+    return str(r.json()["code"])
+
+
+def _collector(pg_url: str, broker: DynsecBroker, pool: Pool) -> Collector:
+    env = {"TALLY_DATABASE_URL": pg_url,
+           "TALLY_MQTT_URL": f"mqtt://collector:{COLLECTOR_PASSWORD}@127.0.0.1:{broker.port}",
+           "TALLY_MQTT_CLIENT_ID": "tally-e2e-collector", "TALLY_INGEST_RETRY_MAX_S": "1.0",
+           "TALLY_API_ENABLED": "false"}
+    return Collector(load_config(None, env), pool)
+
+
+async def test_enroll_then_run_publishes_with_no_further_step(
+    pg_url: str, pool: Pool, api_url: str, dynsec_broker: DynsecBroker, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = _enrollment(api_url)
+    config = tmp_path / "etc" / "agent.toml"
+    state = tmp_path / "state"
+    argv = ["enroll", "--collector", api_url, "--code", code, "--config", str(config),
+            "--state-dir", str(state)]
+    assert await asyncio.to_thread(agent_main, argv) == 0
+    assert "enrolled as dev-" in capsys.readouterr().out
+    for path in (config, state / "broker.password"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    cfg = load_agent_config(config, {})
+    device = cfg.device_id
+    # Running enroll again changes nothing: no second identity, the code is not even sent.
+    assert await asyncio.to_thread(agent_main, argv) == 0
+    assert f"already enrolled as {device}" in capsys.readouterr().out
+    registry = await asyncio.to_thread(httpx.get, f"{api_url}/devices/registry")
+    assert len(registry.json()) == 1
+
+    collector = _collector(pg_url, dynsec_broker, pool)
+    collector.start()
+    stop = asyncio.Event()
+    try:
+        assert await asyncio.to_thread(collector.consumer.wait_connected, 15)
+        agent = asyncio.create_task(run_agent(cfg, stop))
+        await asyncio.to_thread(wait_until, lambda: stored(pg_url, device) >= 5, 30,
+                                "readings of the enrolled agent in the database")
+        stop.set()
+        await asyncio.wait_for(agent, 30)
+    finally:
+        stop.set()
+        collector.stop()
