@@ -10,7 +10,6 @@ secret, which the collector recognises and answers with the same device.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import tomli_w
 from agent import __version__
 from agent.config import load_config
 from agent.errors import ConfigError, EnrollError
+from agent.private_files import write_private
 
 __all__ = ["EnrollOutcome", "EnrollRequest", "enroll"]
 
@@ -46,20 +46,6 @@ class EnrollOutcome:
     device_id: str
     already_enrolled: bool
     config_version: int = 0
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def _enrolled(req: EnrollRequest) -> str | None:

@@ -75,6 +75,19 @@ class MqttPublisher:
         self._down.set()
         self._misc: asyncio.Task[None] | None = None
         self.last_disconnect: str | None = None
+        self._subscriptions: tuple[str, ...] = ()
+        self._on_message: Callable[[str, bytes], None] | None = None
+        self._client.on_message = self._on_mqtt_message
+
+    def listen(self, topics: tuple[str, ...], handler: Callable[[str, bytes], None]) -> None:
+        """Subscribe to ``topics`` (QoS 1) on every connection; ``handler(topic, payload)``
+        runs in the event loop."""
+        self._subscriptions = topics
+        self._on_message = handler
+
+    def _on_mqtt_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._on_message is not None:
+            self._soon(self._on_message, msg.topic, bytes(msg.payload))
 
     # -- paho callbacks (may run in the executor thread during connect) --------------------
 
@@ -139,6 +152,8 @@ class MqttPublisher:
             return
         self._connected = True
         self._down.clear()
+        for topic in self._subscriptions:
+            self._client.subscribe(topic, qos=1)
         if fut is not None and not fut.done():
             fut.set_result(None)
 

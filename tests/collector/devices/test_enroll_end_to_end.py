@@ -19,7 +19,7 @@ import uvicorn
 
 from agent.cli import main as agent_main
 from agent.config import load_config as load_agent_config
-from agent.runner import run_agent
+from agent.runner import open_agent
 from collector.api.app import create_app
 from collector.config import load_config
 from collector.devices.broker_dynsec import DynsecBrokerAccess
@@ -78,12 +78,19 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def stored(pg_url: str, device: str) -> int:
+def stored(pg_url: str, device: str, meter: str = "%") -> int:
     with psycopg.connect(pg_url) as conn:
         row = conn.execute(
             "SELECT count(*) FROM readings r JOIN series s USING (series_id)"
-            " WHERE s.device_id = %s", (device,)).fetchone()
+            " WHERE s.device_id = %s AND s.meter LIKE %s", (device, meter)).fetchone()
     return int(row[0]) if row else 0
+
+
+def status_version(pg_url: str, device: str) -> int | None:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT payload->>'config_version' FROM device_status"
+                           " WHERE device_id = %s", (device,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
 
 
 def _enrollment(api_url: str, **extra: object) -> str:
@@ -127,9 +134,29 @@ async def test_enroll_then_run_publishes_with_no_further_step(
     stop = asyncio.Event()
     try:
         assert await asyncio.to_thread(collector.consumer.wait_connected, 15)
-        agent = asyncio.create_task(run_agent(cfg, stop))
+        running = await open_agent(cfg)
+        agent = asyncio.create_task(running.run(stop))
         await asyncio.to_thread(wait_until, lambda: stored(pg_url, device) >= 5, 30,
                                 "readings of the enrolled agent in the database")
+        # Remote configuration: a second meter; applied without restart, version reported.
+        meters = [*METERS, {"name": "pump", "type": "simulated-water", "interval_s": 0.2,
+                            "options": {"daily_m3": 5.0}}]
+        r = await asyncio.to_thread(httpx.put, f"{api_url}/devices/registry/{device}/config",
+                                    json={"meters": meters})
+        assert r.status_code == 200, r.text
+        assert r.json()["config_version"] == 2
+        await asyncio.to_thread(wait_until, lambda: stored(pg_url, device, "pump") >= 3, 30,
+                                "readings of the remotely added meter")
+        await asyncio.to_thread(wait_until, lambda: status_version(pg_url, device) == 2, 30,
+                                "the agent to report config version 2")
+        assert not agent.done()
+        # Decommissioning: the broker drops the agent at once and refuses it from then on.
+        r = await asyncio.to_thread(
+            httpx.post, f"{api_url}/devices/registry/{device}/decommission")
+        assert r.status_code == 200
+        await asyncio.to_thread(
+            wait_until, lambda: "not authorised" in str(running.health.last_error), 30,
+            "the agent to be refused by the broker")
         stop.set()
         await asyncio.wait_for(agent, 30)
     finally:
