@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, NoReturn, cast
 
@@ -18,6 +19,7 @@ import segno
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from collector.api.deps import get_pool
 from collector.devices.model import Device, EnrollmentPurpose, MeterSpec
 from collector.devices.service import DeviceService
 from collector.errors import (
@@ -28,6 +30,8 @@ from collector.errors import (
     EnrollmentRefused,
     InvalidDeviceRequest,
 )
+from collector.storage import devices_fleet
+from collector.storage.database import Pool
 
 __all__ = ["enroll_router", "router"]
 
@@ -46,6 +50,7 @@ def get_devices(request: Request) -> DeviceService:
 
 
 ServiceDep = Annotated[DeviceService, Depends(get_devices)]
+PoolDep = Annotated[Pool, Depends(get_pool)]
 
 
 def _raise(exc: DeviceError) -> NoReturn:
@@ -192,6 +197,30 @@ def pending_enrollments(service: ServiceDep) -> list[PendingEnrollmentOut]:
         )
         for e in service.store.enrollments(pending_at=service.clock())
     ]
+
+
+class FleetOut(BaseModel):
+    device_id: str
+    customer_id: str
+    site: str
+    state: str
+    connection: Literal["online", "offline", "stale", "never"]
+    last_seen: datetime | None
+    last_status_at: datetime | None
+    buffer_depth: int | None
+    clock_offset_ms: int | None
+    agent_version: str | None
+    config_version: int
+    running_config_version: int | None
+    batches: int
+    readings: int
+
+
+@router.get("/devices/fleet", response_model=list[FleetOut])
+def fleet_view(service: ServiceDep, pool: PoolDep) -> list[FleetOut]:
+    """Role: read-only. Online/offline (last will), last seen, buffer depth, clock offset,
+    agent and config versions of every registered device."""
+    return [FleetOut(**asdict(e)) for e in devices_fleet.fleet(pool, service.clock())]
 
 
 @router.get("/devices/registry", response_model=list[DeviceOut])

@@ -5,68 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.api.app import create_app
 from collector.devices.broker_fake import MemoryBrokerAccess
-from collector.devices.guessing import AttemptLimiter
-from collector.devices.service import DeviceService, ServiceSettings
-from collector.storage.database import Pool, open_pool
-from collector.storage.devices_store import DeviceStore
-from collector.storage.migrate import migrate
+from collector.storage.database import Pool
 
-SECRET = "agent-made-secret-0123456789abcdef"
-METERS = [{"name": "main", "type": "simulated", "interval_s": 15,
-           "options": {"profile": "office"}}]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def pool(pg_url: str) -> Iterator[Pool]:
-    migrate(pg_url, use_timescale=False)
-    p = open_pool(pg_url, min_size=1, max_size=2)
-    p.wait(10)
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def broker() -> MemoryBrokerAccess:
-    return MemoryBrokerAccess()
-
-
-@pytest.fixture
-def client(pool: Pool, broker: MemoryBrokerAccess, clock: Clock) -> TestClient:
-    app = create_app(pool)
-    app.state.devices = DeviceService(
-        DeviceStore(pool), broker, ServiceSettings("mqtts://broker.example:8883",
-                                                   "https://tally.example"),
-        clock, AttemptLimiter(max_failures=3, global_failures=100, window_s=600),
-    )
-    return TestClient(app)
-
-
-def _enroll(client: TestClient, **extra: object) -> dict[str, object]:
-    body = {"customer_id": "cust-1", "site": "Depot 4", "meters": METERS, **extra}
-    r = client.post("/devices/enrollments", json=body)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
+from .api_support import METERS, SECRET, Clock
+from .api_support import enroll_code_doc as _enroll
 
 
 def test_enrollment_gives_a_code_and_qr_codes(client: TestClient) -> None:
