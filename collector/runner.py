@@ -106,7 +106,7 @@ class Collector:
         self._clock = clock or SystemClock()
         self._pool = pool
         self._stop = threading.Event()
-        self.store = ReadingStore(pool)
+        self.store = ReadingStore(pool, registered_only=not config.devices.accept_unregistered)
         self.writer = IngestWriter(
             self.store, self, self._clock, decoders=decoders, settings=writer_settings(config)
         )

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, NoReturn, cast
 
 import segno
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector.api.deps import get_pool
@@ -30,7 +30,7 @@ from collector.errors import (
     EnrollmentRefused,
     InvalidDeviceRequest,
 )
-from collector.storage import devices_fleet
+from collector.storage import devices_fleet, ingest_conflicts
 from collector.storage.database import Pool
 
 __all__ = ["enroll_router", "router"]
@@ -221,6 +221,32 @@ def fleet_view(service: ServiceDep, pool: PoolDep) -> list[FleetOut]:
     """Role: read-only. Online/offline (last will), last seen, buffer depth, clock offset,
     agent and config versions of every registered device."""
     return [FleetOut(**asdict(e)) for e in devices_fleet.fleet(pool, service.clock())]
+
+
+class ConflictOut(BaseModel):
+    id: int
+    device_id: str
+    seq: int
+    received_at: datetime
+    topic: str
+    reading_count: int
+    payload_size: int
+    digest: str
+    stored_digest: str | None
+    reason: str
+
+
+@router.get("/devices/conflicts", response_model=list[ConflictOut])
+def batch_conflicts(
+    pool: PoolDep,
+    device_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> list[ConflictOut]:
+    """Role: read-only. Batches that reused a stored (device, seq) with different readings:
+    kept aside with their reason, never counted (newest first)."""
+    return [ConflictOut(**asdict(c)) for c in ingest_conflicts.list_conflicts(
+        pool, device_id=device_id, limit=limit, before_id=before_id)]
 
 
 @router.get("/devices/registry", response_model=list[DeviceOut])

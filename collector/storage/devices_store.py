@@ -167,6 +167,20 @@ class DeviceStore:
         return device, True
 
     # -- devices --
+    def register(self, devices: Sequence[Device]) -> None:
+        """Register devices directly, without enrollment or broker credentials (demo and
+        development setups whose broker is open); existing devices are left as they are."""
+        with translate_errors("register devices"), self._pool.connection(self._timeout) as conn:
+            for d in devices:
+                conn.execute(
+                    "INSERT INTO devices (device_id, customer_id, site, state, meters,"
+                    " config_version, enrolled_at, installation)"
+                    " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
+                    " ON CONFLICT (device_id) DO NOTHING",
+                    (d.device_id, d.customer_id, d.site, d.state.value, _meters_json(d.meters),
+                     d.config_version, d.enrolled_at, d.installation),
+                )
+
     def device(self, device_id: str) -> Device:
         with translate_errors("load device"), self._pool.connection(self._timeout) as conn:
             return _require_device(conn, device_id, lock=False)
