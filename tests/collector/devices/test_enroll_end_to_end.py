@@ -162,3 +162,61 @@ async def test_enroll_then_run_publishes_with_no_further_step(
     finally:
         stop.set()
         collector.stop()
+
+
+def batch_count(pg_url: str, device: str) -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT count(*) FROM batches WHERE device_id = %s",
+                           (device,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _run_for(cfg_path: Path, seconds: float) -> tuple[int, int]:
+    """Run the agent from its enrolled config; (batches, readings) the broker acknowledged."""
+    running = await open_agent(load_agent_config(cfg_path, {}))
+    stop = asyncio.Event()
+    task = asyncio.create_task(running.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    return running.health.published_batches, running.health.published_readings
+
+
+async def test_wiped_disk_reenrolls_and_no_new_batch_is_taken_for_an_old_one(
+    pg_url: str, pool: Pool, api_url: str, dynsec_broker: DynsecBroker, tmp_path: Path,
+) -> None:
+    """A device loses its disk (buffer, credentials, config): re-enrolled with a new code it
+    keeps its id, and every batch it sends afterwards is stored: none is swallowed as a
+    duplicate of a seq from before the wipe (the buffer's seq base is its creation time)."""
+    config, state = tmp_path / "agent.toml", tmp_path / "state"
+    code = _enrollment(api_url)
+    argv = ["enroll", "--collector", api_url, "--code", code, "--config", str(config),
+            "--state-dir", str(state)]
+    assert await asyncio.to_thread(agent_main, argv) == 0
+    device = load_agent_config(config, {}).device_id
+    collector = _collector(pg_url, dynsec_broker, pool)
+    collector.start()
+    try:
+        assert await asyncio.to_thread(collector.consumer.wait_connected, 15)
+        b1, r1 = await _run_for(config, 2.0)
+        assert b1 > 0
+        for path in (*state.iterdir(), config):  # the wipe
+            path.unlink()
+        r = await asyncio.to_thread(
+            httpx.post, f"{api_url}/devices/enrollments",
+            json={"customer_id": "cust-e2e", "site": "Lab", "purpose": "reenroll",
+                  "target_device": device})
+        argv[4] = r.json()["code"]
+        assert await asyncio.to_thread(agent_main, argv) == 0
+        assert load_agent_config(config, {}).device_id == device
+        b2, r2 = await _run_for(config, 2.0)
+        assert b2 > 0
+        await asyncio.to_thread(wait_until, lambda: stored(pg_url, device) >= r1 + r2, 30,
+                                "every reading of both installations")
+        assert stored(pg_url, device) == r1 + r2
+        assert batch_count(pg_url, device) == b1 + b2
+        with psycopg.connect(pg_url) as conn:
+            row = conn.execute("SELECT count(*) FROM batch_conflicts").fetchone()
+        assert row == (0,)
+    finally:
+        collector.stop()
