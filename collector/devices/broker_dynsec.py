@@ -52,7 +52,7 @@ class DynsecBrokerAccess:
 
     def __init__(self, settings: DynsecSettings) -> None:
         self._s = settings
-        self._lock = threading.Lock()  # one command message at a time
+        self._lock = threading.Lock()  # connecting and handing a message to paho
         self._cond = threading.Condition()
         self._answers: dict[str, dict[str, object]] = {}
         self._connected = threading.Event()
@@ -149,24 +149,27 @@ class DynsecBrokerAccess:
         return out
 
     def _exchange(self, commands: Sequence[dynsec.Command]) -> list[dict[str, object]]:
+        """Send one command message and wait for its answers. Several threads may have
+        messages in flight at once (answers are matched by correlation data), so concurrent
+        enrollments share the broker round trip instead of queueing behind each other."""
+        ids = [uuid.uuid4().hex for _ in commands]
+        tagged = [{**c, "correlationData": i} for c, i in zip(commands, ids, strict=True)]
         with self._lock:
             self._ensure_connected()
-            ids = [uuid.uuid4().hex for _ in commands]
-            tagged = [{**c, "correlationData": i} for c, i in zip(commands, ids, strict=True)]
             info = self._client.publish(dynsec.CONTROL_TOPIC, dynsec.encode(tagged), qos=1)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                raise BrokerAccessError(f"cannot send to the broker: {mqtt.error_string(info.rc)}")
-            with self._cond:
-                done = self._cond.wait_for(
-                    lambda: all(i in self._answers for i in ids), self._s.timeout_s
-                )
-                answers = [self._answers.pop(i, None) for i in ids]
-            if not done:
-                raise BrokerAccessError(
-                    "the broker did not answer the dynamic-security commands (is the plugin "
-                    "loaded and may this account publish to $CONTROL/dynamic-security/#?)",
-                    command=str(commands[0].get("command", "")),
-                )
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise BrokerAccessError(f"cannot send to the broker: {mqtt.error_string(info.rc)}")
+        with self._cond:
+            done = self._cond.wait_for(
+                lambda: all(i in self._answers for i in ids), self._s.timeout_s
+            )
+            answers = [self._answers.pop(i, None) for i in ids]
+        if not done:
+            raise BrokerAccessError(
+                "the broker did not answer the dynamic-security commands (is the plugin "
+                "loaded and may this account publish to $CONTROL/dynamic-security/#?)",
+                command=str(commands[0].get("command", "")),
+            )
         return [a if a is not None else {} for a in answers]
 
     def provision(self, device_id: str, password: str) -> None:
