@@ -49,10 +49,9 @@ def _device_acls(device_id: str) -> list[dict[str, object]]:
         {"acltype": "subscribeLiteral", "topic": t, "priority": 0, "allow": True}
         for t in topics.subscribe
     ]
-    acls += [
-        {"acltype": "publishClientReceive", "topic": t, "priority": 0, "allow": True}
-        for t in topics.subscribe
-    ]
+    # Delivery of what it may subscribe to is left to the plugin's default
+    # (publishClientReceive: allow); every ACL entry makes the plugin's file, which Mosquitto
+    # 2.0 rewrites whole on every change, bigger for every later enrollment.
     return acls
 
 
@@ -62,7 +61,7 @@ def provision_commands(device_id: str, password: str) -> list[Command]:
     return [
         {"command": "createRole", "rolename": role, "acls": _device_acls(device_id)},
         {"command": "createClient", "username": device_id, "password": password,
-         "textname": f"Tally device {device_id}", "roles": [{"rolename": role, "priority": 0}]},
+         "roles": [{"rolename": role, "priority": 0}]},
     ]
 
 
