@@ -1,5 +1,6 @@
 """Storage of enrollments and devices (tables ``device_enrollments``, ``devices``).
 
+A replacement hands the old device's series to the new device (see ``redeem``).
 Redemption and decommissioning take a row lock and call a hook before committing, so the broker
 change (credentials created or revoked) happens inside the transaction: if the broker refuses,
 nothing is recorded and the code stays usable.
@@ -156,6 +157,14 @@ class DeviceStore:
             if replaced is not None:
                 conn.execute(
                     "UPDATE devices SET replaced_by = %s WHERE device_id = %s",
+                    (device.device_id, replaced.device_id),
+                )
+                # The meters keep their series: the new device's readings continue the same
+                # series (same series_id), so usage derivation runs across the swap (counter
+                # continuity, gap estimates) and the subscriptions that bill those series go
+                # on unchanged: no gap, no double count.
+                conn.execute(
+                    "UPDATE series SET device_id = %s WHERE device_id = %s",
                     (device.device_id, replaced.device_id),
                 )
             conn.execute(
