@@ -52,8 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     text = ("enroll this device with a one-time code from the collector: writes the agent "
             "configuration and broker credentials (0600); safe to run again")
     e = sub.add_parser("enroll", help=text, description=text)
-    e.add_argument("--collector", required=True, help="collector URL, e.g. https://tally.example")
-    e.add_argument("--code", required=True, help="the one-time enrollment code")
+    e.add_argument("--collector", help="collector URL, e.g. https://tally.example")
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--code", help="the one-time enrollment code")
+    what.add_argument("--qr", help="the scanned QR text (tally-enroll:?code=…&collector=…)")
     e.add_argument("--config", "-c", type=Path, help="where to write the configuration",
                    default=Path(os.environ.get("TALLY_AGENT_CONFIG", _DEFAULT_CONFIG)))
     e.add_argument("--state-dir", type=Path, default=Path("/var/lib/tally-agent"),
@@ -65,11 +67,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from agent.enroll import EnrollRequest, enroll  # noqa: PLC0415 - httpx only when enrolling
+    from agent.enroll import EnrollRequest, enroll, parse_qr  # noqa: PLC0415 - httpx on demand
 
+    code, collector = args.code, args.collector
+    if args.qr is not None:
+        code, from_qr = parse_qr(args.qr)
+        collector = collector or from_qr
+    if not collector:
+        raise ConfigError("--collector is required (the QR code did not name one)")
     outcome = enroll(EnrollRequest(
-        args.collector, args.code, args.config, args.state_dir, args.ca_file,
-        args.broker_ca_file,
+        collector, code, args.config, args.state_dir, args.ca_file, args.broker_ca_file,
     ))
     if outcome.already_enrolled:
         print(f"already enrolled as {outcome.device_id} ({args.config}); nothing changed")

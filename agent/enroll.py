@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import tomli_w
@@ -24,7 +25,7 @@ from agent.config import load_config
 from agent.errors import ConfigError, EnrollError
 from agent.private_files import write_private
 
-__all__ = ["EnrollOutcome", "EnrollRequest", "enroll"]
+__all__ = ["EnrollOutcome", "EnrollRequest", "enroll", "parse_qr"]
 
 CREDENTIALS_NAME = "broker.password"
 PENDING_FILE = "enroll.pending.json"
@@ -39,6 +40,18 @@ class EnrollRequest:
     ca_file: Path | None = None  # CA of the collector's HTTPS certificate (private CAs)
     broker_ca_file: Path | None = None  # CA of the broker's certificate (default: ca_file)
     timeout_s: float = 30.0
+
+
+def parse_qr(text: str) -> tuple[str, str | None]:
+    """(code, collector URL or None) from a scanned ``tally-enroll:?code=…&collector=…``."""
+    if not text.startswith("tally-enroll:"):
+        raise EnrollError("not a Tally enrollment QR code (expected tally-enroll:?code=...)")
+    query = parse_qs(urlsplit(text).query)
+    codes = query.get("code")
+    if not codes:
+        raise EnrollError("the QR code holds no enrollment code")
+    collectors = query.get("collector")
+    return codes[0], collectors[0] if collectors else None
 
 
 @dataclass(frozen=True, slots=True)

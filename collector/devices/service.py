@@ -7,6 +7,7 @@ Used by the API routes and the CLI. The clock is injected; the broker is a ``Bro
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -72,6 +73,16 @@ class DeviceService:
     settings: ServiceSettings
     clock: Callable[[], datetime]
     limiter: AttemptLimiter = field(default_factory=AttemptLimiter)
+    # The API serves requests from a thread pool; the limiter is plain data.
+    _limiter_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _allowed(self, client: str, now_s: float) -> bool:
+        with self._limiter_lock:
+            return self.limiter.allowed(client, now_s)
+
+    def _failed(self, client: str, now_s: float) -> None:
+        with self._limiter_lock:
+            self.limiter.failed(client, now_s)
 
     def create_enrollment(
         self,
@@ -112,7 +123,7 @@ class DeviceService:
         """Redeem a code with the device's own secret; raises ``EnrollmentRefused``."""
         now = self.clock()
         now_s = now.timestamp()
-        if not self.limiter.allowed(client, now_s):
+        if not self._allowed(client, now_s):
             raise EnrollmentRefused(
                 "rate_limited", "too many failed enrollment attempts; try again later"
             )
@@ -120,7 +131,7 @@ class DeviceService:
         try:
             digest = code_digest(code)
         except EnrollmentRefused:
-            self.limiter.failed(client, now_s)
+            self._failed(client, now_s)
             raise
         sdigest = secret_digest(secret)
 
@@ -137,7 +148,7 @@ class DeviceService:
 
         result = self.store.redeem(digest, decide, sdigest, now, before_commit)
         if result is None:
-            self.limiter.failed(client, now_s)
+            self._failed(client, now_s)
             raise EnrollmentRefused("unknown", "unknown enrollment code")
         device, fresh = result
         if not fresh:  # a retry: make sure the broker has the (same) secret
