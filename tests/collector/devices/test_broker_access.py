@@ -125,3 +125,24 @@ def test_devices_connect_over_tls_with_the_operator_ca(
     assert not rc.is_failure
     assert not probe.publish("tally/v1/dev-a/readings", b"tls").is_failure
     probe.close()
+
+
+def test_oversized_messages_are_refused(
+    dynsec_broker: DynsecBroker, broker_access: DynsecBrokerAccess
+) -> None:
+    """message_size_limit: a publish beyond 2 MiB never reaches the collector."""
+    broker_access.provision("dev-a", PW_A)
+    collector = _device(dynsec_broker, "collector", COLLECTOR_PASSWORD)
+    assert not collector.subscribe("tally/v1/#").is_failure
+    a = _device(dynsec_broker, "dev-a", PW_A)
+    info = a.client.publish("tally/v1/dev-a/readings", b"x" * (2 * 1024 * 1024 + 1), qos=1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and info.mid not in a.pubacks \
+            and not a.disconnected.is_set():
+        time.sleep(0.05)
+    refused = a.disconnected.is_set() or (info.mid in a.pubacks and a.pubacks[info.mid].is_failure)
+    assert refused, "the broker accepted a message beyond message_size_limit"
+    time.sleep(0.5)
+    assert all(len(p) < 2 * 1024 * 1024 for _, p in collector.messages)
+    a.close()
+    collector.close()

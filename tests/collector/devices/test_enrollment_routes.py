@@ -184,3 +184,23 @@ def test_replacement_moves_meters_and_revokes_the_old_device(
     listed = {d["device_id"]: d for d in client.get("/devices/registry").json()}
     assert listed[old]["state"] == "decommissioned"
     assert listed[old]["replaced_by"] == new
+
+
+def test_broker_failure_rolls_back_and_the_code_stays_usable(
+    client: TestClient, broker: MemoryBrokerAccess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.errors import BrokerAccessError  # noqa: PLC0415
+
+    code = str(_enroll(client)["code"])
+
+    def refuse(device_id: str, password: str) -> None:
+        raise BrokerAccessError("broker refused createClient: test", command="createClient")
+
+    monkeypatch.setattr(broker, "provision", refuse)
+    r = client.post("/enroll", json={"code": code, "secret": SECRET})
+    assert r.status_code == 502
+    assert client.get("/devices/registry").json() == []
+    monkeypatch.undo()
+    r = client.post("/enroll", json={"code": code, "secret": SECRET})
+    assert r.status_code == 200
+    assert broker.passwords == {r.json()["device_id"]: SECRET}
