@@ -143,7 +143,7 @@ class DeviceService:
         def before_commit(device: Device, replaced: Device | None) -> None:
             self.broker.provision(device.device_id, secret)
             if replaced is not None:
-                self.broker.revoke(replaced.device_id)
+                self._retire(replaced)
             self._publish_config(device)
 
         result = self.store.redeem(digest, decide, sdigest, now, before_commit)
@@ -158,9 +158,13 @@ class DeviceService:
 
     def decommission(self, device_id: str) -> Device:
         """Revoke the device at the broker (its connection is dropped) and mark it."""
-        return self.store.decommission(
-            device_id, self.clock(), lambda d: self.broker.revoke(d.device_id)
-        )
+        return self.store.decommission(device_id, self.clock(), self._retire)
+
+    def _retire(self, device: Device) -> None:
+        """Revoke at the broker and clear the retained config (an empty retained message
+        deletes it), so no configuration lingers for an identity that no longer exists."""
+        self.broker.revoke(device.device_id)
+        self.broker.publish_retained(DeviceTopics(device.device_id).config, b"")
 
     def configure(self, device_id: str, meters: Sequence[MeterSpec]) -> Device:
         """New meters/intervals: stored with the next version and published, retained."""
