@@ -17,6 +17,7 @@ import psycopg
 import pytest
 import uvicorn
 
+from agent.buffer_inspect import inspect_buffer
 from agent.cli import main as agent_main
 from agent.config import load_config as load_agent_config
 from agent.runner import open_agent
@@ -33,7 +34,7 @@ from tests.support.dynsec_broker import DynsecBroker
 
 from .conftest import COLLECTOR_PASSWORD
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
 
 METERS = [{"name": "main", "type": "simulated-energy", "interval_s": 0.2,
            "options": {"seed": 3, "base_kw": 0.5, "peak_kw": 2.0}}]
@@ -136,7 +137,7 @@ async def test_enroll_then_run_publishes_with_no_further_step(
         assert await asyncio.to_thread(collector.consumer.wait_connected, 15)
         running = await open_agent(cfg)
         agent = asyncio.create_task(running.run(stop))
-        await asyncio.to_thread(wait_until, lambda: stored(pg_url, device) >= 5, 30,
+        await asyncio.to_thread(wait_until, lambda: stored(pg_url, device) >= 5, 60,
                                 "readings of the enrolled agent in the database")
         # Remote configuration: a second meter; applied without restart, version reported.
         meters = [*METERS, {"name": "pump", "type": "simulated-water", "interval_s": 0.2,
@@ -145,9 +146,9 @@ async def test_enroll_then_run_publishes_with_no_further_step(
                                     json={"meters": meters})
         assert r.status_code == 200, r.text
         assert r.json()["config_version"] == 2
-        await asyncio.to_thread(wait_until, lambda: stored(pg_url, device, "pump") >= 3, 30,
+        await asyncio.to_thread(wait_until, lambda: stored(pg_url, device, "pump") >= 3, 60,
                                 "readings of the remotely added meter")
-        await asyncio.to_thread(wait_until, lambda: status_version(pg_url, device) == 2, 30,
+        await asyncio.to_thread(wait_until, lambda: status_version(pg_url, device) == 2, 60,
                                 "the agent to report config version 2")
         assert not agent.done()
         # Decommissioning: the broker drops the agent at once and refuses it from then on.
@@ -155,10 +156,10 @@ async def test_enroll_then_run_publishes_with_no_further_step(
             httpx.post, f"{api_url}/devices/registry/{device}/decommission")
         assert r.status_code == 200
         await asyncio.to_thread(
-            wait_until, lambda: "not authorised" in str(running.health.last_error), 30,
+            wait_until, lambda: "not authorised" in str(running.health.last_error), 60,
             "the agent to be refused by the broker")
         stop.set()
-        await asyncio.wait_for(agent, 30)
+        await asyncio.wait_for(agent, 60)
     finally:
         stop.set()
         collector.stop()
@@ -178,7 +179,9 @@ async def _run_for(cfg_path: Path, seconds: float) -> tuple[int, int]:
     task = asyncio.create_task(running.run(stop))
     await asyncio.sleep(seconds)
     stop.set()
-    await asyncio.wait_for(task, 30)
+    await asyncio.wait_for(task, 60)
+    depth = inspect_buffer(Path(running.cfg.buffer.path)).depth
+    assert depth == 0, f"the agent stopped with {depth} unacknowledged readings"
     return running.health.published_batches, running.health.published_readings
 
 
@@ -211,7 +214,7 @@ async def test_wiped_disk_reenrolls_and_no_new_batch_is_taken_for_an_old_one(
         assert load_agent_config(config, {}).device_id == device
         b2, r2 = await _run_for(config, 2.0)
         assert b2 > 0
-        await asyncio.to_thread(wait_until, lambda: stored(pg_url, device) >= r1 + r2, 30,
+        await asyncio.to_thread(wait_until, lambda: stored(pg_url, device) >= r1 + r2, 60,
                                 "every reading of both installations")
         assert stored(pg_url, device) == r1 + r2
         assert batch_count(pg_url, device) == b1 + b2
