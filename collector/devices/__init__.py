@@ -5,5 +5,6 @@ records and lifecycle rules), ``guessing`` (rate limiting of code attempts), ``t
 topics a device may use), ``dynsec`` (Mosquitto dynamic-security command documents),
 ``remote_config`` (the versioned configuration document a device receives).
 Port + fake: ``broker_port`` / ``broker_fake``; adapter: ``broker_dynsec`` (paho-mqtt).
-Orchestration: ``service`` (storage + broker, used by the API and the CLI).
+Orchestration: ``service`` (storage + broker, used by the API and the CLI), ``wiring`` (builds
+it from the configuration), ``cli`` (``tally-collector devices …``); ``fleet`` (pure fleet view).
 """

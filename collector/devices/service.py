@@ -137,6 +137,9 @@ class DeviceService:
 
         def decide(r: Redemption) -> Device | None:
             if check_redeemable(r.enrollment, now, sdigest):
+                if r.existing is None or r.existing.state is not DeviceState.ACTIVE:
+                    # never bring a decommissioned identity back through an old code
+                    raise EnrollmentRefused("used", "this enrollment code has already been used")
                 return None
             return _device_for(r, now, installation[:128])
 

@@ -71,7 +71,8 @@ class Redemption:
 
     def __init__(self, enrollment: Enrollment, existing: Device | None) -> None:
         self.enrollment = enrollment
-        self.existing = existing  # the target device of a re-enrollment or replacement
+        # a used code: the device it enrolled; else the target of a re-enrollment/replacement
+        self.existing = existing
 
 
 class DeviceStore:
@@ -130,7 +131,9 @@ class DeviceStore:
             if row is None:
                 return None
             enrollment = _enrollment(row)
-            target = enrollment.target_device or enrollment.device_id
+            # a used code: the device it enrolled; otherwise the device it re-enrolls/replaces
+            target = enrollment.device_id if enrollment.redeemed_at is not None else (
+                enrollment.target_device)
             existing = _require_device(conn, target, lock=True) if target else None
             device = decide(Redemption(enrollment, existing))
             if device is None:

@@ -205,3 +205,25 @@ def test_broker_failure_rolls_back_and_the_code_stays_usable(
     r = client.post("/enroll", json={"code": code, "secret": SECRET})
     assert r.status_code == 200
     assert broker.passwords == {r.json()["device_id"]: SECRET}
+
+
+def test_a_used_code_never_revives_a_decommissioned_device(
+    client: TestClient, broker: MemoryBrokerAccess
+) -> None:
+    code = str(_enroll(client)["code"])
+    dev = client.post("/enroll", json={"code": code, "secret": SECRET}).json()["device_id"]
+    assert client.post(f"/devices/registry/{dev}/decommission").status_code == 200
+    retry = client.post("/enroll", json={"code": code, "secret": SECRET})
+    assert retry.status_code == 409
+    assert dev not in broker.passwords
+
+
+def test_retry_of_a_replacement_answers_the_new_device(client: TestClient) -> None:
+    code = str(_enroll(client)["code"])
+    old = client.post("/enroll", json={"code": code, "secret": SECRET}).json()["device_id"]
+    rep = str(_enroll(client, meters=[], purpose="replace", target_device=old)["code"])
+    body = {"code": rep, "secret": "replacement-secret-0123456789"}
+    first = client.post("/enroll", json=body).json()["device_id"]
+    again = client.post("/enroll", json=body)
+    assert again.status_code == 200
+    assert again.json()["device_id"] == first != old
