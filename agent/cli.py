@@ -50,7 +50,41 @@ def _parser() -> argparse.ArgumentParser:
                            choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         if name == "status":
             p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    text = ("enroll this device with a one-time code from the collector: writes the agent "
+            "configuration and broker credentials (0600); safe to run again")
+    e = sub.add_parser("enroll", help=text, description=text)
+    e.add_argument("--collector", help="collector URL, e.g. https://tally.example")
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--code", help="the one-time enrollment code")
+    what.add_argument("--qr", help="the scanned QR text (tally-enroll:?code=…&collector=…)")
+    e.add_argument("--config", "-c", type=Path, help="where to write the configuration",
+                   default=Path(os.environ.get("TALLY_AGENT_CONFIG", _DEFAULT_CONFIG)))
+    e.add_argument("--state-dir", type=Path, default=Path("/var/lib/tally-agent"),
+                   help="where credentials and the buffer live (default /var/lib/tally-agent)")
+    e.add_argument("--ca-file", type=Path, help="CA certificate of a private collector CA")
+    e.add_argument("--broker-ca-file", type=Path,
+                   help="CA certificate of the broker (default: --ca-file)")
     return parser
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from agent.enroll import EnrollRequest, enroll, parse_qr  # noqa: PLC0415 - httpx on demand
+
+    code, collector = args.code, args.collector
+    if args.qr is not None:
+        code, from_qr = parse_qr(args.qr)
+        collector = collector or from_qr
+    if not collector:
+        raise ConfigError("--collector is required (the QR code did not name one)")
+    outcome = enroll(EnrollRequest(
+        collector, code, args.config, args.state_dir, args.ca_file, args.broker_ca_file,
+    ))
+    if outcome.already_enrolled:
+        print(f"already enrolled as {outcome.device_id} ({args.config}); nothing changed")
+    else:
+        print(f"enrolled as {outcome.device_id}; configuration written to {args.config}; "
+              "start the agent with `tally-agent run`")
+    return 0
 
 
 async def _run(cfg: AgentConfig) -> None:
@@ -102,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tally-agent`` and ``python -m agent``; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "enroll":
+            return _enroll(args)
         cfg = load_config(args.config, os.environ)
         if args.command == "check-config":
             _check(cfg)

@@ -35,7 +35,13 @@ class BrokerConfig(_Strict):
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    # The operator CA that signed the broker's certificate (private CAs); default: system CAs.
     ca_file: Path | None = None
+    # Client certificate and key, for brokers that authenticate devices by certificate.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # A file holding the password (written 0600 by `tally-agent enroll`); wins over `password`.
+    password_file: Path | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
     reconnect_min_s: float = Field(default=0.5, gt=0)
@@ -72,6 +78,14 @@ class BrokerConfig(_Strict):
         parts = urlsplit(self.url)
         user = self.username or (unquote(parts.username) if parts.username else None)
         password = self.password or (unquote(parts.password) if parts.password else None)
+        if self.password_file is not None:
+            try:
+                password = self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"broker.password_file: cannot read {self.password_file}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
         return user, password
 
 

@@ -7,6 +7,7 @@
     │   ├── BufferFullError         the buffer is at its size limit and the policy refuses
     │   └── DiskFullError           the disk (or SQLite's page limit) is full; retry later
     ├── PublishError                the MQTT publisher failed (has .rc, paho's reason code)
+    ├── EnrollError                 enrollment at the collector failed (has .status, .reason)
     └── SourceError                 a reading source failed (has .source)
 """
 
@@ -18,6 +19,7 @@ __all__ = [
     "BufferFullError",
     "ConfigError",
     "DiskFullError",
+    "EnrollError",
     "ProtocolError",
     "PublishError",
     "SourceError",
@@ -67,3 +69,13 @@ class SourceError(AgentError):
     def __init__(self, message: str, *, source: str) -> None:
         super().__init__(message)
         self.source = source
+
+
+class EnrollError(AgentError):
+    """Enrollment at the collector failed; ``status`` is the HTTP status (0: no answer) and
+    ``reason`` the collector's refusal kind (expired, used, rate_limited, …) when it gave one."""
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason

@@ -46,6 +46,7 @@ __all__ = [
     "Kind",
     "Reading",
     "Series",
+    "config_topic",
     "decode_batch",
     "device_from_topic",
     "encode_batch",
@@ -167,6 +168,11 @@ def readings_topic(device: str) -> str:
 
 def status_topic(device: str) -> str:
     return f"{TOPIC_PREFIX}/{_check_id('device', device)}/status"
+
+
+def config_topic(device: str) -> str:
+    """Where the collector publishes the device's remote configuration (retained)."""
+    return f"{TOPIC_PREFIX}/{_check_id('device', device)}/config"
 
 
 def device_from_topic(topic: str) -> str:

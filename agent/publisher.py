@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import BrokerConfig
+from agent.connect_errors import explain_refusal, explain_transport
 from agent.errors import ConfigError, PublishError
 
 
@@ -48,6 +49,14 @@ class MqttPublisher:
                 )
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"broker.ca_file: cannot load {broker.ca_file}: {exc}") from exc
+            if broker.cert_file is not None:
+                try:
+                    ctx.load_cert_chain(str(broker.cert_file),
+                                        str(broker.key_file) if broker.key_file else None)
+                except (OSError, ssl.SSLError) as exc:
+                    raise ConfigError(
+                        f"broker.cert_file/key_file: cannot load {broker.cert_file}: {exc}"
+                    ) from exc
             self._client.tls_set_context(ctx)
         if will_topic is not None and will_payload is not None:
             self._client.will_set(will_topic, will_payload, qos=1, retain=True)
@@ -66,6 +75,19 @@ class MqttPublisher:
         self._down.set()
         self._misc: asyncio.Task[None] | None = None
         self.last_disconnect: str | None = None
+        self._subscriptions: tuple[str, ...] = ()
+        self._on_message: Callable[[str, bytes], None] | None = None
+        self._client.on_message = self._on_mqtt_message
+
+    def listen(self, topics: tuple[str, ...], handler: Callable[[str, bytes], None]) -> None:
+        """Subscribe to ``topics`` (QoS 1) on every connection; ``handler(topic, payload)``
+        runs in the event loop."""
+        self._subscriptions = topics
+        self._on_message = handler
+
+    def _on_mqtt_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._on_message is not None:
+            self._soon(self._on_message, msg.topic, bytes(msg.payload))
 
     # -- paho callbacks (may run in the executor thread during connect) --------------------
 
@@ -125,11 +147,13 @@ class MqttPublisher:
         if rc.is_failure:
             if fut is not None and not fut.done():
                 fut.set_exception(
-                    PublishError(f"broker refused the connection: {rc}", rc=int(rc.value))
+                    PublishError(explain_refusal(int(rc.value), str(rc)), rc=int(rc.value))
                 )
             return
         self._connected = True
         self._down.clear()
+        for topic in self._subscriptions:
+            self._client.subscribe(topic, qos=1)
         if fut is not None and not fut.done():
             fut.set_result(None)
 
@@ -185,7 +209,8 @@ class MqttPublisher:
             )
         except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
             raise PublishError(
-                f"cannot connect to {self._broker.host}:{self._broker.port}: {exc!r}"
+                f"cannot connect to {self._broker.host}:{self._broker.port}: "
+                f"{explain_transport(exc)}"
             ) from exc
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise PublishError(f"connect failed: {mqtt.error_string(rc)}", rc=int(rc))

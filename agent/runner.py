@@ -27,10 +27,19 @@ from agent.buffer_port import ReadingBuffer, SealedBatch
 from agent.clock import Clock, SystemClock, to_ms
 from agent.config import AgentConfig
 from agent.errors import AgentError, BufferFullError, DiskFullError, PublishError
-from agent.protocol import Batch, Reading, encode_batch, readings_topic, status_topic
+from agent.private_files import write_private
+from agent.protocol import (
+    Batch,
+    Reading,
+    config_topic,
+    encode_batch,
+    readings_topic,
+    status_topic,
+)
 from agent.publisher import MqttPublisher
 from agent.publisher_port import Publisher
 from agent.redact import redact_url
+from agent.remote_config import applied_path, load_applied, parse_remote_config
 from agent.sources.base import Source
 from agent.sources.factory import build_sources
 from agent.status import Health, offline_status, online_status
@@ -65,6 +74,10 @@ class Agent:
         self._to_ack: list[int] = []  # PUBACKed, waiting for the acker to delete them
         self._acking: set[int] = set()  # PUBACKed and not yet deleted: never re-send these
         self._ack_wake = asyncio.Event()
+        self.config_version = 0  # the remote config version running (0: local file only)
+        self._polls: dict[str, asyncio.Task[None]] = {}
+        self._stop: asyncio.Event | None = None
+        self._config_lock = asyncio.Lock()
 
     def _now_ms(self) -> int:
         return to_ms(self.clock.now())
@@ -233,7 +246,8 @@ class Agent:
         with contextlib.suppress(AgentError):
             stats = await self.buffer.stats()
         payload = online_status(device=self.cfg.device_id, version=__version__,
-                                now_ms=self._now_ms(), stats=stats, health=self.health)
+                                now_ms=self._now_ms(), stats=stats, health=self.health,
+                                config_version=self.config_version)
         with contextlib.suppress(PublishError):
             self.publisher.publish(self._status_topic, payload, retain=True)
 
@@ -283,15 +297,16 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down cleanly (bounded by shutdown_timeout_s)."""
         deadline = asyncio.Event()
-        polls = [asyncio.create_task(self._poll(s, stop), name=f"poll-{s.name}")
-                 for s in self.sources]
+        self._stop = stop
+        self._start_polls(stop)
         batcher = asyncio.create_task(self._batcher(), name="batcher")
         status = asyncio.create_task(self._status_loop(stop), name="status")
         supervisor = asyncio.create_task(self._supervise(stop, deadline), name="supervisor")
         acker = asyncio.create_task(self._acker(), name="acker")
         try:
             await stop.wait()
-            await asyncio.gather(*polls)
+            async with self._config_lock:  # no configuration change while shutting down
+                await asyncio.gather(*self._polls.values())
             self._polling_done.set()
             self._appended.set()
             with contextlib.suppress(TimeoutError):
@@ -300,6 +315,7 @@ class Agent:
                 await asyncio.wait_for(asyncio.shield(supervisor), self.cfg.shutdown_timeout_s)
         finally:
             deadline.set()
+            polls = list(self._polls.values())
             for task in (*polls, batcher, status, supervisor, acker):
                 task.cancel()
             await asyncio.gather(*polls, batcher, status, supervisor, acker,
@@ -309,6 +325,48 @@ class Agent:
                 with contextlib.suppress(Exception):
                     await source.close()
             await self.buffer.close()
+
+    def _start_polls(self, stop: asyncio.Event) -> None:
+        self._polls = {s.name: asyncio.create_task(self._poll(s, stop), name=f"poll-{s.name}")
+                       for s in self.sources}
+
+    def on_config(self, topic: str, payload: bytes) -> None:
+        """A config document arrived (retained, on connect or when staff change it)."""
+        if payload:
+            asyncio.get_running_loop().create_task(self.apply_config(payload))
+
+    async def apply_config(self, payload: bytes) -> bool:
+        """Apply a remote config if it is newer: sources are rebuilt and polled from now on,
+        without a restart; the document is kept for the next start. Returns whether applied."""
+        async with self._config_lock:
+            stop = self._stop
+            if stop is None or stop.is_set():
+                return False
+            try:
+                rc = parse_remote_config(payload, self.cfg.device_id)
+                if rc.version <= self.config_version:
+                    return False
+                sources = build_sources(list(rc.sources), self.buffer)
+            except AgentError as exc:
+                self.health.error(f"remote config refused: {exc}", self._now_ms())
+                log.warning("remote config refused: %s", exc)
+                return False
+            old_tasks, old_sources = list(self._polls.values()), self.sources
+            for task in old_tasks:
+                task.cancel()
+            await asyncio.gather(*old_tasks, return_exceptions=True)
+            for source in old_sources:
+                with contextlib.suppress(Exception):
+                    await source.close()
+            self.sources = list(sources)
+            self._start_polls(stop)
+            self.config_version = rc.version
+            with contextlib.suppress(OSError):
+                write_private(applied_path(Path(self.cfg.buffer.path)), rc.raw)
+            log.info("remote config version %d applied: %d source(s)", rc.version,
+                     len(self.sources))
+        await self._status()
+        return True
 
     async def _farewell(self) -> None:
         self._take_done()
@@ -326,13 +384,14 @@ class Agent:
         await self.publisher.close()
 
 
-async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | None = None) -> None:
-    """Build everything from ``cfg`` and run until ``stop`` is set."""
+async def open_agent(cfg: AgentConfig, *, clock: Clock | None = None) -> Agent:
+    """Build the agent from ``cfg`` (buffer opened, publisher made, remote config restored)."""
     clock = clock or SystemClock()
     buffer = await SqliteBuffer.open(Path(cfg.buffer.path), device_id=cfg.device_id,
                                      now_ms=to_ms(clock.now()), limits=cfg.buffer.limits())
     try:
-        sources = build_sources(cfg.sources, buffer)
+        applied = load_applied(Path(cfg.buffer.path), cfg.device_id)
+        sources = build_sources(list(applied.sources) if applied else cfg.sources, buffer)
         publisher = MqttPublisher(
             client_id=cfg.device_id, broker=cfg.broker, will_topic=status_topic(cfg.device_id),
             will_payload=offline_status(device=cfg.device_id, version=__version__,
@@ -343,4 +402,12 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | Non
         await buffer.close()
         raise
     agent = Agent(cfg, buffer=buffer, publisher=publisher, sources=sources, clock=clock)
+    agent.config_version = applied.version if applied else 0
+    publisher.listen((config_topic(cfg.device_id),), agent.on_config)
+    return agent
+
+
+async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | None = None) -> None:
+    """Build everything from ``cfg`` and run until ``stop`` is set."""
+    agent = await open_agent(cfg, clock=clock)
     await agent.run(stop)

@@ -28,12 +28,14 @@ class Health:
 
 def online_status(
     *, device: str, version: str, now_ms: int, stats: BufferStats | None, health: Health,
+    config_version: int = 0,
 ) -> bytes:
-    """The periodic/online status document."""
+    """The periodic/online status document (``config_version`` 0: local configuration only)."""
     doc: dict[str, object] = {
         "state": "online",
         "device": device,
         "agent": version,
+        "config_version": config_version,
         "ts": now_ms,
         "buffer_depth": None if stats is None else stats.depth,
         "buffer": None if stats is None else {

@@ -22,7 +22,9 @@ from collector.errors import CollectorError
 __all__ = ["EXTENSION_MODULES", "Command", "build_parser", "main"]
 
 # Modules that contribute subcommands (each has ``commands() -> Sequence[Command]``).
-EXTENSION_MODULES: tuple[str, ...] = ("collector.billing.cli", "collector.access.cli")
+EXTENSION_MODULES: tuple[str, ...] = (
+    "collector.billing.cli", "collector.access.cli", "collector.devices.cli",
+)
 
 
 @dataclass(frozen=True, slots=True)

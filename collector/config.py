@@ -26,6 +26,7 @@ __all__ = [
     "ApiConfig",
     "CollectorConfig",
     "DatabaseConfig",
+    "DevicesConfig",
     "IngestConfig",
     "MqttConfig",
     "MqttEndpoint",
@@ -134,6 +135,31 @@ class ApiConfig(_Section):
         return self.host in {"127.0.0.1", "::1", "localhost"} or self.host.startswith("127.")
 
 
+class DevicesConfig(_Section):
+    """Device identity (docs/security.md "Devices and the broker")."""
+
+    # Enrollment and broker provisioning on; needs broker_admin_url.
+    enabled: bool = False
+    # The dynamic-security admin account (`mosquitto_ctrl dynsec init`), e.g.
+    # mqtt://tally-admin:<password>@mosquitto:1883 (the internal listener).
+    broker_admin_url: str = ""
+    broker_ca_file: Path | None = None
+    # What enrolled devices are told to connect to (the TLS listener).
+    device_broker_url: str = "mqtts://127.0.0.1:8883"
+    # This collector's URL as devices reach it (printed into the QR code).
+    public_url: str = ""
+    # Batches from devices that are not registered and active are dead-lettered unless this is
+    # true (for development setups without enrollment).
+    accept_unregistered: bool = False
+
+    @field_validator("broker_admin_url")
+    @classmethod
+    def _check_admin(cls, value: str) -> str:
+        if value:
+            parse_mqtt_url(value)
+        return value
+
+
 class CollectorConfig(BaseModel):
     """The whole collector configuration."""
 
@@ -142,6 +168,7 @@ class CollectorConfig(BaseModel):
     mqtt: MqttConfig = MqttConfig()
     ingest: IngestConfig = IngestConfig()
     api: ApiConfig = ApiConfig()
+    devices: DevicesConfig = DevicesConfig()
 
 
 def parse_mqtt_url(url: str) -> MqttEndpoint:
@@ -169,6 +196,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "mqtt": MqttConfig,
     "ingest": IngestConfig,
     "api": ApiConfig,
+    "devices": DevicesConfig,
 }
 
 

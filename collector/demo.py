@@ -43,11 +43,13 @@ from collector.demo_process import (
     workdir_lock,
 )
 from collector.demo_view import render_line, render_table, take_snapshot
+from collector.devices.model import Device, DeviceState
 from collector.embedded.broker import MqttBroker
 from collector.embedded.postgres import EmbeddedPostgres
 from collector.errors import CollectorError
 from collector.runner import Collector, migrate_from_config
 from collector.storage.database import Pool, open_pool
+from collector.storage.devices_store import DeviceStore
 
 __all__ = ["DemoError", "DemoOptions", "main", "run_demo"]
 
@@ -231,9 +233,15 @@ class Demo:
     async def _fleet_and_view(self, spec: FleetSpec, pool: Pool, collector: Collector) -> int:
         stop = asyncio.Event()
         self.stopper.attach(asyncio.get_running_loop(), stop)
+        devices = device_ids(spec)
+        # The collector stores batches only from registered devices: register the simulated
+        # ones (the demo broker is open, so they get no broker credentials).
+        now = datetime.now(UTC)
+        DeviceStore(pool).register([
+            Device(d, "demo", "demo", DeviceState.ACTIVE, (), 1, now) for d in devices
+        ])
         fleet = Fleet(agent_configs(spec))
         fleet.start()
-        devices = device_ids(spec)
         self._say(f"started {len(devices)} simulated agents ({', '.join(devices)}), "
                   f"each with energy, water and data meters read every {spec.interval_s:g}s")
         started = time.monotonic()

@@ -15,9 +15,15 @@
     │   ├── Conflict                 the request conflicts with current state (immutable invoice…)
     │   │   └── NotReady             finalize before the period end + grace window (has .ready_at)
     │   └── ValidationFailed(ValueError)
-    └── AccessError                  staff access (keys, roles) refused or malformed
-        ├── InvalidKey(ValueError)   not a well-formed staff key, or a bad key request
-        └── UnknownKey(LookupError)  no such staff key
+    ├── AccessError                  staff access (keys, roles) refused or malformed
+    │   ├── InvalidKey(ValueError)   not a well-formed staff key, or a bad key request
+    │   └── UnknownKey(LookupError)  no such staff key
+    └── DeviceError                  device identity (collector.devices)
+        ├── EnrollmentRefused            a code was refused (has .kind: expired, used, …)
+        ├── DeviceNotFound(LookupError)
+        ├── DeviceStateError             lifecycle state forbids it (decommissioned device…)
+        ├── InvalidDeviceRequest(ValueError)
+        └── BrokerAccessError            the broker refused a dynamic-security command
 
 Ingest errors for single messages are not exceptions that escape: a bad message becomes a
 dead letter (``agent.errors.ProtocolError`` carries its reason).
@@ -102,3 +108,36 @@ class InvalidKey(AccessError, ValueError):
 
 class UnknownKey(AccessError, LookupError):
     """No staff key with that id."""
+
+
+class DeviceError(CollectorError):
+    """A device identity operation failed (enrollment, broker access, lifecycle)."""
+
+
+class EnrollmentRefused(DeviceError):
+    """An enrollment code was refused; ``kind`` says why (malformed, unknown, expired, used,
+    rate_limited, secret)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class DeviceNotFound(DeviceError, LookupError):
+    """No such device or enrollment."""
+
+
+class DeviceStateError(DeviceError):
+    """The device's lifecycle state does not allow the operation (e.g. already decommissioned)."""
+
+
+class InvalidDeviceRequest(DeviceError, ValueError):
+    """A device or enrollment request is invalid (bad meter configuration, expiry, …)."""
+
+
+class BrokerAccessError(DeviceError):
+    """The broker refused or did not answer a dynamic-security command (has ``.command``)."""
+
+    def __init__(self, message: str, *, command: str = "") -> None:
+        super().__init__(message)
+        self.command = command

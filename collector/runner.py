@@ -22,6 +22,7 @@ from agent.clock import Clock, SystemClock
 from collector.api.app import create_app
 from collector.api.ingest_routes import IngestProbe
 from collector.config import CollectorConfig
+from collector.devices.wiring import build_device_service
 from collector.errors import ConfigError, StorageError
 from collector.ingest.decoders import DecoderTable
 from collector.ingest.messages import InboundMessage
@@ -105,7 +106,7 @@ class Collector:
         self._clock = clock or SystemClock()
         self._pool = pool
         self._stop = threading.Event()
-        self.store = ReadingStore(pool)
+        self.store = ReadingStore(pool, registered_only=not config.devices.accept_unregistered)
         self.writer = IngestWriter(
             self.store, self, self._clock, decoders=decoders, settings=writer_settings(config)
         )
@@ -202,6 +203,7 @@ def _api_server(
         key_cache_s=api.key_cache_s,
         max_body_bytes=api.max_body_bytes,
     )
+    app.state.devices = build_device_service(app_config.devices, pool)
     return uvicorn.Server(
         uvicorn.Config(
             app, host=app_config.api.host, port=app_config.api.port, log_level="warning",

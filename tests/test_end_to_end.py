@@ -265,7 +265,9 @@ async def start_recorded_agent(
 def collector_env(pg_url: str, mqtt_url: str, client_id: str) -> dict[str, str]:
     return {"TALLY_DATABASE_URL": pg_url, "TALLY_MQTT_URL": mqtt_url,
             "TALLY_MQTT_CLIENT_ID": client_id, "TALLY_INGEST_RETRY_MAX_S": "1.0",
-            "TALLY_API_ENABLED": "false"}
+            "TALLY_API_ENABLED": "false",
+            # these agents are not enrolled: accept batches of unregistered devices
+            "TALLY_DEVICES_ACCEPT_UNREGISTERED": "true"}
 
 
 async def test_agents_to_database_exactly_once(

@@ -20,6 +20,7 @@ from . import (
     access_routes,
     billing_routes,
     console_routes,
+    devices_routes,
     ingest_routes,
     portal_routes,
     portal_signin,
@@ -65,6 +66,11 @@ def create_app(
     app.include_router(billing_routes.router)
     app.include_router(access_routes.router)
     app.include_router(portal_routes.router)
+    # Device identity: staff routes, and the public redemption of one-time codes. The service
+    # is ``app.state.devices`` (set by the runner; routes answer 503 without it).
+    app.state.devices = None
+    app.include_router(devices_routes.router)
+    app.include_router(devices_routes.enroll_router)
     app.include_router(portal_signin.router)
     app.include_router(portal_signin.staff_router)
     # The staff console signs staff in with its own session (collector.api.console_routes).

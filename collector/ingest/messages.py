@@ -99,3 +99,4 @@ class FlushOutcome:
     statuses: int = 0
     dead_letters: int = 0
     rejected: tuple[DeadLetter, ...] = field(default=())  # batches the store dead-lettered
+    conflicts: int = 0  # same (device, seq) as a stored batch, different readings: kept aside

@@ -1,9 +1,12 @@
 """ReadingStore: writes one ingest flush (batches, statuses, dead letters) in one transaction.
 
-Per flush: (a) resolve series ids (cached in memory; unknown series inserted with ON CONFLICT),
-(b) insert the batch keys ``(device_id, seq)`` and learn which are new — a batch seen before (in
-an earlier flush or twice in this one) is skipped entirely, (c) binary-COPY the readings of the
-new batches, (d) queue ``usage_dirty`` ranges, (e) store status updates and dead letters, commit.
+Per flush: (0) with ``registered_only``, batches of devices that are not registered and active
+become dead letters and their statuses are ignored, (a) resolve series ids (cached in memory;
+unknown series inserted with ON CONFLICT), (b) insert the batch keys ``(device_id, seq)`` with
+the readings' digest and learn which are new — a batch seen before (in an earlier flush or twice
+in this one) is skipped if its readings are the same, and kept in ``batch_conflicts`` with its
+reason if they differ, (c) binary-COPY the readings of the new batches, (d) queue
+``usage_dirty`` ranges, (e) store status updates and dead letters, commit.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy.typing as npt
 import psycopg
 
 from agent.protocol import Batch
+from collector.ingest.batch_identity import batch_digest
 from collector.ingest.messages import (
     DeadLetter,
     DecodedBatch,
@@ -57,9 +61,12 @@ def _clean(text: str) -> str:
 class ReadingStore:
     """The ingest adapter over PostgreSQL (implements ``collector.ingest.ports.IngestStore``)."""
 
-    def __init__(self, pool: Pool, *, connection_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, pool: Pool, *, connection_timeout_s: float = 5.0, registered_only: bool = False
+    ) -> None:
         self._pool = pool
         self._timeout = connection_timeout_s
+        self._registered_only = registered_only
         self._series: dict[SeriesKey, _SeriesInfo] = {}
 
     @property
@@ -69,29 +76,63 @@ class ReadingStore:
     def write(self, plan: FlushPlan) -> FlushOutcome:
         """Store the plan atomically; raises StorageUnavailable/StorageError and stores nothing."""
         batches, repeats = unique_batches(plan.batches)
+        digests = {id(b): batch_digest(b.batch) for b in plan.batches}
         resolved: dict[SeriesKey, _SeriesInfo] = {}  # series first seen in this flush
         with (
             translate_errors("ingest flush"),
             self._pool.connection(timeout=self._timeout) as conn,
             conn.transaction(),
         ):
+            statuses = plan.statuses
+            untrusted: list[DeadLetter] = []
+            if self._registered_only:
+                batches, untrusted, statuses = _only_registered(conn, batches, statuses)
             resolved = self._resolve_series(conn, batches)
             series = ChainMap(resolved, self._series)
             accepted, rejected = _check_series(batches, series)
-            new = self._insert_batch_keys(conn, accepted)
+            new = self._insert_batch_keys(conn, accepted, digests)
             new_batches = [b for b in accepted if (b.batch.device, b.batch.seq) in new]
+            conflicts = _conflicts_in_flush(plan.batches, digests) + _conflicts_with_stored(
+                conn, [b for b in accepted if (b.batch.device, b.batch.seq) not in new], digests
+            )
             readings = self._copy_readings(conn, new_batches, series)
             self._count_device_batches(conn, new_batches)
-            self._insert_statuses(conn, plan.statuses)
+            self._insert_statuses(conn, statuses)
+            self._insert_conflicts(conn, conflicts, digests)
+            rejected = [*untrusted, *rejected]
             self._insert_dead_letters(conn, (*plan.dead_letters, *rejected))
         self._series.update(resolved)
         return FlushOutcome(
             new_batches=len(new_batches),
-            duplicate_batches=repeats + len(accepted) - len(new_batches),
+            duplicate_batches=repeats + len(accepted) - len(new_batches) - len(conflicts),
             readings=readings,
-            statuses=len(plan.statuses),
+            statuses=len(statuses),
             dead_letters=len(plan.dead_letters) + len(rejected),
             rejected=tuple(rejected),
+            conflicts=len(conflicts),
+        )
+
+    @staticmethod
+    def _insert_conflicts(
+        conn: psycopg.Connection[tuple[object, ...]], conflicts: list[_Conflict],
+        digests: Mapping[int, bytes],
+    ) -> None:
+        if not conflicts:
+            return
+        items = [c.item for c in conflicts]
+        conn.execute(
+            "INSERT INTO batch_conflicts (device_id, seq, received_at, topic, payload,"
+            " reading_count, digest, stored_digest, reason)"
+            " SELECT d, s, to_timestamp(t::double precision / 1000), o, p, n, g, sg, r"
+            " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bytea[],"
+            " %s::int[], %s::bytea[], %s::bytea[], %s::text[]) AS x(d, s, t, o, p, n, g, sg, r)",
+            (
+                [i.batch.device for i in items], [i.batch.seq for i in items],
+                [i.received_ms for i in items], [_clean(i.topic) for i in items],
+                [i.payload for i in items], [i.batch.reading_count for i in items],
+                [digests[id(i)] for i in items], [c.stored_digest for c in conflicts],
+                [c.reason for c in conflicts],
+            ),
         )
 
     def _resolve_series(
@@ -132,20 +173,23 @@ class ReadingStore:
 
     @staticmethod
     def _insert_batch_keys(
-        conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch]
+        conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch],
+        digests: Mapping[int, bytes],
     ) -> set[tuple[str, int]]:
         if not batches:
             return set()
         rows = conn.execute(
-            "INSERT INTO batches (device_id, seq, received_at, reading_count)"
-            " SELECT d, s, to_timestamp(t::double precision / 1000), n"
-            " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::int[]) AS x(d, s, t, n)"
+            "INSERT INTO batches (device_id, seq, received_at, reading_count, digest)"
+            " SELECT d, s, to_timestamp(t::double precision / 1000), n, g"
+            " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::int[], %s::bytea[])"
+            " AS x(d, s, t, n, g)"
             " ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq",
             (
                 [b.batch.device for b in batches],
                 [b.batch.seq for b in batches],
                 [b.received_ms for b in batches],
                 [b.batch.reading_count for b in batches],
+                [digests[id(b)] for b in batches],
             ),
         ).fetchall()
         return {(str(d), int(s)) for d, s in rows}  # type: ignore[call-overload]
@@ -288,3 +332,81 @@ def _series_mismatch(
                 "unit" if info.unit != s.unit else "kind",
             )
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Conflict:
+    item: DecodedBatch
+    stored_digest: bytes | None
+    reason: str
+
+
+def _conflicts_in_flush(
+    batches: tuple[DecodedBatch, ...], digests: Mapping[int, bytes]
+) -> list[_Conflict]:
+    """Later copies of a key in one flush whose readings differ from the first copy's."""
+    first: dict[tuple[str, int], DecodedBatch] = {}
+    out: list[_Conflict] = []
+    for item in batches:
+        key = (item.batch.device, item.batch.seq)
+        kept = first.setdefault(key, item)
+        if kept is not item and digests[id(kept)] != digests[id(item)]:
+            out.append(_Conflict(item, digests[id(kept)],
+                                 f"batch {key[1]} of {key[0]} arrived twice in one flush with "
+                                 "different readings; the first copy was stored"))
+    return out
+
+
+def _conflicts_with_stored(
+    conn: psycopg.Connection[tuple[object, ...]], seen: list[DecodedBatch],
+    digests: Mapping[int, bytes],
+) -> list[_Conflict]:
+    """Batches whose key is already stored with different readings (not a redelivery)."""
+    if not seen:
+        return []
+    rows = conn.execute(
+        "SELECT b.device_id, b.seq, b.digest, b.reading_count FROM batches b"
+        " JOIN unnest(%s::text[], %s::bigint[]) AS x(d, s) ON b.device_id = x.d AND b.seq = x.s",
+        ([i.batch.device for i in seen], [i.batch.seq for i in seen]),
+    ).fetchall()
+    stored: dict[tuple[str, int], tuple[bytes | None, int]] = {
+        (str(d), int(q)): (bytes(g) if g is not None else None, int(n))  # type: ignore[call-overload]
+        for d, q, g, n in rows
+    }
+    out: list[_Conflict] = []
+    for item in seen:
+        digest, count = stored[(item.batch.device, item.batch.seq)]
+        differs = (digest != digests[id(item)]) if digest is not None else (
+            count != item.batch.reading_count)
+        if differs:
+            out.append(_Conflict(item, digest,
+                                 f"batch {item.batch.seq} of {item.batch.device} is already "
+                                 "stored with different readings; this copy was not counted"))
+    return out
+
+
+def _only_registered(
+    conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch],
+    statuses: tuple[StatusUpdate, ...],
+) -> tuple[list[DecodedBatch], list[DeadLetter], tuple[StatusUpdate, ...]]:
+    """Batches of registered, active devices; dead letters for the others; statuses of
+    registered devices only (those of unknown devices are ignored)."""
+    devices = sorted({b.batch.device for b in batches} | {s.device for s in statuses})
+    if not devices:
+        return batches, [], statuses
+    rows = conn.execute(
+        "SELECT device_id, state FROM devices WHERE device_id = ANY(%s::text[])", (devices,)
+    ).fetchall()
+    state = {str(d): str(s) for d, s in rows}
+    kept: list[DecodedBatch] = []
+    dead: list[DeadLetter] = []
+    for item in batches:
+        st = state.get(item.batch.device)
+        if st == "active":
+            kept.append(item)
+            continue
+        reason = (f"device {item.batch.device} is not registered; batches are accepted only "
+                  "from enrolled devices" if st is None else
+                  f"device {item.batch.device} is {st}; its batches are no longer accepted")
+        dead.append(DeadLetter(item.topic, item.payload, reason, "device", item.received_ms))
+    return kept, dead, tuple(s for s in statuses if state.get(s.device) == "active")

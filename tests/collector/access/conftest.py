@@ -12,9 +12,14 @@ from fastapi.testclient import TestClient
 
 from collector.access import Role, issue_key
 from collector.api.app import create_app
+from collector.devices.broker_fake import MemoryBrokerAccess
+from collector.devices.guessing import AttemptLimiter
+from collector.devices.service import DeviceService, ServiceSettings
 from collector.storage import access_store
 from collector.storage.database import Pool, open_pool
+from collector.storage.devices_store import DeviceStore
 from collector.storage.migrate import migrate
+from tests.collector.devices.api_support import Clock
 
 
 @pytest.fixture
@@ -46,7 +51,14 @@ def keys(pool: Pool) -> dict[Role, str]:
 def app_factory(pool: Pool) -> Callable[..., FastAPI]:
     def make(**kwargs: Any) -> FastAPI:
         kwargs.setdefault("require_staff_key", True)
-        return create_app(pool, **kwargs)
+        app = create_app(pool, **kwargs)
+        # Device identity on the in-package fake broker, so its routes answer as in production.
+        app.state.devices = DeviceService(
+            DeviceStore(pool), MemoryBrokerAccess(),
+            ServiceSettings("mqtts://broker.example:8883", "https://tally.example"),
+            Clock(), AttemptLimiter(max_failures=3, global_failures=100, window_s=600),
+        )
+        return app
 
     return make
 

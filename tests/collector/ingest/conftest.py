@@ -17,7 +17,8 @@ from tests.collector.ingest.synthetic import drop_session
 def make_config(db_url: str, mqtt_url: str, client_id: str, **env: str) -> CollectorConfig:
     return load_config(None, {
         "TALLY_DATABASE_URL": db_url, "TALLY_MQTT_URL": mqtt_url,
-        "TALLY_MQTT_CLIENT_ID": client_id, "TALLY_INGEST_RETRY_MAX_S": "1.0", **env,
+        "TALLY_MQTT_CLIENT_ID": client_id, "TALLY_INGEST_RETRY_MAX_S": "1.0",
+        "TALLY_DEVICES_ACCEPT_UNREGISTERED": "true", **env,
     })
 
 
