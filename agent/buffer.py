@@ -1,4 +1,5 @@
-"""Durable SQLite buffer (aiosqlite, WAL): the agent's only copy of a reading until PUBACK.
+"""Durable SQLite buffer (aiosqlite, WAL): the agent's only copy of a reading until the collector
+has confirmed it committed (end-to-end acknowledgement).
 
 Every method that changes the file runs in one explicit transaction, serialised by a lock (one
 connection is shared by the poll loops, the batcher and the publish loop). sqlite3 errors are
@@ -44,7 +45,7 @@ CREATE VIEW IF NOT EXISTS readings_full AS
     FROM readings r JOIN series s ON s.id = r.series_id;
 CREATE TABLE IF NOT EXISTS batches(
     seq INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL,
-    n INTEGER NOT NULL, sealed_ms INTEGER NOT NULL);
+    n INTEGER NOT NULL, sealed_ms INTEGER NOT NULL, sent_ms INTEGER);
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -69,6 +70,7 @@ class SqliteBuffer:
         self._rows = 0
         self._unbatched = 0
         self._pending: dict[int, tuple[int, int]] = {}  # seq -> (first_id, last_id), in order
+        self._sent: dict[int, int] = {}  # seq -> first sent (ms): PUBACKed, not yet confirmed
         self._page_size = 4096
         self._series: dict[SeriesKey, int] = {}
         self._keys: dict[int, SeriesKey] = {}
@@ -125,6 +127,10 @@ class SqliteBuffer:
             await self._conn.execute("PRAGMA journal_mode=WAL")
             await self._conn.execute("PRAGMA synchronous=FULL")
             await self._conn.executescript(_SCHEMA)
+            async with self._conn.execute("PRAGMA table_info(batches)") as cur:
+                columns = {str(r[1]) for r in await cur.fetchall()}
+            if "sent_ms" not in columns:  # a buffer written before end-to-end acknowledgement
+                await self._conn.execute("ALTER TABLE batches ADD COLUMN sent_ms INTEGER")
             async with self._conn.execute("PRAGMA page_size") as cur:
                 row = await cur.fetchone()
                 self._page_size = int(row[0]) if row else 4096
@@ -153,9 +159,11 @@ class SqliteBuffer:
                 self._series[key] = int(sid)
                 self._keys[int(sid)] = key
             async with db.execute(
-                "SELECT seq, first_id, last_id FROM batches ORDER BY seq"
+                "SELECT seq, first_id, last_id, sent_ms FROM batches ORDER BY seq"
             ) as cur:
-                self._pending = {int(r[0]): (int(r[1]), int(r[2])) for r in await cur.fetchall()}
+                heads = list(await cur.fetchall())
+            self._pending = {int(r[0]): (int(r[1]), int(r[2])) for r in heads}
+            self._sent = {int(r[0]): int(r[3]) for r in heads if r[3] is not None}
         if owner != device_id:
             raise BufferError_(
                 f"buffer {self._path} belongs to device {owner!r}, not {device_id!r}; "
@@ -319,8 +327,26 @@ class SqliteBuffer:
             raise BufferError_(f"buffer load of batch {seq} failed: {exc}") from exc
         return SealedBatch(seq, int(head[2]), series_from_rows(list(rows), self._keys))  # type: ignore[arg-type]
 
+    def sent(self) -> dict[int, int]:
+        """Sent, unconfirmed batches: seq -> when first sent (ms), as kept in the file."""
+        return dict(self._sent)
+
+    async def mark_sent(self, seqs: Sequence[int], now_ms: int) -> None:
+        """Record that the broker has these batches (PUBACK); they stay until confirmed.
+
+        Committed without fsync, like ``ack``: losing the mark only loses the age shown in the
+        status; the batch itself is sealed and durable either way.
+        """
+        new = [seq for seq in dict.fromkeys(seqs) if seq in self._pending and seq not in self._sent]
+        if not new:
+            return
+        async with self._tx("mark_sent", durable=False) as db:
+            await db.executemany("UPDATE batches SET sent_ms = ? WHERE seq = ?",
+                                 [(now_ms, seq) for seq in new])
+        self._sent.update((seq, now_ms) for seq in new)
+
     async def ack(self, seqs: Sequence[int]) -> None:
-        """Delete acknowledged batches and their readings (one transaction).
+        """Delete confirmed batches and their readings (one transaction).
 
         Committed without fsync: if power fails before the WAL reaches the disk, the batch is
         merely re-sent with the same seq and readings, and the collector drops the duplicate.
@@ -342,6 +368,7 @@ class SqliteBuffer:
                                  [(seq,) for seq, _, _ in ranges])
         for seq, _, _ in ranges:
             del self._pending[seq]
+            self._sent.pop(seq, None)
         self._rows -= removed
 
     async def stats(self) -> BufferStats:
@@ -365,6 +392,8 @@ class SqliteBuffer:
             refused=counters.get("refused", 0),
             used_bytes=used,
             next_seq=counters.get("next_seq", 0),
+            unconfirmed_batches=len(self._sent),
+            oldest_sent_ms=min(self._sent.values(), default=None),
         )
 
     async def load_state(self, key: str) -> str | None:

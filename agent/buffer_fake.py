@@ -19,6 +19,7 @@ class MemoryBuffer:
         self._batches: dict[int, SealedBatch] = {}
         self._next_seq = initial_seq(now_ms)
         self._state: dict[str, str] = {}
+        self._sent: dict[int, int] = {}
         self.dropped = 0
         self.refused = 0
         self.closed = False
@@ -72,9 +73,18 @@ class MemoryBuffer:
         except KeyError:
             raise BufferError_(f"batch {seq} is not in the buffer") from None
 
+    async def mark_sent(self, seqs: Sequence[int], now_ms: int) -> None:
+        for seq in seqs:
+            if seq in self._batches:
+                self._sent.setdefault(seq, now_ms)
+
+    def sent(self) -> dict[int, int]:
+        return dict(self._sent)
+
     async def ack(self, seqs: Sequence[int]) -> None:
         for seq in seqs:
             self._batches.pop(seq, None)
+            self._sent.pop(seq, None)
 
     async def stats(self) -> BufferStats:
         oldest = [r.ts_ms for r in self._unbatched_rows[:1]] + [
@@ -89,6 +99,8 @@ class MemoryBuffer:
             refused=self.refused,
             used_bytes=0,
             next_seq=self._next_seq,
+            unconfirmed_batches=len(self._sent),
+            oldest_sent_ms=min(self._sent.values(), default=None),
         )
 
     async def load_state(self, key: str) -> str | None:

@@ -4,7 +4,9 @@ Pure value types and the ``ReadingBuffer`` protocol shared by the SQLite adapter
 (``agent.buffer.SqliteBuffer``) and the in-memory fake (``agent.buffer_fake.MemoryBuffer``).
 
 Life of a reading: ``append`` (committed) -> ``seal`` (assigned to batch ``seq``, a fixed set)
--> ``load(seq)`` (re-read, identical every time) -> ``ack([seq])`` after PUBACK (deleted).
+-> ``load(seq)`` (re-read, identical every time) -> ``mark_sent([seq])`` after PUBACK (the
+broker has it: "sent, unconfirmed", kept across restarts) -> ``ack([seq])`` once the collector
+has confirmed it committed (deleted).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class BufferStats:
     refused: int  # readings refused by the refuse_new policy (ever)
     used_bytes: int  # bytes of the store in use
     next_seq: int  # the seq the next sealed batch will get
+    unconfirmed_batches: int = 0  # sent (PUBACKed) but not yet confirmed by the collector
+    oldest_sent_ms: int | None = None  # when the oldest of those was first sent
 
 
 class ReadingBuffer(StateStore, Protocol):
@@ -82,6 +86,10 @@ class ReadingBuffer(StateStore, Protocol):
     ) -> list[SealedBatch]: ...
 
     async def load(self, seq: int) -> SealedBatch: ...
+
+    async def mark_sent(self, seqs: Sequence[int], now_ms: int) -> None: ...
+
+    def sent(self) -> dict[int, int]: ...
 
     async def ack(self, seqs: Sequence[int]) -> None: ...
 

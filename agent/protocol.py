@@ -8,6 +8,7 @@ Topic scheme::
 
     tally/v1/<device_id>/readings   batches (QoS 1, not retained)
     tally/v1/<device_id>/status     retained status / last will (JSON)
+    tally/v1/<device_id>/ack        the collector's acknowledgement (agent.protocol_ack)
 
 Envelope (JSON shown; the same map encoded as CBOR is accepted, told apart by the first byte)::
 
@@ -16,7 +17,9 @@ Envelope (JSON shown; the same map encoded as CBOR is accepted, told apart by th
                  "t0": 1732492740000, "dt": [0, 60000], "val": [1234.5, 1234.61]}]}
 
 ``seq`` is the per-device batch sequence number: the unit of deduplication. A batch re-sent
-after a crash carries the same ``seq`` and exactly the same readings.
+after a crash carries the same ``seq`` and exactly the same readings. The optional ``low`` is the
+lowest seq the agent still holds unconfirmed; the collector's acknowledgement on
+``tally/v1/<device_id>/ack`` (``agent.protocol_ack``) lists the durable seqs from there up.
 """
 
 from __future__ import annotations
@@ -155,6 +158,7 @@ class Batch:
     sent_ms: int
     agent_version: str
     series: tuple[Series, ...]
+    low: int | None = None  # lowest seq the agent still holds unconfirmed (optional)
 
     @property
     def reading_count(self) -> int:
@@ -213,6 +217,8 @@ def encode_batch(batch: Batch, encoding: Encoding = Encoding.JSON) -> bytes:
             for s in batch.series
         ],
     }
+    if batch.low is not None:
+        doc["low"] = batch.low
     if encoding is Encoding.CBOR:
         return cbor2.dumps(doc)
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
@@ -353,7 +359,8 @@ def decode_batch(payload: bytes, *, topic_device: str | None, now_ms: int) -> Ba
             f"{total} readings exceed the limit of {MAX_READINGS_PER_BATCH} per batch",
             field="series",
         )
-    return Batch(device, seq, sent, agent, series)
+    low = None if doc.get("low") is None else _int(doc, "low", lo=0, hi=seq)
+    return Batch(device, seq, sent, agent, series, low)
 
 
 def batch_from_readings(

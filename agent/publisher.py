@@ -54,6 +54,8 @@ class MqttPublisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._client.on_socket_open = self._on_socket_open
         self._client.on_socket_close = self._on_socket_close
         self._client.on_socket_register_write = self._on_register_write
@@ -130,6 +132,8 @@ class MqttPublisher:
             return
         self._connected = True
         self._down.clear()
+        for topic in self._handlers:  # renewed on every connection: the session may be new
+            self._client.subscribe(topic, qos=1)
         if fut is not None and not fut.done():
             fut.set_result(None)
 
@@ -150,6 +154,14 @@ class MqttPublisher:
         self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any
     ) -> None:
         self._soon(self._acked, mid, rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._soon(self._deliver, msg.topic, bytes(msg.payload))
+
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        handler = self._handlers.get(topic)
+        if handler is not None:
+            handler(payload)
 
     def _acked(self, mid: int, rc: ReasonCode) -> None:
         fut = self._futures.pop(mid, None)
@@ -222,6 +234,12 @@ class MqttPublisher:
         fut: asyncio.Future[None] = loop.create_future()
         self._futures[info.mid] = fut
         return fut
+
+    def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Hand every message on ``topic`` to ``handler``; subscribed on each (re)connection."""
+        self._handlers[topic] = handler
+        if self._connected:
+            self._client.subscribe(topic, qos=1)
 
     async def close(self) -> None:
         """Disconnect cleanly (no last will) and fail whatever is still unacknowledged."""

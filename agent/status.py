@@ -20,6 +20,11 @@ class Health:
     published_readings: int = 0
     connects: int = 0
     lost_readings: int = 0  # readings that could not be stored at all (disk full for long)
+    confirmed_batches: int = 0  # acknowledged by the collector after its commit
+    duplicate_batches: int = 0  # of those: already stored before (a re-send)
+    dead_lettered_batches: int = 0  # of those: rejected by the collector, kept as dead letters
+    resent_batches: int = 0  # sent again: unconfirmed after the timeout or a reconnect
+    buffer_errors: int = 0  # failed buffer deletes (retried with backoff)
 
     def error(self, message: str, now_ms: int) -> None:
         self.last_error = message[:300]
@@ -45,12 +50,20 @@ def online_status(
             "refused": stats.refused,
             "used_bytes": stats.used_bytes,
             "next_seq": stats.next_seq,
+            "unconfirmed_batches": stats.unconfirmed_batches,
+            "oldest_unconfirmed_age_s": None if stats.oldest_sent_ms is None
+            else max(now_ms - stats.oldest_sent_ms, 0) / 1000,
         },
         "disk_full": health.disk_full,
         "lost": health.lost_readings,
         "source_errors": health.source_errors,
         "published": {"batches": health.published_batches,
                       "readings": health.published_readings},
+        "confirmed": {"batches": health.confirmed_batches,
+                      "duplicates": health.duplicate_batches,
+                      "dead_lettered": health.dead_lettered_batches,
+                      "resent": health.resent_batches},
+        "buffer_errors": health.buffer_errors,
         "connects": health.connects,
         "last_error": health.last_error,
         "last_error_ts": health.last_error_ms,

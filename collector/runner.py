@@ -24,7 +24,7 @@ from collector.api.ingest_routes import IngestProbe
 from collector.config import CollectorConfig
 from collector.errors import ConfigError, StorageError
 from collector.ingest.decoders import DecoderTable
-from collector.ingest.messages import InboundMessage
+from collector.ingest.messages import InboundMessage, OutboundAck
 from collector.ingest.mqtt_consumer import MqttConsumer, MqttSettings
 from collector.ingest.senml import senml_decoder
 from collector.ingest.writer import IngestWriter, WriterSettings
@@ -129,6 +129,10 @@ class Collector:
     def ack(self, messages: Sequence[InboundMessage]) -> None:
         """The writer's ``Acknowledger``: PUBACKs go out through the consumer."""
         self.consumer.ack(messages)
+
+    def confirm(self, acks: Sequence[OutboundAck]) -> None:
+        """End-to-end acknowledgements go out through the consumer too."""
+        self.consumer.confirm(acks)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Finish the current flush, acknowledge it, disconnect."""
