@@ -188,6 +188,9 @@ class Agent:
         """Pop completed publishes: PUBACKed ones become "sent, unconfirmed" (or, with
         ``confirm = "broker"``, confirmed); failed ones are sent again."""
         done = [(s, n) for s, (f, n) in self._in_flight.items() if f.done()]
+        if not done:
+            return
+        held = set(self.buffer.pending())  # a batch confirmed before its PUBACK may be gone
         sent: list[int] = []
         for seq, n in done:
             fut, _ = self._in_flight.pop(seq)
@@ -197,7 +200,7 @@ class Agent:
                 continue
             self.health.published_batches += 1
             self.health.published_readings += n
-            if seq not in self._confirmed:
+            if seq in held and seq not in self._confirmed:
                 sent.append(seq)
         if not sent:
             return

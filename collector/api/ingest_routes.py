@@ -76,6 +76,8 @@ class DeviceIngestOut(BaseModel):
     series: int | None = None
     gaps: list[SeqGapOut] | None = None
     status: StatusOut | None
+    confirmed_seq: int | None = None  # the device was told: durable up to here (end to end)
+    confirmed_at: datetime | None = None
 
 
 class ReadingOut(BaseModel):
@@ -136,6 +138,8 @@ def _device(d: q.DeviceIngest, *, detail: bool) -> DeviceIngestOut:
         series=d.series if detail else None,
         gaps=[SeqGapOut(first=g.first, last=g.last) for g in d.gaps] if detail else None,
         status=_status(d.status),
+        confirmed_seq=d.confirmed_seq if detail else None,
+        confirmed_at=d.confirmed_at if detail else None,
     )
 
 

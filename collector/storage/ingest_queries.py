@@ -51,6 +51,8 @@ class DeviceIngest:
     gaps: tuple[SeqGap, ...]
     missing_batches: int
     status: DeviceStatusRow | None
+    confirmed_seq: int | None = None  # last seq of the unbroken run confirmed to the device
+    confirmed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,8 @@ class DeadLetterRow:
 
 _DEVICE_SUMMARY = """
 SELECT di.device_id, di.batches, di.readings, di.first_seq, di.last_seq, di.last_seen,
-       (SELECT count(*) FROM series s WHERE s.device_id = di.device_id)
+       (SELECT count(*) FROM series s WHERE s.device_id = di.device_id),
+       di.confirmed_seq, di.confirmed_at
 FROM device_ingest di WHERE di.device_id = %(device)s
 """
 
@@ -123,11 +126,11 @@ def device_ingest(pool: Pool, device_id: str, *, max_gaps: int = 100) -> DeviceI
         if status is None:
             return None
         return DeviceIngest(device_id, 0, 0, None, None, None, 0, (), 0, status)
-    _, batches, readings, first, last, seen, series = row
+    _, batches, readings, first, last, seen, series, confirmed, confirmed_at = row
     missing = int(last) - int(first) + 1 - int(batches)
     return DeviceIngest(
         device_id, int(batches), int(readings), first, last, seen, int(series), gaps, missing,
-        status,
+        status, confirmed, confirmed_at,
     )
 
 
