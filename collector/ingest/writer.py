@@ -37,7 +37,7 @@ class WriterSettings:
     max_wait_s: float = 0.05
     idle_s: float = 0.01  # flush early when no message arrived for this long
     retry_initial_s: float = 0.2
-    retry_max_s: float = 10.0
+    retry_max_s: float = 1.0  # resume within ~1 s of the database answering again
 
 
 @dataclass(slots=True, eq=False)

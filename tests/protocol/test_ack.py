@@ -6,6 +6,7 @@ same map in CBOR (made with cbor2 from the JSON document, independently of our e
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def test_seq_ranges_cover_exactly_the_seqs(values: list[int]) -> None:
     ranges = seq_ranges(values)
     covered = {s for lo, hi in ranges for s in range(lo, hi + 1)}
     assert covered == set(values)
-    assert all(a[1] + 1 < b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(ranges))
 
 
 @pytest.mark.parametrize(("payload", "field"), [
