@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS batches(
     seq INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL,
     n INTEGER NOT NULL, sealed_ms INTEGER NOT NULL, sent_ms INTEGER);
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS skipped(seq INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SQLITE_FULL: Final = 13
@@ -71,6 +73,7 @@ class SqliteBuffer:
         self._unbatched = 0
         self._pending: dict[int, tuple[int, int]] = {}  # seq -> (first_id, last_id), in order
         self._sent: dict[int, int] = {}  # seq -> first sent (ms): PUBACKed, not yet confirmed
+        self._skipped: list[int] = []  # seqs of batches dropped unconfirmed (drop_oldest)
         self._page_size = 4096
         self._series: dict[SeriesKey, int] = {}
         self._keys: dict[int, SeriesKey] = {}
@@ -126,6 +129,11 @@ class SqliteBuffer:
         try:
             await self._conn.execute("PRAGMA journal_mode=WAL")
             await self._conn.execute("PRAGMA synchronous=FULL")
+            wal = wal_budget(self._limits.max_bytes)
+            # checkpoint once the WAL holds `wal` bytes and truncate it back to that size after:
+            # the WAL never grows much past its budget (SQLite's default is ~4 MiB, unbounded)
+            await self._conn.execute(f"PRAGMA journal_size_limit = {wal}")
+            await self._conn.execute(f"PRAGMA wal_autocheckpoint = {max(wal // 4096, 16)}")
             await self._conn.executescript(_SCHEMA)
             async with self._conn.execute("PRAGMA table_info(batches)") as cur:
                 columns = {str(r[1]) for r in await cur.fetchall()}
@@ -142,7 +150,7 @@ class SqliteBuffer:
                 (device_id,),
             )
             for name, value in (("next_seq", initial_seq(now_ms)), ("dropped", 0), ("refused", 0),
-                                ("sealed_upto_id", 0)):
+                                ("sealed_upto_id", 0), ("dropped_batches", 0)):
                 await db.execute(
                     "INSERT OR IGNORE INTO counters(name, value) VALUES (?, ?)", (name, value)
                 )
@@ -164,6 +172,8 @@ class SqliteBuffer:
                 heads = list(await cur.fetchall())
             self._pending = {int(r[0]): (int(r[1]), int(r[2])) for r in heads}
             self._sent = {int(r[0]): int(r[3]) for r in heads if r[3] is not None}
+            self._skipped = [int(r[0]) for r in
+                             await db.execute_fetchall("SELECT seq FROM skipped ORDER BY seq")]
         if owner != device_id:
             raise BufferError_(
                 f"buffer {self._path} belongs to device {owner!r}, not {device_id!r}; "
@@ -195,17 +205,25 @@ class SqliteBuffer:
         refused = False
         added: dict[SeriesKey, int] = {}
         dropped = 0
+        gone: list[tuple[int, int]] = []
         async with self._tx("append") as db:
             excess = await self._excess(db, len(keyed))
             if excess > 0 and self._limits.policy is FullPolicy.DROP_OLDEST:
-                cur = await db.execute(
-                    "DELETE FROM readings WHERE id IN (SELECT id FROM readings "
-                    "WHERE id > (SELECT value FROM counters WHERE name = 'sealed_upto_id') "
-                    "ORDER BY id LIMIT ?)",
-                    (excess,),
-                )
-                dropped = max(cur.rowcount, 0)
+                # the oldest readings are in sealed batches: whole batches go first (a batch is
+                # a fixed set), recorded as skipped so the collector knows the gap is deliberate
+                gone = await self._drop_batches(db, excess)
+                dropped = sum(n for _, n in gone)
+                if dropped < excess:
+                    cur = await db.execute(
+                        "DELETE FROM readings WHERE id IN (SELECT id FROM readings "
+                        "WHERE id > (SELECT value FROM counters WHERE name = 'sealed_upto_id') "
+                        "ORDER BY id LIMIT ?)",
+                        (excess - dropped,),
+                    )
+                    unbatched_dropped = max(cur.rowcount, 0)
+                    dropped += unbatched_dropped
                 await self._bump(db, "dropped", dropped)
+                await self._bump(db, "dropped_batches", len(gone))
                 refused = dropped < excess
             elif excess > 0:
                 refused = True
@@ -224,7 +242,11 @@ class SqliteBuffer:
                     [(sid[k], t, v) for k, t, v in keyed],
                 )
         self._rows -= dropped
-        self._unbatched -= dropped
+        self._unbatched -= dropped - sum(n for _, n in gone)
+        for seq, _ in gone:
+            del self._pending[seq]
+            self._sent.pop(seq, None)
+            self._skipped.append(seq)
         if refused:
             raise BufferFullError(
                 f"buffer full ({self._rows} readings); {len(keyed)} new reading(s) refused"
@@ -233,6 +255,44 @@ class SqliteBuffer:
         self._keys.update((v, k) for k, v in added.items())
         self._rows += len(keyed)
         self._unbatched += len(keyed)
+
+    async def _drop_batches(self, db: aiosqlite.Connection, excess: int) -> list[tuple[int, int]]:
+        """Delete the oldest sealed batches holding at least ``excess`` readings (or all of
+        them); returns (seq, readings deleted) of each, and records the seqs as skipped."""
+        victims: list[tuple[int, int, int]] = []
+        total = 0
+        for seq, (first, last) in self._pending.items():
+            if total >= excess:
+                break
+            victims.append((seq, first, last))
+            total += last - first + 1  # an upper bound; the exact count comes from DELETE
+        out: list[tuple[int, int]] = []
+        for seq, first, last in victims:
+            cur = await db.execute(
+                "DELETE FROM readings WHERE id BETWEEN ? AND ? AND batch_seq = ?",
+                (first, last, seq),
+            )
+            out.append((seq, max(cur.rowcount, 0)))
+            if sum(n for _, n in out) >= excess:
+                break
+        if out:
+            await db.executemany("DELETE FROM batches WHERE seq = ?", [(s,) for s, _ in out])
+            await db.executemany("INSERT OR IGNORE INTO skipped(seq) VALUES (?)",
+                                 [(s,) for s, _ in out])
+        return out
+
+    def skipped(self) -> list[int]:
+        """Seqs of batches dropped before the collector confirmed them, not yet reported."""
+        return list(self._skipped)
+
+    async def forget_skipped(self, seqs: Sequence[int]) -> None:
+        """The collector has recorded these skipped seqs: stop reporting them."""
+        done = set(seqs) & set(self._skipped)
+        if not done:
+            return
+        async with self._tx("forget_skipped", durable=False) as db:
+            await db.executemany("DELETE FROM skipped WHERE seq = ?", [(s,) for s in done])
+        self._skipped = [s for s in self._skipped if s not in done]
 
     async def _excess(self, db: aiosqlite.Connection, incoming: int) -> int:
         """How many stored readings must go for ``incoming`` more to fit (0 if they fit)."""
@@ -248,9 +308,14 @@ class SqliteBuffer:
         return excess
 
     async def _used_bytes(self, db: aiosqlite.Connection) -> int:
+        """Pages in use plus the WAL file: both take room on the disk."""
         pages = int(await self._scalar(db, "PRAGMA page_count") or 0)
         free = int(await self._scalar(db, "PRAGMA freelist_count") or 0)
-        return (pages - free) * self._page_size
+        try:
+            wal = os.stat(f"{self._path}-wal").st_size
+        except OSError:
+            wal = 0
+        return (pages - free) * self._page_size + wal
 
     @staticmethod
     async def _bump(db: aiosqlite.Connection, name: str, by: int) -> None:
@@ -390,6 +455,8 @@ class SqliteBuffer:
             oldest_ts_ms=int(str(oldest)) if oldest is not None else None,
             dropped=counters.get("dropped", 0),
             refused=counters.get("refused", 0),
+            dropped_batches=counters.get("dropped_batches", 0),
+            skipped_unreported=len(self._skipped),
             used_bytes=used,
             next_seq=counters.get("next_seq", 0),
             unconfirmed_batches=len(self._sent),
@@ -421,6 +488,13 @@ class SqliteBuffer:
                 await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             with suppress(sqlite3.Error, OSError, ValueError):
                 await self._conn.close()
+
+
+def wal_budget(max_bytes: int | None) -> int:
+    """Bytes the WAL may hold before a checkpoint: 1/8 of ``max_bytes``, 64 KiB to 1 MiB."""
+    if max_bytes is None:
+        return 1 << 20
+    return min(max(max_bytes // 8, 64 * 1024), 1 << 20)
 
 
 def _cut_series(chunk: list[Row]) -> list[Row]:

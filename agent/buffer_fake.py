@@ -20,6 +20,7 @@ class MemoryBuffer:
         self._next_seq = initial_seq(now_ms)
         self._state: dict[str, str] = {}
         self._sent: dict[int, int] = {}
+        self._skipped: list[int] = []
         self.dropped = 0
         self.refused = 0
         self.closed = False
@@ -38,7 +39,15 @@ class MemoryBuffer:
         limit = self._limits.max_readings
         excess = 0 if limit is None else self._depth() + len(readings) - limit
         if excess > 0 and self._limits.policy is FullPolicy.DROP_OLDEST:
-            drop = min(excess, len(self._unbatched_rows))
+            for seq in sorted(self._batches):
+                if excess <= 0:
+                    break
+                batch = self._batches.pop(seq)
+                self._sent.pop(seq, None)
+                self._skipped.append(seq)
+                self.dropped += batch.reading_count
+                excess -= batch.reading_count
+            drop = min(max(excess, 0), len(self._unbatched_rows))
             del self._unbatched_rows[:drop]
             self.dropped += drop
             excess -= drop
@@ -80,6 +89,12 @@ class MemoryBuffer:
 
     def sent(self) -> dict[int, int]:
         return dict(self._sent)
+
+    def skipped(self) -> list[int]:
+        return list(self._skipped)
+
+    async def forget_skipped(self, seqs: Sequence[int]) -> None:
+        self._skipped = [s for s in self._skipped if s not in set(seqs)]
 
     async def ack(self, seqs: Sequence[int]) -> None:
         for seq in seqs:

@@ -24,7 +24,8 @@ class FullPolicy(enum.StrEnum):
     """What the buffer does with a new reading when it is at its limit."""
 
     REFUSE_NEW = "refuse_new"  # raise BufferFullError; the new readings are counted as refused
-    DROP_OLDEST = "drop_oldest"  # delete the oldest not-yet-batched readings; counted as dropped
+    DROP_OLDEST = "drop_oldest"  # delete the oldest readings (whole sealed batches first, their
+    # seqs reported to the collector as skipped); counted as dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,8 @@ class BufferStats:
     refused: int  # readings refused by the refuse_new policy (ever)
     used_bytes: int  # bytes of the store in use
     next_seq: int  # the seq the next sealed batch will get
+    dropped_batches: int = 0  # sealed batches dropped by drop_oldest (their readings in dropped)
+    skipped_unreported: int = 0  # seqs of dropped batches not yet recorded by the collector
     unconfirmed_batches: int = 0  # sent (PUBACKed) but not yet confirmed by the collector
     oldest_sent_ms: int | None = None  # when the oldest of those was first sent
 
@@ -92,6 +95,10 @@ class ReadingBuffer(StateStore, Protocol):
     def sent(self) -> dict[int, int]: ...
 
     async def ack(self, seqs: Sequence[int]) -> None: ...
+
+    def skipped(self) -> list[int]: ...
+
+    async def forget_skipped(self, seqs: Sequence[int]) -> None: ...
 
     async def stats(self) -> BufferStats: ...
 

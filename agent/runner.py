@@ -30,8 +30,15 @@ from agent.buffer_port import ReadingBuffer, SealedBatch
 from agent.clock import Clock, SystemClock, to_ms
 from agent.config import AgentConfig
 from agent.errors import AgentError, BufferFullError, DiskFullError, ProtocolError, PublishError
-from agent.protocol import Batch, Reading, encode_batch, readings_topic, status_topic
-from agent.protocol_ack import Outcome, ack_topic, decode_ack
+from agent.protocol import (
+    MAX_SKIPPED_RANGES,
+    Batch,
+    Reading,
+    encode_batch,
+    readings_topic,
+    status_topic,
+)
+from agent.protocol_ack import Outcome, ack_topic, decode_ack, seq_ranges
 from agent.publisher import MqttPublisher
 from agent.publisher_port import Publisher
 from agent.sources.base import Source
@@ -70,6 +77,8 @@ class Agent:
         self._to_ack: list[int] = []  # confirmed, waiting for the acker to delete them
         self._confirmed: set[int] = set()  # confirmed and not yet deleted: never re-send these
         self._ack_wake = asyncio.Event()
+        self._carried: dict[int, tuple[int, ...]] = {}  # seq -> skipped seqs its envelope named
+        self._reported: list[int] = []  # skipped seqs the collector has recorded
         publisher.subscribe(ack_topic(cfg.device_id), self._on_ack)
 
     def _now_ms(self) -> int:
@@ -79,6 +88,16 @@ class Agent:
 
     async def _poll(self, source: Source, stop: asyncio.Event) -> None:
         carry: list[Reading] = []
+        try:
+            await self._poll_until(source, stop, carry)
+        finally:
+            if carry:  # readings taken that the buffer could not store (disk full): lost
+                self.health.lost_readings += len(carry)
+                log.error("source %s: %d reading(s) could not be stored before shutdown",
+                          source.name, len(carry))
+
+    async def _poll_until(self, source: Source, stop: asyncio.Event,
+                          carry: list[Reading]) -> None:
         due = self.clock.monotonic()
         while not stop.is_set():
             try:
@@ -89,7 +108,7 @@ class Agent:
                 self.health.source_errors += 1
                 self.health.error(f"source {source.name}: {exc}", self._now_ms())
                 log.warning("source %s failed: %s", source.name, exc)
-            carry = await self._store(carry)
+            carry[:] = await self._store(carry)
             due += source.interval_s
             delay = due - self.clock.monotonic()
             if delay < 0:  # fell behind (slow source, suspended host): skip missed polls
@@ -168,6 +187,7 @@ class Agent:
         """Publish pending batches in seq order while the windows have room."""
         pending = self.buffer.pending()
         low = next((s for s in pending if s not in self._confirmed), None)
+        skipped = seq_ranges(self.buffer.skipped())[:MAX_SKIPPED_RANGES] if self._e2e else ()
         for seq in pending:
             if not self._sendable():
                 return
@@ -175,7 +195,9 @@ class Agent:
                 continue
             stored = self._ready.get(seq) or await self.buffer.load(seq)
             batch = Batch(self.cfg.device_id, seq, stored.sealed_ms, __version__, stored.series,
-                          low if self._e2e else None)
+                          low if self._e2e else None, skipped)
+            if skipped:
+                self._carried[seq] = tuple(x for lo, hi in skipped for x in range(lo, hi + 1))
             payload = encode_batch(batch, self.cfg.encoding)
             self._in_flight[seq] = (self.publisher.publish(self._topic, payload),
                                     stored.reading_count)
@@ -238,12 +260,18 @@ class Agent:
                 log.error("batch %d was dead-lettered by the collector: %s", seq, reason)
             elif outcome is Outcome.DUPLICATE:
                 self.health.duplicate_batches += 1
+            if outcome is not Outcome.DEAD_LETTERED:  # its skipped seqs are recorded too
+                self._reported.extend(self._carried.pop(seq, ()))
             self.health.confirmed_batches += 1
         self._confirm(list(outcomes))
         self._sealed.set()  # wake the pump: the window has room
 
     def _expire(self) -> None:
-        """Batches unconfirmed for confirm_timeout_s are sent again."""
+        """Batches unconfirmed for confirm_timeout_s are sent again; dropped ones forgotten."""
+        if self._unconfirmed:
+            held = set(self.buffer.pending())
+            for seq in [s for s in self._unconfirmed if s not in held]:
+                del self._unconfirmed[seq]  # dropped by drop_oldest: reported as skipped
         limit = self.clock.monotonic() - self.cfg.batch.confirm_timeout_s
         late = [seq for seq, t in self._unconfirmed.items() if t <= limit]
         for seq in late:
@@ -264,6 +292,12 @@ class Agent:
                 marks, self._to_mark = self._to_mark, []
                 with contextlib.suppress(AgentError):  # only the age in the status is lost
                     await self.buffer.mark_sent(marks, self._now_ms())
+            if self._reported:
+                reported, self._reported = self._reported, []
+                try:
+                    await self.buffer.forget_skipped(reported)
+                except AgentError:  # reported again with a later batch: harmless
+                    self.health.buffer_errors += 1
             while self._to_ack:
                 batch, self._to_ack = self._to_ack, []
                 if await self._ack(batch):
@@ -368,8 +402,11 @@ class Agent:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(deadline.wait(), delay)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then shut down cleanly (bounded by shutdown_timeout_s)."""
+    async def run(self, stop: asyncio.Event) -> int:
+        """Run until ``stop`` is set, then shut down within ``shutdown_timeout_s``.
+
+        Returns how many readings could not be stored at all (disk full): 0 on a clean run.
+        """
         deadline = asyncio.Event()
         polls = [asyncio.create_task(self._poll(s, stop), name=f"poll-{s.name}")
                  for s in self.sources]
@@ -377,28 +414,40 @@ class Agent:
         status = asyncio.create_task(self._status_loop(stop), name="status")
         supervisor = asyncio.create_task(self._supervise(stop, deadline), name="supervisor")
         acker = asyncio.create_task(self._acker(), name="acker")
+        loop = asyncio.get_running_loop()
+        end = float("inf")
+
+        def left() -> float:
+            return max(end - loop.time(), 0.0)
+
         try:
             await stop.wait()
-            await asyncio.gather(*polls)
+            end = loop.time() + self.cfg.shutdown_timeout_s  # one budget for the whole shutdown
+            if polls:
+                await asyncio.wait(polls, timeout=left())  # a poll still running is cancelled
             self._polling_done.set()
             self._appended.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(batcher), self.cfg.shutdown_timeout_s)
+                await asyncio.wait_for(asyncio.shield(batcher), left())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(supervisor), self.cfg.shutdown_timeout_s)
+                await asyncio.wait_for(asyncio.shield(supervisor), left())
         finally:
             deadline.set()
             for task in (*polls, batcher, status, supervisor, acker):
                 task.cancel()
             await asyncio.gather(*polls, batcher, status, supervisor, acker,
                                  return_exceptions=True)
-            await self._farewell()
+            await self._farewell(max(min(left(), 2.0), 0.5))
             for source in self.sources:
                 with contextlib.suppress(Exception):
                     await source.close()
             await self.buffer.close()
+        if self.health.lost_readings:
+            log.error("%d reading(s) could not be stored (disk full) and are lost",
+                      self.health.lost_readings)
+        return self.health.lost_readings
 
-    async def _farewell(self) -> None:
+    async def _farewell(self, wait_s: float) -> None:
         self._take_done()
         self._to_ack = []
         await self._ack(sorted(self._confirmed))  # also those the cancelled acker held
@@ -407,15 +456,16 @@ class Agent:
                 fut = self.publisher.publish(
                     self._status_topic,
                     offline_status(device=self.cfg.device_id, version=__version__,
-                                   reason="shutdown", now_ms=self._now_ms()),
+                                   reason="shutdown", now_ms=self._now_ms(),
+                                   lost=self.health.lost_readings),
                     retain=True,
                 )
-                await asyncio.wait_for(fut, 2.0)
+                await asyncio.wait_for(fut, wait_s)
         await self.publisher.close()
 
 
-async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | None = None) -> None:
-    """Build everything from ``cfg`` and run until ``stop`` is set."""
+async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | None = None) -> int:
+    """Build everything from ``cfg`` and run until ``stop`` is set; returns the readings lost."""
     clock = clock or SystemClock()
     buffer = await SqliteBuffer.open(Path(cfg.buffer.path), device_id=cfg.device_id,
                                      now_ms=to_ms(clock.now()), limits=cfg.buffer.limits())
@@ -431,4 +481,4 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | Non
         await buffer.close()
         raise
     agent = Agent(cfg, buffer=buffer, publisher=publisher, sources=sources, clock=clock)
-    await agent.run(stop)
+    return await agent.run(stop)

@@ -71,10 +71,14 @@ def online_status(
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def offline_status(*, device: str, version: str, reason: str, now_ms: int | None) -> bytes:
-    """The offline document: the last will (``now_ms`` None) or a clean shutdown's farewell."""
+def offline_status(*, device: str, version: str, reason: str, now_ms: int | None,
+                   lost: int | None = None) -> bytes:
+    """The offline document: the last will (``now_ms`` None) or a clean shutdown's farewell
+    (with ``lost``: readings that could not be stored, e.g. on a full disk)."""
     doc: dict[str, object] = {"state": "offline", "device": device, "agent": version,
                               "reason": reason}
+    if lost is not None:
+        doc["lost"] = lost
     if now_ms is not None:
         doc["ts"] = now_ms
     return json.dumps(doc, separators=(",", ":")).encode()

@@ -78,6 +78,7 @@ class DeviceIngestOut(BaseModel):
     status: StatusOut | None
     confirmed_seq: int | None = None  # the device was told: durable up to here (end to end)
     confirmed_at: datetime | None = None
+    skipped_batches: int | None = None  # dropped by the agent (drop_oldest), reported: no gap
 
 
 class ReadingOut(BaseModel):
@@ -140,6 +141,7 @@ def _device(d: q.DeviceIngest, *, detail: bool) -> DeviceIngestOut:
         status=_status(d.status),
         confirmed_seq=d.confirmed_seq if detail else None,
         confirmed_at=d.confirmed_at if detail else None,
+        skipped_batches=d.skipped_batches if detail else None,
     )
 
 

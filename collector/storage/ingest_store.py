@@ -92,6 +92,7 @@ class ReadingStore:
             self._count_device_batches(conn, new_batches)
             self._insert_statuses(conn, plan.statuses)
             self._insert_dead_letters(conn, (*plan.dead_letters, *rejected))
+            self._record_skips(conn, accepted)
             durable = self._durable_seqs(conn, plan.ack_from)
             self._record_confirmed(conn, plan.ack_from, durable)
         self._series.update(resolved)
@@ -106,6 +107,22 @@ class ReadingStore:
             rejected=tuple(rejected),
             duplicates=tuple(sorted(set(duplicates) - stored - _keys(rejected, plan))),
             durable=tuple(sorted(durable.items())),
+        )
+
+    @staticmethod
+    def _record_skips(
+        conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch]
+    ) -> None:
+        """Seqs the agents report as dropped unsent (``skipped`` in the envelope)."""
+        keys = sorted({(b.batch.device, seq) for b in batches
+                       for lo, hi in b.batch.skipped for seq in range(lo, hi + 1)})
+        if not keys:
+            return
+        conn.execute(
+            "INSERT INTO batch_skips (device_id, seq)"
+            " SELECT d, s FROM unnest(%s::text[], %s::bigint[]) AS x(d, s)"
+            " ON CONFLICT DO NOTHING",
+            ([d for d, _ in keys], [s for _, s in keys]),
         )
 
     @staticmethod
