@@ -305,7 +305,7 @@ class Agent:
                     self._sealed.set()  # wake the pump: the flush on shutdown waits for this
                     continue
                 self._to_ack = batch + self._to_ack
-                await asyncio.sleep(backoff_delay(attempt, base_s=0.1, cap_s=5.0, rng=self._rng))
+                await asyncio.sleep(backoff_delay(attempt, base_s=0.1, cap_s=2.0, rng=self._rng))
                 attempt += 1
 
     async def _ack(self, confirmed: list[int]) -> bool:

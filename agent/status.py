@@ -50,6 +50,8 @@ def online_status(
             "refused": stats.refused,
             "used_bytes": stats.used_bytes,
             "next_seq": stats.next_seq,
+            "dropped_batches": stats.dropped_batches,
+            "skipped_unreported": stats.skipped_unreported,
             "unconfirmed_batches": stats.unconfirmed_batches,
             "oldest_unconfirmed_age_s": None if stats.oldest_sent_ms is None
             else max(now_ms - stats.oldest_sent_ms, 0) / 1000,

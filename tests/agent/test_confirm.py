@@ -213,3 +213,32 @@ async def test_broker_mode_deletes_on_puback() -> None:
     assert buf.pending() == []
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+async def test_batches_dropped_unconfirmed_are_reported_as_skipped_until_recorded() -> None:
+    """drop_oldest on a full buffer drops a sent-but-unconfirmed batch; its seq travels in the
+    next batch's ``skipped`` until the collector confirms that batch."""
+    from agent.buffer_port import BufferLimits, FullPolicy  # noqa: PLC0415
+
+    buf = MemoryBuffer(now_ms=to_ms(START),
+                       limits=BufferLimits(max_readings=20, policy=FullPolicy.DROP_OLDEST))
+    pub = FakePublisher(hold_confirms=True)
+    await buf.append(readings(20))
+    agent = Agent(cfg(), buffer=buf, publisher=pub, sources=[], clock=FakeClock(START))
+    stop, task = await start(agent)
+    await asyncio.sleep(0.3)
+    first, second = sent_seqs(pub)
+    await buf.append(readings(10))  # over the limit: the oldest batch goes
+    assert buf.skipped() == [first]
+    await asyncio.sleep(0.3)
+    last = [decode_batch(p, topic_device=DEVICE, now_ms=to_ms(START) + 10**9)
+            for t, p, _ in pub.messages if t.endswith("/readings")][-1]
+    assert last.seq not in (first, second)
+    assert last.skipped == ((first, first),)
+    pub.deliver(ACK_TOPIC, encode_ack(Ack(DEVICE, last.seq, ((last.seq, last.seq),))))
+    await asyncio.sleep(0.2)
+    assert buf.skipped() == []
+    pub.hold_confirms = False
+    pub.deliver(ACK_TOPIC, encode_ack(Ack(DEVICE, second, ((second, second),))))
+    stop.set()
+    await asyncio.wait_for(task, 10)

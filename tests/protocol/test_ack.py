@@ -128,3 +128,23 @@ def test_peek_batch_key_reads_the_seq_of_an_invalid_batch() -> None:
     assert peek_batch_key(cbor2.dumps({"seq": 7})) == 7
     assert peek_batch_key(b'{"seq":"42"}') is None
     assert peek_batch_key(b"not json") is None
+
+
+def test_batch_low_and_skipped_round_trip_and_are_checked() -> None:
+    """The envelope's optional ``low`` and ``skipped`` survive encoding; bad ones are named."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from agent.protocol import decode_batch, encode_batch  # noqa: PLC0415
+    from tests.protocol.test_golden import NOW_MS, fixed_batch  # noqa: PLC0415
+
+    batch = replace(fixed_batch(), low=S - 5, skipped=((S - 9, S - 7), (S - 6, S - 6)))
+    for enc in Encoding:
+        assert decode_batch(encode_batch(batch, enc), topic_device="gw-0001",
+                            now_ms=NOW_MS) == batch
+    doc = json.loads(encode_batch(fixed_batch()))
+    for bad, field in (({"low": S + 1}, "low"), ({"skipped": [[5, 4]]}, "skipped"),
+                       ({"skipped": [[1]]}, "skipped"), ({"skipped": "x"}, "skipped")):
+        with pytest.raises(ProtocolError) as err:
+            decode_batch(json.dumps({**doc, **bad}).encode(), topic_device="gw-0001",
+                         now_ms=NOW_MS)
+        assert err.value.field == field

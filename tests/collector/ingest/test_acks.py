@@ -112,3 +112,27 @@ def test_postgres_store_lists_durable_seqs_and_records_the_confirmed_seq(pg_url:
     with psycopg.connect(pg_url) as conn:
         row = conn.execute("SELECT confirmed_seq FROM device_ingest").fetchone()
     assert row == (103,)
+
+
+def test_skipped_seqs_reported_by_the_agent_are_not_gaps(pg_url: str) -> None:
+    """Seqs the agent dropped (drop_oldest) and reported in ``skipped`` are recorded as
+    deliberate: /devices/{id}/ingest lists no gap and no missing batch for them."""
+    migrate(pg_url, use_timescale=False)
+    pool = open_pool(pg_url, min_size=1, max_size=2)
+    try:
+        store = ReadingStore(pool)
+        store.write(plan_flush([msg("pg-s", 1)], DecoderTable()))
+        store.write(plan_flush([msg("pg-s", 5)], DecoderTable()))
+        before = device_ingest(pool, "pg-s")
+        assert before is not None
+        assert [(g.first, g.last) for g in before.gaps] == [(2, 4)]
+        batch = replace(make_batch("pg-s", 6), low=6, skipped=((2, 4),))
+        store.write(plan_flush([InboundMessage(readings_topic("pg-s"), encode_batch(batch), 1,
+                                               1, NOW)], DecoderTable()))
+        after = device_ingest(pool, "pg-s")
+        assert after is not None
+        assert after.gaps == ()
+        assert after.missing_batches == 0
+        assert after.skipped_batches == 3
+    finally:
+        pool.close()
