@@ -29,7 +29,14 @@ from agent.buffer import SqliteBuffer
 from agent.buffer_port import ReadingBuffer, SealedBatch
 from agent.clock import Clock, SystemClock, to_ms
 from agent.config import AgentConfig
-from agent.errors import AgentError, BufferFullError, DiskFullError, ProtocolError, PublishError
+from agent.errors import (
+    AgentError,
+    BufferError_,
+    BufferFullError,
+    DiskFullError,
+    ProtocolError,
+    PublishError,
+)
 from agent.protocol import (
     MAX_SKIPPED_RANGES,
     Batch,
@@ -193,7 +200,12 @@ class Agent:
                 return
             if seq in self._in_flight or seq in self._confirmed or seq in self._unconfirmed:
                 continue
-            stored = self._ready.get(seq) or await self.buffer.load(seq)
+            try:
+                stored = self._ready.get(seq) or await self.buffer.load(seq)
+            except BufferError_:
+                if seq not in self.buffer.pending():
+                    continue  # confirmed and deleted (or dropped) while we were sending others
+                raise
             batch = Batch(self.cfg.device_id, seq, stored.sealed_ms, __version__, stored.series,
                           low if self._e2e else None, skipped)
             if skipped:
