@@ -17,6 +17,7 @@ import asyncio
 import errno
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -149,8 +150,13 @@ class SqliteBuffer:
                 "INSERT OR IGNORE INTO state(key, value) VALUES ('agent.device_id', ?)",
                 (device_id,),
             )
-            for name, value in (("next_seq", initial_seq(now_ms)), ("dropped", 0), ("refused", 0),
-                                ("sealed_upto_id", 0), ("dropped_batches", 0)):
+            first = initial_seq(now_ms)
+            fresh = await self._scalar(db, "SELECT value FROM counters WHERE name = 'next_seq'")
+            seeds = [("next_seq", first), ("dropped", 0), ("refused", 0), ("sealed_upto_id", 0),
+                     ("dropped_batches", 0)]
+            if fresh is None:  # a file made before first_seq was kept does not know it
+                seeds.append(("first_seq", first))
+            for name, value in seeds:
                 await db.execute(
                     "INSERT OR IGNORE INTO counters(name, value) VALUES (?, ?)", (name, value)
                 )
@@ -240,6 +246,12 @@ class SqliteBuffer:
                 await db.executemany(
                     "INSERT INTO readings(series_id, ts_ms, value) VALUES (?, ?, ?)",
                     [(sid[k], t, v) for k, t, v in keyed],
+                )
+                taken = Counter(k[0] for k, _, _ in keyed)  # per meter, for reconciliation
+                await db.executemany(
+                    "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) "
+                    "DO UPDATE SET value = value + excluded.value",
+                    [(f"taken:{meter}", n) for meter, n in taken.items()],
                 )
         self._rows -= dropped
         self._unbatched -= dropped - sum(n for _, n in gone)
@@ -461,6 +473,9 @@ class SqliteBuffer:
             next_seq=counters.get("next_seq", 0),
             unconfirmed_batches=len(self._sent),
             oldest_sent_ms=min(self._sent.values(), default=None),
+            taken_by_meter=tuple(sorted((k.removeprefix("taken:"), v)
+                                        for k, v in counters.items() if k.startswith("taken:"))),
+            first_seq=counters.get("first_seq"),
         )
 
     async def load_state(self, key: str) -> str | None:

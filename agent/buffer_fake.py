@@ -21,6 +21,8 @@ class MemoryBuffer:
         self._state: dict[str, str] = {}
         self._sent: dict[int, int] = {}
         self._skipped: list[int] = []
+        self.taken: dict[str, int] = {}
+        self._first_seq = self._next_seq
         self.dropped = 0
         self.refused = 0
         self.closed = False
@@ -55,6 +57,8 @@ class MemoryBuffer:
             self.refused += len(readings)
             raise BufferFullError(f"buffer full; {len(readings)} reading(s) refused")
         self._unbatched_rows.extend(readings)
+        for r in readings:
+            self.taken[r.meter] = self.taken.get(r.meter, 0) + 1
 
     async def seal(
         self, max_readings: int, now_ms: int, *, max_batches: int = 1
@@ -116,6 +120,8 @@ class MemoryBuffer:
             next_seq=self._next_seq,
             unconfirmed_batches=len(self._sent),
             oldest_sent_ms=min(self._sent.values(), default=None),
+            taken_by_meter=tuple(sorted(self.taken.items())),
+            first_seq=self._first_seq,
         )
 
     async def load_state(self, key: str) -> str | None:

@@ -72,6 +72,9 @@ class BufferStats:
     skipped_unreported: int = 0  # seqs of dropped batches not yet recorded by the collector
     unconfirmed_batches: int = 0  # sent (PUBACKed) but not yet confirmed by the collector
     oldest_sent_ms: int | None = None  # when the oldest of those was first sent
+    # for reconciliation against the collector (what the meters gave vs what was stored):
+    taken_by_meter: tuple[tuple[str, int], ...] = ()  # readings committed, per meter, ever
+    first_seq: int | None = None  # the seq of this buffer file's first batch
 
 
 class ReadingBuffer(StateStore, Protocol):

@@ -56,6 +56,16 @@ def online_status(
             "oldest_unconfirmed_age_s": None if stats.oldest_sent_ms is None
             else max(now_ms - stats.oldest_sent_ms, 0) / 1000,
         },
+        "reconciliation": None if stats is None else {
+            "taken": dict(stats.taken_by_meter),
+            "first_seq": stats.first_seq,
+            "last_seq_sealed": stats.next_seq - 1 if stats.first_seq is not None
+            and stats.next_seq > stats.first_seq else None,
+            "dropped": stats.dropped,
+            "dropped_batches": stats.dropped_batches,
+            "refused": stats.refused,
+            "lost": health.lost_readings,
+        },
         "disk_full": health.disk_full,
         "lost": health.lost_readings,
         "source_errors": health.source_errors,
