@@ -111,15 +111,29 @@ async def test_failing_deletes_back_off_and_nothing_is_resent() -> None:
     assert len(sent_seqs(pub)) == 1
 
 
-def _config(tmp: Path, disk: Path, device: str, url: str, buffer: str, sd: float) -> Path:
+SIMULATED = "".join(f'[[sources]]\ntype = "simulated-energy"\nname = "e{i}"\n'
+                    'interval_s = 0.002\n' for i in range(4))
+
+
+def _file_sources(tmp: Path) -> str:
+    """Meters read from a file: they keep no state in the buffer, so on a full disk every poll
+    still yields a reading (a simulated meter that cannot save its register yields none)."""
+    (tmp / "meter.txt").write_text("42.5\n", encoding="utf-8")
+    return "".join(
+        f'[[sources]]\ntype = "file"\nname = "f{i}"\ninterval_s = 0.002\n'
+        f'path = "{tmp / "meter.txt"}"\nmetric = "power"\nunit = "kW"\nkind = "gauge"\n'
+        for i in range(4))
+
+
+def _config(tmp: Path, disk: Path, device: str, url: str, buffer: str, sd: float,
+            sources: str = SIMULATED) -> Path:
     cfg_path = tmp / "agent.toml"
     cfg_path.write_text(
         f'device_id = "{device}"\nstatus_interval_s = 0.5\nshutdown_timeout_s = {sd}\n'
         f'[broker]\nurl = "{url}"\nreconnect_min_s = 0.05\nreconnect_max_s = 0.5\n'
         f'[buffer]\npath = "{disk / "buf.db"}"\n{buffer}\n'
         "[batch]\nmax_readings = 200\nmax_age_s = 0.05\nin_flight = 4\nwindow = 8\n"
-        + "".join(f'[[sources]]\ntype = "simulated-energy"\nname = "e{i}"\ninterval_s = 0.002\n'
-                  for i in range(4)),
+        + sources,
         encoding="utf-8",
     )
     return cfg_path
@@ -170,7 +184,8 @@ def test_sigterm_on_a_full_disk_counts_lost_readings_and_keeps_the_timeout(
     status (``lost``), in the log and as exit code 3. Nothing stored is lost."""
     device = f"df-{uuid.uuid4().hex[:8]}"
     sub = Collector(mqtt_url, f"tally/v1/{device}/status", confirm=False)
-    config = _config(tmp_path, small_disk, device, mqtt_url, "max_bytes = 67108864", sd=2)
+    config = _config(tmp_path, small_disk, device, mqtt_url, "max_bytes = 67108864", sd=2,
+                     sources=_file_sources(tmp_path))
     log = tmp_path / "agent.log"
     agent = start_agent(config, log)
     try:
