@@ -84,6 +84,8 @@ class Agent:
         self._to_ack: list[int] = []  # confirmed, waiting for the acker to delete them
         self._confirmed: set[int] = set()  # confirmed and not yet deleted: never re-send these
         self._ack_wake = asyncio.Event()
+        self._append_retry_at = 0.0  # loop time before which a failed append is not retried
+        self._append_failures = 0
         self._carried: dict[int, tuple[int, ...]] = {}  # seq -> skipped seqs its envelope named
         self._reported: list[int] = []  # skipped seqs the collector has recorded
         publisher.subscribe(ack_topic(cfg.device_id), self._on_ack)
@@ -97,6 +99,7 @@ class Agent:
         carry: list[Reading] = []
         try:
             await self._poll_until(source, stop, carry)
+            carry[:] = await self._store(carry, force=True)  # one last try, backoff or not
         finally:
             if carry:  # readings taken that the buffer could not store (disk full): lost
                 self.health.lost_readings += len(carry)
@@ -124,10 +127,17 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
-    async def _store(self, readings: list[Reading]) -> list[Reading]:
-        """Append; returns what must be retried (disk full), bounded to _CARRY_MAX."""
+    async def _store(self, readings: list[Reading], *, force: bool = False) -> list[Reading]:
+        """Append; returns what must be retried (disk full), bounded to _CARRY_MAX.
+
+        After a failed append the next attempts back off (up to 2 s apart, shared by all
+        sources: one disk), unless ``force`` (the last attempt before shutdown).
+        """
         if not readings:
             return readings
+        loop = asyncio.get_running_loop()
+        if not force and loop.time() < self._append_retry_at:
+            return self._bounded(readings)
         try:
             await self.buffer.append(readings)
         except BufferFullError as exc:
@@ -135,15 +145,24 @@ class Agent:
             return []
         except DiskFullError as exc:
             self._disk_full(exc)
-            if len(readings) > _CARRY_MAX:
-                self.health.lost_readings += len(readings) - _CARRY_MAX
-                readings = readings[-_CARRY_MAX:]
-            return readings
+            self._append_retry_at = loop.time() + backoff_delay(
+                self._append_failures, base_s=0.05, cap_s=2.0, rng=self._rng)
+            self._append_failures += 1
+            return self._bounded(readings)
+        self._append_failures = 0
+        self._append_retry_at = 0.0
         self.health.disk_full = False
         if self._oldest_mono is None:
             self._oldest_mono = self.clock.monotonic()
         self._appended.set()
         return []
+
+    def _bounded(self, readings: list[Reading]) -> list[Reading]:
+        """What a poll loop may keep in memory; the excess is counted as lost."""
+        if len(readings) > _CARRY_MAX:
+            self.health.lost_readings += len(readings) - _CARRY_MAX
+            return readings[-_CARRY_MAX:]
+        return readings
 
     def _disk_full(self, exc: Exception) -> None:
         if not self.health.disk_full:

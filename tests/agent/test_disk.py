@@ -23,9 +23,9 @@ from agent.buffer import SqliteBuffer, wal_budget
 from agent.buffer_fake import MemoryBuffer
 from agent.buffer_inspect import inspect_buffer
 from agent.buffer_port import BufferLimits, FullPolicy
-from agent.clock import FakeClock, to_ms
+from agent.clock import FakeClock, SystemClock, to_ms
 from agent.errors import DiskFullError
-from agent.protocol import Kind, Reading
+from agent.protocol import Kind, Reading, decode_batch
 from agent.publisher_fake import FakePublisher
 from agent.runner import Agent
 from tests.agent.mqtt_helpers import Collector
@@ -210,3 +210,40 @@ def test_sigterm_on_a_full_disk_counts_lost_readings_and_keeps_the_timeout(
     assert str(int(farewell["lost"])) in text  # type: ignore[call-overload]
     assert os.path.exists(small_disk / "buf.db")
     assert inspect_buffer(small_disk / "buf.db").depth > 0  # what was stored stays
+
+
+class CountingFullDisk(MemoryBuffer):
+    """Appends fail (disk full) while ``full``; counts the attempts."""
+
+    def __init__(self) -> None:
+        super().__init__(now_ms=T0)
+        self.full = True
+        self.attempts = 0
+
+    async def append(self, readings: Sequence[Reading]) -> None:
+        self.attempts += 1
+        if self.full:
+            raise DiskFullError("database or disk is full")
+        await super().append(readings)
+
+
+async def test_failing_appends_back_off_and_nothing_is_lost() -> None:
+    """A poll every 10 ms does not hammer a full disk 100 times a second: appends back off
+    (≤ 2 s apart); the readings wait in memory and are all stored once space returns."""
+    from tests.agent.test_runner import Counter  # noqa: PLC0415
+
+    buf, pub, src = CountingFullDisk(), FakePublisher(), Counter(interval_s=0.01)
+    agent = Agent(cfg(), buffer=buf, publisher=pub, sources=[src], clock=SystemClock())
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.sleep(2.0)
+    assert src.polls > 100
+    assert buf.attempts <= 15
+    buf.full = False
+    await asyncio.sleep(2.5)
+    stop.set()
+    assert await asyncio.wait_for(task, 10) == 0
+    stored = sorted(int(v) for _, vs in [(0, s.values.tolist()) for t, p, _ in pub.messages
+                    if t.endswith("/readings") for s in decode_batch(
+                        p, topic_device="dev-r", now_ms=T0 + 10**12).series] for v in vs)
+    assert stored == list(range(1, src.polls + 1))
