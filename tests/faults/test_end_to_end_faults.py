@@ -4,7 +4,8 @@ Each trial runs three real agent processes (``tests/faults/meter_agent.py``: two
 every generated value written to the meter's own log first), a private Mosquitto started from a
 config file written here, two collector processes on one shared subscription, and the test's
 PostgreSQL. Mid-stream one part fails hard: the broker is killed -9 (persistence off; or on with
-a one-hour autosave, so everything since its start is lost), a collector or an agent is killed -9
+a one-hour autosave, so everything since its start is lost; or after both collectors have been
+away for 3 s, so the broker dies holding their queues), a collector or an agent is killed -9
 and restarted, or PostgreSQL is cut off through a proxy. Afterwards every value in every meter's
 log must be in ``readings`` exactly once. The only values allowed to be missing are, for an agent
 killed -9, the last value each of its meters logged before the kill: generated, but not yet
@@ -149,7 +150,7 @@ def wait_until(pred: Callable[[], bool], timeout_s: float) -> bool:
 
 
 FAULTS = ["broker-kill9-no-persistence", "broker-kill9-autosave-3600s", "collector-kill9",
-          "agent-kill9", "postgres-cut"]
+          "agent-kill9", "postgres-cut", "collectors-away-then-broker-kill9"]
 
 
 @pytest.fixture
@@ -182,7 +183,7 @@ def test_nothing_lost_nothing_duplicated(trial_parts: tuple[Trial, TcpProxy],
     for i in range(AGENTS):
         trial.start_agent(i)
     assert wait_until(lambda: len({d for d, _, _ in trial.stored()}) == AGENTS, 60)
-    time.sleep(2.0)
+    time.sleep(1.5)
     if fault.startswith("broker"):
         trial.broker.kill9()
         time.sleep(1.0)
@@ -192,6 +193,16 @@ def test_nothing_lost_nothing_duplicated(trial_parts: tuple[Trial, TcpProxy],
         trial.collectors["a"].wait(10)
         time.sleep(1.0)
         trial.start_collector("a")
+    elif fault == "collectors-away-then-broker-kill9":
+        for name in ("a", "b"):  # the broker queues for their sessions, in memory only…
+            trial.collectors[name].send_signal(signal.SIGKILL)
+            trial.collectors[name].wait(10)
+        time.sleep(3.0)
+        trial.broker.kill9()  # …and loses the queue (autosave every hour)
+        time.sleep(0.5)
+        trial.broker.start()
+        trial.start_collector("a")
+        trial.start_collector("b")
     elif fault == "agent-kill9":
         trial.kill9_agent(0)
         time.sleep(1.0)
@@ -200,7 +211,7 @@ def test_nothing_lost_nothing_duplicated(trial_parts: tuple[Trial, TcpProxy],
         proxy.cut()
         time.sleep(3.0)
         proxy.restore()
-    time.sleep(3.0)
+    time.sleep(2.0)
     trial.stop_agents()
 
     produced = {(trial.device(i), meter, v) for i in range(AGENTS)
