@@ -28,6 +28,7 @@ from agent.errors import DiskFullError
 from agent.protocol import Kind, Reading, decode_batch
 from agent.publisher_fake import FakePublisher
 from agent.runner import Agent
+from collector.embedded.broker import MqttBroker
 from tests.agent.mqtt_helpers import Collector
 from tests.agent.test_confirm import cfg, readings, sent_seqs
 from tests.agent.test_faults import start_agent, wait_until
@@ -144,12 +145,13 @@ def _statuses(sub: Collector) -> list[dict[str, object]]:
 
 
 def test_byte_bound_with_drop_oldest_keeps_a_small_disk_from_filling(
-    mqtt_url: str, small_disk: Path, tmp_path: Path,
+    private_broker: MqttBroker, small_disk: Path, tmp_path: Path,
 ) -> None:
     """No collector confirms anything: on a 1 MiB disk with max_bytes = 384 KiB the buffer
     (WAL included) stays under the bound by dropping the oldest sealed batches; the disk never
     fills, and the dropped batches are counted and held as skipped seqs to report."""
     device = f"dk-{uuid.uuid4().hex[:8]}"
+    mqtt_url = private_broker.url  # no collector anywhere may confirm these batches
     sub = Collector(mqtt_url, f"tally/v1/{device}/status", confirm=False)
     config = _config(tmp_path, small_disk, device, mqtt_url,
                      'max_bytes = 393216\npolicy = "drop_oldest"', sd=2)
@@ -177,12 +179,13 @@ def test_byte_bound_with_drop_oldest_keeps_a_small_disk_from_filling(
 
 
 def test_sigterm_on_a_full_disk_counts_lost_readings_and_keeps_the_timeout(
-    mqtt_url: str, small_disk: Path, tmp_path: Path,
+    private_broker: MqttBroker, small_disk: Path, tmp_path: Path,
 ) -> None:
     """With the disk full, SIGTERM ends the agent within shutdown_timeout_s (+ the farewell),
     and the readings held in memory that could not be stored are reported: in the farewell
     status (``lost``), in the log and as exit code 3. Nothing stored is lost."""
     device = f"df-{uuid.uuid4().hex[:8]}"
+    mqtt_url = private_broker.url
     sub = Collector(mqtt_url, f"tally/v1/{device}/status", confirm=False)
     config = _config(tmp_path, small_disk, device, mqtt_url, "max_bytes = 67108864", sd=2,
                      sources=_file_sources(tmp_path))
