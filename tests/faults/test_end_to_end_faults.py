@@ -14,6 +14,7 @@ committed to the agent's buffer, i.e. never taken (the register itself still hol
 
 from __future__ import annotations
 
+import getpass
 import os
 import signal
 import subprocess
@@ -44,7 +45,8 @@ class Mosquitto:
         work.mkdir(parents=True, exist_ok=True)
         self.conf = work / "mosquitto.conf"
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\n"
+            # as root, mosquitto would drop to user "mosquitto", who cannot write `work`
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
             f"persistence {'true' if persistence else 'false'}\n"
             f"persistence_location {work}/\nautosave_interval {autosave_s}\n"
             "max_queued_messages 1000000\nmax_inflight_messages 100\nlog_dest none\n",
