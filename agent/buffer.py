@@ -1,4 +1,5 @@
-"""Durable SQLite buffer (aiosqlite, WAL): the agent's only copy of a reading until PUBACK.
+"""Durable SQLite buffer (aiosqlite, WAL): the agent's only copy of a reading until the collector
+has confirmed it committed (end-to-end acknowledgement).
 
 Every method that changes the file runs in one explicit transaction, serialised by a lock (one
 connection is shared by the poll loops, the batcher and the publish loop). sqlite3 errors are
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -45,8 +48,9 @@ CREATE VIEW IF NOT EXISTS readings_full AS
     FROM readings r JOIN series s ON s.id = r.series_id;
 CREATE TABLE IF NOT EXISTS batches(
     seq INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL,
-    n INTEGER NOT NULL, sealed_ms INTEGER NOT NULL);
+    n INTEGER NOT NULL, sealed_ms INTEGER NOT NULL, sent_ms INTEGER);
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS skipped(seq INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SQLITE_FULL: Final = 13
@@ -70,6 +74,8 @@ class SqliteBuffer:
         self._rows = 0
         self._unbatched = 0
         self._pending: dict[int, tuple[int, int]] = {}  # seq -> (first_id, last_id), in order
+        self._sent: dict[int, int] = {}  # seq -> first sent (ms): PUBACKed, not yet confirmed
+        self._skipped: list[int] = []  # seqs of batches dropped unconfirmed (drop_oldest)
         self._page_size = 4096
         self._series: dict[SeriesKey, int] = {}
         self._keys: dict[int, SeriesKey] = {}
@@ -129,7 +135,16 @@ class SqliteBuffer:
         try:
             await self._conn.execute("PRAGMA journal_mode=WAL")
             await self._conn.execute("PRAGMA synchronous=FULL")
+            wal = wal_budget(self._limits.max_bytes)
+            # checkpoint once the WAL holds `wal` bytes and truncate it back to that size after:
+            # the WAL never grows much past its budget (SQLite's default is ~4 MiB, unbounded)
+            await self._conn.execute(f"PRAGMA journal_size_limit = {wal}")
+            await self._conn.execute(f"PRAGMA wal_autocheckpoint = {max(wal // 4096, 16)}")
             await self._conn.executescript(_SCHEMA)
+            async with self._conn.execute("PRAGMA table_info(batches)") as cur:
+                columns = {str(r[1]) for r in await cur.fetchall()}
+            if "sent_ms" not in columns:  # a buffer written before end-to-end acknowledgement
+                await self._conn.execute("ALTER TABLE batches ADD COLUMN sent_ms INTEGER")
             async with self._conn.execute("PRAGMA page_size") as cur:
                 row = await cur.fetchone()
                 self._page_size = int(row[0]) if row else 4096
@@ -140,8 +155,13 @@ class SqliteBuffer:
                 "INSERT OR IGNORE INTO state(key, value) VALUES ('agent.device_id', ?)",
                 (device_id,),
             )
-            for name, value in (("next_seq", initial_seq(now_ms)), ("dropped", 0), ("refused", 0),
-                                ("sealed_upto_id", 0)):
+            first = initial_seq(now_ms)
+            fresh = await self._scalar(db, "SELECT value FROM counters WHERE name = 'next_seq'")
+            seeds = [("next_seq", first), ("dropped", 0), ("refused", 0), ("sealed_upto_id", 0),
+                     ("dropped_batches", 0)]
+            if fresh is None:  # a file made before first_seq was kept does not know it
+                seeds.append(("first_seq", first))
+            for name, value in seeds:
                 await db.execute(
                     "INSERT OR IGNORE INTO counters(name, value) VALUES (?, ?)", (name, value)
                 )
@@ -158,9 +178,13 @@ class SqliteBuffer:
                 self._series[key] = int(sid)
                 self._keys[int(sid)] = key
             async with db.execute(
-                "SELECT seq, first_id, last_id FROM batches ORDER BY seq"
+                "SELECT seq, first_id, last_id, sent_ms FROM batches ORDER BY seq"
             ) as cur:
-                self._pending = {int(r[0]): (int(r[1]), int(r[2])) for r in await cur.fetchall()}
+                heads = list(await cur.fetchall())
+            self._pending = {int(r[0]): (int(r[1]), int(r[2])) for r in heads}
+            self._sent = {int(r[0]): int(r[3]) for r in heads if r[3] is not None}
+            self._skipped = [int(r[0]) for r in
+                             await db.execute_fetchall("SELECT seq FROM skipped ORDER BY seq")]
         if owner != device_id:
             raise BufferError_(
                 f"buffer {self._path} belongs to device {owner!r}, not {device_id!r}; "
@@ -192,17 +216,25 @@ class SqliteBuffer:
         refused = False
         added: dict[SeriesKey, int] = {}
         dropped = 0
+        gone: list[tuple[int, int]] = []
         async with self._tx("append") as db:
             excess = await self._excess(db, len(keyed))
             if excess > 0 and self._limits.policy is FullPolicy.DROP_OLDEST:
-                cur = await db.execute(
-                    "DELETE FROM readings WHERE id IN (SELECT id FROM readings "
-                    "WHERE id > (SELECT value FROM counters WHERE name = 'sealed_upto_id') "
-                    "ORDER BY id LIMIT ?)",
-                    (excess,),
-                )
-                dropped = max(cur.rowcount, 0)
+                # the oldest readings are in sealed batches: whole batches go first (a batch is
+                # a fixed set), recorded as skipped so the collector knows the gap is deliberate
+                gone = await self._drop_batches(db, excess)
+                dropped = sum(n for _, n in gone)
+                if dropped < excess:
+                    cur = await db.execute(
+                        "DELETE FROM readings WHERE id IN (SELECT id FROM readings "
+                        "WHERE id > (SELECT value FROM counters WHERE name = 'sealed_upto_id') "
+                        "ORDER BY id LIMIT ?)",
+                        (excess - dropped,),
+                    )
+                    unbatched_dropped = max(cur.rowcount, 0)
+                    dropped += unbatched_dropped
                 await self._bump(db, "dropped", dropped)
+                await self._bump(db, "dropped_batches", len(gone))
                 refused = dropped < excess
             elif excess > 0:
                 refused = True
@@ -220,8 +252,18 @@ class SqliteBuffer:
                     "INSERT INTO readings(series_id, ts_ms, value) VALUES (?, ?, ?)",
                     [(sid[k], t, v) for k, t, v in keyed],
                 )
+                taken = Counter(k[0] for k, _, _ in keyed)  # per meter, for reconciliation
+                await db.executemany(
+                    "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) "
+                    "DO UPDATE SET value = value + excluded.value",
+                    [(f"taken:{meter}", n) for meter, n in taken.items()],
+                )
         self._rows -= dropped
-        self._unbatched -= dropped
+        self._unbatched -= dropped - sum(n for _, n in gone)
+        for seq, _ in gone:
+            del self._pending[seq]
+            self._sent.pop(seq, None)
+            self._skipped.append(seq)
         if refused:
             raise BufferFullError(
                 f"buffer full ({self._rows} readings); {len(keyed)} new reading(s) refused"
@@ -230,6 +272,44 @@ class SqliteBuffer:
         self._keys.update((v, k) for k, v in added.items())
         self._rows += len(keyed)
         self._unbatched += len(keyed)
+
+    async def _drop_batches(self, db: aiosqlite.Connection, excess: int) -> list[tuple[int, int]]:
+        """Delete the oldest sealed batches holding at least ``excess`` readings (or all of
+        them); returns (seq, readings deleted) of each, and records the seqs as skipped."""
+        victims: list[tuple[int, int, int]] = []
+        total = 0
+        for seq, (first, last) in self._pending.items():
+            if total >= excess:
+                break
+            victims.append((seq, first, last))
+            total += last - first + 1  # an upper bound; the exact count comes from DELETE
+        out: list[tuple[int, int]] = []
+        for seq, first, last in victims:
+            cur = await db.execute(
+                "DELETE FROM readings WHERE id BETWEEN ? AND ? AND batch_seq = ?",
+                (first, last, seq),
+            )
+            out.append((seq, max(cur.rowcount, 0)))
+            if sum(n for _, n in out) >= excess:
+                break
+        if out:
+            await db.executemany("DELETE FROM batches WHERE seq = ?", [(s,) for s, _ in out])
+            await db.executemany("INSERT OR IGNORE INTO skipped(seq) VALUES (?)",
+                                 [(s,) for s, _ in out])
+        return out
+
+    def skipped(self) -> list[int]:
+        """Seqs of batches dropped before the collector confirmed them, not yet reported."""
+        return list(self._skipped)
+
+    async def forget_skipped(self, seqs: Sequence[int]) -> None:
+        """The collector has recorded these skipped seqs: stop reporting them."""
+        done = set(seqs) & set(self._skipped)
+        if not done:
+            return
+        async with self._tx("forget_skipped", durable=False) as db:
+            await db.executemany("DELETE FROM skipped WHERE seq = ?", [(s,) for s in done])
+        self._skipped = [s for s in self._skipped if s not in done]
 
     async def _excess(self, db: aiosqlite.Connection, incoming: int) -> int:
         """How many stored readings must go for ``incoming`` more to fit (0 if they fit)."""
@@ -245,9 +325,14 @@ class SqliteBuffer:
         return excess
 
     async def _used_bytes(self, db: aiosqlite.Connection) -> int:
+        """Pages in use plus the WAL file: both take room on the disk."""
         pages = int(await self._scalar(db, "PRAGMA page_count") or 0)
         free = int(await self._scalar(db, "PRAGMA freelist_count") or 0)
-        return (pages - free) * self._page_size
+        try:
+            wal = os.stat(f"{self._path}-wal").st_size
+        except OSError:
+            wal = 0
+        return (pages - free) * self._page_size + wal
 
     @staticmethod
     async def _bump(db: aiosqlite.Connection, name: str, by: int) -> None:
@@ -324,8 +409,26 @@ class SqliteBuffer:
             raise BufferError_(f"buffer load of batch {seq} failed: {exc}") from exc
         return SealedBatch(seq, int(head[2]), series_from_rows(list(rows), self._keys))  # type: ignore[arg-type]
 
+    def sent(self) -> dict[int, int]:
+        """Sent, unconfirmed batches: seq -> when first sent (ms), as kept in the file."""
+        return dict(self._sent)
+
+    async def mark_sent(self, seqs: Sequence[int], now_ms: int) -> None:
+        """Record that the broker has these batches (PUBACK); they stay until confirmed.
+
+        Committed without fsync, like ``ack``: losing the mark only loses the age shown in the
+        status; the batch itself is sealed and durable either way.
+        """
+        new = [seq for seq in dict.fromkeys(seqs) if seq in self._pending and seq not in self._sent]
+        if not new:
+            return
+        async with self._tx("mark_sent", durable=False) as db:
+            await db.executemany("UPDATE batches SET sent_ms = ? WHERE seq = ?",
+                                 [(now_ms, seq) for seq in new])
+        self._sent.update((seq, now_ms) for seq in new)
+
     async def ack(self, seqs: Sequence[int]) -> None:
-        """Delete acknowledged batches and their readings (one transaction).
+        """Delete confirmed batches and their readings (one transaction).
 
         Committed without fsync: if power fails before the WAL reaches the disk, the batch is
         merely re-sent with the same seq and readings, and the collector drops the duplicate.
@@ -347,6 +450,7 @@ class SqliteBuffer:
                                  [(seq,) for seq, _, _ in ranges])
         for seq, _, _ in ranges:
             del self._pending[seq]
+            self._sent.pop(seq, None)
         self._rows -= removed
 
     async def stats(self) -> BufferStats:
@@ -368,8 +472,15 @@ class SqliteBuffer:
             oldest_ts_ms=int(str(oldest)) if oldest is not None else None,
             dropped=counters.get("dropped", 0),
             refused=counters.get("refused", 0),
+            dropped_batches=counters.get("dropped_batches", 0),
+            skipped_unreported=len(self._skipped),
             used_bytes=used,
             next_seq=counters.get("next_seq", 0),
+            unconfirmed_batches=len(self._sent),
+            oldest_sent_ms=min(self._sent.values(), default=None),
+            taken_by_meter=tuple(sorted((k.removeprefix("taken:"), v)
+                                        for k, v in counters.items() if k.startswith("taken:"))),
+            first_seq=counters.get("first_seq"),
         )
 
     async def load_state(self, key: str) -> str | None:
@@ -397,6 +508,13 @@ class SqliteBuffer:
                 await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             with suppress(sqlite3.Error, OSError, ValueError):
                 await self._conn.close()
+
+
+def wal_budget(max_bytes: int | None) -> int:
+    """Bytes the WAL may hold before a checkpoint: 1/8 of ``max_bytes``, 64 KiB to 1 MiB."""
+    if max_bytes is None:
+        return 1 << 20
+    return min(max(max_bytes // 8, 64 * 1024), 1 << 20)
 
 
 def _cut_series(chunk: list[Row]) -> list[Row]:

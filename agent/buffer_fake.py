@@ -19,6 +19,10 @@ class MemoryBuffer:
         self._batches: dict[int, SealedBatch] = {}
         self._next_seq = initial_seq(now_ms)
         self._state: dict[str, str] = {}
+        self._sent: dict[int, int] = {}
+        self._skipped: list[int] = []
+        self.taken: dict[str, int] = {}
+        self._first_seq = self._next_seq
         self.dropped = 0
         self.refused = 0
         self.closed = False
@@ -37,7 +41,15 @@ class MemoryBuffer:
         limit = self._limits.max_readings
         excess = 0 if limit is None else self._depth() + len(readings) - limit
         if excess > 0 and self._limits.policy is FullPolicy.DROP_OLDEST:
-            drop = min(excess, len(self._unbatched_rows))
+            for seq in sorted(self._batches):
+                if excess <= 0:
+                    break
+                batch = self._batches.pop(seq)
+                self._sent.pop(seq, None)
+                self._skipped.append(seq)
+                self.dropped += batch.reading_count
+                excess -= batch.reading_count
+            drop = min(max(excess, 0), len(self._unbatched_rows))
             del self._unbatched_rows[:drop]
             self.dropped += drop
             excess -= drop
@@ -45,6 +57,8 @@ class MemoryBuffer:
             self.refused += len(readings)
             raise BufferFullError(f"buffer full; {len(readings)} reading(s) refused")
         self._unbatched_rows.extend(readings)
+        for r in readings:
+            self.taken[r.meter] = self.taken.get(r.meter, 0) + 1
 
     async def seal(
         self, max_readings: int, now_ms: int, *, max_batches: int = 1
@@ -72,9 +86,24 @@ class MemoryBuffer:
         except KeyError:
             raise BufferError_(f"batch {seq} is not in the buffer") from None
 
+    async def mark_sent(self, seqs: Sequence[int], now_ms: int) -> None:
+        for seq in seqs:
+            if seq in self._batches:
+                self._sent.setdefault(seq, now_ms)
+
+    def sent(self) -> dict[int, int]:
+        return dict(self._sent)
+
+    def skipped(self) -> list[int]:
+        return list(self._skipped)
+
+    async def forget_skipped(self, seqs: Sequence[int]) -> None:
+        self._skipped = [s for s in self._skipped if s not in set(seqs)]
+
     async def ack(self, seqs: Sequence[int]) -> None:
         for seq in seqs:
             self._batches.pop(seq, None)
+            self._sent.pop(seq, None)
 
     async def stats(self) -> BufferStats:
         oldest = [r.ts_ms for r in self._unbatched_rows[:1]] + [
@@ -89,6 +118,10 @@ class MemoryBuffer:
             refused=self.refused,
             used_bytes=0,
             next_seq=self._next_seq,
+            unconfirmed_batches=len(self._sent),
+            oldest_sent_ms=min(self._sent.values(), default=None),
+            taken_by_meter=tuple(sorted(self.taken.items())),
+            first_seq=self._first_seq,
         )
 
     async def load_state(self, key: str) -> str | None:

@@ -4,7 +4,9 @@ Pure value types and the ``ReadingBuffer`` protocol shared by the SQLite adapter
 (``agent.buffer.SqliteBuffer``) and the in-memory fake (``agent.buffer_fake.MemoryBuffer``).
 
 Life of a reading: ``append`` (committed) -> ``seal`` (assigned to batch ``seq``, a fixed set)
--> ``load(seq)`` (re-read, identical every time) -> ``ack([seq])`` after PUBACK (deleted).
+-> ``load(seq)`` (re-read, identical every time) -> ``mark_sent([seq])`` after PUBACK (the
+broker has it: "sent, unconfirmed", kept across restarts) -> ``ack([seq])`` once the collector
+has confirmed it committed (deleted).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ class FullPolicy(enum.StrEnum):
     """What the buffer does with a new reading when it is at its limit."""
 
     REFUSE_NEW = "refuse_new"  # raise BufferFullError; the new readings are counted as refused
-    DROP_OLDEST = "drop_oldest"  # delete the oldest not-yet-batched readings; counted as dropped
+    DROP_OLDEST = "drop_oldest"  # delete the oldest readings (whole sealed batches first, their
+    # seqs reported to the collector as skipped); counted as dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,13 @@ class BufferStats:
     refused: int  # readings refused by the refuse_new policy (ever)
     used_bytes: int  # bytes of the store in use
     next_seq: int  # the seq the next sealed batch will get
+    dropped_batches: int = 0  # sealed batches dropped by drop_oldest (their readings in dropped)
+    skipped_unreported: int = 0  # seqs of dropped batches not yet recorded by the collector
+    unconfirmed_batches: int = 0  # sent (PUBACKed) but not yet confirmed by the collector
+    oldest_sent_ms: int | None = None  # when the oldest of those was first sent
+    # for reconciliation against the collector (what the meters gave vs what was stored):
+    taken_by_meter: tuple[tuple[str, int], ...] = ()  # readings committed, per meter, ever
+    first_seq: int | None = None  # the seq of this buffer file's first batch
 
 
 class ReadingBuffer(StateStore, Protocol):
@@ -83,7 +93,15 @@ class ReadingBuffer(StateStore, Protocol):
 
     async def load(self, seq: int) -> SealedBatch: ...
 
+    async def mark_sent(self, seqs: Sequence[int], now_ms: int) -> None: ...
+
+    def sent(self) -> dict[int, int]: ...
+
     async def ack(self, seqs: Sequence[int]) -> None: ...
+
+    def skipped(self) -> list[int]: ...
+
+    async def forget_skipped(self, seqs: Sequence[int]) -> None: ...
 
     async def stats(self) -> BufferStats: ...
 

@@ -87,12 +87,12 @@ def _enroll(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(cfg: AgentConfig) -> None:
+async def _run(cfg: AgentConfig) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_agent(cfg, stop)
+    return await run_agent(cfg, stop)
 
 
 def _fmt_ts(ms: int | None) -> str:
@@ -132,6 +132,9 @@ def _check(cfg: AgentConfig) -> None:
         print(f"  source {s.name}: every {s.interval_s:g}s")
 
 
+EXIT_LOST = 3  # the agent stopped, but readings it took could not be stored
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tally-agent`` and ``python -m agent``; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -149,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                 format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             )
             logging.getLogger("aiosqlite").setLevel(logging.INFO)  # one line per SQL call
-            asyncio.run(_run(cfg))
+            lost = asyncio.run(_run(cfg))
+            if lost:
+                print(f"tally-agent: {lost} reading(s) could not be stored (disk full) and "
+                      "are lost", file=sys.stderr)
+                return EXIT_LOST
     except ConfigError as exc:
         print(f"tally-agent: configuration error: {exc}", file=sys.stderr)
         return 2

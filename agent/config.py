@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -102,11 +102,21 @@ class BufferConfig(_Strict):
 
 
 class BatchConfig(_Strict):
-    """How readings are grouped into published batches."""
+    """How readings are grouped into published batches, and when a batch may be forgotten.
+
+    ``confirm = "collector"`` (the default): a batch is deleted only when the collector
+    acknowledges, after its database commit, on ``tally/v1/<device>/ack``; PUBACK only marks it
+    sent. At most ``window`` batches are sent and unconfirmed at once; one unconfirmed after
+    ``confirm_timeout_s`` (or after any reconnect) is sent again. ``"broker"`` deletes on PUBACK
+    (for a collector that does not acknowledge; loses what a crashing broker had not saved).
+    """
 
     max_readings: int = Field(default=1000, ge=1, le=MAX_READINGS_PER_BATCH)
     max_age_s: float = Field(default=10.0, gt=0, le=86_400)
     in_flight: int = Field(default=8, ge=1, le=64)
+    window: int = Field(default=32, ge=1, le=1024)
+    confirm_timeout_s: float = Field(default=30.0, gt=0, le=86_400)
+    confirm: Literal["collector", "broker"] = "collector"
 
 
 class SourceConfig(BaseModel):

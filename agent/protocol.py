@@ -8,6 +8,7 @@ Topic scheme::
 
     tally/v1/<device_id>/readings   batches (QoS 1, not retained)
     tally/v1/<device_id>/status     retained status / last will (JSON)
+    tally/v1/<device_id>/ack        the collector's acknowledgement (agent.protocol_ack)
 
 Envelope (JSON shown; the same map encoded as CBOR is accepted, told apart by the first byte)::
 
@@ -16,7 +17,12 @@ Envelope (JSON shown; the same map encoded as CBOR is accepted, told apart by th
                  "t0": 1732492740000, "dt": [0, 60000], "val": [1234.5, 1234.61]}]}
 
 ``seq`` is the per-device batch sequence number: the unit of deduplication. A batch re-sent
-after a crash carries the same ``seq`` and exactly the same readings.
+after a crash carries the same ``seq`` and exactly the same readings. The optional ``low`` is the
+lowest seq the agent still holds unconfirmed; the collector's acknowledgement on
+``tally/v1/<device_id>/ack`` (``agent.protocol_ack``) lists the durable seqs from there up. The
+optional ``skipped`` lists (as ``[first, last]`` ranges) seqs of batches the agent dropped
+before they were confirmed (``drop_oldest`` on a full buffer): the collector records them as
+deliberately skipped, not as a gap.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ MAX_PAYLOAD_BYTES: Final = 1_048_576
 MAX_READINGS_PER_BATCH: Final = 20_000
 MAX_SERIES_PER_BATCH: Final = 256
 MIN_TIMESTAMP_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_SKIPPED_RANGES: Final = 64
+MAX_SKIPPED_SPAN: Final = 100_000  # seqs in one skipped range
 MAX_FUTURE_SKEW_MS: Final = 24 * 3600 * 1000  # a reading may be at most 1 day ahead of `now`
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _UNIT_RE: Final = re.compile(r"^[A-Za-z0-9%°/^.*_³²µ-]{1,16}$")
@@ -156,6 +164,8 @@ class Batch:
     sent_ms: int
     agent_version: str
     series: tuple[Series, ...]
+    low: int | None = None  # lowest seq the agent still holds unconfirmed (optional)
+    skipped: tuple[tuple[int, int], ...] = ()  # seq ranges the agent dropped unsent (optional)
 
     @property
     def reading_count(self) -> int:
@@ -219,6 +229,10 @@ def encode_batch(batch: Batch, encoding: Encoding = Encoding.JSON) -> bytes:
             for s in batch.series
         ],
     }
+    if batch.low is not None:
+        doc["low"] = batch.low
+    if batch.skipped:
+        doc["skipped"] = [[lo, hi] for lo, hi in batch.skipped]
     if encoding is Encoding.CBOR:
         return cbor2.dumps(doc)
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
@@ -359,7 +373,26 @@ def decode_batch(payload: bytes, *, topic_device: str | None, now_ms: int) -> Ba
             f"{total} readings exceed the limit of {MAX_READINGS_PER_BATCH} per batch",
             field="series",
         )
-    return Batch(device, seq, sent, agent, series)
+    low = None if doc.get("low") is None else _int(doc, "low", lo=0, hi=seq)
+    return Batch(device, seq, sent, agent, series, low, _skipped(doc.get("skipped")))
+
+
+def _skipped(value: object) -> tuple[tuple[int, int], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_SKIPPED_RANGES:
+        raise ProtocolError(f"'skipped' must be an array of at most {MAX_SKIPPED_RANGES} "
+                            "[first, last] pairs", field="skipped")
+    out: list[tuple[int, int]] = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise ProtocolError("'skipped' must hold [first, last] pairs", field="skipped")
+        pair = {"skipped": item[0]}
+        lo = _int(pair, "skipped", lo=0, hi=2**63 - 1)
+        pair = {"skipped": item[1]}
+        hi = _int(pair, "skipped", lo=lo, hi=min(lo + MAX_SKIPPED_SPAN, 2**63 - 1))
+        out.append((lo, hi))
+    return tuple(out)
 
 
 def batch_from_readings(

@@ -11,6 +11,7 @@ once. No reconnect logic: the runner owns retries (backoff with jitter).
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 import ssl
 from collections.abc import Callable
@@ -63,6 +64,8 @@ class MqttPublisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._client.on_socket_open = self._on_socket_open
         self._client.on_socket_close = self._on_socket_close
         self._client.on_socket_register_write = self._on_register_write
@@ -75,19 +78,12 @@ class MqttPublisher:
         self._down.set()
         self._misc: asyncio.Task[None] | None = None
         self.last_disconnect: str | None = None
-        self._subscriptions: tuple[str, ...] = ()
-        self._on_message: Callable[[str, bytes], None] | None = None
-        self._client.on_message = self._on_mqtt_message
 
     def listen(self, topics: tuple[str, ...], handler: Callable[[str, bytes], None]) -> None:
         """Subscribe to ``topics`` (QoS 1) on every connection; ``handler(topic, payload)``
         runs in the event loop."""
-        self._subscriptions = topics
-        self._on_message = handler
-
-    def _on_mqtt_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if self._on_message is not None:
-            self._soon(self._on_message, msg.topic, bytes(msg.payload))
+        for topic in topics:
+            self.subscribe(topic, functools.partial(handler, topic))
 
     # -- paho callbacks (may run in the executor thread during connect) --------------------
 
@@ -152,7 +148,7 @@ class MqttPublisher:
             return
         self._connected = True
         self._down.clear()
-        for topic in self._subscriptions:
+        for topic in self._handlers:  # renewed on every connection: the session may be new
             self._client.subscribe(topic, qos=1)
         if fut is not None and not fut.done():
             fut.set_result(None)
@@ -174,6 +170,14 @@ class MqttPublisher:
         self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any
     ) -> None:
         self._soon(self._acked, mid, rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._soon(self._deliver, msg.topic, bytes(msg.payload))
+
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        handler = self._handlers.get(topic)
+        if handler is not None:
+            handler(payload)
 
     def _acked(self, mid: int, rc: ReasonCode) -> None:
         fut = self._futures.pop(mid, None)
@@ -247,6 +251,12 @@ class MqttPublisher:
         fut: asyncio.Future[None] = loop.create_future()
         self._futures[info.mid] = fut
         return fut
+
+    def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Hand every message on ``topic`` to ``handler``; subscribed on each (re)connection."""
+        self._handlers[topic] = handler
+        if self._connected:
+            self._client.subscribe(topic, qos=1)
 
     async def close(self) -> None:
         """Disconnect cleanly (no last will) and fail whatever is still unacknowledged."""

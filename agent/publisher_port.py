@@ -1,8 +1,10 @@
-"""The publisher port: send a message and learn, through an awaitable, when the broker has it."""
+"""The publisher port: send a message and learn, through an awaitable, when the broker has it;
+and hear the collector's acknowledgements on a subscribed topic."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -23,5 +25,9 @@ class Publisher(Protocol):
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
         ...
+
+    def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Deliver every message on ``topic`` (QoS 1, retained ones too) to ``handler``, in the
+        event loop; the subscription is renewed on every connection."""
 
     async def close(self) -> None: ...

@@ -3,11 +3,14 @@
 Task layout (one asyncio loop): a poll loop per source appends readings to the buffer; the
 batcher seals up to ``batch.max_readings`` readings per batch once that many wait or the oldest
 has waited ``batch.max_age_s``; the publish loop sends sealed batches in seq order with up to
-``batch.in_flight`` awaiting PUBACK and deletes each batch after its PUBACK; the supervisor
+``batch.in_flight`` awaiting PUBACK and at most ``batch.window`` sent but unconfirmed. PUBACK
+only marks a batch sent (durably, in the buffer); it is deleted when the collector's
+acknowledgement on ``tally/v1/<device>/ack`` says it is committed (or dead-lettered), and sent
+again when unconfirmed after ``batch.confirm_timeout_s`` or after any reconnect. The supervisor
 (re)connects with exponential backoff and full jitter, also after a broker-initiated
 disconnect. ``stop`` (SIGTERM/SIGINT) ends polling, seals what is left, waits up to
-``shutdown_timeout_s`` for PUBACKs, publishes the offline status and closes the DB. Whatever was
-not acknowledged stays in the buffer and is re-sent, identical, on the next start.
+``shutdown_timeout_s`` for confirmations, publishes the offline status and closes the DB.
+Whatever was not confirmed stays in the buffer and is re-sent, identical, on the next start.
 """
 
 from __future__ import annotations
@@ -26,9 +29,17 @@ from agent.buffer import SqliteBuffer
 from agent.buffer_port import ReadingBuffer, SealedBatch
 from agent.clock import Clock, SystemClock, to_ms
 from agent.config import AgentConfig
-from agent.errors import AgentError, BufferFullError, DiskFullError, PublishError
+from agent.errors import (
+    AgentError,
+    BufferError_,
+    BufferFullError,
+    DiskFullError,
+    ProtocolError,
+    PublishError,
+)
 from agent.private_files import write_private
 from agent.protocol import (
+    MAX_SKIPPED_RANGES,
     Batch,
     Reading,
     config_topic,
@@ -36,6 +47,7 @@ from agent.protocol import (
     readings_topic,
     status_topic,
 )
+from agent.protocol_ack import Outcome, ack_topic, decode_ack, seq_ranges
 from agent.publisher import MqttPublisher
 from agent.publisher_port import Publisher
 from agent.redact import redact_url
@@ -69,15 +81,22 @@ class Agent:
         self._appended = asyncio.Event()
         self._polling_done = asyncio.Event()
         self._oldest_mono: float | None = None if buffer.unbatched == 0 else float("-inf")
-        self._in_flight: dict[int, tuple[asyncio.Future[None], int]] = {}
+        self._in_flight: dict[int, tuple[asyncio.Future[None], int]] = {}  # awaiting PUBACK
+        self._unconfirmed: dict[int, float] = {}  # PUBACKed on this connection -> when
         self._ready: dict[int, SealedBatch] = {}  # sealed this run: sent without re-reading
-        self._to_ack: list[int] = []  # PUBACKed, waiting for the acker to delete them
-        self._acking: set[int] = set()  # PUBACKed and not yet deleted: never re-send these
+        self._to_mark: list[int] = []  # PUBACKed, to be recorded as sent in the buffer
+        self._to_ack: list[int] = []  # confirmed, waiting for the acker to delete them
+        self._confirmed: set[int] = set()  # confirmed and not yet deleted: never re-send these
         self._ack_wake = asyncio.Event()
         self.config_version = 0  # the remote config version running (0: local file only)
         self._polls: dict[str, asyncio.Task[None]] = {}
         self._stop: asyncio.Event | None = None
         self._config_lock = asyncio.Lock()
+        self._append_retry_at = 0.0  # loop time before which a failed append is not retried
+        self._append_failures = 0
+        self._carried: dict[int, tuple[int, ...]] = {}  # seq -> skipped seqs its envelope named
+        self._reported: list[int] = []  # skipped seqs the collector has recorded
+        publisher.subscribe(ack_topic(cfg.device_id), self._on_ack)
 
     def _now_ms(self) -> int:
         return to_ms(self.clock.now())
@@ -86,6 +105,17 @@ class Agent:
 
     async def _poll(self, source: Source, stop: asyncio.Event) -> None:
         carry: list[Reading] = []
+        try:
+            await self._poll_until(source, stop, carry)
+            carry[:] = await self._store(carry, force=True)  # one last try, backoff or not
+        finally:
+            if carry:  # readings taken that the buffer could not store (disk full): lost
+                self.health.lost_readings += len(carry)
+                log.error("source %s: %d reading(s) could not be stored before shutdown",
+                          source.name, len(carry))
+
+    async def _poll_until(self, source: Source, stop: asyncio.Event,
+                          carry: list[Reading]) -> None:
         due = self.clock.monotonic()
         while not stop.is_set():
             try:
@@ -96,7 +126,7 @@ class Agent:
                 self.health.source_errors += 1
                 self.health.error(f"source {source.name}: {exc}", self._now_ms())
                 log.warning("source %s failed: %s", source.name, exc)
-            carry = await self._store(carry)
+            carry[:] = await self._store(carry)
             due += source.interval_s
             delay = due - self.clock.monotonic()
             if delay < 0:  # fell behind (slow source, suspended host): skip missed polls
@@ -105,10 +135,17 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
-    async def _store(self, readings: list[Reading]) -> list[Reading]:
-        """Append; returns what must be retried (disk full), bounded to _CARRY_MAX."""
+    async def _store(self, readings: list[Reading], *, force: bool = False) -> list[Reading]:
+        """Append; returns what must be retried (disk full), bounded to _CARRY_MAX.
+
+        After a failed append the next attempts back off (up to 2 s apart, shared by all
+        sources: one disk), unless ``force`` (the last attempt before shutdown).
+        """
         if not readings:
             return readings
+        loop = asyncio.get_running_loop()
+        if not force and loop.time() < self._append_retry_at:
+            return self._bounded(readings)
         try:
             await self.buffer.append(readings)
         except BufferFullError as exc:
@@ -116,15 +153,24 @@ class Agent:
             return []
         except DiskFullError as exc:
             self._disk_full(exc)
-            if len(readings) > _CARRY_MAX:
-                self.health.lost_readings += len(readings) - _CARRY_MAX
-                readings = readings[-_CARRY_MAX:]
-            return readings
+            self._append_retry_at = loop.time() + backoff_delay(
+                self._append_failures, base_s=0.05, cap_s=2.0, rng=self._rng)
+            self._append_failures += 1
+            return self._bounded(readings)
+        self._append_failures = 0
+        self._append_retry_at = 0.0
         self.health.disk_full = False
         if self._oldest_mono is None:
             self._oldest_mono = self.clock.monotonic()
         self._appended.set()
         return []
+
+    def _bounded(self, readings: list[Reading]) -> list[Reading]:
+        """What a poll loop may keep in memory; the excess is counted as lost."""
+        if len(readings) > _CARRY_MAX:
+            self.health.lost_readings += len(readings) - _CARRY_MAX
+            return readings[-_CARRY_MAX:]
+        return readings
 
     def _disk_full(self, exc: Exception) -> None:
         if not self.health.disk_full:
@@ -137,7 +183,7 @@ class Agent:
     async def _batcher(self) -> None:
         bc = self.cfg.batch
         tick = min(0.25, bc.max_age_s / 4)
-        max_pending = bc.in_flight * 2
+        max_pending = max(bc.window, bc.in_flight) + bc.in_flight
         while True:
             final = self._polling_done.is_set()
             room = max_pending - len(self.buffer.pending())
@@ -166,58 +212,155 @@ class Agent:
 
     # -- publishing ------------------------------------------------------------------------
 
+    def _sendable(self) -> bool:
+        b = self.cfg.batch
+        return len(self._in_flight) < b.in_flight and \
+            len(self._in_flight) + len(self._unconfirmed) < max(b.window, b.in_flight)
+
     async def _send_window(self) -> None:
-        """Publish pending batches in seq order until the window is full."""
-        for seq in self.buffer.pending():
-            if len(self._in_flight) >= self.cfg.batch.in_flight:
+        """Publish pending batches in seq order while the windows have room."""
+        pending = self.buffer.pending()
+        low = next((s for s in pending if s not in self._confirmed), None)
+        skipped = seq_ranges(self.buffer.skipped())[:MAX_SKIPPED_RANGES] if self._e2e else ()
+        for seq in pending:
+            if not self._sendable():
                 return
-            if seq in self._in_flight or seq in self._acking:
+            if seq in self._in_flight or seq in self._confirmed or seq in self._unconfirmed:
                 continue
-            stored = self._ready.get(seq) or await self.buffer.load(seq)
-            batch = Batch(self.cfg.device_id, seq, stored.sealed_ms, __version__, stored.series)
+            try:
+                stored = self._ready.get(seq) or await self.buffer.load(seq)
+            except BufferError_:
+                if seq not in self.buffer.pending():
+                    continue  # confirmed and deleted (or dropped) while we were sending others
+                raise
+            batch = Batch(self.cfg.device_id, seq, stored.sealed_ms, __version__, stored.series,
+                          low if self._e2e else None, skipped)
+            if skipped:
+                self._carried[seq] = tuple(x for lo, hi in skipped for x in range(lo, hi + 1))
             payload = encode_batch(batch, self.cfg.encoding)
             self._in_flight[seq] = (self.publisher.publish(self._topic, payload),
                                     stored.reading_count)
 
+    @property
+    def _e2e(self) -> bool:
+        return self.cfg.batch.confirm == "collector"
+
     def _take_done(self) -> None:
-        """Pop completed publishes; hand acknowledged seqs to the acker (failures are re-sent)."""
+        """Pop completed publishes: PUBACKed ones become "sent, unconfirmed" (or, with
+        ``confirm = "broker"``, confirmed); failed ones are sent again."""
         done = [(s, n) for s, (f, n) in self._in_flight.items() if f.done()]
-        acked: list[int] = []
+        if not done:
+            return
+        held = set(self.buffer.pending())  # a batch confirmed before its PUBACK may be gone
+        sent: list[int] = []
         for seq, n in done:
             fut, _ = self._in_flight.pop(seq)
             exc = PublishError("publish cancelled") if fut.cancelled() else fut.exception()
-            if exc is None:
-                acked.append(seq)
-                self.health.published_batches += 1
-                self.health.published_readings += n
-            else:
+            if exc is not None:
                 self.health.error(f"batch {seq}: {exc}", self._now_ms())
-        if acked:
-            self._to_ack.extend(acked)
-            self._acking.update(acked)
-            self._ack_wake.set()
+                continue
+            self.health.published_batches += 1
+            self.health.published_readings += n
+            if seq in held and seq not in self._confirmed:
+                sent.append(seq)
+        if not sent:
+            return
+        if self._e2e:
+            now = self.clock.monotonic()
+            self._unconfirmed.update((seq, now) for seq in sent)
+            self._to_mark.extend(sent)
+        else:
+            self._confirm(sent)
+        self._ack_wake.set()
+
+    def _confirm(self, seqs: Sequence[int]) -> None:
+        for seq in seqs:
+            self._unconfirmed.pop(seq, None)
+        self._confirmed.update(seqs)
+        self._to_ack.extend(seqs)
+        self._ack_wake.set()
+
+    def _on_ack(self, payload: bytes) -> None:
+        """An acknowledgement from the collector (live or retained): forget what it confirms."""
+        try:
+            ack = decode_ack(payload, topic_device=self.cfg.device_id)
+        except ProtocolError as exc:
+            self.health.error(f"bad acknowledgement: {exc}", self._now_ms())
+            return
+        outcomes = ack.outcomes(s for s in self.buffer.pending() if s not in self._confirmed)
+        if not outcomes:
+            return
+        for seq, outcome in outcomes.items():
+            if outcome is Outcome.DEAD_LETTERED:
+                self.health.dead_lettered_batches += 1
+                reason = next(r for s, r in ack.dead if s == seq)
+                self.health.error(f"batch {seq} dead-lettered by the collector: {reason}",
+                                  self._now_ms())
+                log.error("batch %d was dead-lettered by the collector: %s", seq, reason)
+            elif outcome is Outcome.DUPLICATE:
+                self.health.duplicate_batches += 1
+            if outcome is not Outcome.DEAD_LETTERED:  # its skipped seqs are recorded too
+                self._reported.extend(self._carried.pop(seq, ()))
+            self.health.confirmed_batches += 1
+        self._confirm(list(outcomes))
+        self._sealed.set()  # wake the pump: the window has room
+
+    def _expire(self) -> None:
+        """Batches unconfirmed for confirm_timeout_s are sent again; dropped ones forgotten."""
+        if self._unconfirmed:
+            held = set(self.buffer.pending())
+            for seq in [s for s in self._unconfirmed if s not in held]:
+                del self._unconfirmed[seq]  # dropped by drop_oldest: reported as skipped
+        limit = self.clock.monotonic() - self.cfg.batch.confirm_timeout_s
+        late = [seq for seq, t in self._unconfirmed.items() if t <= limit]
+        for seq in late:
+            del self._unconfirmed[seq]
+        self.health.resent_batches += len(late)
 
     async def _acker(self) -> None:
-        """Delete acknowledged batches in the background, many per transaction."""
+        """Record sends and delete confirmed batches in the background, many per transaction.
+
+        A failing delete (disk full, I/O error) is retried with backoff; the batch stays
+        confirmed meanwhile, so it is never sent again.
+        """
+        attempt = 0
         while True:
             await self._ack_wake.wait()
             self._ack_wake.clear()
+            if self._to_mark:
+                marks, self._to_mark = self._to_mark, []
+                with contextlib.suppress(AgentError):  # only the age in the status is lost
+                    await self.buffer.mark_sent(marks, self._now_ms())
+            if self._reported:
+                reported, self._reported = self._reported, []
+                try:
+                    await self.buffer.forget_skipped(reported)
+                except AgentError:  # reported again with a later batch: harmless
+                    self.health.buffer_errors += 1
             while self._to_ack:
                 batch, self._to_ack = self._to_ack, []
-                await self._ack(batch)
-                self._sealed.set()  # wake the pump: the flush on shutdown waits for this
+                if await self._ack(batch):
+                    attempt = 0
+                    self._sealed.set()  # wake the pump: the flush on shutdown waits for this
+                    continue
+                self._to_ack = batch + self._to_ack
+                await asyncio.sleep(backoff_delay(attempt, base_s=0.1, cap_s=2.0, rng=self._rng))
+                attempt += 1
 
-    async def _ack(self, acked: list[int]) -> None:
-        if not acked:
-            return
+    async def _ack(self, confirmed: list[int]) -> bool:
+        if not confirmed:
+            return True
         try:
-            await self.buffer.ack(acked)
-        except AgentError as exc:  # rows stay; the batch is re-sent and deduplicated
-            self.health.error(f"ack of {len(acked)} batch(es) failed: {exc}", self._now_ms())
-        finally:
-            for seq in acked:
-                self._ready.pop(seq, None)
-                self._acking.discard(seq)
+            await self.buffer.ack(confirmed)
+        except AgentError as exc:  # rows stay; the delete is retried (never re-sent)
+            self.health.buffer_errors += 1
+            self.health.error(f"delete of {len(confirmed)} confirmed batch(es) failed: {exc}",
+                              self._now_ms())
+            return False
+        for seq in confirmed:
+            self._ready.pop(seq, None)
+            self._confirmed.discard(seq)
+        return True
 
     async def _pump(self, stop: asyncio.Event) -> None:
         """Send and collect acks while connected; returns on disconnect or when all is flushed."""
@@ -225,6 +368,7 @@ class Agent:
         try:
             while self.publisher.connected:
                 self._take_done()
+                self._expire()
                 await self._send_window()
                 if stop.is_set() and self._polling_done.is_set() and not self._in_flight \
                         and not self.buffer.pending() and self.buffer.unbatched == 0:
@@ -273,6 +417,10 @@ class Agent:
                     continue
                 self.health.connects += 1
                 connected_at = self.clock.monotonic()
+                # after any reconnect every unconfirmed batch is sent again: the broker may
+                # have lost it (no persistence, crash before autosave); dedup absorbs repeats
+                self.health.resent_batches += len(self._unconfirmed)
+                self._unconfirmed.clear()
                 log.info("connected to %s", redact_url(br.url))
                 await self._status()
             await self._pump(stop)
@@ -294,8 +442,11 @@ class Agent:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(deadline.wait(), delay)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then shut down cleanly (bounded by shutdown_timeout_s)."""
+    async def run(self, stop: asyncio.Event) -> int:
+        """Run until ``stop`` is set, then shut down within ``shutdown_timeout_s``.
+
+        Returns how many readings could not be stored at all (disk full): 0 on a clean run.
+        """
         deadline = asyncio.Event()
         self._stop = stop
         self._start_polls(stop)
@@ -303,16 +454,25 @@ class Agent:
         status = asyncio.create_task(self._status_loop(stop), name="status")
         supervisor = asyncio.create_task(self._supervise(stop, deadline), name="supervisor")
         acker = asyncio.create_task(self._acker(), name="acker")
+        loop = asyncio.get_running_loop()
+        end = float("inf")
+
+        def left() -> float:
+            return max(end - loop.time(), 0.0)
+
         try:
             await stop.wait()
+            end = loop.time() + self.cfg.shutdown_timeout_s  # one budget for the whole shutdown
             async with self._config_lock:  # no configuration change while shutting down
-                await asyncio.gather(*self._polls.values())
+                polls = list(self._polls.values())
+                if polls:
+                    await asyncio.wait(polls, timeout=left())  # a poll still running is cancelled
             self._polling_done.set()
             self._appended.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(batcher), self.cfg.shutdown_timeout_s)
+                await asyncio.wait_for(asyncio.shield(batcher), left())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(supervisor), self.cfg.shutdown_timeout_s)
+                await asyncio.wait_for(asyncio.shield(supervisor), left())
         finally:
             deadline.set()
             polls = list(self._polls.values())
@@ -320,11 +480,15 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*polls, batcher, status, supervisor, acker,
                                  return_exceptions=True)
-            await self._farewell()
+            await self._farewell(max(min(left(), 2.0), 0.5))
             for source in self.sources:
                 with contextlib.suppress(Exception):
                     await source.close()
             await self.buffer.close()
+        if self.health.lost_readings:
+            log.error("%d reading(s) could not be stored (disk full) and are lost",
+                      self.health.lost_readings)
+        return self.health.lost_readings
 
     def _start_polls(self, stop: asyncio.Event) -> None:
         self._polls = {s.name: asyncio.create_task(self._poll(s, stop), name=f"poll-{s.name}")
@@ -368,19 +532,20 @@ class Agent:
         await self._status()
         return True
 
-    async def _farewell(self) -> None:
+    async def _farewell(self, wait_s: float) -> None:
         self._take_done()
         self._to_ack = []
-        await self._ack(sorted(self._acking))  # also those the cancelled acker held
+        await self._ack(sorted(self._confirmed))  # also those the cancelled acker held
         if self.publisher.connected:
             with contextlib.suppress(Exception):
                 fut = self.publisher.publish(
                     self._status_topic,
                     offline_status(device=self.cfg.device_id, version=__version__,
-                                   reason="shutdown", now_ms=self._now_ms()),
+                                   reason="shutdown", now_ms=self._now_ms(),
+                                   lost=self.health.lost_readings),
                     retain=True,
                 )
-                await asyncio.wait_for(fut, 2.0)
+                await asyncio.wait_for(fut, wait_s)
         await self.publisher.close()
 
 
@@ -407,7 +572,7 @@ async def open_agent(cfg: AgentConfig, *, clock: Clock | None = None) -> Agent:
     return agent
 
 
-async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | None = None) -> None:
-    """Build everything from ``cfg`` and run until ``stop`` is set."""
+async def run_agent(cfg: AgentConfig, stop: asyncio.Event, *, clock: Clock | None = None) -> int:
+    """Build everything from ``cfg`` and run until ``stop`` is set; returns the readings lost."""
     agent = await open_agent(cfg, clock=clock)
-    await agent.run(stop)
+    return await agent.run(stop)

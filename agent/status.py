@@ -20,6 +20,11 @@ class Health:
     published_readings: int = 0
     connects: int = 0
     lost_readings: int = 0  # readings that could not be stored at all (disk full for long)
+    confirmed_batches: int = 0  # acknowledged by the collector after its commit
+    duplicate_batches: int = 0  # of those: already stored before (a re-send)
+    dead_lettered_batches: int = 0  # of those: rejected by the collector, kept as dead letters
+    resent_batches: int = 0  # sent again: unconfirmed after the timeout or a reconnect
+    buffer_errors: int = 0  # failed buffer deletes (retried with backoff)
 
     def error(self, message: str, now_ms: int) -> None:
         self.last_error = message[:300]
@@ -47,12 +52,32 @@ def online_status(
             "refused": stats.refused,
             "used_bytes": stats.used_bytes,
             "next_seq": stats.next_seq,
+            "dropped_batches": stats.dropped_batches,
+            "skipped_unreported": stats.skipped_unreported,
+            "unconfirmed_batches": stats.unconfirmed_batches,
+            "oldest_unconfirmed_age_s": None if stats.oldest_sent_ms is None
+            else max(now_ms - stats.oldest_sent_ms, 0) / 1000,
+        },
+        "reconciliation": None if stats is None else {
+            "taken": dict(stats.taken_by_meter),
+            "first_seq": stats.first_seq,
+            "last_seq_sealed": stats.next_seq - 1 if stats.first_seq is not None
+            and stats.next_seq > stats.first_seq else None,
+            "dropped": stats.dropped,
+            "dropped_batches": stats.dropped_batches,
+            "refused": stats.refused,
+            "lost": health.lost_readings,
         },
         "disk_full": health.disk_full,
         "lost": health.lost_readings,
         "source_errors": health.source_errors,
         "published": {"batches": health.published_batches,
                       "readings": health.published_readings},
+        "confirmed": {"batches": health.confirmed_batches,
+                      "duplicates": health.duplicate_batches,
+                      "dead_lettered": health.dead_lettered_batches,
+                      "resent": health.resent_batches},
+        "buffer_errors": health.buffer_errors,
         "connects": health.connects,
         "last_error": health.last_error,
         "last_error_ts": health.last_error_ms,
@@ -60,10 +85,14 @@ def online_status(
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def offline_status(*, device: str, version: str, reason: str, now_ms: int | None) -> bytes:
-    """The offline document: the last will (``now_ms`` None) or a clean shutdown's farewell."""
+def offline_status(*, device: str, version: str, reason: str, now_ms: int | None,
+                   lost: int | None = None) -> bytes:
+    """The offline document: the last will (``now_ms`` None) or a clean shutdown's farewell
+    (with ``lost``: readings that could not be stored, e.g. on a full disk)."""
     doc: dict[str, object] = {"state": "offline", "device": device, "agent": version,
                               "reason": reason}
+    if lost is not None:
+        doc["lost"] = lost
     if now_ms is not None:
         doc["ts"] = now_ms
     return json.dumps(doc, separators=(",", ":")).encode()

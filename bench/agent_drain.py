@@ -144,7 +144,10 @@ async def _run(args: argparse.Namespace, tmp: Path) -> None:
         "device_id": device, "encoding": args.encoding, "status_interval_s": 3600,
         "broker": {"url": args.broker}, "buffer": {"path": str(tmp / "buf.db"),
                                                    "max_readings": None},
-        "batch": {"max_readings": args.batch, "max_age_s": 0.05, "in_flight": args.in_flight},
+        # no collector runs here to confirm batches: delete on PUBACK to measure the agent's own
+        # publishing cost (end-to-end confirmation is measured by bench/ingest.py)
+        "batch": {"max_readings": args.batch, "max_age_s": 0.05, "in_flight": args.in_flight,
+                  "confirm": "broker"},
     })
     clock = SystemClock()
     now = to_ms(clock.now())

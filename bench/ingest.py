@@ -6,10 +6,14 @@ Measures, in one run and against the same fresh database:
 
 1. ceiling   raw binary COPY of the same number of readings into ``readings``;
 2. e2e       several publisher processes publish batches of 1000 readings (QoS 1) to the broker;
-             a collector process (``python -m collector run --no-api``) stores them; the clock
-             stops when the last batch is committed (visible in ``batches``);
+             a collector process (``python -m collector run --no-api``) stores them and, after
+             each commit, acknowledges them end to end on ``tally/v1/<device>/ack``, which the
+             publishers subscribe to as agents do; the clock stops when the last batch is
+             committed (visible in ``batches``) and, separately, when the publishers have
+             received the acknowledgement of every batch (what an agent needs to forget it);
 3. naive     one message per reading and one INSERT + COMMIT per row (a small N);
-4. latency   publish→commit p50/p99 while publishing at half the measured e2e rate;
+4. latency   publish→commit and publish→acknowledgement-received p50/p99 while publishing at
+             half the measured e2e rate;
 5. bytes per reading on the wire (JSON and CBOR) and on disk (table + index size / rows).
 
 Uses ``DATABASE_URL`` (a server; a fresh database is created and dropped) and, if given with
@@ -42,6 +46,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agent.errors import ProtocolError  # noqa: E402
 from agent.protocol import (  # noqa: E402
     Batch,
     Encoding,
@@ -51,6 +56,7 @@ from agent.protocol import (  # noqa: E402
     encode_batch,
     readings_topic,
 )
+from agent.protocol_ack import ack_topic, decode_ack  # noqa: E402
 from collector.embedded.broker import MqttBroker  # noqa: E402
 from collector.storage.copy_binary import encode_readings_copy  # noqa: E402
 from collector.storage.migrate import migrate  # noqa: E402
@@ -95,6 +101,24 @@ def publisher_main(url: str, devices: list[str], batches_per_device: int, per_ba
         for s in range(batches_per_device) for d in devices
     ]
     client = _client(url, f"bench-pub-{uuid.uuid4().hex[:8]}")
+    acked: dict[tuple[str, int], float] = {}
+    subscribed = threading.Event()
+
+    def on_ack(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        now = time.time()
+        device = msg.topic.split("/")[2]
+        try:
+            ack = decode_ack(bytes(msg.payload), topic_device=device)
+        except ProtocolError:
+            return
+        for lo, hi in ack.ok:
+            for seq in range(lo, hi + 1):
+                acked.setdefault((device, seq), now)
+
+    client.on_message = on_ack
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.subscribe([(ack_topic(d), 1) for d in devices])
+    subscribed.wait(30)
     start.wait()  # type: ignore[attr-defined]
     t0 = time.time()
     sent: list[tuple[str, int, float]] = []
@@ -109,9 +133,12 @@ def publisher_main(url: str, devices: list[str], batches_per_device: int, per_ba
         infos.append(client.publish(topic, payload, qos=1))
     for info in infos:
         info.wait_for_publish(120)
+    deadline = time.time() + 120
+    while len(acked) < len(payloads) and time.time() < deadline:
+        time.sleep(0.01)
     client.disconnect()
     client.loop_stop()
-    out.put(sent)  # type: ignore[attr-defined]
+    out.put((sent, dict(acked)))  # type: ignore[attr-defined]
 
 
 def count_readings(db: str) -> int:
@@ -162,7 +189,8 @@ def run_publishers(mqtt_url: str, publishers: int, devices_per_pub: int, batches
 
 
 def e2e(db: str, mqtt_url: str, readings: int, publishers: int, per_batch: int,
-        base_ms: int) -> float:
+        base_ms: int) -> tuple[float, float]:
+    """(readings/s until the last commit, readings/s until the last acknowledgement received)."""
     batches = readings // per_batch
     devices_per_pub = 5
     per_device = max(1, batches // (publishers * devices_per_pub))
@@ -172,21 +200,29 @@ def e2e(db: str, mqtt_url: str, readings: int, publishers: int, per_batch: int,
                                        per_batch, base_ms, 0.0, "e2e")
     time.sleep(min(30.0, 0.5 + total / 2_000_000))  # let the publishers pre-encode
     t0 = time.perf_counter()
+    t0_wall = time.time()
     start.set()
     while count_readings(db) - before < total:
         time.sleep(0.02)
         if time.perf_counter() - t0 > 600:
             raise SystemExit("end-to-end run did not finish in 10 minutes")
     elapsed = time.perf_counter() - t0
+    last_ack = 0.0
+    acks = 0
     for _ in procs:
-        out.get(timeout=60)
+        _, acked = out.get(timeout=180)
+        acks += len(acked)
+        last_ack = max([last_ack, *acked.values()])
     for p in procs:
         p.join(30)
-    return total / elapsed
+    if acks < total // per_batch:
+        print(f"  warning: {total // per_batch - acks} batches never acknowledged")
+    return total / elapsed, total / max(last_ack - t0_wall, 1e-9)
 
 
 def latency(db: str, mqtt_url: str, rate_rps: float, seconds: float, publishers: int,
-            per_batch: int, base_ms: int) -> tuple[float, float, int]:
+            per_batch: int, base_ms: int) -> tuple[float, float, int, float, float, int]:
+    """p50, p99, n of publish→commit, then of publish→acknowledgement received."""
     rate_bps = rate_rps / per_batch
     devices_per_pub = 2
     per_device = max(1, int(rate_bps * seconds / (publishers * devices_per_pub)))
@@ -210,8 +246,11 @@ def latency(db: str, mqtt_url: str, rate_rps: float, seconds: float, publishers:
     watcher.start()
     start.set()
     sent: list[tuple[str, int, float]] = []
+    acked: dict[tuple[str, int], float] = {}
     for _ in procs:
-        sent.extend(out.get(timeout=seconds * 4 + 120))
+        part, part_acked = out.get(timeout=seconds * 4 + 240)
+        sent.extend(part)
+        acked.update(part_acked)
     deadline = time.time() + 60
     while len(seen) < len(sent) and time.time() < deadline:
         time.sleep(0.05)
@@ -224,7 +263,12 @@ def latency(db: str, mqtt_url: str, rate_rps: float, seconds: float, publishers:
         print(f"  warning: {len(sent) - len(lat)} batches not seen within 60 s")
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-    return p50, p99, len(lat)
+    ack_lat = sorted(acked[(d, s)] - t for d, s, t in sent if (d, s) in acked)
+    if len(ack_lat) < len(sent):
+        print(f"  warning: {len(sent) - len(ack_lat)} batches not acknowledged within 120 s")
+    a50 = statistics.median(ack_lat)
+    a99 = ack_lat[min(len(ack_lat) - 1, int(0.99 * len(ack_lat)))]
+    return p50, p99, len(lat), a50, a99, len(ack_lat)
 
 
 def copy_ceiling(db: str, readings: int, base_ms: int) -> float:
@@ -346,14 +390,18 @@ def main() -> int:
 
         collector = start_collector(db, mqtt_url, client_id, tmp / "collector.log")
         wait_subscribed(mqtt_url, db, base_ms)
-        rate = e2e(db, mqtt_url, args.readings, args.publishers, args.batch, base_ms)
-        print(f"e2e      publish→commit       : {rate:>12,.0f} readings/s"
+        commit_rate, rate = e2e(db, mqtt_url, args.readings, args.publishers, args.batch,
+                                base_ms)
+        print(f"e2e      publish→commit       : {commit_rate:>12,.0f} readings/s")
+        print(f"e2e      publish→ack received : {rate:>12,.0f} readings/s"
               f"  ({rate / ceiling:.0%} of COPY ceiling; target 200,000)")
 
-        p50, p99, n = latency(db, mqtt_url, rate / 2, args.latency_seconds,
-                              args.publishers, args.batch, base_ms)
-        print(f"latency  at {rate / 2:,.0f} readings/s : p50 {p50 * 1000:.0f} ms,"
-              f" p99 {p99 * 1000:.0f} ms over {n} batches (target p99 <= 2000 ms)")
+        p50, p99, n, a50, a99, an = latency(db, mqtt_url, rate / 2, args.latency_seconds,
+                                            args.publishers, args.batch, base_ms)
+        print(f"latency  at {rate / 2:,.0f} readings/s : publish→commit p50 {p50 * 1000:.0f} ms,"
+              f" p99 {p99 * 1000:.0f} ms over {n} batches")
+        print(f"latency  publish→ack received : p50 {a50 * 1000:.0f} ms,"
+              f" p99 {a99 * 1000:.0f} ms over {an} batches (target p99 <= 2000 ms)")
 
         disk, rows = disk_bytes_per_reading(db)
         print(f"bytes/reading wire            : {wire_json:.1f} (JSON), {wire_cbor:.1f} (CBOR)")
@@ -363,6 +411,9 @@ def main() -> int:
         print(f"naive    1 msg + 1 INSERT/row : {base:>12,.0f} readings/s"
               f"  (e2e is {rate / base:,.0f}x faster)")
         print(json.dumps({"ceiling_rps": round(ceiling), "e2e_rps": round(rate),
+                          "e2e_commit_rps": round(commit_rate),
+                          "ack_latency_p50_ms": round(a50 * 1000),
+                          "ack_latency_p99_ms": round(a99 * 1000),
                           "naive_rps": round(base), "e2e_vs_ceiling": round(rate / ceiling, 3),
                           "e2e_vs_naive": round(rate / base, 1),
                           "latency_p50_ms": round(p50 * 1000), "latency_p99_ms": round(p99 * 1000),

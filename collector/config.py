@@ -100,7 +100,7 @@ class IngestConfig(_Section):
     max_wait_ms: int = Field(default=50, ge=0, le=60_000)
     idle_ms: int = Field(default=10, ge=0, le=60_000)
     retry_initial_s: float = Field(default=0.2, gt=0, le=60)
-    retry_max_s: float = Field(default=10.0, gt=0, le=3600)
+    retry_max_s: float = Field(default=1.0, gt=0, le=3600)  # bounds the resume after an outage
     partition_check_s: float = Field(default=6 * 3600, gt=0)
     # How often interval usage is re-derived from newly stored readings (0 disables it, e.g.
     # for an ingest-only instance when another instance maintains usage).

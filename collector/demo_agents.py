@@ -70,7 +70,7 @@ class Fleet:
     def __init__(self, configs: Sequence[AgentConfig]) -> None:
         self._configs = list(configs)
         self._stop = asyncio.Event()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[int]] = {}
 
     @property
     def devices(self) -> list[str]:
@@ -83,7 +83,7 @@ class Fleet:
             self._tasks[cfg.device_id] = task
 
     @staticmethod
-    def _report(task: asyncio.Task[None]) -> None:
+    def _report(task: asyncio.Task[int]) -> None:
         if not task.cancelled() and task.exception() is not None:
             _log.error("%s stopped with an error: %s", task.get_name(), task.exception())
 

@@ -25,7 +25,7 @@ from collector.config import CollectorConfig
 from collector.devices.wiring import build_device_service
 from collector.errors import ConfigError, StorageError
 from collector.ingest.decoders import DecoderTable
-from collector.ingest.messages import InboundMessage
+from collector.ingest.messages import InboundMessage, OutboundAck
 from collector.ingest.mqtt_consumer import MqttConsumer, MqttSettings
 from collector.ingest.senml import senml_decoder
 from collector.ingest.writer import IngestWriter, WriterSettings
@@ -130,6 +130,10 @@ class Collector:
     def ack(self, messages: Sequence[InboundMessage]) -> None:
         """The writer's ``Acknowledger``: PUBACKs go out through the consumer."""
         self.consumer.ack(messages)
+
+    def confirm(self, acks: Sequence[OutboundAck]) -> None:
+        """End-to-end acknowledgements go out through the consumer too."""
+        self.consumer.confirm(acks)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Finish the current flush, acknowledge it, disconnect."""

@@ -82,6 +82,9 @@ class DeviceIngestOut(BaseModel):
     series: int | None = None
     gaps: list[SeqGapOut] | None = None
     status: StatusOut | None
+    confirmed_seq: int | None = None  # the device was told: durable up to here (end to end)
+    confirmed_at: datetime | None = None
+    skipped_batches: int | None = None  # dropped by the agent (drop_oldest), reported: no gap
 
 
 class ReadingOut(BaseModel):
@@ -146,6 +149,9 @@ def _device(d: q.DeviceIngest, *, detail: bool) -> DeviceIngestOut:
         series=d.series if detail else None,
         gaps=[SeqGapOut(first=g.first, last=g.last) for g in d.gaps] if detail else None,
         status=_status(d.status),
+        confirmed_seq=d.confirmed_seq if detail else None,
+        confirmed_at=d.confirmed_at if detail else None,
+        skipped_batches=d.skipped_batches if detail else None,
     )
 
 

@@ -21,6 +21,8 @@ class InboundMessage:
     mid: int
     qos: int
     received_ms: int
+    generation: int = 0  # the consumer's connection count when received: a PUBACK is only
+    # sent on that same connection (message ids restart on a new one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class FlushPlan:
     batches: tuple[DecodedBatch, ...] = ()
     statuses: tuple[StatusUpdate, ...] = ()
     dead_letters: tuple[DeadLetter, ...] = ()
+    ack_from: tuple[tuple[str, int], ...] = ()  # (device, lowest seq) to list durable seqs from
 
     def __len__(self) -> int:
         return len(self.batches) + len(self.statuses) + len(self.dead_letters)
@@ -100,3 +103,14 @@ class FlushOutcome:
     dead_letters: int = 0
     rejected: tuple[DeadLetter, ...] = field(default=())  # batches the store dead-lettered
     conflicts: int = 0  # same (device, seq) as a stored batch, different readings: kept aside
+    duplicates: tuple[tuple[str, int], ...] = ()  # (device, seq) of batches stored before
+    durable: tuple[tuple[str, tuple[int, ...]], ...] = ()  # per ``ack_from`` device: stored
+    # seqs >= its floor, ascending, as of the commit (bounded; see ReadingStore.DURABLE_LIMIT)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundAck:
+    """An end-to-end acknowledgement to publish (retained) once its flush has committed."""
+
+    topic: str
+    payload: bytes

@@ -6,6 +6,14 @@ for concurrent use): the thread connects, reconnects with jittered exponential b
 that :meth:`MqttConsumer.ack` queued from the writer thread. A message is never acknowledged
 before the writer has committed it, so un-acknowledged messages stay in the broker's session
 (``clean_session=False``) and are redelivered after a crash or a reconnection.
+
+Message ids belong to one connection: a broker without persistence (or a lost session) starts
+them again, so a PUBACK queued for a message received on an earlier connection could
+acknowledge a *different* message on the new one. Every message carries the connection
+``generation`` it arrived on, and a PUBACK of an older generation is dropped, never sent (the
+broker redelivers the message, if it still has it, and deduplication absorbs it). The
+end-to-end acknowledgements (:meth:`MqttConsumer.confirm`) are published by the same thread,
+QoS 1 and retained, on ``tally/v1/<device>/ack``.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from agent.clock import Clock
 
 from .backoff import Backoff
 from .decoders import READINGS_FILTER, STATUS_FILTER
-from .messages import InboundMessage
+from .messages import InboundMessage, OutboundAck
 
 __all__ = ["MqttConsumer", "MqttSettings"]
 
@@ -64,7 +72,10 @@ class MqttConsumer:
         self._sink = sink
         self._clock = clock
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s, rng)
-        self._acks: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+        self._acks: queue.SimpleQueue[tuple[int, int, int]] = queue.SimpleQueue()
+        self._confirms: queue.SimpleQueue[OutboundAck] = queue.SimpleQueue()
+        self._generation = 0  # successful connections so far (written by the network thread)
+        self.stale_acks = 0  # PUBACKs dropped because their connection had ended
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
@@ -81,7 +92,16 @@ class MqttConsumer:
         """Queue PUBACKs for stored messages (sent by the network thread)."""
         for m in messages:
             if m.qos > 0:
-                self._acks.put((m.mid, m.qos))
+                self._acks.put((m.mid, m.qos, m.generation))
+
+    def confirm(self, acks: Sequence[OutboundAck]) -> None:
+        """Queue end-to-end acknowledgements (published, retained, by the network thread)."""
+        for a in acks:
+            self._confirms.put(a)
+
+    @property
+    def generation(self) -> int:
+        return self._generation
 
     def start(self) -> None:
         if self._thread is not None:
@@ -106,6 +126,7 @@ class MqttConsumer:
             manual_ack=True,
             reconnect_on_failure=False,
         )
+        client.max_inflight_messages_set(1000)  # acknowledgements to devices, QoS 1
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
         if s.tls:
@@ -150,9 +171,20 @@ class MqttConsumer:
     def _send_acks(self) -> None:
         while True:
             try:
-                mid, qos = self._acks.get_nowait()
+                confirm = self._confirms.get_nowait()
+            except queue.Empty:
+                break
+            # QoS 1, retained: the last one per device is the watermark a reconnecting agent
+            # reads at once. If it is lost, the agent re-sends and is acknowledged again.
+            self._client.publish(confirm.topic, confirm.payload, qos=1, retain=True)
+        while True:
+            try:
+                mid, qos, generation = self._acks.get_nowait()
             except queue.Empty:
                 return
+            if generation != self._generation:
+                self.stale_acks += 1
+                continue
             self._client.ack(mid, qos)
 
     def _on_connect(
@@ -166,6 +198,7 @@ class MqttConsumer:
         if reason_code.is_failure:
             _log.error("MQTT broker refused the connection: %s", reason_code)
             return
+        self._generation += 1
         client.subscribe([(t, self._settings.qos) for t in self._settings.topics])
         self._backoff.reset()
         _log.info("MQTT connected (session present: %s)", flags.session_present)
@@ -199,4 +232,5 @@ class MqttConsumer:
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")
         now_ms = int(self._clock.now().timestamp() * 1000)
-        self._sink(InboundMessage(topic, bytes(msg.payload), msg.mid, msg.qos, now_ms))
+        self._sink(InboundMessage(topic, bytes(msg.payload), msg.mid, msg.qos, now_ms,
+                                  self._generation))

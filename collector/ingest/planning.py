@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from agent.errors import ProtocolError
 
+from .acks import ack_floors
 from .decoders import DecoderTable, decode_status
 from .messages import DeadLetter, DecodedBatch, FlushPlan, InboundMessage, StatusUpdate
 
@@ -39,7 +40,7 @@ def plan_flush(messages: Iterable[InboundMessage], decoders: DecoderTable) -> Fl
             dead.append(_dead(msg, exc.reason, exc.field))
         except Exception as exc:  # one bad message must never stop ingest
             dead.append(_dead(msg, f"internal: {type(exc).__name__}: {exc}"[:500], None))
-    return FlushPlan(tuple(batches), tuple(statuses), tuple(dead))
+    return FlushPlan(tuple(batches), tuple(statuses), tuple(dead), ack_floors(batches, dead))
 
 
 def _dead(msg: InboundMessage, reason: str, field: str | None) -> DeadLetter:

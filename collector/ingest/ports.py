@@ -7,7 +7,14 @@ from typing import Protocol
 
 from collector.errors import StorageUnavailable
 
-from .messages import DeadLetter, FlushOutcome, FlushPlan, InboundMessage, StatusUpdate
+from .messages import (
+    DeadLetter,
+    FlushOutcome,
+    FlushPlan,
+    InboundMessage,
+    OutboundAck,
+    StatusUpdate,
+)
 
 __all__ = ["Acknowledger", "InMemoryIngestStore", "IngestStore", "RecordingAcknowledger"]
 
@@ -19,9 +26,12 @@ class IngestStore(Protocol):
 
 
 class Acknowledger(Protocol):
-    """Acknowledges messages to the broker once they are durably stored."""
+    """Acknowledges messages to the broker, and batches to their devices, once stored."""
 
     def ack(self, messages: Sequence[InboundMessage]) -> None: ...
+
+    def confirm(self, acks: Sequence[OutboundAck]) -> None:
+        """Publish end-to-end acknowledgements (``tally/v1/<device>/ack``)."""
 
 
 class InMemoryIngestStore:
@@ -40,10 +50,12 @@ class InMemoryIngestStore:
             raise StorageUnavailable("in-memory store is marked unavailable")
         self.writes += 1
         new = dup = count = 0
+        dups: list[tuple[str, int]] = []
         for item in plan.batches:
             key = (item.batch.device, item.batch.seq)
             if key in self.batch_keys:
                 dup += 1
+                dups.append(key)
                 continue
             self.batch_keys.add(key)
             new += 1
@@ -54,7 +66,12 @@ class InMemoryIngestStore:
         for st in plan.statuses:
             self.statuses[st.device] = st
         self.dead_letters.extend(plan.dead_letters)
-        return FlushOutcome(new, dup, count, len(plan.statuses), len(plan.dead_letters))
+        durable = tuple(
+            (d, tuple(sorted(s for dd, s in self.batch_keys if dd == d and s >= floor)))
+            for d, floor in plan.ack_from
+        )
+        return FlushOutcome(new, dup, count, len(plan.statuses), len(plan.dead_letters),
+                            duplicates=tuple(sorted(set(dups))), durable=durable)
 
 
 class RecordingAcknowledger:
@@ -62,6 +79,10 @@ class RecordingAcknowledger:
 
     def __init__(self) -> None:
         self.acked: list[int] = []
+        self.confirmed: list[OutboundAck] = []
 
     def ack(self, messages: Sequence[InboundMessage]) -> None:
         self.acked.extend(m.mid for m in messages)
+
+    def confirm(self, acks: Sequence[OutboundAck]) -> None:
+        self.confirmed.extend(acks)

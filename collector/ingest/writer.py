@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from agent.clock import Clock
 from collector.errors import StorageError, StorageUnavailable
 
+from .acks import build_acks
 from .backoff import Backoff
 from .decoders import DecoderTable
 from .messages import DeadLetter, FlushOutcome, FlushPlan, InboundMessage
@@ -36,7 +37,7 @@ class WriterSettings:
     max_wait_s: float = 0.05
     idle_s: float = 0.01  # flush early when no message arrived for this long
     retry_initial_s: float = 0.2
-    retry_max_s: float = 10.0
+    retry_max_s: float = 1.0  # resume within ~1 s of the database answering again
 
 
 @dataclass(slots=True, eq=False)
@@ -185,7 +186,7 @@ class IngestWriter:
                 return False
             self._untrack(flush)
             return True
-        self._done(flush.messages, outcome)
+        self._done(flush.messages, outcome, flush.plan)
         self._untrack(flush)
         return True
 
@@ -202,11 +203,12 @@ class IngestWriter:
                 except StorageError as exc:
                     reason = f"storage: {exc}"[:500]
                     letter = DeadLetter(msg.topic, msg.payload, reason, None, msg.received_ms)
-                    outcome = self._store.write(FlushPlan(dead_letters=(letter,)))
+                    plan = FlushPlan(dead_letters=(letter,))
+                    outcome = self._store.write(plan)
             except StorageError as exc:
                 self._failed(exc)
                 return False
-            self._done([msg], outcome)
+            self._done([msg], outcome, plan)
             pending.pop(0)
         return True
 
@@ -216,7 +218,13 @@ class IngestWriter:
             self._stats.last_error = str(exc)[:500]
             self._stats.storage_ok = False
 
-    def _done(self, messages: Sequence[InboundMessage], outcome: FlushOutcome) -> None:
+    def _done(
+        self, messages: Sequence[InboundMessage], outcome: FlushOutcome, plan: FlushPlan
+    ) -> None:
+        """After the commit: tell the devices (end to end), then the broker (PUBACK)."""
+        acks = build_acks(plan, outcome)
+        if acks:
+            self._ack.confirm(acks)
         self._ack.ack(messages)
         self._backoff.reset()
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import psycopg
 import psycopg_pool
@@ -15,6 +15,23 @@ from collector.errors import StorageError, StorageUnavailable, ValueRefused
 __all__ = ["Pool", "open_pool", "ping", "translate_errors"]
 
 Pool: TypeAlias = psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]]
+RECONNECT_DELAY_MAX_S = 0.5  # longest pause between the pool's reconnection attempts
+
+
+class _QuickReconnectPool(psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]]):
+    """A pool whose reconnection attempts never pause for longer than RECONNECT_DELAY_MAX_S.
+
+    psycopg_pool doubles the pause after each failed attempt without bound (1, 2, 4 … s), so
+    after an outage of a minute the database could answer for half a minute before the pool
+    tried again. Capping the pause keeps the time to resume after an outage under a second
+    (plus the writer's own retry pause, capped too) at the price of one connection attempt
+    per half second while the database is down.
+    """
+
+    def _add_connection(self, attempt: Any, growing: bool = False) -> None:
+        if attempt is not None and attempt.delay > RECONNECT_DELAY_MAX_S / attempt.DELAY_BACKOFF:
+            attempt.delay = RECONNECT_DELAY_MAX_S / attempt.DELAY_BACKOFF
+        super()._add_connection(attempt, growing)
 
 
 @contextmanager
@@ -42,7 +59,7 @@ def open_pool(
     name: str = "tally",
 ) -> Pool:
     """A pool that opens in the background, so the collector starts while the DB is down."""
-    pool: Pool = psycopg_pool.ConnectionPool(
+    pool: Pool = _QuickReconnectPool(
         url,
         min_size=min_size,
         max_size=max_size,

@@ -52,6 +52,9 @@ class DeviceIngest:
     gaps: tuple[SeqGap, ...]
     missing_batches: int
     status: DeviceStatusRow | None
+    confirmed_seq: int | None = None  # last seq of the unbroken run confirmed to the device
+    confirmed_at: datetime | None = None
+    skipped_batches: int = 0  # seqs the agent reported as dropped unsent (not gaps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +79,23 @@ class DeadLetterRow:
 
 _DEVICE_SUMMARY = """
 SELECT di.device_id, di.batches, di.readings, di.first_seq, di.last_seq, di.last_seen,
-       (SELECT count(*) FROM series s WHERE s.device_id = di.device_id)
+       (SELECT count(*) FROM series s WHERE s.device_id = di.device_id),
+       di.confirmed_seq, di.confirmed_at
 FROM device_ingest di WHERE di.device_id = %(device)s
 """
 
 _GAPS = """
 SELECT seq + 1, next_seq - 1 FROM (
-    SELECT seq, lead(seq) OVER (ORDER BY seq) AS next_seq FROM batches WHERE device_id = %s
-) s WHERE next_seq > seq + 1 ORDER BY seq LIMIT %s
+    SELECT seq, lead(seq) OVER (ORDER BY seq) AS next_seq FROM (
+        SELECT seq FROM batches WHERE device_id = %(device)s
+        UNION SELECT seq FROM batch_skips WHERE device_id = %(device)s
+    ) k
+) s WHERE next_seq > seq + 1 ORDER BY seq LIMIT %(limit)s
+"""
+_SKIPS_WITHIN = """
+SELECT count(*) FROM batch_skips k WHERE k.device_id = %(device)s
+AND k.seq BETWEEN %(first)s AND %(last)s
+AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.device_id = k.device_id AND b.seq = k.seq)
 """
 
 
@@ -114,8 +126,15 @@ def device_ingest(pool: Pool, device_id: str, *, max_gaps: int = 100) -> DeviceI
     with translate_errors("device ingest status"), pool.connection(timeout=_TIMEOUT_S) as conn:
         row = conn.execute(_DEVICE_SUMMARY, {"device": device_id}).fetchone()
         gaps = tuple(
-            SeqGap(int(a), int(b)) for a, b in conn.execute(_GAPS, (device_id, max_gaps))
+            SeqGap(int(a), int(b))
+            for a, b in conn.execute(_GAPS, {"device": device_id, "limit": max_gaps})
         )
+        skips = 0
+        if row is not None:
+            found = conn.execute(
+                _SKIPS_WITHIN, {"device": device_id, "first": row[3], "last": row[4]}
+            ).fetchone()
+            skips = int(found[0]) if found else 0
         st = conn.execute(
             "SELECT received_at, state, buffer_depth, payload, as_of FROM device_status"
             " WHERE device_id = %s",
@@ -126,11 +145,11 @@ def device_ingest(pool: Pool, device_id: str, *, max_gaps: int = 100) -> DeviceI
         if status is None:
             return None
         return DeviceIngest(device_id, 0, 0, None, None, None, 0, (), 0, status)
-    _, batches, readings, first, last, seen, series = row
-    missing = int(last) - int(first) + 1 - int(batches)
+    _, batches, readings, first, last, seen, series, confirmed, confirmed_at = row
+    missing = int(last) - int(first) + 1 - int(batches) - skips
     return DeviceIngest(
         device_id, int(batches), int(readings), first, last, seen, int(series), gaps, missing,
-        status,
+        status, confirmed, confirmed_at, skips,
     )
 
 

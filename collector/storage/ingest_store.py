@@ -22,6 +22,7 @@ import psycopg
 
 from agent.protocol import Batch
 from collector.ingest.batch_identity import batch_digest
+from collector.ingest.acks import confirmed_upto
 from collector.ingest.messages import (
     DeadLetter,
     DecodedBatch,
@@ -33,9 +34,10 @@ from collector.ingest.messages import (
 from .copy_binary import encode_readings_copy
 from .database import Pool, translate_errors
 
-__all__ = ["ReadingStore", "SeriesKey", "unique_batches"]
+__all__ = ["DURABLE_LIMIT", "ReadingStore", "SeriesKey", "unique_batches"]
 
 SeriesKey = tuple[str, str, str]  # (device_id, meter, metric)
+DURABLE_LIMIT: Final = 512  # seqs listed per device in one acknowledgement
 _COPY_SQL: Final = "COPY readings (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
 
 
@@ -52,6 +54,12 @@ def unique_batches(batches: tuple[DecodedBatch, ...]) -> tuple[list[DecodedBatch
     for item in batches:
         seen.setdefault((item.batch.device, item.batch.seq), item)
     return [seen[k] for k in sorted(seen)], len(batches) - len(seen)
+
+
+def _keys(rejected: list[DeadLetter], plan: FlushPlan) -> set[tuple[str, int]]:
+    """(device, seq) of the batches the store dead-lettered (never duplicates)."""
+    bad = {id(d.payload) for d in rejected}
+    return {(b.batch.device, b.batch.seq) for b in plan.batches if id(b.payload) in bad}
 
 
 def _clean(text: str) -> str:
@@ -101,7 +109,12 @@ class ReadingStore:
             self._insert_conflicts(conn, conflicts, digests)
             rejected = [*untrusted, *rejected]
             self._insert_dead_letters(conn, (*plan.dead_letters, *rejected))
+            self._record_skips(conn, accepted)
+            durable = self._durable_seqs(conn, plan.ack_from)
+            self._record_confirmed(conn, plan.ack_from, durable)
         self._series.update(resolved)
+        duplicates = [(b.batch.device, b.batch.seq) for b in plan.batches]
+        stored = {(b.batch.device, b.batch.seq) for b in new_batches}
         return FlushOutcome(
             new_batches=len(new_batches),
             duplicate_batches=repeats + len(accepted) - len(new_batches) - len(conflicts),
@@ -110,6 +123,8 @@ class ReadingStore:
             dead_letters=len(plan.dead_letters) + len(rejected),
             rejected=tuple(rejected),
             conflicts=len(conflicts),
+            duplicates=tuple(sorted(set(duplicates) - stored - _keys(rejected, plan))),
+            durable=tuple(sorted(durable.items())),
         )
 
     @staticmethod
@@ -133,6 +148,57 @@ class ReadingStore:
                 [digests[id(i)] for i in items], [c.stored_digest for c in conflicts],
                 [c.reason for c in conflicts],
             ),
+        )
+
+    @staticmethod
+    def _record_skips(
+        conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch]
+    ) -> None:
+        """Seqs the agents report as dropped unsent (``skipped`` in the envelope)."""
+        keys = sorted({(b.batch.device, seq) for b in batches
+                       for lo, hi in b.batch.skipped for seq in range(lo, hi + 1)})
+        if not keys:
+            return
+        conn.execute(
+            "INSERT INTO batch_skips (device_id, seq)"
+            " SELECT d, s FROM unnest(%s::text[], %s::bigint[]) AS x(d, s)"
+            " ON CONFLICT DO NOTHING",
+            ([d for d, _ in keys], [s for _, s in keys]),
+        )
+
+    @staticmethod
+    def _durable_seqs(
+        conn: psycopg.Connection[tuple[object, ...]], floors: tuple[tuple[str, int], ...]
+    ) -> dict[str, tuple[int, ...]]:
+        """Per device: its stored seqs from the floor up (at most DURABLE_LIMIT), ascending."""
+        if not floors:
+            return {}
+        rows = conn.execute(
+            "SELECT x.d, b.seq FROM unnest(%s::text[], %s::bigint[]) AS x(d, f)"
+            " CROSS JOIN LATERAL (SELECT seq FROM batches WHERE device_id = x.d AND seq >= x.f"
+            " ORDER BY seq LIMIT %s) b ORDER BY x.d, b.seq",
+            ([d for d, _ in floors], [f for _, f in floors], DURABLE_LIMIT),
+        ).fetchall()
+        out: dict[str, list[int]] = {d: [] for d, _ in floors}
+        for device, seq in rows:
+            out[str(device)].append(int(seq))  # type: ignore[call-overload]
+        return {d: tuple(v) for d, v in out.items()}
+
+    @staticmethod
+    def _record_confirmed(
+        conn: psycopg.Connection[tuple[object, ...]],
+        floors: tuple[tuple[str, int], ...],
+        durable: dict[str, tuple[int, ...]],
+    ) -> None:
+        tops = [(d, top) for d, f in floors
+                if (top := confirmed_upto(f, durable.get(d, ()))) is not None]
+        if not tops:
+            return
+        conn.execute(
+            "UPDATE device_ingest AS di SET confirmed_seq = greatest(di.confirmed_seq, x.s),"
+            " confirmed_at = now() FROM unnest(%s::text[], %s::bigint[]) AS x(d, s)"
+            " WHERE di.device_id = x.d",
+            ([d for d, _ in tops], [s for _, s in tops]),
         )
 
     def _resolve_series(

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.protocol_ack import Ack, ack_topic, encode_ack, peek_batch_key
+
 
 def host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
@@ -19,10 +21,16 @@ def host_port(url: str) -> tuple[str, int]:
 
 
 class Collector:
-    """Subscribes (QoS 1, persistent session); keeps (topic, payload, retain) of every message."""
+    """Subscribes (QoS 1, persistent session); keeps (topic, payload, retain) of every message.
 
-    def __init__(self, url: str, topic: str, *, client_id: str | None = None) -> None:
+    With ``confirm`` (the default) it also plays the collector's end-to-end acknowledgement:
+    each batch it receives counts as committed and is confirmed on ``tally/v1/<device>/ack``.
+    """
+
+    def __init__(self, url: str, topic: str, *, client_id: str | None = None,
+                 confirm: bool = True) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
+        self._confirm = confirm
         self._lock = threading.Lock()
         self._topic = topic
         self._client = mqtt.Client(
@@ -46,6 +54,11 @@ class Collector:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+        parts = msg.topic.split("/")
+        seq = peek_batch_key(bytes(msg.payload))
+        if self._confirm and len(parts) == 4 and parts[3] == "readings" and seq is not None:
+            ack = encode_ack(Ack(parts[2], seq, ((seq, seq),)))
+            client.publish(ack_topic(parts[2]), ack, qos=1)
 
     def snapshot(self) -> list[tuple[str, bytes, bool]]:
         with self._lock:

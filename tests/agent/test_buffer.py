@@ -164,14 +164,29 @@ async def test_drop_oldest_policy_keeps_newest(tmp_path: Path) -> None:
     await buf.close()
 
 
-async def test_drop_oldest_never_drops_sealed_batches(tmp_path: Path) -> None:
-    """A sealed batch stays intact; when only sealed readings remain, new ones are refused."""
+async def test_drop_oldest_drops_whole_sealed_batches_and_reports_their_seqs(
+    tmp_path: Path,
+) -> None:
+    """When only sealed readings remain, the oldest batch goes whole: counted as dropped, its
+    seq kept as skipped (to tell the collector) until the collector has recorded it."""
     buf = await open_buf(tmp_path, BufferLimits(max_readings=10, policy=FullPolicy.DROP_OLDEST))
-    await buf.append(readings(10))
-    [seq] = [b.seq for b in await buf.seal(10, T0)]
-    with pytest.raises(BufferFullError):
-        await buf.append(readings(1, start=10))
-    assert (await buf.load(seq)).reading_count == 10
+    await buf.append(readings(5))
+    [first] = [b.seq for b in await buf.seal(5, T0)]
+    await buf.append(readings(5, start=5))
+    [second] = [b.seq for b in await buf.seal(5, T0)]
+    await buf.mark_sent([first], T0)
+    await buf.append(readings(1, start=10))
+    stats = await buf.stats()
+    assert (stats.depth, stats.dropped, stats.dropped_batches, stats.refused) == (6, 5, 1, 0)
+    assert buf.pending() == [second]
+    assert buf.sent() == {}
+    assert buf.skipped() == [first]
+    assert (await buf.load(second)).reading_count == 5
+    await buf.close()
+    buf = await open_buf(tmp_path, BufferLimits(max_readings=10, policy=FullPolicy.DROP_OLDEST))
+    assert buf.skipped() == [first]  # durable until reported
+    await buf.forget_skipped([first])
+    assert buf.skipped() == []
     await buf.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from agent.buffer_port import BufferStats
 from agent.status import Health, offline_status, online_status
@@ -47,3 +48,28 @@ def test_long_errors_are_truncated() -> None:
     health.error("x" * 10_000, 1)
     assert health.last_error is not None
     assert len(health.last_error) == 300
+
+
+async def test_status_carries_reconciliation_counters(tmp_path: Path) -> None:
+    """Readings taken per meter, the first and last sealed seq and the policy's drops are in the
+    status, for a tool that reconciles the device with the collector."""
+    from agent.buffer import SqliteBuffer  # noqa: PLC0415
+    from agent.buffer_port import BufferLimits, FullPolicy  # noqa: PLC0415
+    from agent.protocol import Kind, Reading  # noqa: PLC0415
+
+    t0 = 1_764_000_000_000
+    buf = await SqliteBuffer.open(tmp_path / "b.db", device_id="d", now_ms=t0,
+                                  limits=BufferLimits(max_readings=8,
+                                                      policy=FullPolicy.DROP_OLDEST))
+    await buf.append([Reading("a", "x", "1", Kind.GAUGE, t0 + i, i) for i in range(5)])
+    await buf.append([Reading("b", "x", "1", Kind.GAUGE, t0 + i, i) for i in range(3)])
+    await buf.seal(4, t0, max_batches=2)
+    await buf.append([Reading("a", "x", "1", Kind.GAUGE, t0 + 9, 9)])
+    doc = json.loads(online_status(device="d", version="t", now_ms=t0, stats=await buf.stats(),
+                                   health=Health()))
+    await buf.close()
+    rec = doc["reconciliation"]
+    assert rec["taken"] == {"a": 6, "b": 3}
+    assert rec["first_seq"] == t0 * 1000
+    assert rec["last_seq_sealed"] == t0 * 1000 + 1
+    assert (rec["dropped"], rec["dropped_batches"], rec["refused"], rec["lost"]) == (4, 1, 0, 0)

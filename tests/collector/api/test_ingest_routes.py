@@ -127,3 +127,22 @@ def test_openapi_is_served(client: TestClient) -> None:
     """The OpenAPI document lists the ingest paths."""
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/health", "/devices", "/dead-letters"} <= set(paths)
+
+
+def test_device_ingest_shows_the_last_confirmed_seq(client: TestClient, pool: Pool) -> None:
+    """After a flush whose acknowledgement covers an unbroken run from the agent's ``low``,
+    /devices/{id}/ingest shows where that run ends (``confirmed_seq``)."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from collector.ingest.decoders import DecoderTable  # noqa: PLC0415
+    from collector.ingest.messages import InboundMessage  # noqa: PLC0415
+    from collector.ingest.planning import plan_flush  # noqa: PLC0415
+
+    assert client.get("/devices/dev-a/ingest").json()["confirmed_seq"] is None
+    batch = replace(make_batch("dev-a", 3), low=1)
+    msg = InboundMessage(readings_topic("dev-a"), encode_batch(batch), 1, 1, BASE_MS)
+    ReadingStore(pool).write(plan_flush([msg], DecoderTable()))
+    body = client.get("/devices/dev-a/ingest").json()
+    assert body["confirmed_seq"] == 4
+    assert body["confirmed_at"] is not None
+    assert body["gaps"] == []
