@@ -44,7 +44,7 @@ def wait_until(pred: Callable[[], bool], proc: subprocess.Popen[str], timeout_s:
         try:
             if pred():
                 return True
-        except (httpx.HTTPError, ValueError, KeyError):
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, OSError):
             pass
         time.sleep(0.3)
     return False
@@ -165,3 +165,33 @@ def test_after_a_killed_run_the_next_run_stops_its_leftover_servers(tmp_path: Pa
     assert "Traceback" not in out2, out2
     assert gone(processes_naming(workdir)) == [], "a server of either run survived"
     assert postmaster_pid(workdir / "pg") is None
+
+
+def test_a_broker_that_dies_is_started_again_and_readings_keep_arriving(tmp_path: Path) -> None:
+    workdir = (tmp_path / "demo").resolve()
+    port = free_port()
+    proc = dev_demo(workdir, port, "--duration", "150")
+
+    def count() -> int:
+        r = httpx.get(f"http://127.0.0.1:{port}/devices", timeout=2)
+        return sum(int(d["readings"]) for d in r.json())
+
+    try:
+        assert wait_until(lambda: count() > 0, proc, 150), "no readings arrived"
+        broker_pid = int((workdir / "mqtt" / "broker.pid").read_text().split()[0])
+        os.kill(broker_pid, signal.SIGKILL)
+        assert pid_gone(broker_pid)
+        before = count()
+        restarted = wait_until(
+            lambda: (workdir / "mqtt" / "broker.pid").exists()
+            and int((workdir / "mqtt" / "broker.pid").read_text().split()[0]) != broker_pid
+            and count() > before + 3, proc, 90)
+        os.kill(proc.pid, signal.SIGTERM)
+        out = finish(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert restarted, out
+    assert "MQTT broker restarted, listening at mqtt://127.0.0.1:" in out
+    assert proc.returncode == 0, out
+    assert gone(processes_naming(workdir)) == []
