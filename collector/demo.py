@@ -213,7 +213,8 @@ class Demo:
         return collector
 
     def _api(self, stack: contextlib.ExitStack, pool: Pool, collector: Collector) -> None:
-        app = create_app(pool, ingest_probe=collector.probe, title="Tally collector (demo)")
+        app = create_app(pool, ingest_probe=collector.probe, title="Tally collector (demo)",
+                         upkeep=collector.upkeep)
         server = uvicorn.Server(uvicorn.Config(
             app, host="127.0.0.1", port=self.opts.api_port, log_level="warning", lifespan="off",
         ))

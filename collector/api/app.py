@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from collector import __version__
 from collector.errors import StorageError, StorageUnavailable
 from collector.storage.database import Pool
+from collector.upkeep import UpkeepTracker
 
 from . import billing_routes, ingest_routes, portal_routes, usage_routes
 from .ingest_routes import IngestProbe
@@ -24,11 +25,13 @@ def create_app(
     ingest_probe: Callable[[], IngestProbe] | None = None,
     title: str = "Tally collector",
     staff_tokens: Sequence[str] | None = None,
+    upkeep: UpkeepTracker | None = None,
 ) -> FastAPI:
     """The collector API over ``pool``; ``ingest_probe`` reports the consumer for ``/health``."""
     app = FastAPI(title=title, version=__version__)
     app.state.pool = pool
     app.state.ingest_probe = ingest_probe
+    app.state.upkeep = upkeep  # background tasks' outcomes, shown by /health
     # Staff routes need a staff token when tokens are configured (``staff_auth``); the portal
     # authenticates customers with its own tokens.
     app.state.staff_auth = StaffAuth.from_config(staff_tokens) if staff_tokens else None
