@@ -79,11 +79,13 @@ def _windows(conn: Conn, dirty: dict[int, tuple[datetime, datetime]],
         " w AS (SELECT d.sid, d.k,"
         "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
         "     r.series_id = d.sid AND r.ts < d.ts_from ORDER BY r.ts DESC OFFSET d.k LIMIT 1),"
-        "     (SELECT min(r.ts) FROM readings r WHERE r.series_id = d.sid), d.ts_from),"
+        "     (SELECT min(r.ts) FROM readings r WHERE r.series_id = d.sid"
+        "       AND r.ts <= d.ts_from), d.ts_from),"
         "     timestamptz 'epoch') AS lo,"
         "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
         "     r.series_id = d.sid AND r.ts > d.ts_to ORDER BY r.ts OFFSET d.k LIMIT 1),"
-        "     (SELECT max(r.ts) FROM readings r WHERE r.series_id = d.sid), d.ts_to),"
+        "     (SELECT max(r.ts) FROM readings r WHERE r.series_id = d.sid"
+        "       AND r.ts >= d.ts_to), d.ts_to),"
         "     timestamptz 'epoch') + interval '15 minutes' AS hi"
         "   FROM d)"
         " SELECT w.sid, extract(epoch FROM w.lo)::float8, extract(epoch FROM w.hi)::float8,"
@@ -379,3 +381,17 @@ def _refresh_pending(conn: Conn) -> int:
         conn.execute("DELETE FROM usage_rollup_pending WHERE id = %s", (pid,))
         done += 1
     return done
+
+
+# shared with collector.storage.usage_backfill (the bulk path over the same steps)
+Window = _Window
+COPY_HEADER: Final = _COPY_HEADER
+LOCK_KEY: Final = _LOCK_KEY
+PG_EPOCH_S: Final = _PG_EPOCH_S
+derive_windows = _windows
+load_windows = _load
+needs_history = _needs_history
+split_chunks = _chunks
+derive_rows = _derive_rows
+write_stage = _write
+refresh_daily = _refresh_daily

@@ -1,0 +1,273 @@
+"""Bulk derivation of ``usage_15m`` from raw readings over a time range (backfill).
+
+The incremental refresh (:mod:`collector.storage.usage_store`) is built for many small ranges:
+index lookups per series, a server-side sort, and daily packing in SQL. Re-deriving a month of
+every series that way ran at about 80,000 readings/s. A backfill instead, per group of series
+and in one transaction under the refresher's advisory lock:
+
+1. finds each series' window exactly as the incremental refresh does (the readings around the
+   range that the glitch filter and the bucket edges need);
+2. reads every reading of the group in the loaded span with ONE sequential binary ``COPY ... TO
+   STDOUT`` (no ``ORDER BY``: rows are sorted by series and time with numpy, which costs a
+   fraction of PostgreSQL's external sort);
+3. derives the buckets with the numpy core, stages them with a binary ``COPY`` and writes them
+   with one ``INSERT ... ON CONFLICT`` per chunk (the same statements as the refresh, so rows
+   whose content did not change are left alone);
+4. packs the days that lie wholly inside a window into ``usage_15m_daily`` from the derived
+   arrays (the refresh's SQL packing is used only for the partial days at the window edges).
+
+The result is the same ``usage_15m`` and ``usage_15m_daily`` content as draining the same
+ranges through ``refresh_usage`` (``tests/collector/operations/test_usage_backfill.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from collector.storage.database import translate_errors
+from collector.storage.usage_meters import load_meta
+from collector.storage.usage_store import (
+    COPY_HEADER,
+    LOCK_KEY,
+    PG_EPOCH_S,
+    Window,
+    derive_rows,
+    derive_windows,
+    load_windows,
+    needs_history,
+    refresh_daily,
+    split_chunks,
+    write_stage,
+)
+from collector.usage import BUCKET_15M_S
+
+__all__ = ["BackfillReport", "backfill_usage"]
+
+Conn = psycopg.Connection[Any]
+_DAY_S: Final = 86_400
+_SCAN_ROW: Final = np.dtype(
+    [("n", ">i2"), ("l_sid", ">i4"), ("sid", ">i8"), ("l_ts", ">i4"), ("ts", ">i8"),
+     ("l_v", ">i4"), ("value", ">f8")]
+)
+_DAILY_ROW: Final = np.dtype(
+    [("n", ">i2"), ("l_sid", ">i4"), ("sid", ">i8"), ("l_day", ">i4"), ("day", ">i8"),
+     ("l_q", ">i4"), ("q", ">f8", (96,)), ("l_e", ">i4"), ("e", ">f8", (96,)),
+     ("l_rc", ">i4"), ("rc", ">i4", (96,)), ("empty", ">i2")]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillReport:
+    """What one ``backfill_usage`` call did."""
+
+    series: int
+    readings_loaded: int
+    buckets_written: int
+    days_packed: int
+
+
+def backfill_usage(
+    conn: Conn, now: datetime, ts_from: datetime, ts_to: datetime, *,
+    series_ids: Sequence[int] | None = None, group_size: int = 2000,
+) -> BackfillReport:
+    """Re-derive the usage of ``series_ids`` (default: every series) for ``[ts_from, ts_to]``.
+
+    Series are processed ``group_size`` at a time, each group in its own transaction holding
+    the usage refresher's lock (a running refresh is waited for, not interrupted).
+    """
+    if ts_to < ts_from:
+        raise ValueError("ts_to is before ts_from")
+    with translate_errors("backfill usage"):
+        every = series_ids is None
+        if series_ids is None:
+            series_ids = [int(r[0]) for r in conn.execute(
+                "SELECT series_id FROM series ORDER BY series_id").fetchall()]
+        total = BackfillReport(0, 0, 0, 0)
+        for i in range(0, len(series_ids), group_size):
+            group = list(series_ids[i:i + group_size])
+            rep = _backfill_group(conn, now, ts_from, ts_to, group,
+                                  scan_all=every and len(series_ids) <= group_size)
+            total = BackfillReport(total.series + rep.series,
+                                   total.readings_loaded + rep.readings_loaded,
+                                   total.buckets_written + rep.buckets_written,
+                                   total.days_packed + rep.days_packed)
+        return total
+
+
+def _backfill_group(conn: Conn, now: datetime, ts_from: datetime, ts_to: datetime,
+                    sids: list[int], *, scan_all: bool) -> BackfillReport:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute("SET LOCAL jit = off")
+        meta = load_meta(conn, sids)
+        windows = derive_windows(conn, {s: (ts_from, ts_to) for s in sids}, meta)
+        loaded = _scan(conn, windows, scan_all=scan_all)
+        again = [w for w in windows if needs_history(w)]
+        loaded += load_windows(conn, again, history=True)
+        derived = [w for w in windows if w.ts.shape[0]]
+        written = days = 0
+        edges: list[Window] = []
+        for chunk in split_chunks(derived):
+            rows = derive_rows(chunk)
+            written += write_stage(conn, rows, now)
+            packed, partial = _daily_rows(chunk, rows)
+            days += _write_daily(conn, packed, now)
+            edges += partial
+        if edges:
+            refresh_daily(conn, edges, now)
+        if windows and _timescale(conn):
+            conn.execute(
+                "INSERT INTO usage_rollup_pending (ts_from, ts_to)"
+                " VALUES (to_timestamp(%s), to_timestamp(%s))",
+                (min(w.lo for w in windows), max(w.hi for w in windows)),
+            )
+    return BackfillReport(len(derived), loaded, written, days)
+
+
+def _timescale(conn: Conn) -> bool:
+    row = conn.execute(
+        "SELECT flavour FROM tally_schema_migrations WHERE version = 10").fetchone()
+    return row is not None and row[0] == "timescale"
+
+
+def _scan(conn: Conn, windows: Sequence[Window], *, scan_all: bool) -> int:
+    """Fill the windows' readings from one unordered binary COPY of the span they cover."""
+    if not windows:
+        return 0
+    lo = min(w.load_from for w in windows)
+    hi = max(w.load_to for w in windows)
+    where = ["TRUE"]
+    params: list[Any] = []
+    if not scan_all:
+        where.append("series_id = ANY(%s)")
+        params.append([w.meta.series_id for w in windows])
+    if math.isfinite(lo):
+        where.append("ts >= to_timestamp(%s)")
+        params.append(lo)
+    if math.isfinite(hi):
+        where.append("ts <= to_timestamp(%s)")
+        params.append(hi)
+    query = "COPY (SELECT series_id, ts, value FROM readings WHERE {}) TO STDOUT (FORMAT BINARY)"
+    buf = bytearray()
+    with conn.cursor() as cur, cur.copy(query.format(" AND ".join(where)), params) as cp:
+        for data in cp:
+            buf += data
+    empty = np.zeros(0)
+    if len(buf) <= len(COPY_HEADER) + 2:
+        for w in windows:
+            w.ts, w.values = empty, empty
+        return 0
+    rows = np.frombuffer(memoryview(buf)[len(COPY_HEADER):-2], dtype=_SCAN_ROW)
+    sid = rows["sid"].astype(np.int64)
+    ts_us = rows["ts"].astype(np.int64)
+    order = np.lexsort((ts_us, sid))
+    sid = sid[order]
+    ts = ts_us[order].astype(np.float64) / 1e6 + PG_EPOCH_S
+    values = rows["value"].astype(np.float64)[order]
+    n = 0
+    for w in windows:
+        a, b = np.searchsorted(sid, [w.meta.series_id, w.meta.series_id + 1])
+        ts_w = ts[a:b]
+        i = int(np.searchsorted(ts_w, w.load_from, side="left"))
+        j = int(np.searchsorted(ts_w, w.load_to, side="right"))
+        w.ts = ts_w[i:j]
+        w.values = values[a:b][i:j]
+        n += j - i
+    return n
+
+
+def _daily_rows(
+    chunk: Sequence[Window], rows: npt.NDArray[np.void]
+) -> tuple[npt.NDArray[np.void], list[Window]]:
+    """``usage_15m_daily`` rows of the UTC days that lie wholly inside a window, from the
+    derived stage rows, and the windows' partial edge days (packed by SQL instead)."""
+    packed: list[npt.NDArray[np.void]] = []
+    partial: list[Window] = []
+    lens = [round((w.hi - w.lo) / BUCKET_15M_S) for w in chunk]  # derive_rows' layout
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    for k, w in enumerate(chunk):
+        lo, hi = int(w.lo), int(w.hi)
+        d0 = -(-lo // _DAY_S) * _DAY_S  # start of the first whole day
+        d1 = hi // _DAY_S * _DAY_S  # end of the last whole day
+        if d1 <= d0:
+            partial.append(_edge(w, lo, hi))
+            continue
+        if lo < d0:
+            partial.append(_edge(w, lo, d0))
+        if hi > d1:
+            partial.append(_edge(w, d1, hi))
+        i = int(offsets[k]) + (d0 - lo) // BUCKET_15M_S
+        ndays = (d1 - d0) // _DAY_S
+        part = rows[i:i + ndays * 96]
+        first = int(part["bucket"][0]) // 1_000_000 + PG_EPOCH_S if part.shape[0] else -1
+        if part.shape[0] != ndays * 96 or first != d0:
+            partial.append(_edge(w, d0, d1))  # not the expected grid: let SQL pack it
+            continue
+        out = np.empty(ndays, dtype=_DAILY_ROW)
+        out["n"] = 5
+        out["l_sid"] = 8
+        out["sid"] = w.meta.series_id
+        out["l_day"] = 8
+        out["day"] = (d0 + np.arange(ndays, dtype=np.int64) * _DAY_S - PG_EPOCH_S) * 1_000_000
+        out["l_q"] = 768
+        out["q"] = part["q"].reshape(ndays, 96) + 0.0
+        out["l_e"] = 768
+        out["e"] = part["e"].reshape(ndays, 96) + 0.0
+        out["l_rc"] = 384
+        out["rc"] = part["rc"].reshape(ndays, 96)
+        empty = ((part["c"] == 0) & (part["rc"] == 0) & (part["f"] == 0) & (part["qu"] == 0)
+                 & (part["q"] == 0)).reshape(ndays, 96).all(axis=1)
+        out["empty"] = empty.astype(np.int16)
+        packed.append(out)
+    return (np.concatenate(packed) if packed else np.empty(0, dtype=_DAILY_ROW)), partial
+
+
+def _edge(w: Window, lo: int, hi: int) -> Window:
+    return Window(w.meta, float(lo), float(hi), w.load_from, w.load_to, w.ts, w.values)
+
+
+def _write_daily(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int:
+    """Upsert packed days; days without any usage are written only over an existing row."""
+    if rows.shape[0] == 0:
+        return 0
+    wire = np.empty(rows.shape[0], dtype=[
+        ("n", ">i2"), ("l_sid", ">i4"), ("sid", ">i8"), ("l_day", ">i4"), ("day", ">i8"),
+        ("l_q", ">i4"), ("q", ">f8", (96,)), ("l_e", ">i4"), ("e", ">f8", (96,)),
+        ("l_rc", ">i4"), ("rc", ">i4", (96,)), ("l_empty", ">i4"), ("empty", "u1")])
+    for f in ("n", "l_sid", "sid", "l_day", "day", "l_q", "q", "l_e", "e", "l_rc", "rc"):
+        wire[f] = rows[f]
+    wire["n"] = 6
+    wire["l_empty"] = 1
+    wire["empty"] = rows["empty"].astype(np.uint8)
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS usage_daily_stage (series_id bigint,"
+        " day timestamptz, quantity bytea, estimated bytea, reading_count bytea, empty boolean)"
+        " ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor() as cur, cur.copy(
+        "COPY usage_daily_stage FROM STDIN (FORMAT BINARY)"
+    ) as cp:
+        cp.write(COPY_HEADER + wire.tobytes() + b"\xff\xff")
+    cur_ins = conn.execute(
+        "INSERT INTO usage_15m_daily AS t (series_id, day, quantity, estimated,"
+        "  reading_count, updated_at)"
+        " SELECT s.series_id, s.day, s.quantity, s.estimated, s.reading_count, %s"
+        " FROM usage_daily_stage s WHERE NOT s.empty OR EXISTS (SELECT 1 FROM usage_15m_daily y"
+        "  WHERE y.series_id = s.series_id AND y.day = s.day)"
+        " ON CONFLICT (series_id, day) DO UPDATE SET quantity = excluded.quantity,"
+        "  estimated = excluded.estimated, reading_count = excluded.reading_count,"
+        "  updated_at = excluded.updated_at"
+        " WHERE (t.quantity, t.estimated, t.reading_count)"
+        "  IS DISTINCT FROM (excluded.quantity, excluded.estimated, excluded.reading_count)",
+        (now,),
+    )
+    conn.execute("TRUNCATE usage_daily_stage")
+    return max(cur_ins.rowcount, 0)
