@@ -91,7 +91,8 @@ def test_backfill_equals_refresh_and_a_second_run_changes_nothing(
         assert len(expected[1]) >= 20
         conn.execute("TRUNCATE usage_15m, usage_15m_daily")
 
-        rep = backfill_usage(conn, NOW, lo, hi, group_size=group_size)
+        rep = backfill_usage(conn, NOW, lo, hi, group_size=group_size,
+                             group_readings=10_000_000 if group_size > 2 else 3000)
         assert rep.series == len(sids)
         assert rep.readings_loaded >= 4 * 1440
         assert _tables(conn) == expected
@@ -125,3 +126,22 @@ def test_backfill_refuses_a_reversed_range(pg_url: str) -> None:
         ValueError, match="before"
     ):
         backfill_usage(conn, NOW, NOW, NOW - timedelta(days=1))
+
+
+def test_usage_backfill_command(pg_url: str, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    from collector.cli import main  # noqa: PLC0415
+
+    migrate(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        _seed(conn)
+    monkeypatch.setenv("TALLY_DATABASE_URL", pg_url)
+    assert main(["usage-backfill", "--from", "2026-03-01T00:00:00Z",
+                 "--to", "2026-03-06T00:00:00Z"]) == 0
+    assert "backfilled 5 series" in capsys.readouterr().out
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT count(*) FROM usage_15m").fetchone()
+    assert row is not None
+    assert row[0] > 1000
+    assert main(["usage-backfill", "--from", "2026-03-06", "--to", "2026-03-01"]) == 2
+    assert "--to is before --from" in capsys.readouterr().err
