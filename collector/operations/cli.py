@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from collector.config import CollectorConfig
 from collector.errors import ConfigError
+from collector.storage.archive_store import list_archive, run_archive
 from collector.storage.operations_roles import grant_collector
 from collector.storage.usage_backfill import run_backfill
 
@@ -54,6 +56,40 @@ def _backfill(args: argparse.Namespace, config: CollectorConfig) -> int:
     return 0
 
 
+def _configure_archive(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="archive_action", required=True, metavar="ACTION")
+    run = sub.add_parser("run", help="export old monthly partitions to Parquet, verify, drop")
+    run.add_argument("--dir", type=Path, required=True, help="where the Parquet files go")
+    run.add_argument("--older-than-days", type=int, default=400,
+                     help="archive months that ended at least this many days ago (the "
+                     "correction horizon; default 400)")
+    run.add_argument("--dry-run", action="store_true", help="only list what would be archived")
+    sub.add_parser("list", help="archived months: file, readings, bytes per reading")
+
+
+def _archive(args: argparse.Namespace, config: CollectorConfig) -> int:
+    if args.archive_action == "list":
+        for e in list_archive(config.database.url):
+            print(f"{e.partition}  {e.ts_from:%Y-%m-%d} .. {e.ts_to:%Y-%m-%d}  {e.readings:,}"
+                  f" readings  {e.bytes:,} bytes ({e.bytes_per_reading:.2f} B/reading)  {e.path}")
+        return 0
+    if args.older_than_days < 1:
+        raise ConfigError("--older-than-days must be >= 1")
+    parts, done = run_archive(config.database.url, datetime.now(UTC),
+                              timedelta(days=args.older_than_days), args.dir,
+                              dry_run=args.dry_run)
+    if args.dry_run:
+        for p in parts:
+            print(f"would archive {p.name} ({p.ts_from:%Y-%m-%d} .. {p.ts_to:%Y-%m-%d})")
+        return 0
+    for e in done:
+        print(f"archived {e.partition}: {e.readings:,} readings, {e.bytes:,} bytes"
+              f" ({e.bytes_per_reading:.2f} B/reading) -> {e.path}")
+    if not done:
+        print("nothing to archive")
+    return 0
+
+
 def commands() -> Sequence[Any]:
     from collector.cli import Command  # noqa: PLC0415 - avoid an import cycle at module load
 
@@ -69,5 +105,11 @@ def commands() -> Sequence[Any]:
             "re-derive 15-minute usage from raw readings over a time range (bulk path)",
             _backfill,
             _configure_backfill,
+        ),
+        Command(
+            "archive",
+            "retention: export billed monthly readings partitions to Parquet and drop them",
+            _archive,
+            _configure_archive,
         ),
     ]

@@ -48,7 +48,7 @@ from collector.storage.usage_store import (
 )
 from collector.usage import BUCKET_15M_S
 
-__all__ = ["BackfillReport", "backfill_usage", "run_backfill"]
+__all__ = ["BackfillReport", "backfill_usage", "parse_series_arrays", "run_backfill"]
 
 Conn = psycopg.Connection[Any]
 _DAY_S: Final = 86_400
@@ -190,6 +190,7 @@ def _scan(conn: Conn, windows: Sequence[Window], *, scan_all: bool) -> int:
             got = _parse_series_row(data)
             if got is not None:
                 by_sid[got[0]] = (got[1], got[2])
+    _add_archived(conn, windows, by_sid, lo, hi)
     empty = np.zeros(0)
     n = 0
     for w in windows:
@@ -204,14 +205,42 @@ def _scan(conn: Conn, windows: Sequence[Window], *, scan_all: bool) -> int:
     return n
 
 
+def _add_archived(
+    conn: Conn, windows: Sequence[Window],
+    by_sid: dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
+    lo: float, hi: float,
+) -> None:
+    """Add the readings of archived months (Parquet) that the windows reach into."""
+    from collector.storage.archive_store import (  # noqa: PLC0415 - archive imports this module
+        archived_entries,
+        read_archived,
+    )
+
+    a = datetime.fromtimestamp(max(lo, 0.0), UTC)
+    b = datetime.fromtimestamp(min(hi, 32503680000.0), UTC)  # the year 3000 for +infinity
+    if not archived_entries(conn, a, b):
+        return
+    rows = read_archived(conn, [w.meta.series_id for w in windows], a, b)
+    if not len(rows):
+        return
+    ts = rows.ts_us.astype(np.float64) / 1e6 + PG_EPOCH_S
+    bounds = np.searchsorted(rows.series_id, np.unique(rows.series_id))
+    for start, end in zip(bounds, [*bounds[1:], len(rows)], strict=True):
+        sid = int(rows.series_id[start])
+        old_ts, old_v = by_sid.get(sid, (np.zeros(0), np.zeros(0)))
+        by_sid[sid] = (np.concatenate([ts[start:end], old_ts]),
+                       np.concatenate([rows.value[start:end], old_v]))
+
+
 _ELEM_I8: Final = np.dtype([("l", ">i4"), ("v", ">i8")])
 _ELEM_F8: Final = np.dtype([("l", ">i4"), ("v", ">f8")])
 
 
-def _parse_series_row(
+def parse_series_arrays(
     data: bytes | bytearray | memoryview,
-) -> tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
-    """One binary COPY row ``(bigint, timestamptz[], float8[])``; None for header/trailer."""
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+    """One binary COPY row ``(bigint, timestamptz[], float8[])`` as (series id, µs since
+    2000-01-01 UTC, values); None for the trailer."""
     buf = memoryview(data)
     if buf[:len(COPY_HEADER)] == COPY_HEADER:
         buf = buf[len(COPY_HEADER):]
@@ -228,8 +257,17 @@ def _parse_series_row(
         count = int.from_bytes(arr[12:16], "big") if ndim else 0
         arrays.append(np.frombuffer(arr[head:head + count * 12], dtype=dtype)["v"])
         pos += 4 + size
-    ts = arrays[0].astype(np.int64).astype(np.float64) / 1e6 + PG_EPOCH_S
-    return sid, ts, arrays[1].astype(np.float64)
+    return sid, arrays[0].astype(np.int64), arrays[1].astype(np.float64)
+
+
+def _parse_series_row(
+    data: bytes | bytearray | memoryview,
+) -> tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    got = parse_series_arrays(data)
+    if got is None:
+        return None
+    sid, ts_us, values = got
+    return sid, ts_us.astype(np.float64) / 1e6 + PG_EPOCH_S, values
 
 
 def _daily_rows(
