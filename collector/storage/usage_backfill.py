@@ -303,15 +303,16 @@ def _daily_rows(
         out["sid"] = w.meta.series_id
         out["l_day"] = 8
         out["day"] = (d0 + np.arange(ndays, dtype=np.int64) * _DAY_S - PG_EPOCH_S) * 1_000_000
+        # a bucket without usage has no usage_15m row: SQL packing reads it as 0 (+0.0)
+        blank = ((part["c"] == 0) & (part["rc"] == 0) & (part["f"] == 0) & (part["qu"] == 0)
+                 & (part["q"] == 0)).reshape(ndays, 96)
         out["l_q"] = 768
-        out["q"] = part["q"].reshape(ndays, 96) + 0.0
+        out["q"] = np.where(blank, 0.0, part["q"].reshape(ndays, 96))
         out["l_e"] = 768
-        out["e"] = part["e"].reshape(ndays, 96) + 0.0
+        out["e"] = np.where(blank, 0.0, part["e"].reshape(ndays, 96))
         out["l_rc"] = 384
         out["rc"] = part["rc"].reshape(ndays, 96)
-        empty = ((part["c"] == 0) & (part["rc"] == 0) & (part["f"] == 0) & (part["qu"] == 0)
-                 & (part["q"] == 0)).reshape(ndays, 96).all(axis=1)
-        out["empty"] = empty.astype(np.int16)
+        out["empty"] = blank.all(axis=1).astype(np.int16)
         packed.append(out)
     return (np.concatenate(packed) if packed else np.empty(0, dtype=_DAILY_ROW)), partial
 
