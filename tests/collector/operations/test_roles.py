@@ -184,3 +184,21 @@ def test_a_usage_refresh_that_keeps_failing_shows_in_health(
     finally:
         collector.stop()
         pool.close()
+
+
+def test_a_migration_that_loses_its_connection_reports_that_not_the_lock_release(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends the session mid-migration (as a missing preload does): the error names
+    the failing migration and the cause, not 'the connection is closed' from the unlock."""
+    from collector.errors import CollectorError  # noqa: PLC0415
+    from collector.storage import migrate as migrate_module  # noqa: PLC0415
+
+    dying = migrate_module.Migration(
+        1, "dies", None, "SELECT pg_terminate_backend(pg_backend_pid())")
+    monkeypatch.setattr(migrate_module, "available_migrations", lambda: [dying])
+    with pytest.raises(CollectorError) as err:
+        migrate(pg_url, use_timescale=False)
+    text = str(err.value)
+    assert "0001_dies" in text
+    assert "terminat" in text
