@@ -11,7 +11,7 @@ from typing import Any
 
 from collector.config import CollectorConfig
 from collector.errors import ConfigError
-from collector.storage.archive_store import list_archive, run_archive
+from collector.storage.archive_store import list_archive, restore_partition, run_archive
 from collector.storage.operations_roles import grant_collector
 from collector.storage.usage_backfill import run_backfill
 
@@ -65,6 +65,8 @@ def _configure_archive(p: argparse.ArgumentParser) -> None:
                      "correction horizon; default 400)")
     run.add_argument("--dry-run", action="store_true", help="only list what would be archived")
     sub.add_parser("list", help="archived months: file, readings, bytes per reading")
+    restore = sub.add_parser("restore", help="attach an archived month again from its file")
+    restore.add_argument("partition", help="e.g. readings_p202601 (see: archive list)")
 
 
 def _archive(args: argparse.Namespace, config: CollectorConfig) -> int:
@@ -72,6 +74,10 @@ def _archive(args: argparse.Namespace, config: CollectorConfig) -> int:
         for e in list_archive(config.database.url):
             print(f"{e.partition}  {e.ts_from:%Y-%m-%d} .. {e.ts_to:%Y-%m-%d}  {e.readings:,}"
                   f" readings  {e.bytes:,} bytes ({e.bytes_per_reading:.2f} B/reading)  {e.path}")
+        return 0
+    if args.archive_action == "restore":
+        e = restore_partition(config.database.url, args.partition)
+        print(f"restored {e.partition}: {e.readings:,} readings from {e.path} (file kept)")
         return 0
     if args.older_than_days < 1:
         raise ConfigError("--older-than-days must be >= 1")

@@ -42,6 +42,7 @@ from collector.operations.archive_codec import (
 )
 from collector.storage.database import translate_errors
 from collector.storage.usage_backfill import parse_series_arrays
+from collector.storage.usage_store import COPY_HEADER
 
 __all__ = [
     "ArchiveEntry",
@@ -58,6 +59,8 @@ Conn = psycopg.Connection[Any]
 _PART_RE: Final = re.compile(r"^readings_p(\d{4})(\d{2})$")
 _BLOCK_ROWS: Final = 1_000_000
 _PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_WIRE_ROW: Final = np.dtype([("n", ">i2"), ("l_sid", ">i4"), ("sid", ">i8"), ("l_ts", ">i4"),
+                             ("ts", ">i8"), ("l_v", ">i4"), ("value", ">f8")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,3 +291,40 @@ def run_archive(dsn: str, now: datetime, older_than: timedelta, directory: Path,
 def list_archive(dsn: str) -> list[ArchiveEntry]:
     with translate_errors("archive list"), psycopg.connect(dsn) as conn:
         return archived_entries(conn)
+
+
+def restore_partition(dsn: str, partition: str) -> ArchiveEntry:
+    """Attach an archived month again: the file is checked against its recorded sha256 and
+    row count, loaded into a new ``readings_pYYYYMM`` (with the month's rows that arrived in
+    ``readings_default`` meanwhile), attached, and its ``readings_archive`` row removed. The
+    file is kept."""
+    with translate_errors(f"restore {partition}"), psycopg.connect(dsn) as conn:
+        entries = [e for e in archived_entries(conn) if e.partition == partition]
+        if not entries:
+            raise StorageError(f"restore: {partition} is not in readings_archive")
+        e = entries[0]
+        path = Path(e.path)
+        if _sha256(path) != e.sha256:
+            raise StorageError(f"restore: {path} does not match its recorded sha256")
+        rows = _read_file(path)
+        if len(rows) != e.readings:
+            raise StorageError(f"restore: {path} holds {len(rows)} rows, {e.readings} recorded")
+        with conn.transaction():
+            name = sql.Identifier(partition)
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE readings INCLUDING DEFAULTS)").format(
+                name))
+            wire = np.empty(len(rows), dtype=_WIRE_ROW)
+            wire["n"], wire["l_sid"], wire["l_ts"], wire["l_v"] = 3, 8, 8, 8
+            wire["sid"], wire["ts"], wire["value"] = rows.series_id, rows.ts_us, rows.value
+            copy = sql.SQL("COPY {} (series_id, ts, value) FROM STDIN (FORMAT BINARY)")
+            with conn.cursor() as cur, cur.copy(copy.format(name)) as cp:
+                cp.write(COPY_HEADER + wire.tobytes() + b"\xff\xff")
+            conn.execute(sql.SQL(
+                "WITH moved AS (DELETE FROM readings_default WHERE ts >= %s AND ts < %s"
+                " RETURNING *) INSERT INTO {} SELECT * FROM moved").format(name),
+                (e.ts_from, e.ts_to))
+            conn.execute(sql.SQL(  # DDL takes no bind parameters: literals, quoted by psycopg
+                "ALTER TABLE readings ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
+            ).format(name, sql.Literal(e.ts_from), sql.Literal(e.ts_to)))
+            conn.execute("DELETE FROM readings_archive WHERE partition = %s", (partition,))
+        return e

@@ -145,3 +145,31 @@ def test_codec_round_trips_bit_for_bit(rows: list[tuple[int, int, float]]) -> No
                                 np.asarray([r[1] for r in rows], dtype=np.int64),
                                 np.asarray([r[2] for r in rows], dtype=np.float64)))
     assert decode_block(encode_block(src)).equals(src)
+
+
+def test_restore_attaches_the_month_again_with_late_rows_and_checks_the_file(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    migrate(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        _seed(conn, 4)
+        before = conn.execute("SELECT series_id, ts, value FROM readings WHERE ts < %s"
+                              " ORDER BY 1, 2", (FEB,)).fetchall()
+        part = archivable_partitions(conn, NOW, timedelta(days=400))[0]
+        entry = archive_partition(conn, part, tmp_path)
+        late = (int(before[0][0]), JAN + timedelta(days=9, seconds=7), 123.5)
+        conn.execute("INSERT INTO readings (series_id, ts, value) VALUES (%s, %s, %s)", late)
+    monkeypatch.setenv("TALLY_DATABASE_URL", pg_url)
+    Path(entry.path).write_bytes(Path(entry.path).read_bytes() + b"x")  # damaged copy
+    assert cli_main(["archive", "restore", entry.partition]) == 2
+    assert "sha256" in capsys.readouterr().err
+    Path(entry.path).write_bytes(Path(entry.path).read_bytes()[:-1])
+    assert cli_main(["archive", "restore", entry.partition]) == 0
+    assert "restored readings_p202601" in capsys.readouterr().out
+    with psycopg.connect(pg_url) as conn:
+        after = conn.execute("SELECT series_id, ts, value FROM readings_p202601"
+                             " ORDER BY 1, 2").fetchall()
+        assert conn.execute("SELECT count(*) FROM readings_default").fetchone() == (0,)
+        assert archived_entries(conn) == []
+    assert after == sorted([*before, late])
