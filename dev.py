@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -40,8 +41,31 @@ def ensure_env() -> None:
     STAMP.write_text(digest)
 
 
-def run(argv: list[str]) -> int:
-    return subprocess.call(argv, cwd=ROOT)
+def run(argv: list[str], *, own_group: bool = False) -> int:
+    """Run ``argv`` and wait for it, whatever signals arrive meanwhile.
+
+    SIGINT and SIGTERM sent to dev.py are passed on to the child, and dev.py keeps waiting
+    until the child has finished its own orderly shutdown (it never kills it halfway). With
+    ``own_group`` the child gets a process group of its own, so a Ctrl-C at the terminal
+    reaches it exactly once (through dev.py) instead of also hitting the servers it started.
+    """
+    proc = subprocess.Popen(argv, cwd=ROOT, process_group=0 if own_group else None)
+
+    def forward(signum: int, _frame: object) -> None:
+        # without its own group the child got the terminal's Ctrl-C already
+        if proc.poll() is None and (own_group or signum != signal.SIGINT):
+            proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:  # pragma: no cover - handler installed above
+                continue
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def main() -> int:
@@ -53,7 +77,7 @@ def main() -> int:
     ensure_env()
     py = str(BIN / "python")
     if cmd == "demo":
-        return run([py, "-m", "collector.demo", *rest])
+        return run([py, "-m", "collector.demo", *rest], own_group=True)
     if cmd == "test":
         return run([py, "-m", "pytest", *rest])
     if cmd == "check":

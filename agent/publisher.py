@@ -11,8 +11,8 @@ once. No reconnect logic: the runner owns retries (backoff with jitter).
 from __future__ import annotations
 
 import asyncio
-import functools
 import contextlib
+import functools
 import ssl
 from collections.abc import Callable
 from typing import Any

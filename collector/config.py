@@ -45,6 +45,9 @@ class DatabaseConfig(_Section):
     pool_min: int = Field(default=1, ge=1, le=100)
     pool_max: int = Field(default=8, ge=1, le=200)
     timescale: Literal["auto", "yes", "no"] = "auto"
+    # TimescaleDB: role that owns the continuous aggregates; the collector's role must be a
+    # member of it and switches to it only to refresh them (docs/operations.md, roles)
+    owner_role: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
 
     @field_validator("url")
     @classmethod

@@ -113,6 +113,7 @@ class Demo:
         self.stopper = stopper
         self.api_url = f"http://127.0.0.1:{opts.api_port}"
         self._billing: _BillingTicker | None = None
+        self._embedded_broker: MqttBroker | None = None
 
     def _say(self, text: str) -> None:
         _log.info(text)
@@ -150,8 +151,9 @@ class Demo:
             self._say("using PostgreSQL at the given URL")
             return self.opts.database_url
         pg_dir = self.opts.workdir / "pg"
-        self._say(f"starting embedded PostgreSQL in {pg_dir} (first run: initdb, a few seconds)")
-        server = EmbeddedPostgres(pg_dir.resolve())
+        server = EmbeddedPostgres(pg_dir.resolve(), exclusive=True)
+        first = "" if server.initialised else " (first run: initdb, a few seconds)"
+        self._say(f"starting embedded PostgreSQL in {pg_dir}{first}")
         stack.callback(self._stop_step, "PostgreSQL", server.stop)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -174,8 +176,22 @@ class Demo:
         broker = MqttBroker((self.opts.workdir / "mqtt").resolve(), prefer=self.opts.broker)
         stack.callback(self._stop_step, "MQTT broker", broker.stop)
         url = without_sigint(broker.start)
-        self._say(f"started MQTT broker ({broker.kind}) at {url}")
+        self._embedded_broker = broker
+        self._say(f"started MQTT broker ({broker.kind}), listening at {url}")
         return url
+
+    def _watch_broker(self) -> None:
+        """Start the embedded broker again (same port and persistence) when it died."""
+        broker = self._embedded_broker
+        if broker is None or broker.running or self.stopper.requested:
+            return
+        _log.warning("the embedded MQTT broker stopped; starting it again")
+        try:
+            without_sigint(broker.start)
+        except (CollectorError, OSError) as exc:
+            _log.warning("restarting the embedded MQTT broker failed: %s", exc)
+            return
+        self._say(f"MQTT broker restarted, listening at {broker.url}")
 
     def _config(self, db_url: str, mqtt_url: str) -> CollectorConfig:
         env = {
@@ -200,7 +216,8 @@ class Demo:
         return collector
 
     def _api(self, stack: contextlib.ExitStack, pool: Pool, collector: Collector) -> None:
-        app = create_app(pool, ingest_probe=collector.probe, title="Tally collector (demo)")
+        app = create_app(pool, ingest_probe=collector.probe, title="Tally collector (demo)",
+                         upkeep=collector.upkeep)
         server = uvicorn.Server(uvicorn.Config(
             app, host="127.0.0.1", port=self.opts.api_port, log_level="warning", lifespan="off",
         ))
@@ -275,6 +292,7 @@ class Demo:
         period = 1.0 if self.opts.live else 2.0
         while not stop.is_set():
             elapsed = time.monotonic() - started
+            await asyncio.to_thread(self._watch_broker)
             try:
                 snap = await asyncio.to_thread(
                     take_snapshot, pool, devices, collector.probe, self.api_url,

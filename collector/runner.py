@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from psycopg import Connection
 
 from agent.clock import Clock, SystemClock
 from collector.api.app import create_app
@@ -33,7 +35,8 @@ from collector.storage.database import Pool, open_pool, translate_errors
 from collector.storage.ingest_store import ReadingStore
 from collector.storage.migrate import migrate
 from collector.storage.partitions import ensure_reading_partitions
-from collector.storage.usage_store import refresh_usage
+from collector.storage.usage_store import refresh_rollups, refresh_usage, uses_timescale
+from collector.upkeep import UpkeepTracker
 
 __all__ = ["Collector", "migrate_from_config", "run_api", "run_collector"]
 
@@ -99,6 +102,7 @@ class Collector:
         *,
         clock: Clock | None = None,
         decoders: DecoderTable | None = None,
+        upkeep: UpkeepTracker | None = None,
     ) -> None:
         if decoders is None:
             decoders = default_decoders(config)
@@ -111,6 +115,7 @@ class Collector:
             self.store, self, self._clock, decoders=decoders, settings=writer_settings(config)
         )
         self.consumer = MqttConsumer(mqtt_settings(config), self.writer.submit, self._clock)
+        self.upkeep = upkeep or UpkeepTracker()
         self._threads: _Threads | None = None
 
     def start(self) -> None:
@@ -156,7 +161,8 @@ class Collector:
         )
 
     def _usage(self) -> None:
-        """Re-derive interval usage for the ranges ingest queued in ``usage_dirty``."""
+        """Re-derive interval usage for the ranges ingest queued in ``usage_dirty``; on
+        TimescaleDB also refresh the continuous aggregates. Each outcome goes to ``upkeep``."""
         cfg = self._config.ingest
         while not self._stop.is_set():
             wait = cfg.usage_refresh_s
@@ -164,18 +170,36 @@ class Collector:
                 with translate_errors("usage refresh"), self._pool.connection() as conn:
                     conn.autocommit = True  # lets TimescaleDB refresh its aggregates after
                     try:
-                        while not self._stop.is_set():
-                            report = refresh_usage(
-                                conn, self._clock.now(), limit=cfg.usage_refresh_limit
-                            )
-                            if report.busy or report.dirty_rows < cfg.usage_refresh_limit:
-                                break
+                        self._usage_once(conn)
                     finally:
-                        conn.autocommit = False
+                        if not conn.closed:
+                            conn.autocommit = False
             except StorageError as exc:
                 _log.warning("usage refresh failed (will retry): %s", exc)
+                self.upkeep.failed("usage_refresh", self._clock.now(), str(exc))
                 wait = max(wait, 10.0)
             self._stop.wait(wait)
+
+    def _usage_once(self, conn: Connection[Any]) -> None:
+        cfg = self._config.ingest
+        timescale = False
+        while not self._stop.is_set():
+            report = refresh_usage(
+                conn, self._clock.now(), limit=cfg.usage_refresh_limit, rollups=False
+            )
+            timescale = timescale or uses_timescale(conn)
+            if report.busy or report.dirty_rows < cfg.usage_refresh_limit:
+                break
+        self.upkeep.succeeded("usage_refresh", self._clock.now())
+        if not timescale:
+            return
+        try:
+            refresh_rollups(conn, owner_role=self._config.database.owner_role)
+        except StorageError as exc:
+            _log.warning("usage rollup refresh failed (will retry): %s", exc)
+            self.upkeep.failed("usage_rollups", self._clock.now(), str(exc))
+        else:
+            self.upkeep.succeeded("usage_rollups", self._clock.now())
 
     def _partitions(self) -> None:
         while not self._stop.is_set():
@@ -184,8 +208,10 @@ class Collector:
                 if created:
                     _log.info("created %d readings partitions", created)
                 wait = self._config.ingest.partition_check_s
+                self.upkeep.succeeded("partitions", self._clock.now())
             except StorageError as exc:
                 _log.warning("partition upkeep failed (will retry): %s", exc)
+                self.upkeep.failed("partitions", self._clock.now(), str(exc))
                 wait = 60.0
             self._stop.wait(wait)
 
@@ -206,6 +232,7 @@ def _api_server(
         require_staff_key=api.require_staff_key,
         key_cache_s=api.key_cache_s,
         max_body_bytes=api.max_body_bytes,
+        upkeep=collector.upkeep if collector else None,
     )
     app.state.devices = build_device_service(app_config.devices, pool)
     return uvicorn.Server(

@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from collector import __version__
 from collector.errors import StorageError, StorageUnavailable, ValueRefused
 from collector.storage.database import Pool
+from collector.upkeep import UpkeepTracker
 
 from . import (
     access_routes,
@@ -46,6 +47,7 @@ def create_app(
     require_staff_key: bool = False,
     key_cache_s: float = 5.0,
     max_body_bytes: int = 1 << 20,
+    upkeep: UpkeepTracker | None = None,
 ) -> FastAPI:
     """The collector API over ``pool``; ``ingest_probe`` reports the consumer for ``/health``.
 
@@ -57,6 +59,7 @@ def create_app(
     app = FastAPIOffline(title=title, version=__version__, static_url=DOCS_ASSETS)
     app.state.pool = pool
     app.state.ingest_probe = ingest_probe
+    app.state.upkeep = upkeep  # background tasks' outcomes, shown by /health
     gate = StaffGate.create(
         pool, staff_tokens or (), require_key=require_staff_key, cache_s=key_cache_s
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
@@ -12,8 +12,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from collector.access import Role
+from collector.errors import StorageError
 from collector.storage import ingest_queries as q
 from collector.storage.database import Pool, ping
+from collector.storage.operations_jobs import timescale_jobs
+from collector.upkeep import UpkeepTracker
 
 from .access import public, requires
 from .deps import get_pool
@@ -52,10 +55,37 @@ class ConsumerHealth(BaseModel):
     dead_letters: int
 
 
+class UpkeepTaskHealth(BaseModel):
+    task: str
+    failing: bool
+    runs: int
+    failures: int
+    consecutive_failures: int
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+
+
+class TimescaleJobHealth(BaseModel):
+    job_id: int
+    name: str
+    hypertable: str | None
+    last_run_status: str | None
+    last_run_at: datetime | None
+    next_start: datetime | None
+    total_failures: int
+    last_error: str | None
+    failing: bool
+    overdue: bool
+
+
 class Health(BaseModel):
     status: str  # "ok" or "degraded"
     database: bool
     consumer: ConsumerHealth | None
+    upkeep: list[UpkeepTaskHealth] = []
+    timescale_jobs: list[TimescaleJobHealth] = []
+    problems: list[str] = []
 
 
 class SeqGapOut(BaseModel):
@@ -127,9 +157,26 @@ def health(request: Request, response: Response, pool: PoolDep) -> Health:
             readings_stored=p.readings, dead_letters=p.dead_letters,
         )
         ok = ok and p.connected and p.storage_ok
+    problems: list[str] = []
+    tracker = cast(UpkeepTracker | None, getattr(request.app.state, "upkeep", None))
+    upkeep = [UpkeepTaskHealth(**asdict(t)) for t in tracker.snapshot()] if tracker else []
+    problems += [f"{t.task} failing: {t.last_error}" for t in upkeep if t.failing]
+    jobs: list[TimescaleJobHealth] = []
+    if db:
+        try:
+            jobs = [TimescaleJobHealth(**asdict(j)) for j in timescale_jobs(pool)]
+        except StorageError as exc:
+            problems.append(f"cannot read TimescaleDB jobs: {exc}")
+    problems += [
+        f"TimescaleDB job {j.job_id} ({j.name}) "
+        + ("failing: " + (j.last_error or j.last_run_status or "") if j.failing else "overdue")
+        for j in jobs if j.failing or j.overdue
+    ]
+    ok = ok and not problems
     if not ok:
         response.status_code = 503
-    return Health(status="ok" if ok else "degraded", database=db, consumer=consumer)
+    return Health(status="ok" if ok else "degraded", database=db, consumer=consumer,
+                  upkeep=upkeep, timescale_jobs=jobs, problems=problems)
 
 
 def _status(row: q.DeviceStatusRow | None) -> StatusOut | None:

@@ -3,19 +3,26 @@
 ``MqttBroker.start()`` returns an ``mqtt://127.0.0.1:<port>`` URL. The broker runs in a child
 process so that it can be stopped and restarted (tests use that to simulate outages), and it keeps
 its persistence in ``data_dir`` so sessions and queued QoS 1 messages survive a restart.
+
+The child's pid is kept in ``data_dir/broker.pid``: a broker left behind by a process that was
+killed (SIGKILL gives it no chance to stop its children) is stopped by the next ``start`` on the
+same directory, so killed runs do not pile up brokers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from collector.embedded.processes import pid_alive
 from collector.errors import ConfigError
 
 _AMQTT_SCRIPT = """
@@ -72,7 +79,7 @@ class MqttBroker:
 
     def _command(self) -> list[str]:
         if self.kind == "amqtt":
-            return [sys.executable, "-c", _AMQTT_SCRIPT, str(self.port)]
+            return [sys.executable, "-c", _AMQTT_SCRIPT, str(self.port), str(self.data_dir)]
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
@@ -92,12 +99,46 @@ class MqttBroker:
         )
         return [binary, "-c", str(conf)]
 
+    @property
+    def running(self) -> bool:
+        """True while the broker child process started by ``start`` is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    def _stop_leftover(self) -> int | None:
+        """Stop a broker that an earlier, killed process started on this directory."""
+        try:
+            pid = int(self._pid_file.read_text(encoding="utf-8").split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if not pid_alive(pid) or not _is_our_broker(pid, self.data_dir):
+            self._pid_file.unlink(missing_ok=True)
+            return None
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        self._pid_file.unlink(missing_ok=True)
+        return pid
+
     def start(self) -> str:
-        if self._proc is not None and self._proc.poll() is None:
+        """Start the broker (again, on the same port, after it died); returns its URL."""
+        if self.running:
             return self.url
+        if self._proc is not None:  # died: reap it before starting anew
+            self._proc.wait()
+            self._proc = None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_leftover()
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        self._pid_file.write_text(f"{self._proc.pid} {self.data_dir}\n", encoding="utf-8")
         wait_for_port(self.port)
         return self.url
 
@@ -111,3 +152,16 @@ class MqttBroker:
             self._proc.kill()
             self._proc.wait(10)
         self._proc = None
+        self._pid_file.unlink(missing_ok=True)
+
+
+def _is_our_broker(pid: int, data_dir: Path) -> bool:
+    """True when ``pid`` runs a broker command line that names ``data_dir`` (Linux: /proc);
+    where /proc is missing, the recorded pid is trusted."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return False
+    return str(data_dir) in cmdline

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+
+from .archive_store import archived_entries, read_archived
 from .database import Pool, translate_errors
 
 __all__ = [
@@ -174,7 +177,29 @@ def meter_readings(
             " ORDER BY s.metric, r.ts LIMIT %s",
             (device_id, meter, metric, metric, ts_from, ts_to, limit),
         ).fetchall()
-    return [ReadingRow(m, u, t, float(v)) for m, u, t, v in rows]
+        out = [ReadingRow(m, u, t, float(v)) for m, u, t, v in rows]
+        if archived_entries(conn, ts_from, ts_to):  # months moved to the Parquet archive
+            out = sorted(out + _archived(conn, device_id, meter, metric=metric,
+                                         ts_from=ts_from, ts_to=ts_to),
+                         key=lambda r: (r.metric, r.ts))[:limit]
+    return out
+
+
+def _archived(conn: psycopg.Connection[Any], device_id: str, meter: str, *, metric: str | None,
+              ts_from: datetime, ts_to: datetime) -> list[ReadingRow]:
+    series = {int(s): (str(m), str(u)) for s, m, u in conn.execute(
+        "SELECT series_id, metric, unit FROM series WHERE device_id = %s AND meter = %s"
+        " AND (%s::text IS NULL OR metric = %s::text)", (device_id, meter, metric, metric),
+    ).fetchall()}
+    if not series:
+        return []
+    rows = read_archived(conn, list(series), ts_from, ts_to)
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    return [
+        ReadingRow(*series[int(s)], epoch + timedelta(microseconds=int(t)), float(v))
+        for s, t, v in zip(rows.series_id, rows.ts_us, rows.value, strict=True)
+        if epoch + timedelta(microseconds=int(t)) < ts_to
+    ]
 
 
 def dead_letters(pool: Pool, *, limit: int, before_id: int | None = None) -> list[DeadLetterRow]:

@@ -21,8 +21,8 @@ import numpy.typing as npt
 import psycopg
 
 from agent.protocol import Batch
-from collector.ingest.batch_identity import batch_digest
 from collector.ingest.acks import confirmed_upto
+from collector.ingest.batch_identity import batch_digest
 from collector.ingest.messages import (
     DeadLetter,
     DecodedBatch,

@@ -9,6 +9,7 @@ transaction and is recorded in ``tally_schema_migrations``; re-running is a no-o
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -49,6 +50,35 @@ def timescale_available(conn: psycopg.Connection[object]) -> bool:
     return row is not None
 
 
+def check_timescale_loadable(conn: psycopg.Connection[object]) -> None:
+    """Fail with a clear message when TimescaleDB is installed on the server but would not load.
+
+    ``CREATE EXTENSION timescaledb`` needs the library in ``shared_preload_libraries``; without
+    it the server ends the session, which surfaced as an unrelated "the connection is closed".
+    """
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+        return  # already created in this database: it loads
+    cur = conn.cursor(row_factory=psycopg.rows.tuple_row)
+    row = cur.execute("SELECT current_setting('shared_preload_libraries', true)").fetchone()
+    preload = [p.strip().strip('"') for p in str((row[0] if row else "") or "").split(",")]
+    if not any(p == "timescaledb" or p.endswith("/timescaledb") for p in preload):
+        raise MigrationError(
+            "the TimescaleDB extension is installed on the server but not preloaded: add "
+            "shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL"
+            " (see docs/operations.md), or choose the plain PostgreSQL schema with "
+            "database.timescale = \"no\" (TALLY_DATABASE_TIMESCALE=no)"
+        )
+
+
+def _unlock(conn: psycopg.Connection[object]) -> None:
+    """Release the migration lock; a lost connection released it already."""
+    if conn.closed or conn.broken:
+        return
+    # the lock is session-scoped: closing the connection releases it anyway
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
 def migrate(dsn: str, *, use_timescale: bool | None = None) -> list[str]:
     """Apply pending migrations; return the names applied. ``use_timescale=None`` autodetects."""
     try:
@@ -57,7 +87,10 @@ def migrate(dsn: str, *, use_timescale: bool | None = None) -> list[str]:
         raise StorageUnavailable(f"cannot connect to the database: {exc}") from exc
     applied: list[str] = []
     with conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        except psycopg.Error as exc:
+            raise StorageUnavailable(f"cannot take the migration lock: {exc}") from exc
         try:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS tally_schema_migrations ("
@@ -66,6 +99,8 @@ def migrate(dsn: str, *, use_timescale: bool | None = None) -> list[str]:
             )
             if use_timescale is None:
                 use_timescale = timescale_available(conn)
+            if use_timescale:
+                check_timescale_loadable(conn)
             done = {r[0] for r in conn.execute("SELECT version FROM tally_schema_migrations")}
             flavour = "timescale" if use_timescale else "plain"
             for mig in available_migrations():
@@ -85,6 +120,10 @@ def migrate(dsn: str, *, use_timescale: bool | None = None) -> list[str]:
                     ) from exc
                 done.add(mig.version)
                 applied.append(f"{mig.version:04d}_{mig.name}")
+        except psycopg.OperationalError as exc:
+            raise StorageUnavailable(f"migrate: database connection lost: {exc}") from exc
+        except psycopg.Error as exc:
+            raise MigrationError(f"migrate: {exc}") from exc
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            _unlock(conn)
     return applied

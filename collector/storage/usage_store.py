@@ -18,6 +18,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import psycopg
+from psycopg import sql
 
 from collector.storage.database import translate_errors
 from collector.storage.usage_meters import SeriesMeta, load_meta
@@ -78,11 +79,13 @@ def _windows(conn: Conn, dirty: dict[int, tuple[datetime, datetime]],
         " w AS (SELECT d.sid, d.k,"
         "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
         "     r.series_id = d.sid AND r.ts < d.ts_from ORDER BY r.ts DESC OFFSET d.k LIMIT 1),"
-        "     (SELECT min(r.ts) FROM readings r WHERE r.series_id = d.sid), d.ts_from),"
+        "     (SELECT min(r.ts) FROM readings r WHERE r.series_id = d.sid"
+        "       AND r.ts <= d.ts_from), d.ts_from),"
         "     timestamptz 'epoch') AS lo,"
         "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
         "     r.series_id = d.sid AND r.ts > d.ts_to ORDER BY r.ts OFFSET d.k LIMIT 1),"
-        "     (SELECT max(r.ts) FROM readings r WHERE r.series_id = d.sid), d.ts_to),"
+        "     (SELECT max(r.ts) FROM readings r WHERE r.series_id = d.sid"
+        "       AND r.ts >= d.ts_to), d.ts_to),"
         "     timestamptz 'epoch') + interval '15 minutes' AS hi"
         "   FROM d)"
         " SELECT w.sid, extract(epoch FROM w.lo)::float8, extract(epoch FROM w.hi)::float8,"
@@ -295,12 +298,15 @@ def _refresh_daily(conn: Conn, windows: Sequence[_Window], now: datetime) -> Non
     )
 
 
-def refresh_usage(conn: Conn, now: datetime, *, limit: int = 5000) -> RefreshReport:
+def refresh_usage(
+    conn: Conn, now: datetime, *, limit: int = 5000, rollups: bool = True
+) -> RefreshReport:
     """Consume up to ``limit`` usage_dirty rows and re-derive the affected usage (one txn).
 
     Returns a report with ``busy=True`` (nothing done) when another refresher holds the lock.
     On a TimescaleDB schema and an autocommit connection, the continuous aggregates are
-    refreshed afterwards.
+    refreshed afterwards unless ``rollups`` is False (the caller then runs
+    :func:`refresh_rollups` itself, e.g. under the owner role, and reports its outcome).
     """
     with translate_errors("refresh usage"):
         with conn.transaction():
@@ -338,26 +344,54 @@ def refresh_usage(conn: Conn, now: datetime, *, limit: int = 5000) -> RefreshRep
                     " VALUES (to_timestamp(%s), to_timestamp(%s))",
                     (min(w.lo for w in windows), max(w.hi for w in windows)),
                 )
-        if timescale and conn.autocommit:
+        if rollups and timescale and conn.autocommit:
             refresh_rollups(conn)
     return RefreshReport(len(rows), len(windows), loaded, written)
 
 
-def refresh_rollups(conn: Conn) -> int:
+def refresh_rollups(conn: Conn, *, owner_role: str | None = None) -> int:
     """Refresh the continuous aggregates over every pending changed range (autocommit conn).
 
     Each range is removed only after both aggregates were refreshed; returns ranges done.
+    TimescaleDB lets only the aggregates' owner refresh them: with ``owner_role`` the refresh
+    runs under ``SET ROLE owner_role`` (the connecting role must be a member of it) and the
+    session's own role is restored afterwards.
     """
-    done = 0
     with translate_errors("refresh usage rollups"):
-        pending = conn.execute(
-            "SELECT id, date_trunc('day', ts_from, 'UTC'),"
-            " date_trunc('day', ts_to, 'UTC') + interval '1 day'"
-            " FROM usage_rollup_pending ORDER BY id"
-        ).fetchall()
-        for pid, lo, hi in pending:
-            conn.execute("CALL refresh_continuous_aggregate('usage_1h', %s, %s)", (lo, hi))
-            conn.execute("CALL refresh_continuous_aggregate('usage_1d', %s, %s)", (lo, hi))
-            conn.execute("DELETE FROM usage_rollup_pending WHERE id = %s", (pid,))
-            done += 1
+        if owner_role is None:
+            return _refresh_pending(conn)
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(owner_role)))
+        try:
+            return _refresh_pending(conn)
+        finally:
+            if not conn.closed and not conn.broken:
+                conn.execute("RESET ROLE")
+
+
+def _refresh_pending(conn: Conn) -> int:
+    done = 0
+    pending = conn.execute(
+        "SELECT id, date_trunc('day', ts_from, 'UTC'),"
+        " date_trunc('day', ts_to, 'UTC') + interval '1 day'"
+        " FROM usage_rollup_pending ORDER BY id"
+    ).fetchall()
+    for pid, lo, hi in pending:
+        conn.execute("CALL refresh_continuous_aggregate('usage_1h', %s, %s)", (lo, hi))
+        conn.execute("CALL refresh_continuous_aggregate('usage_1d', %s, %s)", (lo, hi))
+        conn.execute("DELETE FROM usage_rollup_pending WHERE id = %s", (pid,))
+        done += 1
     return done
+
+
+# shared with collector.storage.usage_backfill (the bulk path over the same steps)
+Window = _Window
+COPY_HEADER: Final = _COPY_HEADER
+LOCK_KEY: Final = _LOCK_KEY
+PG_EPOCH_S: Final = _PG_EPOCH_S
+derive_windows = _windows
+load_windows = _load
+needs_history = _needs_history
+split_chunks = _chunks
+derive_rows = _derive_rows
+write_stage = _write
+refresh_daily = _refresh_daily

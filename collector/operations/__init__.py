@@ -1,0 +1,1 @@
+"""Operating Tally's database: roles, health of background jobs, retention and archive."""
