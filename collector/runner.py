@@ -145,9 +145,14 @@ class Collector:
         if st.last_flush_ms is not None:
             last = datetime.fromtimestamp(st.last_flush_ms / 1000, UTC)
         return IngestProbe(
-            connected=self.consumer.connected, pending=st.pending, lag_s=max(lag, 0.0),
-            last_flush_at=last, storage_ok=st.storage_ok, batches=st.batches,
-            readings=st.readings, dead_letters=st.dead_letters,
+            connected=self.consumer.connected,
+            pending=st.pending,
+            lag_s=max(lag, 0.0),
+            last_flush_at=last,
+            storage_ok=st.storage_ok,
+            batches=st.batches,
+            readings=st.readings,
+            dead_letters=st.dead_letters,
         )
 
     def _usage(self) -> None:
@@ -196,12 +201,16 @@ def _api_server(
             "staff-token`) or listen on 127.0.0.1"
         )
     app = create_app(
-        pool, ingest_probe=collector.probe if collector else None,
+        pool,
+        ingest_probe=collector.probe if collector else None,
         staff_tokens=api.staff_tokens or None,
     )
     return uvicorn.Server(
         uvicorn.Config(
-            app, host=app_config.api.host, port=app_config.api.port, log_level="warning",
+            app,
+            host=app_config.api.host,
+            port=app_config.api.port,
+            log_level="warning",
             lifespan="off",
         )
     )

@@ -110,9 +110,14 @@ def health(request: Request, response: Response, pool: PoolDep) -> Health:
     if probe_fn is not None:
         p = probe_fn()
         consumer = ConsumerHealth(
-            connected=p.connected, pending_messages=p.pending, lag_s=p.lag_s,
-            last_flush_at=p.last_flush_at, storage_ok=p.storage_ok, batches_stored=p.batches,
-            readings_stored=p.readings, dead_letters=p.dead_letters,
+            connected=p.connected,
+            pending_messages=p.pending,
+            lag_s=p.lag_s,
+            last_flush_at=p.last_flush_at,
+            storage_ok=p.storage_ok,
+            batches_stored=p.batches,
+            readings_stored=p.readings,
+            dead_letters=p.dead_letters,
         )
         ok = ok and p.connected and p.storage_ok
     if not ok:
@@ -124,15 +129,22 @@ def _status(row: q.DeviceStatusRow | None) -> StatusOut | None:
     if row is None:
         return None
     return StatusOut(
-        received_at=row.received_at, state=row.state, buffer_depth=row.buffer_depth,
+        received_at=row.received_at,
+        state=row.state,
+        buffer_depth=row.buffer_depth,
         message=row.document,
     )
 
 
 def _device(d: q.DeviceIngest, *, detail: bool) -> DeviceIngestOut:
     return DeviceIngestOut(
-        device_id=d.device_id, batches=d.batches, readings=d.readings, first_seq=d.first_seq,
-        last_seq=d.last_seq, last_seen=d.last_seen, missing_batches=d.missing_batches,
+        device_id=d.device_id,
+        batches=d.batches,
+        readings=d.readings,
+        first_seq=d.first_seq,
+        last_seq=d.last_seq,
+        last_seen=d.last_seen,
+        missing_batches=d.missing_batches,
         series=d.series if detail else None,
         gaps=[SeqGapOut(first=g.first, last=g.last) for g in d.gaps] if detail else None,
         status=_status(d.status),
@@ -187,7 +199,11 @@ def dead_letters(
     rows = q.dead_letters(pool, limit=limit, before_id=before)
     items = [
         DeadLetterOut(
-            id=r.id, received_at=r.received_at, topic=r.topic, reason=r.reason, field=r.field,
+            id=r.id,
+            received_at=r.received_at,
+            topic=r.topic,
+            reason=r.reason,
+            field=r.field,
             payload_base64=base64.b64encode(r.payload).decode("ascii"),
             payload_text=_text(r.payload),
         )

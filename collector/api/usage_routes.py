@@ -107,14 +107,22 @@ def _window(
     return start, end
 
 
-def _usage(pool: Pool, info: usage_queries.SeriesInfo, start: datetime, end: datetime, *,
-           resolution: Resolution, tz: str) -> UsageOut:
+def _usage(
+    pool: Pool,
+    info: usage_queries.SeriesInfo,
+    start: datetime,
+    end: datetime,
+    *,
+    resolution: Resolution,
+    tz: str,
+) -> UsageOut:
     if resolution is Resolution.M15 and (end - start).total_seconds() / 900 > MAX_BUCKETS:
         raise HTTPException(422, f"too many buckets (max {MAX_BUCKETS}); use a coarser resolution")
     try:
         with pool.connection() as conn:
             u = usage_queries.usage_for_series(
-                conn, [info.series_id], start, end, resolution=resolution, tz=tz)
+                conn, [info.series_id], start, end, resolution=resolution, tz=tz
+            )
     except UsageError as exc:
         raise HTTPException(422, str(exc)) from exc
     q, e = u.quantity[0], u.estimated[0]
@@ -135,11 +143,21 @@ def _usage(pool: Pool, info: usage_queries.SeriesInfo, start: datetime, end: dat
     ]
     total, total_est = float(q.sum()), float(e.sum())
     return UsageOut(
-        series_id=info.series_id, device_id=info.device_id, meter=info.meter,
-        metric=info.metric, unit=info.unit if info.kind != "gauge" else f"{info.unit}·h",
-        kind=info.kind, resolution=resolution.value, tz=tz, start=start, end=end,
-        total=total, total_estimated=total_est, estimated_share=_share(total_est, total),
-        total_quarantined=float(u.quarantined.sum()), buckets=buckets,
+        series_id=info.series_id,
+        device_id=info.device_id,
+        meter=info.meter,
+        metric=info.metric,
+        unit=info.unit if info.kind != "gauge" else f"{info.unit}·h",
+        kind=info.kind,
+        resolution=resolution.value,
+        tz=tz,
+        start=start,
+        end=end,
+        total=total,
+        total_estimated=total_est,
+        estimated_share=_share(total_est, total),
+        total_quarantined=float(u.quarantined.sum()),
+        buckets=buckets,
     )
 
 
@@ -150,8 +168,16 @@ TzQ = Annotated[str, Query(max_length=64)]
 
 
 @router.get("/usage/series/{series_id}", response_model=UsageOut)
-def series_usage(series_id: int, pool: PoolDep, now: NowDep, *, from_: FromQ = None,
-                 to: ToQ = None, resolution: ResQ = Resolution.H1, tz: TzQ = "UTC") -> UsageOut:
+def series_usage(
+    series_id: int,
+    pool: PoolDep,
+    now: NowDep,
+    *,
+    from_: FromQ = None,
+    to: ToQ = None,
+    resolution: ResQ = Resolution.H1,
+    tz: TzQ = "UTC",
+) -> UsageOut:
     """Usage of one series per bucket, with the estimated share per bucket and in total."""
     start, end = _window(from_, to, now)
     with pool.connection() as conn:
@@ -162,9 +188,18 @@ def series_usage(series_id: int, pool: PoolDep, now: NowDep, *, from_: FromQ = N
 
 
 @router.get("/devices/{device}/meters/{meter}/usage", response_model=UsageOut)
-def meter_usage(device: str, meter: str, pool: PoolDep, now: NowDep, *,
-                metric: Annotated[str, Query(min_length=1)], from_: FromQ = None,
-                to: ToQ = None, resolution: ResQ = Resolution.H1, tz: TzQ = "UTC") -> UsageOut:
+def meter_usage(
+    device: str,
+    meter: str,
+    pool: PoolDep,
+    now: NowDep,
+    *,
+    metric: Annotated[str, Query(min_length=1)],
+    from_: FromQ = None,
+    to: ToQ = None,
+    resolution: ResQ = Resolution.H1,
+    tz: TzQ = "UTC",
+) -> UsageOut:
     """Usage of a device's meter metric (e.g. ``metric=energy_import``)."""
     start, end = _window(from_, to, now)
     with pool.connection() as conn:
@@ -200,8 +235,9 @@ def put_config(series_id: int, body: ConfigIn, pool: PoolDep, now: NowDep) -> Co
 
 
 @router.post("/meters/{series_id}/replacements", status_code=201, response_model=ReplacementIn)
-def post_replacement(series_id: int, body: ReplacementIn, pool: PoolDep,
-                     now: NowDep) -> ReplacementIn:
+def post_replacement(
+    series_id: int, body: ReplacementIn, pool: PoolDep, now: NowDep
+) -> ReplacementIn:
     """Record a meter swap (staff): old meter's final and new meter's first register value."""
     if body.at.tzinfo is None:
         raise HTTPException(422, "at needs a time zone offset")

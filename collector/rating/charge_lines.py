@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -121,11 +121,14 @@ def included(info: ChargeInfo, rows: Rows, allowance: Decimal) -> tuple[Rows, li
     return rest, [line]
 
 
-def graduated(info: ChargeInfo, rows: Rows, tiers: Sequence[Tier]) -> list[LineBlock]:
+def graduated(
+    info: ChargeInfo, rows: Rows, tiers: Sequence[Tier], *, fee_at_zero: bool = True
+) -> list[LineBlock]:
     """A line per tier reached (units inside it) and a flat-fee line per tier reached.
 
     Tier ``i`` is reached when the quantity exceeds its ``from``; tier 0 always gets a line so
-    the charge shows on the invoice even with no usage (its flat fee needs quantity > 0).
+    the charge shows on the invoice even with no usage, and its flat fee is billed at zero
+    usage too when ``fee_at_zero``.
     """
     q = rows.quantity
     parts: list[tuple[Rows, int, Decimal]] = []
@@ -141,24 +144,32 @@ def graduated(info: ChargeInfo, rows: Rows, tiers: Sequence[Tier]) -> list[LineB
             units = np.minimum(units, micro(t.to) - lo)
         parts.append((Rows(sel.subscription, sel.period, units), i, t.price))
         if t.flat_fee > 0:
-            fees.append((rows.take(reached), i, t.flat_fee))
+            fees.append((rows.take(mask if fee_at_zero else reached), i, t.flat_fee))
     out = [_concat(info, LineKind.TIER, parts)]
     if fees:
         out.append(_concat(info, LineKind.FLAT_FEE, [(_one(r), i, f) for r, i, f in fees]))
     return out
 
 
-def volume(info: ChargeInfo, rows: Rows, tiers: Sequence[Tier]) -> list[LineBlock]:
-    """All units at the price of the tier containing the quantity (half-open ``[from, to)``)."""
+def volume(
+    info: ChargeInfo,
+    rows: Rows,
+    tiers: Sequence[Tier],
+    *,
+    inclusive: bool = False,
+    fee_at_zero: bool = True,
+) -> list[LineBlock]:
+    """All units at the price of the tier containing the quantity: ``[from, to)``, or
+    ``(from, to]`` when ``inclusive`` (0 is in the first tier either way)."""
     q = rows.quantity
     bounds = np.array([micro(t.from_) for t in tiers], dtype=np.int64)
-    idx = (np.searchsorted(bounds, np.asarray(q, dtype=np.int64), side="right") - 1).astype(
-        np.int16
-    )
+    side: Literal["left", "right"] = "left" if inclusive else "right"
+    found = np.searchsorted(bounds, np.asarray(q, dtype=np.int64), side=side) - 1
+    idx = np.maximum(found, 0).astype(np.int16)
     prices = np.array([scaled(t.price, info.price_scale) for t in tiers], dtype=np.int64)[idx]
     out = [block(info, LineKind.USAGE, rows, prices, tier=idx)]
     fees = np.array([scaled(t.flat_fee, info.price_scale) for t in tiers], dtype=np.int64)[idx]
-    hit = (q > 0) & (fees > 0)
+    hit = ((q > 0) | fee_at_zero) & (fees > 0)
     if hit.any():
         out.append(
             block(info, LineKind.FLAT_FEE, _one(rows.take(hit)), fees[hit], tier=idx[hit], unit="")

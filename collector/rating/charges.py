@@ -7,7 +7,7 @@ adds the charge's position and raises ``PlanError``.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -64,6 +64,47 @@ class Tier(_Model):
         return _price(v)
 
 
+UPPER_BOUND_OPEN = (None, "inf", "max")  # how Stripe, Lago, Kill Bill write an open last tier
+
+
+def upper_bound_tiers(data: Any) -> Any:
+    """Rewrite tiers written with inclusive upper bounds (``up_to``) as ``from``/``to`` bounds.
+
+    ``[{up_to: 5, price: 7}, {up_to: inf, price: 6.5}]`` (Stripe's notation; Lago, OpenMeter
+    and Kill Bill write the same) becomes ``[{from: 0, to: 5}, {from: 5}]`` with
+    ``bounds: inclusive``: a quantity equal to a bound belongs to the tier that ends there.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("tiers"), list | tuple):
+        return data
+    tiers = data["tiers"]
+    marked = [isinstance(t, dict) and "up_to" in t for t in tiers]
+    if not any(marked):
+        return data
+    for i, t in enumerate(tiers):
+        if not marked[i] or "from" in t or "to" in t:
+            raise bad(f"tiers[{i}]", "write every tier with 'up_to', or every tier with from/to")
+    if data.get("bounds", "inclusive") != "inclusive":
+        raise bad("bounds", "'up_to' tiers are inclusive upper bounds: omit 'bounds'")
+    out: list[dict[str, Any]] = []
+    lower: Any = 0
+    for i, t in enumerate(tiers):
+        up = t["up_to"]
+        rest = {k: v for k, v in t.items() if k != "up_to"}
+        if up in UPPER_BOUND_OPEN:
+            if i + 1 < len(tiers):
+                raise bad(f"tiers[{i}].up_to", "only the last tier may be open-ended")
+            out.append({"from": lower, **rest})
+        else:
+            if i + 1 == len(tiers):
+                raise bad(f"tiers[{i}].up_to", "the last tier must be open: up_to: inf")
+            out.append({"from": lower, "to": up, **rest})
+            lower = up
+    return {**data, "tiers": out, "bounds": "inclusive"}
+
+
+Bounds = Literal["half_open", "inclusive"]
+
+
 def check_tiers(tiers: tuple[Tier, ...]) -> None:
     """Tiers must start at 0, ascend, leave no gap, not overlap, and end open."""
     if not tiers:
@@ -93,10 +134,17 @@ class _Charge(_Model):
     description: str = ""
 
 
+NegativeUsage = Literal["reject", "flag"]
+
+
 class _UsageCharge(_Charge):
     meter: str = "default"
     unit: str
     multiplier: Decimal = Decimal(1)
+    # negative readings (export, corrections, bad data) are never clamped to 0 silently:
+    # ``reject`` fails the rating run; ``flag`` bills without them and shows their total on a
+    # ``negative`` line (price 0) for staff review
+    negative_usage: NegativeUsage = "reject"
 
     @field_validator("unit")
     @classmethod
@@ -135,10 +183,21 @@ class PerUnit(_Allowance):
 
 
 class Graduated(_Allowance):
-    """Each tier prices the units inside it; each tier reached adds its flat fee."""
+    """Each tier prices the units inside it; each tier reached adds its flat fee.
+
+    The first tier's flat fee is billed at zero usage too unless ``flat_fee_at_zero`` is false.
+    ``bounds`` does not change a graduated bill (a tier holds the same units either way).
+    """
 
     type: Literal["graduated"]
     tiers: tuple[Tier, ...]
+    bounds: Bounds = "half_open"
+    flat_fee_at_zero: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _up_to(cls, data: Any) -> Any:
+        return upper_bound_tiers(data)
 
     @model_validator(mode="after")
     def _t(self) -> Graduated:
@@ -147,10 +206,22 @@ class Graduated(_Allowance):
 
 
 class Volume(_Allowance):
-    """All chargeable units at the price of the tier the total falls in, plus its flat fee."""
+    """All chargeable units at the price of the tier the total falls in, plus its flat fee.
+
+    ``bounds: half_open``: the total falls in the tier with ``from <= q < to``; ``inclusive``
+    (tiers written with ``up_to``): ``from < q <= to`` (0 is in the first tier). The flat fee
+    of the first tier is billed at zero usage unless ``flat_fee_at_zero`` is false.
+    """
 
     type: Literal["volume"]
     tiers: tuple[Tier, ...]
+    bounds: Bounds = "half_open"
+    flat_fee_at_zero: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _up_to(cls, data: Any) -> Any:
+        return upper_bound_tiers(data)
 
     @model_validator(mode="after")
     def _t(self) -> Volume:
@@ -184,6 +255,13 @@ class PeriodPrice(_Model):
 
     price: Decimal | None = None
     tiers: tuple[Tier, ...] | None = None
+    bounds: Bounds = "half_open"
+    flat_fee_at_zero: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _up_to(cls, data: Any) -> Any:
+        return upper_bound_tiers(data)
 
     @model_validator(mode="after")
     def _one(self) -> PeriodPrice:
@@ -249,10 +327,16 @@ class Demand(_UsageCharge):
 
 
 class MinimumCommitment(_Charge):
-    """A true-up line when the usage charges of the period total less than ``amount``."""
+    """A true-up line when the usage charges of the period total less than ``amount``.
+
+    ``includes_recurring``: recurring fees count toward the minimum (Lago's rule).
+    ``prorate``: a partial period commits to ``amount × active days / cycle days``.
+    """
 
     type: Literal["minimum_commitment"]
     amount: Decimal
+    includes_recurring: bool = False
+    prorate: bool = False
 
     @field_validator("amount")
     @classmethod

@@ -159,15 +159,21 @@ class _Rater:
         for pos, ch in enumerate(self.plan.charges):
             if not isinstance(ch, MinimumCommitment | Recurring):
                 self._usage_charge(pos, ch)
-        usage_minor = np.zeros(self.n, dtype=np.int64)
-        for b in self.blocks:
-            np.add.at(usage_minor, b.subscription, np.asarray(b.amount_minor, dtype=np.int64))
+        usage_minor = self._sum_minor()
+        for pos, ch in enumerate(self.plan.charges):
+            if isinstance(ch, Recurring):
+                self._recurring(pos, ch)
+        with_fees = self._sum_minor()
         for pos, ch in enumerate(self.plan.charges):
             if isinstance(ch, MinimumCommitment):
-                self._minimum(pos, ch, usage_minor)
-            elif isinstance(ch, Recurring):
-                self._recurring(pos, ch)
+                self._minimum(pos, ch, with_fees if ch.includes_recurring else usage_minor)
         return RatedLines(self.plan, self.n, tuple(self.blocks), self.peaks)
+
+    def _sum_minor(self) -> I64:
+        out = np.zeros(self.n, dtype=np.int64)
+        for b in self.blocks:
+            np.add.at(out, b.subscription, np.asarray(b.amount_minor, dtype=np.int64))
+        return out
 
     # -- quantities ------------------------------------------------------------------------
 
@@ -176,6 +182,24 @@ class _Rater:
             return self.meters[ch.meter]
         except KeyError:
             raise RatingError(f"charge {ch.id!r} needs usage of meter {ch.meter!r}") from None
+
+    def _negative(self, pos: int, ch: UsageCharge) -> None:
+        """Reject negative readings, or show their total on a ``negative`` line (price 0)."""
+        if self.fixed is not None:
+            return
+        m = self._meter(ch)
+        if m.negative is None:
+            return
+        if ch.negative_usage == "reject":
+            raise RatingError(
+                f"charge {ch.id!r}: meter {m.meter!r} has {m.negative_count} negative "
+                "reading(s) in the period; set negative_usage: flag to bill without them"
+            )
+        mask = m.negative > 0
+        subs = np.flatnonzero(mask).astype(np.int32)
+        info = cl.ChargeInfo(ch.id, pos, ch.description, m.unit, 0, self.exp)
+        rows = cl.Rows(subs, np.full(subs.size, -1, np.int16), -m.negative[mask])
+        self.blocks.append(cl.block(info, LineKind.NEGATIVE, rows, np.zeros(subs.size, np.int64)))
 
     def _factor(self, from_unit: str, ch: UsageCharge) -> Fraction:
         try:
@@ -237,6 +261,7 @@ class _Rater:
         return cl.Rows(np.arange(self.n, dtype=np.int32), np.full(self.n, -1, np.int16), qty)
 
     def _usage_charge(self, pos: int, ch: UsageCharge) -> None:
+        self._negative(pos, ch)
         if isinstance(ch, TimeOfUse):
             self._time_of_use(pos, ch)
             return
@@ -253,8 +278,17 @@ class _Rater:
                 pos, ch, [p for t in ch.tiers for p in (t.price, t.flat_fee)], ch.unit
             )
             rows, free = cl.included(info, rows, ch.included)
-            build = cl.graduated if isinstance(ch, Graduated) else cl.volume
-            self.blocks += [*free, *build(info, rows, ch.tiers)]
+            if isinstance(ch, Graduated):
+                tiered = cl.graduated(info, rows, ch.tiers, fee_at_zero=ch.flat_fee_at_zero)
+            else:
+                tiered = cl.volume(
+                    info,
+                    rows,
+                    ch.tiers,
+                    inclusive=ch.bounds == "inclusive",
+                    fee_at_zero=ch.flat_fee_at_zero,
+                )
+            self.blocks += [*free, *tiered]
         elif isinstance(ch, Package):
             info = self._info(pos, ch, [ch.price], ch.unit)
             rows, free = cl.included(info, rows, ch.included)
@@ -290,7 +324,9 @@ class _Rater:
                 self.blocks += cl.per_unit(info, rows, price.price)
             else:
                 assert price.tiers is not None
-                self.blocks += cl.graduated(info, rows, price.tiers)
+                self.blocks += cl.graduated(
+                    info, rows, price.tiers, fee_at_zero=price.flat_fee_at_zero
+                )
 
     def _demand(self, pos: int, ch: Demand) -> None:
         m = self._meter(ch)
@@ -346,9 +382,25 @@ class _Rater:
         top = np.rint(filled * 1e6).astype(np.int64).max(axis=1)
         return narrow(scale_half_even(top, Fraction(ch.ratchet.percent) / 100)).astype(np.int64)
 
+    def _days(self, prorate: bool) -> tuple[I64, I64]:
+        """Active and cycle days per subscription; equal when not prorated (or no cycle)."""
+        s = self.subs
+        active = (s.period_end - s.period_start + DAY // 2) // DAY
+        if s.cycle_start is not None and s.cycle_end is not None and prorate:
+            cycle = np.maximum((s.cycle_end - s.cycle_start + DAY // 2) // DAY, 1)
+            return np.minimum(active, cycle), cycle
+        active = np.maximum(active, 1)
+        return active, active
+
     def _minimum(self, pos: int, ch: MinimumCommitment, usage_minor: I64) -> None:
         info = cl.ChargeInfo(ch.id, pos, ch.description, "", self.exp, self.exp)
-        gap = int(ch.amount.scaleb(self.exp)) - usage_minor
+        committed = int(ch.amount.scaleb(self.exp))
+        if ch.prorate:  # the prorated commitment, rounded half up to the minor unit first
+            active, cycle = self._days(True)
+            commitment = (2 * active * committed + cycle) // (2 * cycle)
+        else:
+            commitment = np.full(self.n, committed, dtype=np.int64)
+        gap = commitment - usage_minor
         mask = gap > 0
         if mask.any():
             subs = np.flatnonzero(mask).astype(np.int32)
@@ -360,14 +412,7 @@ class _Rater:
             self.blocks.append(cl.block(info, LineKind.MINIMUM, rows, gap[mask]))
 
     def _recurring(self, pos: int, ch: Recurring) -> None:
-        s = self.subs
-        active = (s.period_end - s.period_start + DAY // 2) // DAY
-        if s.cycle_start is not None and s.cycle_end is not None and ch.prorate:
-            cycle = np.maximum((s.cycle_end - s.cycle_start + DAY // 2) // DAY, 1)
-            active = np.minimum(active, cycle)
-        else:
-            active = np.maximum(active, 1)
-            cycle = active
+        active, cycle = self._days(ch.prorate)
         fee = int(ch.amount.scaleb(self.exp))
         num = active * fee
         minor = (2 * num + cycle) // (2 * cycle)

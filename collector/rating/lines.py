@@ -34,6 +34,7 @@ class LineKind(StrEnum):
     RATCHET = "ratchet"  # demand billed at the ratchet floor (above the actual peak)
     MINIMUM = "minimum_commitment"  # true-up to the minimum commitment
     RECURRING = "recurring"  # flat fee per period (prorated days)
+    NEGATIVE = "negative"  # negative readings left out of the charge (meter units, price 0)
 
 
 KIND_ORDER: dict[LineKind, int] = {k: i for i, k in enumerate(LineKind)}

@@ -40,15 +40,15 @@ class MeterUsage:
     def __init__(self, usage: IntervalUsage, subscriptions: Subscriptions) -> None:
         n = subscriptions.count
         sub, start, q = usage.subscription, usage.start, usage.quantity
+        qmin = 0.0
         if sub.size:
             lo, hi = int(sub.min()), int(sub.max())
             if lo < 0 or hi >= n:
                 raise RatingError(f"meter {usage.meter!r}: subscription index outside 0..{n - 1}")
             qmin, qmax = float(q.min()), float(q.max())
-            if not qmin >= 0 or not qmax <= _MAX_READING:
+            if not qmin >= -_MAX_READING or not qmax <= _MAX_READING:
                 raise RatingError(
-                    f"meter {usage.meter!r}: quantities must be finite, "
-                    f"non-negative and <= {_MAX_READING:g}"
+                    f"meter {usage.meter!r}: quantities must be finite and within ±{_MAX_READING:g}"
                 )
         scaled = np.multiply(q, 1e6)
         qm = np.rint(scaled, out=scaled).astype(np.int64)
@@ -63,6 +63,18 @@ class MeterUsage:
             inside = (start >= ps[sub]) & (start < pe[sub])
             if not inside.all():
                 sub, start, qm = sub[inside], start[inside], qm[inside]
+        # negative readings leave the billed rows; their exact total (micro-units, positive)
+        # per subscription is kept so that each charge rejects or flags them
+        self.negative: I64 | None = None
+        self.negative_count = 0
+        neg = qm < 0 if qmin < 0 else None
+        if neg is not None and neg.any():
+            self.negative_count = int(neg.sum())
+            self.negative = narrow(exact_sums(sub[neg], -qm[neg], n))
+            if self.negative.dtype == object:
+                raise RatingError(f"meter {usage.meter!r}: negative total too large")
+            keep = ~neg
+            sub, start, qm = sub[keep], start[keep], qm[keep]
         self.meter = usage.meter
         self.unit = usage.unit
         self.interval_seconds = usage.interval_seconds

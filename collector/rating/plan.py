@@ -13,7 +13,8 @@ A plan is YAML or JSON (see ``docs/pricing.md`` for the reference and worked exa
 Every invalid plan raises :class:`collector.errors.PlanError` whose ``path`` names the bad field
 (``charges[1].tiers[2].to``). Boundary convention: tiers are half-open ``[from, to)`` in billing
 units; the first starts at 0, each starts where the previous ends, the last is open (``to``
-omitted). Quantities and bounds have a resolution of 1e-6 unit; prices at most 10 decimals.
+omitted); or written as inclusive upper bounds ``up_to`` (``bounds: inclusive``). Quantities
+and bounds have a resolution of 1e-6 unit; prices at most 10 decimals.
 """
 
 from __future__ import annotations

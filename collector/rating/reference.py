@@ -90,6 +90,11 @@ class _Subscription:
         self.holidays = set(plan.holidays)
 
     def readings(self, meter: str) -> tuple[MeterReadings, list[tuple[int, int]]]:
+        """The meter's non-negative readings inside the period, in micro-units."""
+        m, inside = self.all_readings(meter)
+        return m, [(t, micro) for t, micro in inside if micro >= 0]
+
+    def all_readings(self, meter: str) -> tuple[MeterReadings, list[tuple[int, int]]]:
         if meter not in self.usage:
             raise RatingError(f"no usage for meter {meter!r}")
         m = self.usage[meter]
@@ -97,6 +102,16 @@ class _Subscription:
             (t, _to_micro(q)) for t, q in m.readings if self.period.start <= t < self.period.end
         ]
         return m, inside
+
+    def negative(self, ch: PerUnit | Graduated | Volume | Package | TimeOfUse | Demand) -> None:
+        """Negative readings are never clamped silently: reject them, or flag them on a line."""
+        m, inside = self.all_readings(ch.meter)
+        below = [micro for _, micro in inside if micro < 0]
+        if not below:
+            return
+        if ch.negative_usage == "reject":
+            raise RatingError(f"charge {ch.id!r}: {len(below)} negative reading(s)")
+        self.add(ch.id, LineKind.NEGATIVE, Decimal(sum(below)) / MICRO, m.unit, Decimal(0))
 
     def period_of(self, start: int) -> str:
         assert self.plan.schedule is not None
@@ -145,7 +160,14 @@ class _Subscription:
     # ---- models -----------------------------------------------------------------------------
 
     def graduated(
-        self, cid: str, unit: str, q: Decimal, tiers: Sequence[Tier], period: str | None = None
+        self,
+        cid: str,
+        unit: str,
+        q: Decimal,
+        tiers: Sequence[Tier],
+        period: str | None = None,
+        *,
+        fee_at_zero: bool = True,
     ) -> None:
         for i, t in enumerate(tiers):
             reached = q > t.from_
@@ -153,14 +175,18 @@ class _Subscription:
                 top = q if t.to is None else min(q, t.to)
                 units = max(top - t.from_, Decimal(0))
                 self.add(cid, LineKind.TIER, units, unit, t.price, tier=i, period=period)
-            if reached and t.flat_fee > 0:
+            if (reached or (i == 0 and fee_at_zero)) and t.flat_fee > 0:
                 self.add(cid, LineKind.FLAT_FEE, Decimal(1), "", t.flat_fee, tier=i, period=period)
 
-    def volume(self, cid: str, unit: str, q: Decimal, tiers: Sequence[Tier]) -> None:
-        for i, t in enumerate(tiers):
-            if t.from_ <= q and (t.to is None or q < t.to):
+    def volume(self, cid: str, unit: str, q: Decimal, ch: Volume) -> None:
+        for i, t in enumerate(ch.tiers):
+            if ch.bounds == "inclusive":
+                inside = (t.from_ < q or i == 0) and (t.to is None or q <= t.to)
+            else:
+                inside = t.from_ <= q and (t.to is None or q < t.to)
+            if inside:
                 self.add(cid, LineKind.USAGE, q, unit, t.price, tier=i)
-                if q > 0 and t.flat_fee > 0:
+                if (q > 0 or ch.flat_fee_at_zero) and t.flat_fee > 0:
                     self.add(cid, LineKind.FLAT_FEE, Decimal(1), "", t.flat_fee, tier=i)
 
     def chargeable(self, cid: str, unit: str, q: Decimal, included: Decimal) -> Decimal:
@@ -191,7 +217,9 @@ class _Subscription:
                 self.add(ch.id, LineKind.USAGE, q, ch.unit, price.price, period=name)
             else:
                 assert price.tiers is not None
-                self.graduated(ch.id, ch.unit, q, price.tiers, period=name)
+                self.graduated(
+                    ch.id, ch.unit, q, price.tiers, period=name, fee_at_zero=price.flat_fee_at_zero
+                )
 
     def demand(self, ch: Demand) -> None:
         m, rows = self.readings(ch.meter)
@@ -241,15 +269,28 @@ class _Subscription:
     def days(self, start: int, end: int) -> int:
         return (end - start + DAY // 2) // DAY
 
-    def recurring(self, ch: Recurring) -> None:
+    def active_and_cycle_days(self, prorate: bool) -> tuple[int, int]:
         p = self.period
         active = self.days(p.start, p.end)
-        if ch.prorate and p.cycle_start is not None and p.cycle_end is not None:
+        if prorate and p.cycle_start is not None and p.cycle_end is not None:
             cycle = max(self.days(p.cycle_start, p.cycle_end), 1)
-            active = min(active, cycle)
-        else:
-            active = max(active, 1)
-            cycle = active
+            return min(active, cycle), cycle
+        return max(active, 1), max(active, 1)
+
+    def minimum(self, ch: MinimumCommitment, total: Decimal) -> None:
+        committed = ch.amount
+        if ch.prorate:
+            active, cycle = self.active_and_cycle_days(True)
+            exact = Fraction(ch.amount) * active / cycle * 10**self.minor
+            whole, rest = divmod(exact.numerator, exact.denominator)
+            if 2 * rest >= exact.denominator:
+                whole += 1
+            committed = Decimal(whole).scaleb(-self.minor)
+        if total < committed:
+            self.add(ch.id, LineKind.MINIMUM, Decimal(1), "", committed - total)
+
+    def recurring(self, ch: Recurring) -> None:
+        active, cycle = self.active_and_cycle_days(ch.prorate)
         # the exact rational amount decides the rounding, not its 28-digit Decimal image
         exact = Fraction(ch.amount) * active / cycle * 10**self.minor
         whole, rest = divmod(exact.numerator, exact.denominator)
@@ -276,16 +317,17 @@ def rate_subscription(
     """Every line of one subscription on ``plan`` for ``period``, in invoice order."""
     sub = _Subscription(plan, index, period, usage)
     for ch in plan.charges:
+        if not isinstance(ch, MinimumCommitment | Recurring):
+            sub.negative(ch)
         if isinstance(ch, PerUnit):
             q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
             sub.add(ch.id, LineKind.USAGE, q, ch.unit, ch.price)
         elif isinstance(ch, Graduated):
-            sub.graduated(
-                ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included), ch.tiers
-            )
+            q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
+            sub.graduated(ch.id, ch.unit, q, ch.tiers, fee_at_zero=ch.flat_fee_at_zero)
         elif isinstance(ch, Volume):
             sub.volume(
-                ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included), ch.tiers
+                ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included), ch
             )
         elif isinstance(ch, Package):
             q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
@@ -298,8 +340,10 @@ def rate_subscription(
             sub.demand(ch)
     usage_total = sum((li.amount for li in sub.lines), Decimal(0))
     for ch in plan.charges:
-        if isinstance(ch, MinimumCommitment) and usage_total < ch.amount:
-            sub.add(ch.id, LineKind.MINIMUM, Decimal(1), "", ch.amount - usage_total)
-        elif isinstance(ch, Recurring):
+        if isinstance(ch, Recurring):
             sub.recurring(ch)
+    with_fees = sum((li.amount for li in sub.lines), Decimal(0))
+    for ch in plan.charges:
+        if isinstance(ch, MinimumCommitment):
+            sub.minimum(ch, with_fees if ch.includes_recurring else usage_total)
     return sorted(sub.lines, key=lambda li: li.sort_key(plan))

@@ -110,9 +110,7 @@ def device_ingest(pool: Pool, device_id: str, *, max_gaps: int = 100) -> DeviceI
     """Ingest status of one device; None when it never sent a batch nor a status."""
     with translate_errors("device ingest status"), pool.connection(timeout=_TIMEOUT_S) as conn:
         row = conn.execute(_DEVICE_SUMMARY, {"device": device_id}).fetchone()
-        gaps = tuple(
-            SeqGap(int(a), int(b)) for a, b in conn.execute(_GAPS, (device_id, max_gaps))
-        )
+        gaps = tuple(SeqGap(int(a), int(b)) for a, b in conn.execute(_GAPS, (device_id, max_gaps)))
         st = conn.execute(
             "SELECT received_at, state, buffer_depth, payload FROM device_status"
             " WHERE device_id = %s",
@@ -126,7 +124,15 @@ def device_ingest(pool: Pool, device_id: str, *, max_gaps: int = 100) -> DeviceI
     _, batches, readings, first, last, seen, series = row
     missing = int(last) - int(first) + 1 - int(batches)
     return DeviceIngest(
-        device_id, int(batches), int(readings), first, last, seen, int(series), gaps, missing,
+        device_id,
+        int(batches),
+        int(readings),
+        first,
+        last,
+        seen,
+        int(series),
+        gaps,
+        missing,
         status,
     )
 

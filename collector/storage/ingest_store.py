@@ -115,8 +115,11 @@ class ReadingStore:
             " %s::bigint[]) AS x(d, m, q, u, k, t)"
             " ON CONFLICT (device_id, meter, metric) DO NOTHING",
             (
-                list(cols[0]), list(cols[1]), list(cols[2]),
-                [wanted[k][0] for k in keys], [wanted[k][1] for k in keys],
+                list(cols[0]),
+                list(cols[1]),
+                list(cols[2]),
+                [wanted[k][0] for k in keys],
+                [wanted[k][1] for k in keys],
                 [wanted[k][2] for k in keys],
             ),
         )
@@ -168,8 +171,10 @@ class ReadingStore:
             " last_seq = greatest(di.last_seq, EXCLUDED.last_seq),"
             " last_seen = greatest(di.last_seen, EXCLUDED.last_seen)",
             (
-                [b.batch.device for b in batches], [b.batch.seq for b in batches],
-                [b.batch.reading_count for b in batches], [b.received_ms for b in batches],
+                [b.batch.device for b in batches],
+                [b.batch.seq for b in batches],
+                [b.batch.reading_count for b in batches],
+                [b.received_ms for b in batches],
             ),
         )
 
@@ -228,8 +233,10 @@ class ReadingStore:
             " payload = EXCLUDED.payload"
             " WHERE device_status.received_at <= EXCLUDED.received_at",
             (
-                [s.device for s in items], [s.received_ms for s in items],
-                [s.state for s in items], [s.buffer_depth for s in items],
+                [s.device for s in items],
+                [s.received_ms for s in items],
+                [s.state for s in items],
+                [s.buffer_depth for s in items],
                 [s.document for s in items],
             ),
         )
@@ -246,8 +253,10 @@ class ReadingStore:
             " FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::text[], %s::text[])"
             " AS x(t, o, p, r, f)",
             (
-                [d.received_ms for d in letters], [_clean(d.topic) for d in letters],
-                [d.payload for d in letters], [_clean(d.reason) for d in letters],
+                [d.received_ms for d in letters],
+                [_clean(d.topic) for d in letters],
+                [d.payload for d in letters],
+                [_clean(d.reason) for d in letters],
                 [_clean(d.field) if d.field is not None else None for d in letters],
             ),
         )

@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.errors import RatingError
 from collector.rating import parse_plan, rate_quantity
 from tests.collector.rating.rating_support import comparable, engine_lines, reference_lines
 
@@ -36,6 +38,24 @@ def tiers(draw: st.DrawFn) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             tier["flat_fee"] = draw(small_amounts)
         out.append(tier)
+    return out
+
+
+def written_up_to(t: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same bounds in the inclusive ``up_to`` notation (the last tier ``inf``)."""
+    return [
+        {**{k: v for k, v in x.items() if k not in ("from", "to")}, "up_to": x.get("to", "inf")}
+        for x in t
+    ]
+
+
+@st.composite
+def tiered(draw: st.DrawFn) -> dict[str, Any]:
+    """Tiers in either notation, with or without the first flat fee at zero usage."""
+    t = draw(tiers())
+    out: dict[str, Any] = {"tiers": written_up_to(t) if draw(st.booleans()) else t}
+    if draw(st.booleans()):
+        out["flat_fee_at_zero"] = draw(st.booleans())
     return out
 
 
@@ -74,8 +94,7 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
     mult = draw(st.sampled_from(["1", "1", "40", "0.5"]))
     included = draw(st.sampled_from(["0", "0", "1.5", "10"]))
     tou_prices = {
-        n: ({"price": draw(prices)} if draw(st.booleans()) else {"tiers": draw(tiers())})
-        for n in names
+        n: ({"price": draw(prices)} if draw(st.booleans()) else draw(tiered())) for n in names
     }
     charges: list[dict[str, Any]] = [
         {
@@ -86,14 +105,8 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "included": included,
             "multiplier": mult,
         },
-        {
-            "type": "graduated",
-            "id": "gr",
-            "unit": "kWh",
-            "tiers": draw(tiers()),
-            "included": included,
-        },
-        {"type": "volume", "id": "vo", "unit": "kWh", "tiers": draw(tiers())},
+        {"type": "graduated", "id": "gr", "unit": "kWh", **draw(tiered()), "included": included},
+        {"type": "volume", "id": "vo", "unit": "kWh", **draw(tiered())},
         {
             "type": "package",
             "id": "pk",
@@ -113,7 +126,13 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "period_prices": {names[0]: draw(prices)},
             "ratchet": {"percent": draw(st.sampled_from(["80", "62.5", "100"])), "months": 2},
         },
-        {"type": "minimum_commitment", "id": "min", "amount": draw(whole_amounts)},
+        {
+            "type": "minimum_commitment",
+            "id": "min",
+            "amount": draw(whole_amounts),
+            "includes_recurring": draw(st.booleans()),
+            "prorate": draw(st.booleans()),
+        },
         {
             "type": "recurring",
             "id": "fee",
@@ -121,6 +140,10 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "prorate": draw(st.booleans()),
         },
     ]
+    negative = draw(st.sampled_from(["reject", "flag"]))
+    for ch in charges:
+        if "unit" in ch:
+            ch["negative_usage"] = negative
     return {
         "format": "tally.plan/v1",
         "id": "random",
@@ -139,7 +162,10 @@ def usage(draw: st.DrawFn) -> tuple[int, list[tuple[int, int, float]]]:
     subs = draw(st.integers(1, 3))
     interval = draw(st.sampled_from([300, 900]))
     slot = st.integers(-4, SPAN // interval + 4)
-    qty = st.floats(min_value=0, max_value=5_000, allow_nan=False)
+    qty = st.one_of(
+        st.floats(min_value=0, max_value=5_000, allow_nan=False),
+        st.floats(min_value=-50, max_value=0, allow_nan=False),  # export, corrections
+    )
     rows = draw(st.lists(st.tuples(st.integers(0, subs - 1), slot, qty), max_size=60))
     seen: set[tuple[int, int]] = set()
     out = []
@@ -173,10 +199,15 @@ def test_engine_equals_reference_on_random_plans(
     prev = {"dm": [peaks[2 * i : 2 * i + 2] for i in range(subs)]}
     usage_map = {"default": ("Wh", interval, rows)}
     mult = ["1", "40", "0.25"][:subs]  # per-installation meter multipliers (CT ratios)
-    got = engine_lines(p, periods, usage_map, cycles=cycles, previous_peaks=prev, multipliers=mult)
-    want = reference_lines(
-        p, periods, usage_map, cycles=cycles, previous_peaks=prev, multipliers=mult
-    )
+    kw: dict[str, Any] = {"cycles": cycles, "previous_peaks": prev, "multipliers": mult}
+    try:
+        want = reference_lines(p, periods, usage_map, **kw)
+    except RatingError:  # negative readings under negative_usage: reject
+        assert plan["charges"][0]["negative_usage"] == "reject"
+        with pytest.raises(RatingError, match="negative"):
+            engine_lines(p, periods, usage_map, **kw)
+        return
+    got = engine_lines(p, periods, usage_map, **kw)
     assert [[comparable(li) for li in s] for s in got] == [
         [comparable(li) for li in s] for s in want
     ]
