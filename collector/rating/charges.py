@@ -52,11 +52,20 @@ class Tier(_Model):
     to: Decimal | None = None
     price: Decimal
     flat_fee: Decimal = Decimal(0)
+    # Kill Bill's tiered blocks: ``price`` is per started block of ``block`` units
+    block: Decimal | None = None
 
     @field_validator("from_", "to")
     @classmethod
     def _bound(cls, v: Decimal | None) -> Decimal | None:
         return None if v is None else _quantity(v, "tier bound")
+
+    @field_validator("block")
+    @classmethod
+    def _block(cls, v: Decimal | None) -> Decimal | None:
+        if v is not None and (_quantity(v, "block") == 0):
+            raise ValueError("block must be positive")
+        return v
 
     @field_validator("price", "flat_fee")
     @classmethod
@@ -137,6 +146,16 @@ class _Charge(_Model):
 NegativeUsage = Literal["reject", "flag"]
 
 
+class QuantityRounding(_Model):
+    """Round a charge's quantity to ``precision`` decimals (``ceil``, ``floor`` or ``round``:
+    half away from zero) at ``step``: on the meter total before unit conversion, on the
+    billed total after conversion (default), or on the chargeable rest after the allowance."""
+
+    mode: Literal["ceil", "floor", "round"]
+    precision: int = Field(default=0, ge=0, le=QUANTITY_EXPONENT)
+    step: Literal["before_conversion", "after_conversion", "after_allowance"] = "after_conversion"
+
+
 class _UsageCharge(_Charge):
     meter: str = "default"
     unit: str
@@ -145,6 +164,14 @@ class _UsageCharge(_Charge):
     # ``reject`` fails the rating run; ``flag`` bills without them and shows their total on a
     # ``negative`` line (price 0) for staff review
     negative_usage: NegativeUsage = "reject"
+    rounding: QuantityRounding | None = None
+    # a spend cap: the charge's rounded lines never total more than this per period
+    maximum: Decimal | None = None
+
+    @field_validator("maximum")
+    @classmethod
+    def _maximum(cls, v: Decimal | None) -> Decimal | None:
+        return None if v is None else _price(v, "maximum")
 
     @field_validator("unit")
     @classmethod
@@ -321,6 +348,8 @@ class Demand(_UsageCharge):
                 raise bad(f"period_prices.{name}", str(exc)) from None
         if self.ratchet is not None and self.price is None:
             raise bad("ratchet", "a ratchet needs the flat 'price'")
+        if self.rounding is not None:
+            raise bad("rounding", "a demand charge bills its peak as measured: no rounding")
         if UNITS[self.unit].dimension != "power":
             raise bad("unit", f"a demand charge is billed in a power unit (kW), not {self.unit}")
         return self

@@ -228,11 +228,17 @@ class _Rater:
         if self.fixed is not None:
             q, unit, meter = self.fixed
             totals = np.full(self.n, q if meter in (None, ch.meter) else 0, dtype=np.int64)
+            totals = _rounded(totals, ch, "before_conversion")
             if unit is None:
-                return totals
-            return self._billed(totals, self._factor(unit, ch), ch)
+                return _rounded(totals, ch, "after_conversion")
+            return _rounded(
+                self._billed(totals, self._factor(unit, ch), ch), ch, "after_conversion"
+            )
         m = self._meter(ch)
-        return self._billed(m.totals(), self._factor(m.unit, ch), ch, m)
+        meter_totals = _rounded(m.totals(), ch, "before_conversion")
+        return _rounded(
+            self._billed(meter_totals, self._factor(m.unit, ch), ch, m), ch, "after_conversion"
+        )
 
     def _period_table(self, m: MeterUsage) -> PeriodTable | None:
         rng = m.time_range()
@@ -261,23 +267,47 @@ class _Rater:
         return cl.Rows(np.arange(self.n, dtype=np.int32), np.full(self.n, -1, np.int16), qty)
 
     def _usage_charge(self, pos: int, ch: UsageCharge) -> None:
+        first = len(self.blocks)
         self._negative(pos, ch)
         if isinstance(ch, TimeOfUse):
             self._time_of_use(pos, ch)
-            return
-        if isinstance(ch, Demand):
+        elif isinstance(ch, Demand):
             self._demand(pos, ch)
-            return
+        else:
+            self._total_charge(pos, ch)
+        if ch.maximum is not None:
+            self._cap(pos, ch, ch.maximum, self.blocks[first:])
+
+    def _cap(self, pos: int, ch: UsageCharge, cap: Decimal, blocks: Sequence[LineBlock]) -> None:
+        """A ``cap`` line taking the charge's rounded total down to its spend cap."""
+        total = np.zeros(self.n, dtype=np.int64)
+        for b in blocks:
+            np.add.at(total, b.subscription, np.asarray(b.amount_minor, dtype=np.int64))
+        over = total - int(cap.scaleb(self.exp))
+        mask = over > 0
+        if mask.any():
+            info = cl.ChargeInfo(ch.id, pos, ch.description, "", self.exp, self.exp)
+            subs = np.flatnonzero(mask).astype(np.int32)
+            rows = cl.Rows(
+                subs,
+                np.full(subs.size, -1, np.int16),
+                np.full(subs.size, 10**QUANTITY_EXPONENT, np.int64),
+            )
+            self.blocks.append(cl.block(info, LineKind.CAP, rows, -over[mask]))
+
+    def _total_charge(self, pos: int, ch: PerUnit | Graduated | Volume | Package) -> None:
         rows = self._all_rows(self._totals(ch))
         if isinstance(ch, PerUnit):
             info = self._info(pos, ch, [ch.price], ch.unit)
             rows, free = cl.included(info, rows, ch.included)
+            rows = _rounded_rows(rows, ch)
             self.blocks += [*free, *cl.per_unit(info, rows, ch.price)]
         elif isinstance(ch, Graduated | Volume):
             info = self._info(
                 pos, ch, [p for t in ch.tiers for p in (t.price, t.flat_fee)], ch.unit
             )
             rows, free = cl.included(info, rows, ch.included)
+            rows = _rounded_rows(rows, ch)
             if isinstance(ch, Graduated):
                 tiered = cl.graduated(info, rows, ch.tiers, fee_at_zero=ch.flat_fee_at_zero)
             else:
@@ -292,6 +322,7 @@ class _Rater:
         elif isinstance(ch, Package):
             info = self._info(pos, ch, [ch.price], ch.unit)
             rows, free = cl.included(info, rows, ch.included)
+            rows = _rounded_rows(rows, ch)
             self.blocks += [*free, *cl.package(info, rows, ch.size, ch.price)]
 
     def _time_of_use(self, pos: int, ch: TimeOfUse) -> None:
@@ -317,9 +348,9 @@ class _Rater:
         subs = np.arange(self.n, dtype=np.int32)
         for p, name in enumerate(names):
             price = ch.periods[name]
-            rows = cl.Rows(
-                subs, np.full(self.n, p, np.int16), self._billed(totals[:, p], factor, ch, m)
-            )
+            billed = self._billed(_rounded(totals[:, p], ch, "before_conversion"), factor, ch, m)
+            billed = _rounded(_rounded(billed, ch, "after_conversion"), ch, "after_allowance")
+            rows = cl.Rows(subs, np.full(self.n, p, np.int16), billed)
             if price.price is not None:
                 self.blocks += cl.per_unit(info, rows, price.price)
             else:
@@ -436,3 +467,16 @@ class _Rater:
                 amount_den=cycle,
             )
         )
+
+
+def _rounded(q: I64, ch: UsageCharge, step: str) -> I64:
+    """``q`` rounded by the charge's quantity rounding if it applies at ``step``."""
+    r = ch.rounding
+    if r is None or r.step != step:
+        return q
+    return cl.round_quantity(q, r.mode, r.precision)
+
+
+def _rounded_rows(rows: cl.Rows, ch: UsageCharge) -> cl.Rows:
+    q = _rounded(np.asarray(rows.quantity, dtype=np.int64), ch, "after_allowance")
+    return cl.Rows(rows.subscription, rows.period, q)

@@ -35,6 +35,7 @@ class LineKind(StrEnum):
     MINIMUM = "minimum_commitment"  # true-up to the minimum commitment
     RECURRING = "recurring"  # flat fee per period (prorated days)
     NEGATIVE = "negative"  # negative readings left out of the charge (meter units, price 0)
+    CAP = "cap"  # the (negative) reduction down to a charge's spend cap
 
 
 KIND_ORDER: dict[LineKind, int] = {k: i for i, k in enumerate(LineKind)}

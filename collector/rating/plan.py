@@ -120,6 +120,11 @@ class Plan(_Model):
                     f"charges[{i}].amount",
                     f"{ch.amount} is finer than the {self.currency} minor unit",
                 )
+            cap = getattr(ch, "maximum", None)
+            if cap is not None and decimals(cap) > exp:
+                raise bad(
+                    f"charges[{i}].maximum", f"{cap} is finer than the {self.currency} minor unit"
+                )
             if isinstance(ch, MinimumCommitment):
                 minimums += 1
                 if minimums > 1:

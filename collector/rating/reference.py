@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
@@ -67,6 +67,25 @@ def _round_quantity(value: Fraction) -> Decimal:
     scaled = value * MICRO
     whole = round(scaled)  # Fraction.__round__ rounds half to even
     return Decimal(whole) / MICRO
+
+
+_ROUNDING = {"ceil": ROUND_CEILING, "floor": ROUND_FLOOR, "round": ROUND_HALF_UP}
+
+
+def _rounding(
+    ch: PerUnit | Graduated | Volume | Package | TimeOfUse, step: str, q: Decimal
+) -> Decimal:
+    """``q`` rounded by the charge's quantity rounding when it applies at ``step``."""
+    r = ch.rounding
+    if r is None or r.step != step:
+        return q
+    return q.quantize(Decimal(1).scaleb(-r.precision), rounding=_ROUNDING[r.mode])
+
+
+def _started(units: Decimal, size: Decimal) -> Decimal:
+    """Started blocks of ``size`` in ``units``."""
+    whole, rest = divmod(units, size)
+    return whole + (1 if rest else 0)
 
 
 def _factor(from_unit: str, to_unit: str) -> Fraction:
@@ -174,7 +193,18 @@ class _Subscription:
             if i == 0 or reached:
                 top = q if t.to is None else min(q, t.to)
                 units = max(top - t.from_, Decimal(0))
-                self.add(cid, LineKind.TIER, units, unit, t.price, tier=i, period=period)
+                if t.block is not None:  # started blocks inside the tier
+                    self.add(
+                        cid,
+                        LineKind.TIER,
+                        _started(units, t.block),
+                        f"block of {t.block} {unit}",
+                        t.price,
+                        tier=i,
+                        period=period,
+                    )
+                else:
+                    self.add(cid, LineKind.TIER, units, unit, t.price, tier=i, period=period)
             if (reached or (i == 0 and fee_at_zero)) and t.flat_fee > 0:
                 self.add(cid, LineKind.FLAT_FEE, Decimal(1), "", t.flat_fee, tier=i, period=period)
 
@@ -184,34 +214,54 @@ class _Subscription:
                 inside = (t.from_ < q or i == 0) and (t.to is None or q <= t.to)
             else:
                 inside = t.from_ <= q and (t.to is None or q < t.to)
-            if inside:
+            if not inside:
+                continue
+            if t.block is not None:  # every unit in started blocks of this tier
+                blocks = _started(q, t.block)
+                self.add(cid, LineKind.USAGE, blocks, f"block of {t.block} {unit}", t.price, tier=i)
+            else:
                 self.add(cid, LineKind.USAGE, q, unit, t.price, tier=i)
-                if (q > 0 or ch.flat_fee_at_zero) and t.flat_fee > 0:
-                    self.add(cid, LineKind.FLAT_FEE, Decimal(1), "", t.flat_fee, tier=i)
+            if (q > 0 or ch.flat_fee_at_zero) and t.flat_fee > 0:
+                self.add(cid, LineKind.FLAT_FEE, Decimal(1), "", t.flat_fee, tier=i)
 
-    def chargeable(self, cid: str, unit: str, q: Decimal, included: Decimal) -> Decimal:
-        if included == 0:
-            return q
-        covered = min(q, included)
-        self.add(cid, LineKind.INCLUDED, covered, unit, Decimal(0))
-        return q - covered
+    def chargeable(self, ch: PerUnit | Graduated | Volume | Package) -> Decimal:
+        q = self.total(ch)
+        if ch.included != 0:
+            covered = min(q, ch.included)
+            self.add(ch.id, LineKind.INCLUDED, covered, ch.unit, Decimal(0))
+            q -= covered
+        return _rounding(ch, "after_allowance", q)
+
+    def cap(self, ch: PerUnit | Graduated | Volume | Package | TimeOfUse | Demand) -> None:
+        """Take the charge's rounded lines down to its spend cap with a ``cap`` line."""
+        if ch.maximum is None:
+            return
+        total = sum((li.amount for li in self.lines if li.charge_id == ch.id), Decimal(0))
+        if total > ch.maximum:
+            self.add(ch.id, LineKind.CAP, Decimal(1), "", ch.maximum - total)
 
     def total(self, ch: PerUnit | Graduated | Volume | Package | TimeOfUse) -> Decimal:
         m, rows = self.readings(ch.meter)
-        total = sum(micro for _, micro in rows)
-        return _round_quantity(
-            Fraction(total, MICRO)
+        return self.billed(ch, m, sum(micro for _, micro in rows))
+
+    def billed(
+        self, ch: PerUnit | Graduated | Volume | Package | TimeOfUse, m: MeterReadings, micro: int
+    ) -> Decimal:
+        """A meter total (micro-units) as the billed quantity, with the charge's rounding."""
+        meter_total = _rounding(ch, "before_conversion", Decimal(micro) / MICRO)
+        q = _round_quantity(
+            Fraction(meter_total)
             * _factor(m.unit, ch.unit)
             * Fraction(ch.multiplier)
             * Fraction(m.multiplier)
         )
+        return _rounding(ch, "after_conversion", q)
 
     def time_of_use(self, ch: TimeOfUse) -> None:
         m, rows = self.readings(ch.meter)
-        factor = _factor(m.unit, ch.unit) * Fraction(ch.multiplier) * Fraction(m.multiplier)
         for name in self.plan.period_names():
             total = sum(micro for t, micro in rows if self.period_of(t) == name)
-            q = _round_quantity(Fraction(total, MICRO) * factor)
+            q = _rounding(ch, "after_allowance", self.billed(ch, m, total))
             price = ch.periods[name]
             if price.price is not None:
                 self.add(ch.id, LineKind.USAGE, q, ch.unit, price.price, period=name)
@@ -307,6 +357,28 @@ class _Subscription:
         )
 
 
+def _usage_charge(
+    sub: _Subscription, ch: PerUnit | Graduated | Volume | Package | TimeOfUse | Demand
+) -> None:
+    if isinstance(ch, PerUnit):
+        q = sub.chargeable(ch)
+        sub.add(ch.id, LineKind.USAGE, q, ch.unit, ch.price)
+    elif isinstance(ch, Graduated):
+        q = sub.chargeable(ch)
+        sub.graduated(ch.id, ch.unit, q, ch.tiers, fee_at_zero=ch.flat_fee_at_zero)
+    elif isinstance(ch, Volume):
+        sub.volume(ch.id, ch.unit, sub.chargeable(ch), ch)
+    elif isinstance(ch, Package):
+        q = sub.chargeable(ch)
+        whole, rest = divmod(q, ch.size)
+        packages = whole + (1 if rest else 0)  # every started package counts
+        sub.add(ch.id, LineKind.PACKAGE, packages, f"package of {ch.size} {ch.unit}", ch.price)
+    elif isinstance(ch, TimeOfUse):
+        sub.time_of_use(ch)
+    else:
+        sub.demand(ch)
+
+
 def rate_subscription(
     plan: Plan,
     period: Period,
@@ -319,25 +391,8 @@ def rate_subscription(
     for ch in plan.charges:
         if not isinstance(ch, MinimumCommitment | Recurring):
             sub.negative(ch)
-        if isinstance(ch, PerUnit):
-            q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
-            sub.add(ch.id, LineKind.USAGE, q, ch.unit, ch.price)
-        elif isinstance(ch, Graduated):
-            q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
-            sub.graduated(ch.id, ch.unit, q, ch.tiers, fee_at_zero=ch.flat_fee_at_zero)
-        elif isinstance(ch, Volume):
-            sub.volume(
-                ch.id, ch.unit, sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included), ch
-            )
-        elif isinstance(ch, Package):
-            q = sub.chargeable(ch.id, ch.unit, sub.total(ch), ch.included)
-            whole, rest = divmod(q, ch.size)
-            packages = whole + (1 if rest else 0)  # every started package counts
-            sub.add(ch.id, LineKind.PACKAGE, packages, f"package of {ch.size} {ch.unit}", ch.price)
-        elif isinstance(ch, TimeOfUse):
-            sub.time_of_use(ch)
-        elif isinstance(ch, Demand):
-            sub.demand(ch)
+            _usage_charge(sub, ch)
+            sub.cap(ch)
     usage_total = sum((li.amount for li in sub.lines), Decimal(0))
     for ch in plan.charges:
         if isinstance(ch, Recurring):

@@ -1,0 +1,110 @@
+"""Charge models beyond the classic four: blocks inside tiers, quantity rounding, spend caps."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from collector.errors import PlanError
+from collector.rating import LineKind, parse_plan, rate_quantity
+from tests.collector.rating.rating_support import amounts, engine_lines, reference_lines
+
+D = Decimal
+T0 = 1_780_272_000  # 2026-06-01T00:00Z
+
+
+def _plan(*charges: dict[str, Any]) -> Any:
+    return parse_plan(
+        {"format": "tally.plan/v1", "id": "p", "version": 1, "currency": "EUR", "charges": charges}
+    )
+
+
+BLOCK_TIERS = [
+    {"up_to": 10, "price": "1.00", "block": 5},
+    {"up_to": "inf", "price": "0.80", "block": 10},
+]
+
+
+def test_blocks_inside_graduated_tiers_are_kill_bills_all_tiers() -> None:
+    """25 units: tier 1 holds 10 = 2 blocks of 5 x 1.00; tier 2 holds 15 = 2 started blocks
+    of 10 x 0.80; total 3.60."""
+    plan = _plan({"type": "graduated", "id": "api", "unit": "request", "tiers": BLOCK_TIERS})
+    lines = rate_quantity(plan, D(25))
+    assert [(li.quantity, li.unit, li.amount) for li in lines] == [
+        (D(2), "block of 5 request", D("2.00")),
+        (D(2), "block of 10 request", D("1.60")),
+    ]
+
+
+def test_blocks_inside_volume_tiers_are_kill_bills_top_tier() -> None:
+    """25 units reach tier 2: all 25 in started blocks of 10 at 0.80 = 3 x 0.80 = 2.40;
+    10 units stay in tier 1: 2 blocks of 5 x 1.00 = 2.00."""
+    plan = _plan({"type": "volume", "id": "api", "unit": "request", "tiers": BLOCK_TIERS})
+    assert amounts(rate_quantity(plan, D(25))) == [("api/usage/None/1", D("2.40"))]
+    assert amounts(rate_quantity(plan, D(10))) == [("api/usage/None/0", D("2.00"))]
+
+
+def _rounded(mode: str, step: str, included: str = "0") -> Any:
+    return _plan(
+        {
+            "type": "per_unit",
+            "id": "data",
+            "unit": "GB",
+            "price": "10.00",
+            "included": included,
+            "rounding": {"mode": mode, "precision": 0, "step": step},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "step", "included", "amount"),
+    [
+        ("ceil", "after_conversion", "0", "20.00"),  # 1.5 GB -> 2 GB
+        ("ceil", "before_conversion", "0", "15.00"),  # 1,500 MB stays 1,500 MB = 1.5 GB
+        ("floor", "after_conversion", "0", "10.00"),  # 1.5 GB -> 1 GB
+        ("round", "after_conversion", "0", "20.00"),  # 1.5 GB -> 2 GB (half away from zero)
+        ("round", "after_conversion", "0.5", "15.00"),  # 2 GB - 0.5 included = 1.5 GB
+        ("round", "after_allowance", "0.5", "10.00"),  # 1.5 - 0.5 = 1.0 GB -> 1 GB
+    ],
+)
+def test_quantity_rounding_happens_at_the_stated_step(
+    mode: str, step: str, included: str, amount: str
+) -> None:
+    """1,500 MB on a GB price of 10.00, rounded to whole GB at the step the plan states."""
+    plan = _rounded(mode, step, included)
+    usage = {"default": ("MB", 900, [(0, T0, 1500.0)])}
+    for lines in (
+        engine_lines(plan, [(T0, T0 + 86_400)], usage),
+        reference_lines(plan, [(T0, T0 + 86_400)], usage),
+    ):
+        assert lines[0][-1].amount == D(amount)
+
+
+def test_spend_cap_takes_the_charge_down_to_its_maximum() -> None:
+    """300 kWh x 0.20 = 60.00 above a 50.00 cap: a cap line of -10.00; 100 kWh stays 20.00."""
+    plan = _plan(
+        {"type": "per_unit", "id": "energy", "unit": "kWh", "price": "0.20", "maximum": "50.00"}
+    )
+    assert amounts(rate_quantity(plan, D(300))) == [
+        ("energy/usage/None/None", D("60.00")),
+        ("energy/cap/None/None", D("-10.00")),
+    ]
+    assert [li.kind for li in rate_quantity(plan, D(100))] == [LineKind.USAGE]
+
+
+@pytest.mark.parametrize(
+    ("charge", "path"),
+    [
+        ({"maximum": "1.001"}, "charges[0].maximum"),
+        ({"rounding": {"mode": "up"}}, "charges[0].rounding.mode"),
+        ({"rounding": {"mode": "ceil", "precision": 7}}, "charges[0].rounding.precision"),
+    ],
+)
+def test_bad_caps_and_roundings_are_refused(charge: dict[str, Any], path: str) -> None:
+    """A cap finer than the currency, an unknown rounding mode or precision is a plan error."""
+    with pytest.raises(PlanError) as err:
+        _plan({"type": "per_unit", "id": "e", "unit": "kWh", "price": "1", **charge})
+    assert err.value.path == path
