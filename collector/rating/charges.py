@@ -355,6 +355,53 @@ class Demand(_UsageCharge):
         return self
 
 
+class Percentage(_Charge):
+    """A percentage of transaction amounts (Lago's percentage model).
+
+    Each reading of ``meter`` is one transaction, its value an amount in the plan currency.
+    Each charged transaction pays ``rate``% of its amount plus ``fixed_fee``, kept within
+    ``[min_per_transaction, max_per_transaction]``. The first transactions are free while both
+    allowances given last: ``free_transactions`` (a count) and ``free_amount`` (the running
+    total of amounts); the transaction that crosses ``free_amount`` pays on its excess.
+    """
+
+    type: Literal["percentage"]
+    meter: str = "default"
+    rate: Decimal
+    fixed_fee: Decimal = Decimal(0)
+    min_per_transaction: Decimal | None = None
+    max_per_transaction: Decimal | None = None
+    free_transactions: int | None = Field(default=None, ge=0)
+    free_amount: Decimal | None = None
+    negative_usage: NegativeUsage = "reject"
+    maximum: Decimal | None = None
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, v: Decimal) -> Decimal:
+        _price(v, "rate")
+        if v > 100 or decimals(v) > 8:
+            raise ValueError(f"rate is a percentage 0..100 with at most 8 decimals, got {v}")
+        return v
+
+    @field_validator("fixed_fee", "min_per_transaction", "max_per_transaction", "maximum")
+    @classmethod
+    def _amounts(cls, v: Decimal | None) -> Decimal | None:
+        return None if v is None else _price(v, "amount")
+
+    @field_validator("free_amount")
+    @classmethod
+    def _free(cls, v: Decimal | None) -> Decimal | None:
+        return None if v is None else _quantity(v, "free_amount")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Percentage:
+        lo, hi = self.min_per_transaction, self.max_per_transaction
+        if lo is not None and hi is not None and lo > hi:
+            raise bad("max_per_transaction", f"below min_per_transaction ({hi} < {lo})")
+        return self
+
+
 class MinimumCommitment(_Charge):
     """A true-up line when the usage charges of the period total less than ``amount``.
 
@@ -387,7 +434,16 @@ class Recurring(_Charge):
 
 
 Charge = Annotated[
-    PerUnit | Graduated | Volume | Package | TimeOfUse | Demand | MinimumCommitment | Recurring,
+    PerUnit
+    | Graduated
+    | Volume
+    | Package
+    | TimeOfUse
+    | Demand
+    | Percentage
+    | MinimumCommitment
+    | Recurring,
     Field(discriminator="type"),
 ]
 UsageCharge = PerUnit | Graduated | Volume | Package | TimeOfUse | Demand
+MeteredCharge = UsageCharge | Percentage  # every charge that reads a meter

@@ -24,11 +24,14 @@ from collector.rating.intmath import narrow, scale_half_even
 from collector.rating.lines import LineBlock, LineItem, LineKind, RatedLines
 from collector.rating.meter_usage import MeterUsage, max_per
 from collector.rating.money import QUANTITY_EXPONENT, quantize_quantity
+from collector.rating.percentage import percentage as percentage_lines
 from collector.rating.plan import (
     Demand,
     Graduated,
+    MeteredCharge,
     MinimumCommitment,
     Package,
+    Percentage,
     PerUnit,
     Plan,
     Recurring,
@@ -130,7 +133,7 @@ def rate_quantity(
     Time-of-use and demand charges need interval usage: ``RatingError``.
     """
     for ch in plan.charges:
-        if isinstance(ch, TimeOfUse | Demand):
+        if isinstance(ch, TimeOfUse | Demand | Percentage):
             raise RatingError(f"charge {ch.id!r} ({ch.type}) needs interval usage, not a quantity")
     q = quantize_quantity(quantity)
     if q < 0:
@@ -177,13 +180,13 @@ class _Rater:
 
     # -- quantities ------------------------------------------------------------------------
 
-    def _meter(self, ch: UsageCharge) -> MeterUsage:
+    def _meter(self, ch: MeteredCharge) -> MeterUsage:
         try:
             return self.meters[ch.meter]
         except KeyError:
             raise RatingError(f"charge {ch.id!r} needs usage of meter {ch.meter!r}") from None
 
-    def _negative(self, pos: int, ch: UsageCharge) -> None:
+    def _negative(self, pos: int, ch: MeteredCharge) -> None:
         """Reject negative readings, or show their total on a ``negative`` line (price 0)."""
         if self.fixed is not None:
             return
@@ -266,19 +269,21 @@ class _Rater:
     def _all_rows(self, qty: I64) -> cl.Rows:
         return cl.Rows(np.arange(self.n, dtype=np.int32), np.full(self.n, -1, np.int16), qty)
 
-    def _usage_charge(self, pos: int, ch: UsageCharge) -> None:
+    def _usage_charge(self, pos: int, ch: MeteredCharge) -> None:
         first = len(self.blocks)
         self._negative(pos, ch)
         if isinstance(ch, TimeOfUse):
             self._time_of_use(pos, ch)
         elif isinstance(ch, Demand):
             self._demand(pos, ch)
+        elif isinstance(ch, Percentage):
+            self._percentage(pos, ch)
         else:
             self._total_charge(pos, ch)
         if ch.maximum is not None:
             self._cap(pos, ch, ch.maximum, self.blocks[first:])
 
-    def _cap(self, pos: int, ch: UsageCharge, cap: Decimal, blocks: Sequence[LineBlock]) -> None:
+    def _cap(self, pos: int, ch: MeteredCharge, cap: Decimal, blocks: Sequence[LineBlock]) -> None:
         """A ``cap`` line taking the charge's rounded total down to its spend cap."""
         total = np.zeros(self.n, dtype=np.int64)
         for b in blocks:
@@ -324,6 +329,17 @@ class _Rater:
             rows, free = cl.included(info, rows, ch.included)
             rows = _rounded_rows(rows, ch)
             self.blocks += [*free, *cl.package(info, rows, ch.size, ch.price)]
+
+    def _percentage(self, pos: int, ch: Percentage) -> None:
+        if self.fixed is not None:
+            raise RatingError(f"charge {ch.id!r} (percentage) needs transactions, not a quantity")
+        m = self._meter(ch)
+        if m.unit != "amount":
+            raise RatingError(
+                f"charge {ch.id!r}: percentage needs a meter in 'amount', not {m.unit}"
+            )
+        info = cl.ChargeInfo(ch.id, pos, ch.description, self.plan.currency, 0, self.exp)
+        self.blocks += percentage_lines(info, ch, m, self.n)
 
     def _time_of_use(self, pos: int, ch: TimeOfUse) -> None:
         names = self.plan.period_names()

@@ -36,6 +36,10 @@ class LineKind(StrEnum):
     RECURRING = "recurring"  # flat fee per period (prorated days)
     NEGATIVE = "negative"  # negative readings left out of the charge (meter units, price 0)
     CAP = "cap"  # the (negative) reduction down to a charge's spend cap
+    PERCENTAGE = "percentage"  # rate × chargeable transaction amounts
+    TRANSACTION_FEE = "transaction_fee"  # charged transactions × fixed fee
+    TRANSACTION_MINIMUM = "transaction_minimum"  # raising transactions to their minimum fee
+    TRANSACTION_MAXIMUM = "transaction_maximum"  # (negative) lowering them to the maximum fee
 
 
 KIND_ORDER: dict[LineKind, int] = {k: i for i, k in enumerate(LineKind)}

@@ -21,8 +21,10 @@ from collector.rating.lines import LineItem, LineKind
 from collector.rating.plan import (
     Demand,
     Graduated,
+    MeteredCharge,
     MinimumCommitment,
     Package,
+    Percentage,
     PerUnit,
     Plan,
     Recurring,
@@ -122,7 +124,7 @@ class _Subscription:
         ]
         return m, inside
 
-    def negative(self, ch: PerUnit | Graduated | Volume | Package | TimeOfUse | Demand) -> None:
+    def negative(self, ch: MeteredCharge) -> None:
         """Negative readings are never clamped silently: reject them, or flag them on a line."""
         m, inside = self.all_readings(ch.meter)
         below = [micro for _, micro in inside if micro < 0]
@@ -232,7 +234,7 @@ class _Subscription:
             q -= covered
         return _rounding(ch, "after_allowance", q)
 
-    def cap(self, ch: PerUnit | Graduated | Volume | Package | TimeOfUse | Demand) -> None:
+    def cap(self, ch: MeteredCharge) -> None:
         """Take the charge's rounded lines down to its spend cap with a ``cap`` line."""
         if ch.maximum is None:
             return
@@ -316,6 +318,41 @@ class _Subscription:
                 q = _round_quantity(Fraction(top, MICRO) * factor)
                 self.add(ch.id, LineKind.USAGE, q, ch.unit, ch.period_prices[name], period=name)
 
+    def percentage(self, ch: Percentage) -> None:
+        """Each transaction in time order: free while the allowances last, then
+        ``rate``% of its (remaining) amount + the fixed fee, within the per-transaction bounds."""
+        m, rows = self.readings(ch.meter)
+        if m.unit != "amount":
+            raise RatingError(f"percentage needs a meter in 'amount', not {m.unit}")
+        running, base_total, count = Decimal(0), Decimal(0), 0
+        raised, lowered = Decimal(0), Decimal(0)
+        for i, (_, micro) in enumerate(sorted(rows)):
+            a = Decimal(micro) / MICRO
+            before, running = running, running + a
+            in_count = ch.free_transactions is None or i < ch.free_transactions
+            if ch.free_amount is None:
+                if ch.free_transactions is not None and in_count:
+                    continue  # a free transaction
+                base = a
+            else:
+                if in_count and running <= ch.free_amount:
+                    continue
+                base = a - (min(max(ch.free_amount - before, Decimal(0)), a) if in_count else 0)
+            count += 1
+            base_total += base
+            fee = base * ch.rate / 100 + ch.fixed_fee
+            if ch.min_per_transaction is not None and fee < ch.min_per_transaction:
+                raised += ch.min_per_transaction - fee
+            if ch.max_per_transaction is not None and fee > ch.max_per_transaction:
+                lowered += fee - ch.max_per_transaction
+        self.add(ch.id, LineKind.PERCENTAGE, base_total, self.plan.currency, ch.rate / 100)
+        if ch.fixed_fee > 0:
+            self.add(ch.id, LineKind.TRANSACTION_FEE, Decimal(count), "transaction", ch.fixed_fee)
+        if raised > 0:
+            self.add(ch.id, LineKind.TRANSACTION_MINIMUM, Decimal(1), "", raised)
+        if lowered > 0:
+            self.add(ch.id, LineKind.TRANSACTION_MAXIMUM, Decimal(1), "", -lowered)
+
     def days(self, start: int, end: int) -> int:
         return (end - start + DAY // 2) // DAY
 
@@ -357,9 +394,7 @@ class _Subscription:
         )
 
 
-def _usage_charge(
-    sub: _Subscription, ch: PerUnit | Graduated | Volume | Package | TimeOfUse | Demand
-) -> None:
+def _usage_charge(sub: _Subscription, ch: MeteredCharge) -> None:
     if isinstance(ch, PerUnit):
         q = sub.chargeable(ch)
         sub.add(ch.id, LineKind.USAGE, q, ch.unit, ch.price)
@@ -375,6 +410,8 @@ def _usage_charge(
         sub.add(ch.id, LineKind.PACKAGE, packages, f"package of {ch.size} {ch.unit}", ch.price)
     elif isinstance(ch, TimeOfUse):
         sub.time_of_use(ch)
+    elif isinstance(ch, Percentage):
+        sub.percentage(ch)
     else:
         sub.demand(ch)
 

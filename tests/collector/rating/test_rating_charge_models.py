@@ -7,9 +7,14 @@ from typing import Any
 
 import pytest
 
-from collector.errors import PlanError
+from collector.errors import PlanError, RatingError
 from collector.rating import LineKind, parse_plan, rate_quantity
-from tests.collector.rating.rating_support import amounts, engine_lines, reference_lines
+from tests.collector.rating.rating_support import (
+    amounts,
+    comparable,
+    engine_lines,
+    reference_lines,
+)
 
 D = Decimal
 T0 = 1_780_272_000  # 2026-06-01T00:00Z
@@ -108,3 +113,58 @@ def test_bad_caps_and_roundings_are_refused(charge: dict[str, Any], path: str) -
     with pytest.raises(PlanError) as err:
         _plan({"type": "per_unit", "id": "e", "unit": "kWh", "price": "1", **charge})
     assert err.value.path == path
+
+
+PAYMENTS = [100.0, 250.0, 50.0, 1000.0, 20.0]  # five transactions in time order
+
+
+def _percentage_lines(**fields: Any) -> list[list[Any]]:
+    plan = _plan({"type": "percentage", "id": "pay", "meter": "payments", **fields})
+    rows = [(0, T0 + 60 * i, a) for i, a in enumerate(PAYMENTS)]
+    usage = {"payments": ("amount", 60, rows)}
+    got = engine_lines(plan, [(T0, T0 + 86_400)], usage)
+    want = reference_lines(plan, [(T0, T0 + 86_400)], usage)
+    assert [[comparable(li) for li in s] for s in got] == [
+        [comparable(li) for li in s] for s in want
+    ]
+    return got
+
+
+def test_percentage_with_fixed_fee_free_transaction_and_per_transaction_bounds() -> None:
+    """1.5% + 0.10 per transaction, the first free, each fee within 0.50..10.00: the charged
+    250, 50, 1000, 20 pay 3.85, 0.85, 15.10 -> 10.00, 0.40 -> 0.50 = 15.20."""
+    (lines,) = _percentage_lines(
+        rate="1.5",
+        fixed_fee="0.10",
+        free_transactions=1,
+        min_per_transaction="0.50",
+        max_per_transaction="10.00",
+    )
+    assert [(li.kind, li.quantity, li.amount) for li in lines] == [
+        (LineKind.PERCENTAGE, D(1320), D("19.80")),
+        (LineKind.TRANSACTION_FEE, D(4), D("0.40")),
+        (LineKind.TRANSACTION_MINIMUM, D(1), D("0.10")),
+        (LineKind.TRANSACTION_MAXIMUM, D(1), D("-5.10")),
+    ]
+    assert sum(li.amount for li in lines) == D("15.20")
+
+
+def test_percentage_free_amount_charges_the_excess_of_the_crossing_transaction() -> None:
+    """300.00 free: 100 is free, 250 crosses (50 charged), then 50 + 1000 + 20: 1120 x 1.5%
+    = 16.80 and 4 charged transactions x 0.10."""
+    (lines,) = _percentage_lines(rate="1.5", fixed_fee="0.10", free_amount="300")
+    assert [(li.quantity, li.amount) for li in lines] == [(D(1120), D("16.80")), (D(4), D("0.40"))]
+
+
+def test_percentage_free_allowances_end_at_whichever_comes_first() -> None:
+    """1 free transaction and 300.00 free: the count ends first, so 250 pays in full."""
+    (lines,) = _percentage_lines(rate="1.5", free_transactions=1, free_amount="300")
+    assert [(li.quantity, li.amount) for li in lines] == [(D(1320), D("19.80"))]
+
+
+def test_percentage_needs_amount_readings() -> None:
+    """A percentage of kWh is refused: the meter must report amounts."""
+    plan = _plan({"type": "percentage", "id": "pay", "rate": "1"})
+    usage = {"default": ("kWh", 60, [(0, T0, 1.0)])}
+    with pytest.raises(RatingError, match="amount"):
+        engine_lines(plan, [(T0, T0 + 86_400)], usage)

@@ -33,6 +33,22 @@ roundings = st.fixed_dictionaries(
 
 
 @st.composite
+def percentage_options(draw: st.DrawFn) -> dict[str, Any]:
+    """Lago's percentage options: free transactions/amount, per-transaction bounds."""
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        out["free_transactions"] = draw(st.integers(0, 4))
+    if draw(st.booleans()):
+        out["free_amount"] = str(draw(st.decimals(min_value=0, max_value=3000, places=2)))
+    bounds = sorted(draw(st.lists(small_amounts.map(Decimal), min_size=2, max_size=2)))
+    if draw(st.booleans()):
+        out["min_per_transaction"] = str(bounds[0])
+    if draw(st.booleans()):
+        out["max_per_transaction"] = str(bounds[1])
+    return out
+
+
+@st.composite
 def tiers(draw: st.DrawFn) -> list[dict[str, Any]]:
     """Valid half-open tiers from 0 to open-ended, with random prices and flat fees."""
     bounds = sorted(
@@ -139,6 +155,14 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "ratchet": {"percent": draw(st.sampled_from(["80", "62.5", "100"])), "months": 2},
         },
         {
+            "type": "percentage",
+            "id": "pct",
+            "meter": "payments",
+            "rate": str(draw(st.decimals(min_value=0, max_value=10, places=3))),
+            "fixed_fee": draw(st.sampled_from(["0", "0.10", "0.035"])),
+            **draw(percentage_options()),
+        },
+        {
             "type": "minimum_commitment",
             "id": "min",
             "amount": draw(whole_amounts),
@@ -154,7 +178,7 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
     ]
     negative = draw(st.sampled_from(["reject", "flag"]))
     for ch in charges:
-        if "unit" in ch:
+        if "unit" in ch or ch["type"] == "percentage":
             ch["negative_usage"] = negative
             if draw(st.booleans()):
                 ch["maximum"] = draw(whole_amounts)  # a spend cap
@@ -213,7 +237,7 @@ def test_engine_equals_reference_on_random_plans(
     periods = [(T0 + (cut if i % 2 else 0), T0 + SPAN) for i in range(subs)]
     cycles = [(T0, T0 + SPAN + 86_400 * 9)] * subs
     prev = {"dm": [peaks[2 * i : 2 * i + 2] for i in range(subs)]}
-    usage_map = {"default": ("Wh", interval, rows)}
+    usage_map = {"default": ("Wh", interval, rows), "payments": ("amount", interval, rows)}
     mult = ["1", "40", "0.25"][:subs]  # per-installation meter multipliers (CT ratios)
     kw: dict[str, Any] = {"cycles": cycles, "previous_peaks": prev, "multipliers": mult}
     try:
