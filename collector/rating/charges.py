@@ -6,6 +6,7 @@ adds the charge's position and raises ``PlanError``.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -402,6 +403,37 @@ class Percentage(_Charge):
         return self
 
 
+class Discount(_Charge):
+    """A discount (a coupon): ``percent`` off, or a fixed ``amount`` off (never below zero).
+
+    On the charges named in ``applies_to`` (their rounded lines), or on every other line of
+    the invoice when ``applies_to`` is empty. Valid for the periods that start in
+    ``[valid_from, valid_until)`` (local midnights of the plan's time zone; either open).
+    Discounts do not compound: each is computed on lines before any discount.
+    """
+
+    type: Literal["discount"]
+    percent: Decimal | None = None
+    amount: Decimal | None = None
+    applies_to: tuple[str, ...] = ()
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Discount:
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("give exactly one of 'percent' or 'amount'")
+        if self.percent is not None:
+            _price(self.percent, "percent")
+            if self.percent > 100 or decimals(self.percent) > 6:
+                raise bad("percent", f"a percentage 0..100 with at most 6 decimals: {self.percent}")
+        if self.amount is not None:
+            _price(self.amount, "amount")
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise bad("valid_until", "must be after valid_from")
+        return self
+
+
 class MinimumCommitment(_Charge):
     """A true-up line when the usage charges of the period total less than ``amount``.
 
@@ -442,7 +474,8 @@ Charge = Annotated[
     | Demand
     | Percentage
     | MinimumCommitment
-    | Recurring,
+    | Recurring
+    | Discount,
     Field(discriminator="type"),
 ]
 UsageCharge = PerUnit | Graduated | Volume | Package | TimeOfUse | Demand

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import date, datetime, time
 from decimal import Decimal
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +29,7 @@ from collector.rating.money import QUANTITY_EXPONENT, quantize_quantity
 from collector.rating.percentage import percentage as percentage_lines
 from collector.rating.plan import (
     Demand,
+    Discount,
     Graduated,
     MeteredCharge,
     MinimumCommitment,
@@ -38,6 +41,7 @@ from collector.rating.plan import (
     TimeOfUse,
     UsageCharge,
     Volume,
+    decimals,
 )
 from collector.rating.tou_table import PeriodTable, build_table
 from collector.rating.units import conversion, power_conversion
@@ -160,7 +164,7 @@ class _Rater:
 
     def run(self) -> RatedLines:
         for pos, ch in enumerate(self.plan.charges):
-            if not isinstance(ch, MinimumCommitment | Recurring):
+            if not isinstance(ch, MinimumCommitment | Recurring | Discount):
                 self._usage_charge(pos, ch)
         usage_minor = self._sum_minor()
         for pos, ch in enumerate(self.plan.charges):
@@ -170,6 +174,10 @@ class _Rater:
         for pos, ch in enumerate(self.plan.charges):
             if isinstance(ch, MinimumCommitment):
                 self._minimum(pos, ch, with_fees if ch.includes_recurring else usage_minor)
+        undiscounted = list(self.blocks)
+        for pos, ch in enumerate(self.plan.charges):
+            if isinstance(ch, Discount):
+                self._discount(pos, ch, undiscounted)
         return RatedLines(self.plan, self.n, tuple(self.blocks), self.peaks)
 
     def _sum_minor(self) -> I64:
@@ -429,6 +437,36 @@ class _Rater:
         top = np.rint(filled * 1e6).astype(np.int64).max(axis=1)
         return narrow(scale_half_even(top, Fraction(ch.ratchet.percent) / 100)).astype(np.int64)
 
+    def _discount(self, pos: int, ch: Discount, blocks: Sequence[LineBlock]) -> None:
+        """A negative ``discount`` line on the targeted lines of subscriptions whose period
+        starts inside the coupon's validity."""
+        targets = set(ch.applies_to)
+        base = np.zeros(self.n, dtype=np.int64)
+        for b in blocks:
+            if not targets or b.charge_id in targets:
+                np.add.at(base, b.subscription, np.asarray(b.amount_minor, dtype=np.int64))
+        lo, hi = discount_window(self.plan, ch)
+        start = self.subs.period_start
+        mask = (base > 0) & (start >= lo) & (start < hi)
+        if not mask.any():
+            return
+        subs = np.flatnonzero(mask).astype(np.int32)
+        none = np.full(subs.size, -1, np.int16)
+        if ch.percent is not None:
+            dec = decimals(ch.percent)
+            info = cl.ChargeInfo(ch.id, pos, ch.description, self.plan.currency, dec + 2, self.exp)
+            qty = base[mask] * 10 ** (QUANTITY_EXPONENT - self.exp)
+            price = np.full(subs.size, cl.scaled(ch.percent, dec), dtype=np.int64)
+        else:
+            assert ch.amount is not None
+            info = cl.ChargeInfo(ch.id, pos, ch.description, "", self.exp, self.exp)
+            qty = np.full(subs.size, 10**QUANTITY_EXPONENT, dtype=np.int64)
+            price = np.minimum(base[mask], int(ch.amount.scaleb(self.exp)))
+        b = cl.block(info, LineKind.DISCOUNT, cl.Rows(subs, none, qty), price)
+        self.blocks.append(
+            replace(b, unit_price=-b.unit_price, amount=-b.amount, amount_minor=-b.amount_minor)
+        )
+
     def _days(self, prorate: bool) -> tuple[I64, I64]:
         """Active and cycle days per subscription; equal when not prorated (or no cycle)."""
         s = self.subs
@@ -496,3 +534,13 @@ def _rounded(q: I64, ch: UsageCharge, step: str) -> I64:
 def _rounded_rows(rows: cl.Rows, ch: UsageCharge) -> cl.Rows:
     q = _rounded(np.asarray(rows.quantity, dtype=np.int64), ch, "after_allowance")
     return cl.Rows(rows.subscription, rows.period, q)
+
+
+def discount_window(plan: Plan, ch: Discount) -> tuple[int, int]:
+    """The coupon's validity ``[from, until)`` in Unix seconds (local midnights of the plan)."""
+    zone = ZoneInfo(plan.time_zone)
+
+    def at(d: date | None, default: int) -> int:
+        return default if d is None else int(datetime.combine(d, time(0), zone).timestamp())
+
+    return at(ch.valid_from, -(2**62)), at(ch.valid_until, 2**62)

@@ -40,6 +40,7 @@ class LineKind(StrEnum):
     TRANSACTION_FEE = "transaction_fee"  # charged transactions × fixed fee
     TRANSACTION_MINIMUM = "transaction_minimum"  # raising transactions to their minimum fee
     TRANSACTION_MAXIMUM = "transaction_maximum"  # (negative) lowering them to the maximum fee
+    DISCOUNT = "discount"  # (negative) a discount or coupon
 
 
 KIND_ORDER: dict[LineKind, int] = {k: i for i, k in enumerate(LineKind)}

@@ -33,6 +33,7 @@ from collector.errors import PlanError
 from collector.rating.charges import (
     Charge,
     Demand,
+    Discount,
     Graduated,
     MeteredCharge,
     MinimumCommitment,
@@ -60,6 +61,7 @@ __all__ = [
     "FORMAT",
     "Charge",
     "Demand",
+    "Discount",
     "Graduated",
     "MeteredCharge",
     "MinimumCommitment",
@@ -119,6 +121,8 @@ class Plan(_Model):
             if ch.id in seen:
                 raise bad(f"charges[{i}].id", f"duplicate charge id {ch.id!r}")
             seen.add(ch.id)
+            if isinstance(ch, Discount):
+                self._check_discount(i, ch, exp)
             if isinstance(ch, MinimumCommitment | Recurring) and decimals(ch.amount) > exp:
                 raise bad(
                     f"charges[{i}].amount",
@@ -135,6 +139,16 @@ class Plan(_Model):
                     raise bad(f"charges[{i}]", "at most one minimum_commitment")
             self._check_periods(i, ch)
         return self
+
+    def _check_discount(self, i: int, ch: Discount, exp: int) -> None:
+        if ch.amount is not None and decimals(ch.amount) > exp:
+            raise bad(
+                f"charges[{i}].amount", f"{ch.amount} is finer than the {self.currency} minor unit"
+            )
+        ids = {c.id for c in self.charges if not isinstance(c, Discount)}
+        for k, target in enumerate(ch.applies_to):
+            if target not in ids:
+                raise bad(f"charges[{i}].applies_to[{k}]", f"no charge {target!r} to discount")
 
     def _check_periods(self, i: int, ch: object) -> None:
         names = set(self.schedule.period_names()) if self.schedule else set()
@@ -183,6 +197,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
             "time_of_use",
             "demand",
             "percentage",
+            "discount",
             "minimum_commitment",
             "recurring",
             "function-after",

@@ -20,6 +20,7 @@ from collector.rating.currencies import minor_unit_exponent
 from collector.rating.lines import LineItem, LineKind
 from collector.rating.plan import (
     Demand,
+    Discount,
     Graduated,
     MeteredCharge,
     MinimumCommitment,
@@ -353,6 +354,25 @@ class _Subscription:
         if lowered > 0:
             self.add(ch.id, LineKind.TRANSACTION_MAXIMUM, Decimal(1), "", -lowered)
 
+    def discount(self, ch: Discount, lines: Sequence[LineItem]) -> None:
+        """A coupon on the targeted lines, when this period starts inside its validity."""
+        start = datetime.fromtimestamp(self.period.start, self.zone).date()
+        if ch.valid_from is not None and start < ch.valid_from:
+            return
+        if ch.valid_until is not None and start >= ch.valid_until:
+            return
+        base = sum(
+            (li.amount for li in lines if not ch.applies_to or li.charge_id in ch.applies_to),
+            Decimal(0),
+        )
+        if base <= 0:
+            return
+        if ch.percent is not None:
+            self.add(ch.id, LineKind.DISCOUNT, base, self.plan.currency, -ch.percent / 100)
+        else:
+            assert ch.amount is not None
+            self.add(ch.id, LineKind.DISCOUNT, Decimal(1), "", -min(ch.amount, base))
+
     def days(self, start: int, end: int) -> int:
         return (end - start + DAY // 2) // DAY
 
@@ -426,7 +446,7 @@ def rate_subscription(
     """Every line of one subscription on ``plan`` for ``period``, in invoice order."""
     sub = _Subscription(plan, index, period, usage)
     for ch in plan.charges:
-        if not isinstance(ch, MinimumCommitment | Recurring):
+        if not isinstance(ch, MinimumCommitment | Recurring | Discount):
             sub.negative(ch)
             _usage_charge(sub, ch)
             sub.cap(ch)
@@ -438,4 +458,8 @@ def rate_subscription(
     for ch in plan.charges:
         if isinstance(ch, MinimumCommitment):
             sub.minimum(ch, with_fees if ch.includes_recurring else usage_total)
+    undiscounted = list(sub.lines)
+    for ch in plan.charges:
+        if isinstance(ch, Discount):
+            sub.discount(ch, undiscounted)
     return sorted(sub.lines, key=lambda li: li.sort_key(plan))

@@ -168,3 +168,63 @@ def test_percentage_needs_amount_readings() -> None:
     usage = {"default": ("kWh", 60, [(0, T0, 1.0)])}
     with pytest.raises(RatingError, match="amount"):
         engine_lines(plan, [(T0, T0 + 86_400)], usage)
+
+
+def _discounted(*discounts: dict[str, Any]) -> Any:
+    return _plan(
+        {"type": "recurring", "id": "base", "amount": "29.00"},
+        {"type": "per_unit", "id": "energy", "unit": "kWh", "price": "0.24"},
+        *discounts,
+    )
+
+
+def _rated(plan: Any, start: int = T0) -> list[Any]:
+    usage = {"default": ("kWh", 900, [(0, start, 130.0)])}
+    period = [(start, start + 30 * 86_400)]
+    got = engine_lines(plan, period, usage)
+    want = reference_lines(plan, period, usage)
+    assert [[comparable(li) for li in s] for s in got] == [
+        [comparable(li) for li in s] for s in want
+    ]
+    return got[0]
+
+
+def test_percentage_discount_on_one_charge() -> None:
+    """10% off energy: 130 x 0.24 = 31.20 -> discount -3.12; the fee is untouched."""
+    lines = _rated(
+        _discounted({"type": "discount", "id": "d", "percent": "10", "applies_to": ["energy"]})
+    )
+    assert amounts(lines)[-1] == ("d/discount/None/None", D("-3.12"))
+    assert sum(li.amount for li in lines) == D("57.08")
+
+
+def test_fixed_discount_on_the_invoice_never_goes_below_zero() -> None:
+    """5.00 off the invoice (29.00 + 31.20) -> -5.00; 100.00 off -> only -60.20."""
+    assert _rated(_discounted({"type": "discount", "id": "d", "amount": "5.00"}))[-1].amount == D(
+        "-5.00"
+    )
+    lines = _rated(_discounted({"type": "discount", "id": "d", "amount": "100.00"}))
+    assert (lines[-1].amount, sum(li.amount for li in lines)) == (D("-60.20"), D("0.00"))
+
+
+def test_coupon_applies_only_to_periods_starting_in_its_validity() -> None:
+    """A coupon valid in June 2026 (Europe time zone of the plan: UTC here) discounts the
+    period starting on 1 June and not the one starting on 1 July."""
+    coupon = {
+        "type": "discount",
+        "id": "launch",
+        "percent": "50",
+        "valid_from": "2026-06-01",
+        "valid_until": "2026-07-01",
+    }
+    plan = _discounted(coupon)
+    assert _rated(plan)[-1].amount == D("-30.10")
+    july = T0 + 30 * 86_400
+    assert LineKind.DISCOUNT not in {li.kind for li in _rated(plan, july)}
+
+
+def test_a_discount_on_an_unknown_charge_is_refused() -> None:
+    """applies_to must name a charge of the plan."""
+    with pytest.raises(PlanError) as err:
+        _discounted({"type": "discount", "id": "d", "percent": "5", "applies_to": ["nope"]})
+    assert err.value.path == "charges[2].applies_to[0]"

@@ -163,6 +163,18 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             **draw(percentage_options()),
         },
         {
+            "type": "discount",
+            "id": "off",
+            **draw(
+                st.sampled_from(
+                    [{"percent": "12.5"}, {"amount": "7"}, {"percent": "100"}, {"amount": "900"}]
+                )
+            ),
+            "applies_to": draw(st.sampled_from([[], ["pu"], ["gr", "fee", "min"]])),
+            "valid_from": draw(st.sampled_from([None, "2026-03-25"])),
+            "valid_until": draw(st.sampled_from([None, "2026-04-02"])),
+        },
+        {
             "type": "minimum_commitment",
             "id": "min",
             "amount": draw(whole_amounts),
