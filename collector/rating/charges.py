@@ -434,6 +434,30 @@ class Discount(_Charge):
         return self
 
 
+class ProgressiveBilling(_Charge):
+    """Interim invoices when a period's usage amount crosses a threshold (Lago's progressive
+    billing); the period's final invoice deducts what interim invoices billed.
+
+    ``collector.rating.progressive.interim_due`` decides when an interim invoice is due; the
+    engine adds the deduction line from ``Subscriptions.billed_in_advance``.
+    """
+
+    type: Literal["progressive_billing"]
+    thresholds: tuple[Decimal, ...] = Field(min_length=1)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _t(cls, v: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+        for i, t in enumerate(v):
+            try:
+                _price(t, "threshold")
+            except ValueError as exc:
+                raise bad(f"[{i}]", str(exc)) from None
+            if t == 0 or (i and t <= v[i - 1]):
+                raise bad(f"[{i}]", "thresholds must be positive and ascending")
+        return v
+
+
 class MinimumCommitment(_Charge):
     """A true-up line when the usage charges of the period total less than ``amount``.
 
@@ -475,7 +499,8 @@ Charge = Annotated[
     | Percentage
     | MinimumCommitment
     | Recurring
-    | Discount,
+    | Discount
+    | ProgressiveBilling,
     Field(discriminator="type"),
 ]
 UsageCharge = PerUnit | Graduated | Volume | Package | TimeOfUse | Demand

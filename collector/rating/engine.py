@@ -37,6 +37,7 @@ from collector.rating.plan import (
     Percentage,
     PerUnit,
     Plan,
+    ProgressiveBilling,
     Recurring,
     TimeOfUse,
     UsageCharge,
@@ -97,6 +98,9 @@ def rate_grouped(
             else subscriptions.cycle_start[idx],
             cycle_end=None if subscriptions.cycle_end is None else subscriptions.cycle_end[idx],
             previous_peaks={c: p[idx] for c, p in subscriptions.previous_peaks.items()},
+            billed_in_advance=None
+            if subscriptions.billed_in_advance is None
+            else subscriptions.billed_in_advance[idx],
         )
         group_usage = []
         for u in usage:
@@ -164,7 +168,7 @@ class _Rater:
 
     def run(self) -> RatedLines:
         for pos, ch in enumerate(self.plan.charges):
-            if not isinstance(ch, MinimumCommitment | Recurring | Discount):
+            if not isinstance(ch, MinimumCommitment | Recurring | Discount | ProgressiveBilling):
                 self._usage_charge(pos, ch)
         usage_minor = self._sum_minor()
         for pos, ch in enumerate(self.plan.charges):
@@ -178,6 +182,9 @@ class _Rater:
         for pos, ch in enumerate(self.plan.charges):
             if isinstance(ch, Discount):
                 self._discount(pos, ch, undiscounted)
+        for pos, ch in enumerate(self.plan.charges):
+            if isinstance(ch, ProgressiveBilling):
+                self._billed_in_advance(pos, ch)
         return RatedLines(self.plan, self.n, tuple(self.blocks), self.peaks)
 
     def _sum_minor(self) -> I64:
@@ -466,6 +473,21 @@ class _Rater:
         self.blocks.append(
             replace(b, unit_price=-b.unit_price, amount=-b.amount, amount_minor=-b.amount_minor)
         )
+
+    def _billed_in_advance(self, pos: int, ch: ProgressiveBilling) -> None:
+        """Deduct what interim invoices of the period billed (a negative line)."""
+        billed = self.subs.billed_in_advance
+        if billed is None or not (billed > 0).any():
+            return
+        mask = billed > 0
+        subs = np.flatnonzero(mask).astype(np.int32)
+        info = cl.ChargeInfo(ch.id, pos, ch.description, "", self.exp, self.exp)
+        rows = cl.Rows(
+            subs,
+            np.full(subs.size, -1, np.int16),
+            np.full(subs.size, 10**QUANTITY_EXPONENT, np.int64),
+        )
+        self.blocks.append(cl.block(info, LineKind.BILLED_IN_ADVANCE, rows, -billed[mask]))
 
     def _days(self, prorate: bool) -> tuple[I64, I64]:
         """Active and cycle days per subscription; equal when not prorated (or no cycle)."""

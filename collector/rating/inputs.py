@@ -78,6 +78,8 @@ class Subscriptions:
     cycle_start: I64 | None = None
     cycle_end: I64 | None = None
     previous_peaks: Mapping[str, F64] = field(default_factory=dict)
+    # minor units billed on interim invoices of this period (progressive billing), per sub
+    billed_in_advance: I64 | None = None
 
     def __post_init__(self) -> None:
         n = self.period_start.shape[0]
@@ -86,6 +88,10 @@ class Subscriptions:
             raise RatingError("give both cycle_start and cycle_end, or neither")
         if self.cycle_start is not None and self.cycle_end is not None:
             arrays += [self.cycle_start, self.cycle_end]
+        if self.billed_in_advance is not None:
+            arrays.append(self.billed_in_advance)
+            if np.any(self.billed_in_advance < 0):
+                raise RatingError("billed_in_advance must be non-negative")
         for a in arrays:
             if a.shape != (n,) or a.dtype != np.int64:
                 raise RatingError("period/cycle bounds must be int64 arrays of one length")

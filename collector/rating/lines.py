@@ -41,6 +41,7 @@ class LineKind(StrEnum):
     TRANSACTION_MINIMUM = "transaction_minimum"  # raising transactions to their minimum fee
     TRANSACTION_MAXIMUM = "transaction_maximum"  # (negative) lowering them to the maximum fee
     DISCOUNT = "discount"  # (negative) a discount or coupon
+    BILLED_IN_ADVANCE = "billed_in_advance"  # (negative) billed on interim invoices already
 
 
 KIND_ORDER: dict[LineKind, int] = {k: i for i, k in enumerate(LineKind)}

@@ -41,6 +41,7 @@ from collector.rating.charges import (
     Percentage,
     PeriodPrice,
     PerUnit,
+    ProgressiveBilling,
     Ratchet,
     Recurring,
     Tier,
@@ -70,6 +71,7 @@ __all__ = [
     "Percentage",
     "PeriodPrice",
     "Plan",
+    "ProgressiveBilling",
     "Ratchet",
     "Recurring",
     "Tier",
@@ -133,6 +135,14 @@ class Plan(_Model):
                 raise bad(
                     f"charges[{i}].maximum", f"{cap} is finer than the {self.currency} minor unit"
                 )
+            if isinstance(ch, ProgressiveBilling):
+                for k, t in enumerate(ch.thresholds):
+                    if decimals(t) > exp:
+                        raise bad(
+                            f"charges[{i}].thresholds[{k}]", f"{t} is finer than {self.currency}"
+                        )
+                if sum(isinstance(c, ProgressiveBilling) for c in self.charges) > 1:
+                    raise bad(f"charges[{i}]", "at most one progressive_billing")
             if isinstance(ch, MinimumCommitment):
                 minimums += 1
                 if minimums > 1:
@@ -198,6 +208,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
             "demand",
             "percentage",
             "discount",
+            "progressive_billing",
             "minimum_commitment",
             "recurring",
             "function-after",

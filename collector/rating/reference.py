@@ -28,6 +28,7 @@ from collector.rating.plan import (
     Percentage,
     PerUnit,
     Plan,
+    ProgressiveBilling,
     Recurring,
     Tier,
     TimeOfUse,
@@ -58,6 +59,7 @@ class Period:
     cycle_start: int | None = None
     cycle_end: int | None = None
     previous_peaks: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    billed_in_advance: Decimal = Decimal(0)  # billed on interim invoices of this period
 
 
 def _to_micro(value: float) -> int:
@@ -446,7 +448,7 @@ def rate_subscription(
     """Every line of one subscription on ``plan`` for ``period``, in invoice order."""
     sub = _Subscription(plan, index, period, usage)
     for ch in plan.charges:
-        if not isinstance(ch, MinimumCommitment | Recurring | Discount):
+        if not isinstance(ch, MinimumCommitment | Recurring | Discount | ProgressiveBilling):
             sub.negative(ch)
             _usage_charge(sub, ch)
             sub.cap(ch)
@@ -462,4 +464,7 @@ def rate_subscription(
     for ch in plan.charges:
         if isinstance(ch, Discount):
             sub.discount(ch, undiscounted)
+    for ch in plan.charges:
+        if isinstance(ch, ProgressiveBilling) and period.billed_in_advance > 0:
+            sub.add(ch.id, LineKind.BILLED_IN_ADVANCE, Decimal(1), "", -period.billed_in_advance)
     return sorted(sub.lines, key=lambda li: li.sort_key(plan))

@@ -9,6 +9,7 @@ import pytest
 
 from collector.errors import PlanError, RatingError
 from collector.rating import LineKind, parse_plan, rate_quantity
+from collector.rating.progressive import interim_due
 from tests.collector.rating.rating_support import (
     amounts,
     comparable,
@@ -228,3 +229,43 @@ def test_a_discount_on_an_unknown_charge_is_refused() -> None:
     with pytest.raises(PlanError) as err:
         _discounted({"type": "discount", "id": "d", "percent": "5", "applies_to": ["nope"]})
     assert err.value.path == "charges[2].applies_to[0]"
+
+
+def _progressive() -> Any:
+    return _plan(
+        {"type": "per_unit", "id": "energy", "unit": "kWh", "price": "0.50"},
+        {"type": "progressive_billing", "id": "interim", "thresholds": ["100.00", "500.00"]},
+    )
+
+
+@pytest.mark.parametrize(
+    ("usage", "billed", "due"),
+    [
+        ("90.00", "0", None),  # below the first threshold
+        ("150.00", "0", "150.00"),  # crossed 100: bill all usage so far
+        ("400.00", "150.00", None),  # no new threshold since the last interim invoice
+        ("620.00", "150.00", "470.00"),  # crossed 500: bill the rest
+        ("1000.00", "620.00", None),  # no threshold above 500
+    ],
+)
+def test_interim_invoice_is_due_when_usage_crosses_a_new_threshold(
+    usage: str, billed: str, due: str | None
+) -> None:
+    """Lago's progressive billing: a threshold in (billed, usage] makes usage - billed due."""
+    got = interim_due(_progressive(), D(usage), D(billed))
+    assert got == (None if due is None else D(due))
+
+
+def test_final_invoice_deducts_what_interim_invoices_billed() -> None:
+    """1,400 kWh x 0.50 = 700.00 with 620.00 billed in advance: a -620.00 line, 80.00 due."""
+    plan = _progressive()
+    usage = {"default": ("kWh", 900, [(0, T0, 1400.0)])}
+    period = [(T0, T0 + 86_400)]
+    for lines in (
+        engine_lines(plan, period, usage, billed=["620.00"]),
+        reference_lines(plan, period, usage, billed=["620.00"]),
+    ):
+        assert amounts(lines[0]) == [
+            ("energy/usage/None/None", D("700.00")),
+            ("interim/billed_in_advance/None/None", D("-620.00")),
+        ]

@@ -174,6 +174,7 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "valid_from": draw(st.sampled_from([None, "2026-03-25"])),
             "valid_until": draw(st.sampled_from([None, "2026-04-02"])),
         },
+        {"type": "progressive_billing", "id": "interim", "thresholds": ["50", "400"]},
         {
             "type": "minimum_commitment",
             "id": "min",
@@ -251,7 +252,13 @@ def test_engine_equals_reference_on_random_plans(
     prev = {"dm": [peaks[2 * i : 2 * i + 2] for i in range(subs)]}
     usage_map = {"default": ("Wh", interval, rows), "payments": ("amount", interval, rows)}
     mult = ["1", "40", "0.25"][:subs]  # per-installation meter multipliers (CT ratios)
-    kw: dict[str, Any] = {"cycles": cycles, "previous_peaks": prev, "multipliers": mult}
+    billed = ["0", "37", "250"][:subs]  # billed on interim invoices (progressive billing)
+    kw: dict[str, Any] = {
+        "cycles": cycles,
+        "previous_peaks": prev,
+        "multipliers": mult,
+        "billed": billed,
+    }
     try:
         want = reference_lines(p, periods, usage_map, **kw)
     except RatingError:  # negative readings under negative_usage: reject
