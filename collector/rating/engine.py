@@ -170,11 +170,12 @@ class _Rater:
         for pos, ch in enumerate(self.plan.charges):
             if not isinstance(ch, MinimumCommitment | Recurring | Discount | ProgressiveBilling):
                 self._usage_charge(pos, ch)
-        usage_minor = self._sum_minor()
+        usage_minor = self._sum_minor(self.blocks)
+        first_fee = len(self.blocks)
         for pos, ch in enumerate(self.plan.charges):
             if isinstance(ch, Recurring):
                 self._recurring(pos, ch)
-        with_fees = self._sum_minor()
+        with_fees = usage_minor + self._sum_minor(self.blocks[first_fee:])
         for pos, ch in enumerate(self.plan.charges):
             if isinstance(ch, MinimumCommitment):
                 self._minimum(pos, ch, with_fees if ch.includes_recurring else usage_minor)
@@ -187,10 +188,17 @@ class _Rater:
                 self._billed_in_advance(pos, ch)
         return RatedLines(self.plan, self.n, tuple(self.blocks), self.peaks)
 
-    def _sum_minor(self) -> I64:
+    def _sum_minor(self, blocks: Sequence[LineBlock]) -> I64:
+        """Rounded amounts (minor units, any sign) summed per subscription, exactly."""
         out = np.zeros(self.n, dtype=np.int64)
-        for b in self.blocks:
-            np.add.at(out, b.subscription, np.asarray(b.amount_minor, dtype=np.int64))
+        for b in blocks:
+            minor = np.asarray(b.amount_minor, dtype=np.int64)
+            if minor.size and int(np.abs(minor).max()) * minor.size < 2**53:
+                out += np.bincount(b.subscription, minor.astype(np.float64), self.n).astype(
+                    np.int64
+                )
+            else:
+                np.add.at(out, b.subscription, minor)
         return out
 
     # -- quantities ------------------------------------------------------------------------
@@ -300,10 +308,7 @@ class _Rater:
 
     def _cap(self, pos: int, ch: MeteredCharge, cap: Decimal, blocks: Sequence[LineBlock]) -> None:
         """A ``cap`` line taking the charge's rounded total down to its spend cap."""
-        total = np.zeros(self.n, dtype=np.int64)
-        for b in blocks:
-            np.add.at(total, b.subscription, np.asarray(b.amount_minor, dtype=np.int64))
-        over = total - int(cap.scaleb(self.exp))
+        over = self._sum_minor(blocks) - int(cap.scaleb(self.exp))
         mask = over > 0
         if mask.any():
             info = cl.ChargeInfo(ch.id, pos, ch.description, "", self.exp, self.exp)
@@ -448,10 +453,7 @@ class _Rater:
         """A negative ``discount`` line on the targeted lines of subscriptions whose period
         starts inside the coupon's validity."""
         targets = set(ch.applies_to)
-        base = np.zeros(self.n, dtype=np.int64)
-        for b in blocks:
-            if not targets or b.charge_id in targets:
-                np.add.at(base, b.subscription, np.asarray(b.amount_minor, dtype=np.int64))
+        base = self._sum_minor([b for b in blocks if not targets or b.charge_id in targets])
         lo, hi = discount_window(self.plan, ch)
         start = self.subs.period_start
         mask = (base > 0) & (start >= lo) & (start < hi)
