@@ -435,7 +435,10 @@ class _Rater:
                     rows = cl.Rows(
                         subs, np.full(self.n, p, np.int16), self._billed(peaks[:, p], factor, ch, m)
                     )
-                    self.blocks += cl.per_unit(info, rows, ch.period_prices[name])
+                    per_kw = cl.scaled(ch.period_prices[name], info.price_scale)
+                    self.blocks.append(
+                        cl.block(info, LineKind.DEMAND, rows, np.full(self.n, per_kw, np.int64))
+                    )
 
     def _ratchet_floor(self, ch: Demand) -> I64:
         assert ch.ratchet is not None

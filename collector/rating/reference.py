@@ -319,7 +319,7 @@ class _Subscription:
             if name in ch.period_prices:
                 top = max((e for s, e in windows if self.period_of(s) == name), default=0)
                 q = _round_quantity(Fraction(top, MICRO) * factor)
-                self.add(ch.id, LineKind.USAGE, q, ch.unit, ch.period_prices[name], period=name)
+                self.add(ch.id, LineKind.DEMAND, q, ch.unit, ch.period_prices[name], period=name)
 
     def percentage(self, ch: Percentage) -> None:
         """Each transaction in time order: free while the allowances last, then
