@@ -309,6 +309,50 @@ class TimeOfUse(_UsageCharge):
     periods: dict[str, PeriodPrice]
 
 
+PeriodPrices = Decimal | dict[str, Decimal]
+
+
+class NetMetering(_UsageCharge):
+    """Import billed, export credited: two registers (``meter`` = import, ``export_meter``).
+
+    Prices are flat or per TOU period (``{peak: "0.32", offpeak: "0.18"}``). ``mode: gross``
+    bills all import at the import price and credits all export at the export price.
+    ``mode: net`` nets export against import within each TOU period of the billing period:
+    the rest of the import is billed, excess export is credited, and the netted quantity is
+    shown on a ``netted`` line (price 0) so that no credit disappears unseen.
+    """
+
+    type: Literal["net_metering"]
+    export_meter: str = "export"
+    mode: Literal["net", "gross"] = "gross"
+    import_price: PeriodPrices
+    export_price: PeriodPrices
+
+    @model_validator(mode="after")
+    def _prices(self) -> NetMetering:
+        for name in ("import_price", "export_price"):
+            value = getattr(self, name)
+            items = value.items() if isinstance(value, dict) else [("", value)]
+            for period, price in items:
+                try:
+                    _price(price)
+                except ValueError as exc:
+                    raise bad(f"{name}{'.' + period if period else ''}", str(exc)) from None
+        if isinstance(self.import_price, dict) != isinstance(self.export_price, dict):
+            raise bad("export_price", "give both prices flat, or both per TOU period")
+        if self.rounding is not None:
+            raise bad("rounding", "net metering bills registers as measured")
+        if self.export_meter == self.meter:
+            raise bad("export_meter", "import and export need two registers (meters)")
+        if UNITS[self.unit].dimension != "energy":
+            raise bad("unit", f"net metering bills energy, not {self.unit}")
+        return self
+
+    def period_names(self) -> tuple[str, ...]:
+        """The TOU periods priced (empty: flat prices)."""
+        return tuple(self.import_price) if isinstance(self.import_price, dict) else ()
+
+
 class Ratchet(_Model):
     """Billed demand >= ``percent``% of the highest demand of the previous ``months`` months."""
 
@@ -496,6 +540,7 @@ Charge = Annotated[
     | Package
     | TimeOfUse
     | Demand
+    | NetMetering
     | Percentage
     | MinimumCommitment
     | Recurring
@@ -503,5 +548,5 @@ Charge = Annotated[
     | ProgressiveBilling,
     Field(discriminator="type"),
 ]
-UsageCharge = PerUnit | Graduated | Volume | Package | TimeOfUse | Demand
+UsageCharge = PerUnit | Graduated | Volume | Package | TimeOfUse | Demand | NetMetering
 MeteredCharge = UsageCharge | Percentage  # every charge that reads a meter

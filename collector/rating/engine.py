@@ -33,6 +33,7 @@ from collector.rating.plan import (
     Graduated,
     MeteredCharge,
     MinimumCommitment,
+    NetMetering,
     Package,
     Percentage,
     PerUnit,
@@ -141,7 +142,7 @@ def rate_quantity(
     Time-of-use and demand charges need interval usage: ``RatingError``.
     """
     for ch in plan.charges:
-        if isinstance(ch, TimeOfUse | Demand | Percentage):
+        if isinstance(ch, TimeOfUse | Demand | Percentage | NetMetering):
             raise RatingError(f"charge {ch.id!r} ({ch.type}) needs interval usage, not a quantity")
     q = quantize_quantity(quantity)
     if q < 0:
@@ -213,7 +214,17 @@ class _Rater:
         """Reject negative readings, or show their total on a ``negative`` line (price 0)."""
         if self.fixed is not None:
             return
-        m = self._meter(ch)
+        self._negative_of(pos, ch, self._meter(ch))
+        if isinstance(ch, NetMetering):
+            self._negative_of(pos, ch, self._meter_named(ch, ch.export_meter))
+
+    def _meter_named(self, ch: MeteredCharge, name: str) -> MeterUsage:
+        try:
+            return self.meters[name]
+        except KeyError:
+            raise RatingError(f"charge {ch.id!r} needs usage of meter {name!r}") from None
+
+    def _negative_of(self, pos: int, ch: MeteredCharge, m: MeterUsage) -> None:
         if m.negative is None:
             return
         if ch.negative_usage == "reject":
@@ -301,6 +312,8 @@ class _Rater:
             self._demand(pos, ch)
         elif isinstance(ch, Percentage):
             self._percentage(pos, ch)
+        elif isinstance(ch, NetMetering):
+            self._net_metering(pos, ch)
         else:
             self._total_charge(pos, ch)
         if ch.maximum is not None:
@@ -349,6 +362,62 @@ class _Rater:
             rows, free = cl.included(info, rows, ch.included)
             rows = _rounded_rows(rows, ch)
             self.blocks += [*free, *cl.package(info, rows, ch.size, ch.price)]
+
+    def _net_metering(self, pos: int, ch: NetMetering) -> None:
+        """Import billed and export credited per TOU period (or flat), gross or net."""
+        if self.fixed is not None:
+            raise RatingError(f"charge {ch.id!r} (net_metering) needs interval usage")
+        imp, exp = self._meter(ch), self._meter_named(ch, ch.export_meter)
+        names = self.plan.period_names() if ch.period_names() else ()
+        if names:
+            t_imp = self._period_table(imp)
+            ti = imp.period_totals(t_imp, len(names)) if t_imp is not None else None
+            t_exp = self._period_table(exp)
+            te = exp.period_totals(t_exp, len(names)) if t_exp is not None else None
+        else:
+            ti, te = imp.totals()[:, None], exp.totals()[:, None]
+        shape = (self.n, max(len(names), 1))
+        ti = np.zeros(shape, np.int64) if ti is None else ti
+        te = np.zeros(shape, np.int64) if te is None else te
+        imp_p, exp_p = ch.import_price, ch.export_price
+        prices = [*(imp_p.values() if isinstance(imp_p, dict) else [imp_p])]
+        prices += [*(exp_p.values() if isinstance(exp_p, dict) else [exp_p])]
+        info = self._info(pos, ch, prices, ch.unit)
+        subs = np.arange(self.n, dtype=np.int32)
+        for col in range(shape[1]):
+            name = names[col] if names else None
+            ip = imp_p[name] if isinstance(imp_p, dict) and name else imp_p
+            ep = exp_p[name] if isinstance(exp_p, dict) and name else exp_p
+            assert isinstance(ip, Decimal)
+            assert isinstance(ep, Decimal)
+            period = np.full(self.n, col if names else -1, np.int16)
+            qi = self._billed(ti[:, col], self._factor(imp.unit, ch), ch, imp)
+            qe = self._billed(te[:, col], self._factor(exp.unit, ch), ch, exp)
+            if ch.mode == "net":
+                billed, credited = np.maximum(qi - qe, 0), np.maximum(qe - qi, 0)
+            else:
+                billed, credited = qi, qe
+            self.blocks += cl.per_unit(info, cl.Rows(subs, period, billed), ip)
+            credit = cl.block(
+                info,
+                LineKind.EXPORT_CREDIT,
+                cl.Rows(subs, period, credited),
+                np.full(self.n, cl.scaled(ep, info.price_scale), np.int64),
+            )
+            self.blocks.append(
+                replace(
+                    credit,
+                    unit_price=-credit.unit_price,
+                    amount=-credit.amount,
+                    amount_minor=-credit.amount_minor,
+                )
+            )
+            if ch.mode == "net":
+                netted = np.minimum(qi, qe)
+                hit = netted > 0
+                rows = cl.Rows(subs[hit], period[hit], netted[hit])
+                zero = np.zeros(int(hit.sum()), np.int64)
+                self.blocks.append(cl.block(info, LineKind.NETTED, rows, zero))
 
     def _percentage(self, pos: int, ch: Percentage) -> None:
         if self.fixed is not None:

@@ -42,6 +42,8 @@ class LineKind(StrEnum):
     TRANSACTION_MAXIMUM = "transaction_maximum"  # (negative) lowering them to the maximum fee
     DISCOUNT = "discount"  # (negative) a discount or coupon
     BILLED_IN_ADVANCE = "billed_in_advance"  # (negative) billed on interim invoices already
+    EXPORT_CREDIT = "export_credit"  # (negative) exported energy credited at the export price
+    NETTED = "netted"  # export netted against import in a period (price 0)
 
 
 KIND_ORDER: dict[LineKind, int] = {k: i for i, k in enumerate(LineKind)}

@@ -37,6 +37,7 @@ from collector.rating.charges import (
     Graduated,
     MeteredCharge,
     MinimumCommitment,
+    NetMetering,
     Package,
     Percentage,
     PeriodPrice,
@@ -66,6 +67,7 @@ __all__ = [
     "Graduated",
     "MeteredCharge",
     "MinimumCommitment",
+    "NetMetering",
     "Package",
     "PerUnit",
     "Percentage",
@@ -160,6 +162,16 @@ class Plan(_Model):
             if target not in ids:
                 raise bad(f"charges[{i}].applies_to[{k}]", f"no charge {target!r} to discount")
 
+    def _check_net_metering(self, i: int, ch: NetMetering, names: set[str]) -> None:
+        if self.schedule is None:
+            raise bad(f"charges[{i}]", "prices per TOU period need the plan 'schedule'")
+        for field in ("import_price", "export_price"):
+            given = set(getattr(ch, field))
+            for name in sorted(given - names):
+                raise bad(f"charges[{i}].{field}.{name}", f"period {name!r} is not in the schedule")
+            for name in sorted(names - given):
+                raise bad(f"charges[{i}].{field}", f"missing price for schedule period {name!r}")
+
     def _check_periods(self, i: int, ch: object) -> None:
         names = set(self.schedule.period_names()) if self.schedule else set()
         if isinstance(ch, TimeOfUse):
@@ -172,6 +184,8 @@ class Plan(_Model):
                     )
             for name in sorted(names - set(ch.periods)):
                 raise bad(f"charges[{i}].periods", f"missing price for schedule period {name!r}")
+        if isinstance(ch, NetMetering) and ch.period_names():
+            self._check_net_metering(i, ch, names)
         if isinstance(ch, Demand) and ch.period_prices:
             if self.schedule is None:
                 raise bad(f"charges[{i}]", "'period_prices' need the plan 'schedule'")
@@ -206,6 +220,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
             "package",
             "time_of_use",
             "demand",
+            "net_metering",
             "percentage",
             "discount",
             "progressive_billing",

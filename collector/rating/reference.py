@@ -24,6 +24,7 @@ from collector.rating.plan import (
     Graduated,
     MeteredCharge,
     MinimumCommitment,
+    NetMetering,
     Package,
     Percentage,
     PerUnit,
@@ -129,7 +130,12 @@ class _Subscription:
 
     def negative(self, ch: MeteredCharge) -> None:
         """Negative readings are never clamped silently: reject them, or flag them on a line."""
-        m, inside = self.all_readings(ch.meter)
+        self.negative_of(ch, ch.meter)
+        if isinstance(ch, NetMetering):
+            self.negative_of(ch, ch.export_meter)
+
+    def negative_of(self, ch: MeteredCharge, meter: str) -> None:
+        m, inside = self.all_readings(meter)
         below = [micro for _, micro in inside if micro < 0]
         if not below:
             return
@@ -321,6 +327,33 @@ class _Subscription:
                 q = _round_quantity(Fraction(top, MICRO) * factor)
                 self.add(ch.id, LineKind.DEMAND, q, ch.unit, ch.period_prices[name], period=name)
 
+    def net_total(self, ch: NetMetering, meter: str, name: str | None) -> Decimal:
+        """A register's total in the billing unit, in one TOU period (or all)."""
+        m, rows = self.readings(meter)
+        micro = sum(q for t, q in rows if name is None or self.period_of(t) == name)
+        factor = _factor(m.unit, ch.unit) * Fraction(ch.multiplier) * Fraction(m.multiplier)
+        return _round_quantity(Fraction(micro, MICRO) * factor)
+
+    def net_metering(self, ch: NetMetering) -> None:
+        """Import billed and export credited per period (or flat); net mode nets them."""
+        names: list[str | None] = list(self.plan.period_names()) if ch.period_names() else [None]
+        for name in names:
+            qi = self.net_total(ch, ch.meter, name)
+            qe = self.net_total(ch, ch.export_meter, name)
+            ip, ep = ch.import_price, ch.export_price
+            if isinstance(ip, dict) and isinstance(ep, dict) and name is not None:
+                ip, ep = ip[name], ep[name]
+            assert isinstance(ip, Decimal)
+            assert isinstance(ep, Decimal)
+            zero = Decimal(0)
+            billed, credited = (
+                (qi, qe) if ch.mode == "gross" else (max(qi - qe, zero), max(qe - qi, zero))
+            )
+            self.add(ch.id, LineKind.USAGE, billed, ch.unit, ip, period=name)
+            self.add(ch.id, LineKind.EXPORT_CREDIT, credited, ch.unit, -ep, period=name)
+            if ch.mode == "net" and min(qi, qe) > 0:
+                self.add(ch.id, LineKind.NETTED, min(qi, qe), ch.unit, zero, period=name)
+
     def percentage(self, ch: Percentage) -> None:
         """Each transaction in time order: free while the allowances last, then
         ``rate``% of its (remaining) amount + the fixed fee, within the per-transaction bounds."""
@@ -434,6 +467,8 @@ def _usage_charge(sub: _Subscription, ch: MeteredCharge) -> None:
         sub.time_of_use(ch)
     elif isinstance(ch, Percentage):
         sub.percentage(ch)
+    elif isinstance(ch, NetMetering):
+        sub.net_metering(ch)
     else:
         sub.demand(ch)
 

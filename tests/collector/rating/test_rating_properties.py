@@ -155,6 +155,21 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "ratchet": {"percent": draw(st.sampled_from(["80", "62.5", "100"])), "months": 2},
         },
         {
+            "type": "net_metering",
+            "id": "nm",
+            "unit": "kWh",
+            "export_meter": "export",
+            "mode": draw(st.sampled_from(["net", "gross"])),
+            **(
+                {
+                    "import_price": {n: draw(prices) for n in names},
+                    "export_price": {n: draw(prices) for n in names},
+                }
+                if draw(st.booleans())
+                else {"import_price": draw(prices), "export_price": draw(prices)}
+            ),
+        },
+        {
             "type": "percentage",
             "id": "pct",
             "meter": "payments",
@@ -195,7 +210,7 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             ch["negative_usage"] = negative
             if draw(st.booleans()):
                 ch["maximum"] = draw(whole_amounts)  # a spend cap
-        if "unit" in ch and ch["type"] != "demand" and draw(st.booleans()):
+        if "unit" in ch and ch["type"] not in ("demand", "net_metering") and draw(st.booleans()):
             ch["rounding"] = draw(roundings)
     return {
         "format": "tally.plan/v1",
@@ -250,7 +265,12 @@ def test_engine_equals_reference_on_random_plans(
     periods = [(T0 + (cut if i % 2 else 0), T0 + SPAN) for i in range(subs)]
     cycles = [(T0, T0 + SPAN + 86_400 * 9)] * subs
     prev = {"dm": [peaks[2 * i : 2 * i + 2] for i in range(subs)]}
-    usage_map = {"default": ("Wh", interval, rows), "payments": ("amount", interval, rows)}
+    export = [(s, t, abs(q) * (0.3 if k % 2 else 1.7)) for k, (s, t, q) in enumerate(rows)]
+    usage_map = {
+        "default": ("Wh", interval, rows),
+        "payments": ("amount", interval, rows),
+        "export": ("Wh", interval, export),
+    }
     mult = ["1", "40", "0.25"][:subs]  # per-installation meter multipliers (CT ratios)
     billed = ["0", "37", "250"][:subs]  # billed on interim invoices (progressive billing)
     kw: dict[str, Any] = {
