@@ -372,6 +372,16 @@ class Demand(_UsageCharge):
     price: Decimal | None = None
     period_prices: dict[str, Decimal] = Field(default_factory=dict)
     ratchet: Ratchet | None = None
+    minimum: Decimal = Decimal(0)  # minimum chargeable demand (flat price), after the ratchet
+    # ``period``: prices per billing period (``prorate``: × active days / cycle days);
+    # ``day``: prices per kW per day, × the period's billed days
+    price_per: Literal["period", "day"] = "period"
+    prorate: bool = False
+
+    @field_validator("minimum")
+    @classmethod
+    def _minimum(cls, v: Decimal) -> Decimal:
+        return _quantity(v, "minimum")
 
     @field_validator("window_minutes")
     @classmethod
@@ -393,6 +403,10 @@ class Demand(_UsageCharge):
                 raise bad(f"period_prices.{name}", str(exc)) from None
         if self.ratchet is not None and self.price is None:
             raise bad("ratchet", "a ratchet needs the flat 'price'")
+        if self.minimum and self.price is None:
+            raise bad("minimum", "a minimum chargeable demand needs the flat 'price'")
+        if self.prorate and self.price_per == "day":
+            raise bad("prorate", "a price per day is already proportional to the days billed")
         if self.rounding is not None:
             raise bad("rounding", "a demand charge bills its peak as measured: no rounding")
         if UNITS[self.unit].dimension != "power":

@@ -485,11 +485,12 @@ class _Rater:
                 floor = self._ratchet_floor(ch)
                 ratcheted = floor > peak
                 billed = np.maximum(peak, floor)
-            price = np.full(self.n, cl.scaled(ch.price, info.price_scale), dtype=np.int64)
+            if ch.minimum:  # the minimum chargeable demand, after the ratchet
+                billed = np.maximum(billed, cl.micro(ch.minimum))
             rows = cl.Rows(subs, np.full(self.n, -1, np.int16), billed)
             for kind, mask in ((LineKind.DEMAND, ~ratcheted), (LineKind.RATCHET, ratcheted)):
                 if mask.any():
-                    self.blocks.append(cl.block(info, kind, rows.take(mask), price[mask]))
+                    self._demand_block(info, kind, rows.take(mask), ch, ch.price)
         if ch.period_prices:
             names = self.plan.period_names()
             table = self._period_table(m)
@@ -504,10 +505,27 @@ class _Rater:
                     rows = cl.Rows(
                         subs, np.full(self.n, p, np.int16), self._billed(peaks[:, p], factor, ch, m)
                     )
-                    per_kw = cl.scaled(ch.period_prices[name], info.price_scale)
-                    self.blocks.append(
-                        cl.block(info, LineKind.DEMAND, rows, np.full(self.n, per_kw, np.int64))
-                    )
+                    self._demand_block(info, LineKind.DEMAND, rows, ch, ch.period_prices[name])
+
+    def _demand_block(
+        self, info: cl.ChargeInfo, kind: LineKind, rows: cl.Rows, ch: Demand, price: Decimal
+    ) -> None:
+        """Demand × price, × billed days (``price_per: day``) or × active / cycle days
+        (``prorate``); a prorated amount is exact (a denominator) and rounded once."""
+        per = cl.scaled(price, info.price_scale)
+        if ch.price_per == "period" and not ch.prorate:
+            self.blocks.append(cl.block(info, kind, rows, np.full(len(rows.subscription), per)))
+            return
+        active, cycle = self._days(ch.prorate)
+        num, den = active[rows.subscription], cycle[rows.subscription]
+        unit_price = num * per
+        if ch.price_per == "day":
+            self.blocks.append(cl.block(info, kind, rows, unit_price))
+            return
+        b = cl.block(info, kind, rows, unit_price)
+        step = den.astype(object) * 10 ** (b.amount_scale - self.exp)
+        minor = (2 * np.asarray(b.amount, dtype=object) + step) // (2 * step)
+        self.blocks.append(replace(b, amount_minor=narrow(minor), price_den=den, amount_den=den))
 
     def _ratchet_floor(self, ch: Demand) -> I64:
         assert ch.ratchet is not None

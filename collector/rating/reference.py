@@ -320,12 +320,39 @@ class _Subscription:
                 )
                 if floor > peak:
                     kind, billed = LineKind.RATCHET, floor
-            self.add(ch.id, kind, billed, ch.unit, ch.price)
+            billed = max(billed, ch.minimum)  # the minimum chargeable demand
+            self.demand_line(ch, kind, billed, ch.price, None)
         for name in self.plan.period_names():
             if name in ch.period_prices:
                 top = max((e for s, e in windows if self.period_of(s) == name), default=0)
                 q = _round_quantity(Fraction(top, MICRO) * factor)
-                self.add(ch.id, LineKind.DEMAND, q, ch.unit, ch.period_prices[name], period=name)
+                self.demand_line(ch, LineKind.DEMAND, q, ch.period_prices[name], name)
+
+    def demand_line(
+        self, ch: Demand, kind: LineKind, q: Decimal, price: Decimal, period: str | None
+    ) -> None:
+        """Demand × price, per day (× billed days) or prorated (× active / cycle days)."""
+        if ch.price_per == "period" and not ch.prorate:
+            self.add(ch.id, kind, q, ch.unit, price, period=period)
+            return
+        active, cycle = self.active_and_cycle_days(ch.prorate)
+        if ch.price_per == "day":
+            self.add(ch.id, kind, q, ch.unit, price * active, period=period)
+            return
+        exact = Fraction(q) * Fraction(price) * active / cycle * 10**self.minor
+        whole, rest = divmod(exact.numerator, exact.denominator)
+        if 2 * rest >= exact.denominator:
+            whole += 1
+        self.add(
+            ch.id,
+            kind,
+            q,
+            ch.unit,
+            price * active / cycle,
+            period=period,
+            exact=q * price * active / cycle,
+            rounded=Decimal(whole).scaleb(-self.minor),
+        )
 
     def net_total(self, ch: NetMetering, meter: str, name: str | None) -> Decimal:
         """A register's total in the billing unit, in one TOU period (or all)."""

@@ -153,6 +153,12 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "price": draw(prices),
             "period_prices": {names[0]: draw(prices)},
             "ratchet": {"percent": draw(st.sampled_from(["80", "62.5", "100"])), "months": 2},
+            "minimum": draw(st.sampled_from(["0", "0.5", "40"])),
+            **draw(
+                st.sampled_from(
+                    [{}, {"price_per": "day"}, {"prorate": True}, {"price_per": "period"}]
+                )
+            ),
         },
         {
             "type": "net_metering",

@@ -1,4 +1,4 @@
-"""Net metering: import and export registers, export credited at its own (TOU) price."""
+"""Energy tariffs: net metering (import/export registers) and demand billing rules."""
 
 from __future__ import annotations
 
@@ -134,3 +134,39 @@ def test_missing_export_register_and_bad_prices_are_errors() -> None:
                 ],
             }
         )
+
+
+def _demand(**fields: Any) -> Any:
+    return parse_plan(
+        {
+            "format": "tally.plan/v1",
+            "id": "d",
+            "version": 1,
+            "currency": "EUR",
+            "charges": [{"type": "demand", "id": "demand", "unit": "kW", **fields}],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "days", "amount"),
+    [
+        ({"price": "9.80"}, 30, "1176.00"),  # 120 kW x 9.80
+        ({"price": "9.80", "minimum": 150}, 30, "1470.00"),  # minimum chargeable 150 kW
+        ({"price": "0.35", "price_per": "day"}, 30, "1260.00"),  # 120 x 0.35 x 30 days
+        ({"price": "9.80", "prorate": True}, 10, "392.00"),  # 120 x 9.80 x 10 / 30
+    ],
+)
+def test_demand_minimum_per_day_and_prorated(
+    fields: dict[str, Any], days: int, amount: str
+) -> None:
+    """A 15-minute window of 30 kWh is 120 kW of demand, billed by each rule."""
+    plan = _demand(**fields)
+    usage = {"default": ("kWh", 900, [(0, T0 + 3600, 30.0)])}
+    period, cycle = [(T0, T0 + days * DAY)], [(T0, T0 + 30 * DAY)]
+    for lines in (
+        engine_lines(plan, period, usage, cycles=cycle),
+        reference_lines(plan, period, usage, cycles=cycle),
+    ):
+        (line,) = lines[0]
+        assert (line.kind.value, line.amount) == ("demand", D(amount))
