@@ -307,6 +307,30 @@ class TimeOfUse(_UsageCharge):
 
     type: Literal["time_of_use"]
     periods: dict[str, PeriodPrice]
+    # ``period``: each period's tiers apply to that period's total (default). ``month_total``
+    # (OpenEI URDB / NREL SAM): the tiers apply to the total of all periods, and each tier's
+    # units are allocated to the periods pro rata to their usage, priced at the period's rate
+    tier_basis: Literal["period", "month_total"] = "period"
+
+    @model_validator(mode="after")
+    def _basis(self) -> TimeOfUse:
+        if self.tier_basis == "period":
+            return self
+        bounds: list[Decimal | None] | None = None
+        for name, pp in self.periods.items():
+            if pp.tiers is None:
+                raise bad(f"periods.{name}", "month_total tiers: every period needs 'tiers'")
+            mine = [t.to for t in pp.tiers]
+            if bounds is None:
+                bounds = mine
+            elif mine != bounds:
+                raise bad(f"periods.{name}.tiers", "month_total tiers: same bounds in every period")
+            for i, t in enumerate(pp.tiers):
+                if t.flat_fee or t.block is not None:
+                    raise bad(
+                        f"periods.{name}.tiers[{i}]", "month_total tiers: no flat fee or block"
+                    )
+        return self
 
 
 PeriodPrices = Decimal | dict[str, Decimal]

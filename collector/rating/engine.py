@@ -451,10 +451,18 @@ class _Rater:
         ]
         info = self._info(pos, ch, prices, ch.unit)
         subs = np.arange(self.n, dtype=np.int32)
+        per_period = []
+        for p in range(len(names)):
+            billed = self._billed(_rounded(totals[:, p], ch, "before_conversion"), factor, ch, m)
+            per_period.append(
+                _rounded(_rounded(billed, ch, "after_conversion"), ch, "after_allowance")
+            )
+        if ch.tier_basis == "month_total":
+            self.blocks += _month_total_tiers(info, ch, names, per_period)
+            return
         for p, name in enumerate(names):
             price = ch.periods[name]
-            billed = self._billed(_rounded(totals[:, p], ch, "before_conversion"), factor, ch, m)
-            billed = _rounded(_rounded(billed, ch, "after_conversion"), ch, "after_allowance")
+            billed = per_period[p]
             rows = cl.Rows(subs, np.full(self.n, p, np.int16), billed)
             if price.price is not None:
                 self.blocks += cl.per_unit(info, rows, price.price)
@@ -658,3 +666,41 @@ def discount_window(plan: Plan, ch: Discount) -> tuple[int, int]:
         return default if d is None else int(datetime.combine(d, time(0), zone).timestamp())
 
     return at(ch.valid_from, -(2**62)), at(ch.valid_until, 2**62)
+
+
+def _month_total_tiers(
+    info: cl.ChargeInfo, ch: TimeOfUse, names: Sequence[str], per_period: Sequence[I64]
+) -> list[LineBlock]:
+    """OpenEI URDB / NREL SAM tiers: the tiers split the total of all periods; each tier's
+    units go to the periods pro rata to their usage (rounded half to even to micro-units),
+    at the period's rate for that tier. Tier 1 always has a line per period; a higher tier
+    only once the total reaches it."""
+    q = np.stack(per_period, axis=1).astype(object)  # (n, periods), exact Python ints
+    total = q.sum(axis=1)
+    n = q.shape[0]
+    first = ch.periods[names[0]].tiers
+    assert first is not None
+    out: list[LineBlock] = []
+    for t, tier in enumerate(first):
+        lo = cl.micro(tier.from_)
+        units = np.maximum(total - lo, 0)
+        if tier.to is not None:
+            units = np.minimum(units, cl.micro(tier.to) - lo)
+        reached = np.ones(n, dtype=bool) if t == 0 else (total > lo).astype(bool)
+        for p, name in enumerate(names):
+            tiers = ch.periods[name].tiers
+            assert tiers is not None
+            den = np.where(total > 0, total, 1)
+            num = units * q[:, p]
+            whole, rest = num // den, num % den
+            up = (2 * rest > den) | ((2 * rest == den) & (whole % 2 == 1))
+            alloc = narrow((whole + up.astype(object)).astype(object))
+            rows = cl.Rows(
+                np.flatnonzero(reached).astype(np.int32),
+                np.full(int(reached.sum()), p, np.int16),
+                np.asarray(alloc, dtype=np.int64)[reached],
+            )
+            price = np.full(rows.subscription.shape[0], cl.scaled(tiers[t].price, info.price_scale))
+            tier_no = np.full(rows.subscription.shape[0], t, np.int16)
+            out.append(cl.block(info, LineKind.TIER, rows, price, tier=tier_no))
+    return out

@@ -270,6 +270,9 @@ class _Subscription:
 
     def time_of_use(self, ch: TimeOfUse) -> None:
         m, rows = self.readings(ch.meter)
+        if ch.tier_basis == "month_total":
+            self.month_total_tiers(ch, m, rows)
+            return
         for name in self.plan.period_names():
             total = sum(micro for t, micro in rows if self.period_of(t) == name)
             q = _rounding(ch, "after_allowance", self.billed(ch, m, total))
@@ -281,6 +284,30 @@ class _Subscription:
                 self.graduated(
                     ch.id, ch.unit, q, price.tiers, period=name, fee_at_zero=price.flat_fee_at_zero
                 )
+
+    def month_total_tiers(
+        self, ch: TimeOfUse, m: MeterReadings, rows: Sequence[tuple[int, int]]
+    ) -> None:
+        """URDB/SAM: tiers on the total of all periods, allocated pro rata to the periods."""
+        names = self.plan.period_names()
+        q = {}
+        for name in names:
+            micro = sum(v for t, v in rows if self.period_of(t) == name)
+            q[name] = _rounding(ch, "after_allowance", self.billed(ch, m, micro))
+        total = sum(q.values(), Decimal(0))
+        first = ch.periods[names[0]].tiers
+        assert first is not None
+        for i, tier in enumerate(first):
+            if i > 0 and total <= tier.from_:
+                continue
+            top = total if tier.to is None else min(total, tier.to)
+            units = max(top - tier.from_, Decimal(0))
+            for name in names:
+                tiers = ch.periods[name].tiers
+                assert tiers is not None
+                share = Fraction(units) * Fraction(q[name]) / Fraction(total) if total else 0
+                alloc = _round_quantity(Fraction(share))
+                self.add(ch.id, LineKind.TIER, alloc, ch.unit, tiers[i].price, tier=i, period=name)
 
     def demand(self, ch: Demand) -> None:
         m, rows = self.readings(ch.meter)

@@ -170,3 +170,59 @@ def test_demand_minimum_per_day_and_prorated(
     ):
         (line,) = lines[0]
         assert (line.kind.value, line.amount) == ("demand", D(amount))
+
+
+def _urdb(basis: str) -> Any:
+    day = {"0-7": "offpeak", "7-23": "peak", "23-24": "offpeak"}
+
+    def tiers(a: str, b: str) -> dict[str, Any]:
+        return {"tiers": [{"from": 0, "to": 500, "price": a}, {"from": 500, "price": b}]}
+
+    return parse_plan(
+        {
+            "format": "tally.plan/v1",
+            "id": "urdb",
+            "version": 1,
+            "currency": "EUR",
+            "schedule": {
+                "seasons": {"all": {"months": list(range(1, 13)), "weekday": day, "weekend": day}}
+            },
+            "charges": [
+                {
+                    "type": "time_of_use",
+                    "id": "energy",
+                    "unit": "kWh",
+                    "tier_basis": basis,
+                    "periods": {"peak": tiers("0.30", "0.40"), "offpeak": tiers("0.20", "0.25")},
+                }
+            ],
+        }
+    )
+
+
+def test_month_total_tiers_are_allocated_pro_rata_to_periods() -> None:
+    """URDB/SAM: peak 300 + off-peak 500 = 800 kWh; tier 1 (500) splits 187.5 / 312.5, tier 2
+    (300) 112.5 / 187.5: 56.25 + 62.50 + 45.00 + 46.88 = 210.63. Per-period tiers bill 190.00."""
+    usage = {"default": ("kWh", 3600, [(0, T0 + 12 * 3600, 300.0), (0, T0 + 3 * 3600, 500.0)])}
+    period = [(T0, T0 + DAY)]
+    for lines in (
+        engine_lines(_urdb("month_total"), period, usage),
+        reference_lines(_urdb("month_total"), period, usage),
+    ):
+        assert [(li.period, li.tier, li.quantity, li.amount) for li in lines[0]] == [
+            ("offpeak", 0, D("312.5"), D("62.50")),
+            ("offpeak", 1, D("187.5"), D("46.88")),
+            ("peak", 0, D("187.5"), D("56.25")),
+            ("peak", 1, D("112.5"), D("45.00")),
+        ]
+    per_period = engine_lines(_urdb("period"), period, usage)[0]
+    assert sum(li.amount for li in per_period) == D("190.00")
+
+
+def test_month_total_tiers_need_the_same_bounds_in_every_period() -> None:
+    """Different tier bounds per period cannot split one total."""
+    doc = _urdb("month_total").model_dump(mode="json", by_alias=True, exclude_none=True)
+    doc["charges"][0]["periods"]["peak"]["tiers"][0]["to"] = "400"
+    doc["charges"][0]["periods"]["peak"]["tiers"][1]["from"] = "400"
+    with pytest.raises(PlanError, match="same bounds"):
+        parse_plan(doc)

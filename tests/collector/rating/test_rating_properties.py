@@ -124,6 +124,13 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
     tou_prices = {
         n: ({"price": draw(prices)} if draw(st.booleans()) else draw(tiered())) for n in names
     }
+    tou_basis = draw(st.sampled_from(["period", "month_total"]))
+    if tou_basis == "month_total":  # URDB/SAM: one set of bounds, a rate per period and tier
+        shared = draw(tiers())
+        tou_prices = {
+            n: {"tiers": [{**t, "flat_fee": "0", "price": draw(prices)} for t in shared]}
+            for n in names
+        }
     charges: list[dict[str, Any]] = [
         {
             "type": "per_unit",
@@ -143,7 +150,13 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "price": draw(prices),
             "included": included,
         },
-        {"type": "time_of_use", "id": "tou", "unit": "kWh", "periods": tou_prices},
+        {
+            "type": "time_of_use",
+            "id": "tou",
+            "unit": "kWh",
+            "periods": tou_prices,
+            "tier_basis": tou_basis,
+        },
         {
             "type": "demand",
             "id": "dm",
