@@ -147,6 +147,22 @@ class _Charge(_Model):
 NegativeUsage = Literal["reject", "flag"]
 
 
+class Tax(_Model):
+    """A percentage tax of one charge (an energy tax, a levy): ``percent`` of the charge's
+    rounded amount, on its own ``tax`` line. Billing's VAT is added on top of all lines."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    percent: Decimal
+
+    @field_validator("percent")
+    @classmethod
+    def _p(cls, v: Decimal) -> Decimal:
+        _price(v, "percent")
+        if v > 100 or decimals(v) > 6:
+            raise ValueError(f"a percentage 0..100 with at most 6 decimals, got {v}")
+        return v
+
+
 class QuantityRounding(_Model):
     """Round a charge's quantity to ``precision`` decimals (``ceil``, ``floor`` or ``round``:
     half away from zero) at ``step``: on the meter total before unit conversion, on the
@@ -168,6 +184,7 @@ class _UsageCharge(_Charge):
     rounding: QuantityRounding | None = None
     # a spend cap: the charge's rounded lines never total more than this per period
     maximum: Decimal | None = None
+    taxes: tuple[Tax, ...] = ()  # several taxes per charge, each on the capped amount
 
     @field_validator("maximum")
     @classmethod
@@ -458,6 +475,7 @@ class Percentage(_Charge):
     free_amount: Decimal | None = None
     negative_usage: NegativeUsage = "reject"
     maximum: Decimal | None = None
+    taxes: tuple[Tax, ...] = ()
 
     @field_validator("rate")
     @classmethod

@@ -40,6 +40,7 @@ from collector.rating.plan import (
     Plan,
     ProgressiveBilling,
     Recurring,
+    Tax,
     TimeOfUse,
     UsageCharge,
     Volume,
@@ -318,6 +319,32 @@ class _Rater:
             self._total_charge(pos, ch)
         if ch.maximum is not None:
             self._cap(pos, ch, ch.maximum, self.blocks[first:])
+        if ch.taxes:
+            base = self._sum_minor(self.blocks[first:])
+            for tax in ch.taxes:
+                self._tax(pos, ch, tax, base)
+
+    def _tax(self, pos: int, ch: MeteredCharge, tax: Tax, base: I64) -> None:
+        """``percent`` of the charge's rounded amount, rounded half away from zero."""
+        dec = decimals(tax.percent)
+        info = cl.ChargeInfo(
+            ch.id, pos, f"{ch.description or ch.id} {tax.id}", self.plan.currency, dec + 2, self.exp
+        )
+        subs = np.arange(self.n, dtype=np.int32)
+        qty = base * 10 ** (QUANTITY_EXPONENT - self.exp)
+        price = np.full(self.n, cl.scaled(tax.percent, dec), dtype=np.int64)
+        b = cl.block(
+            info, LineKind.TAX, cl.Rows(subs, np.full(self.n, -1, np.int16), np.abs(qty)), price
+        )
+        sign = np.sign(qty)
+        self.blocks.append(
+            replace(
+                b,
+                quantity=qty,
+                amount=sign * b.amount,
+                amount_minor=sign * b.amount_minor,
+            )
+        )
 
     def _cap(self, pos: int, ch: MeteredCharge, cap: Decimal, blocks: Sequence[LineBlock]) -> None:
         """A ``cap`` line taking the charge's rounded total down to its spend cap."""

@@ -44,6 +44,7 @@ class LineKind(StrEnum):
     BILLED_IN_ADVANCE = "billed_in_advance"  # (negative) billed on interim invoices already
     EXPORT_CREDIT = "export_credit"  # (negative) exported energy credited at the export price
     NETTED = "netted"  # export netted against import in a period (price 0)
+    TAX = "tax"  # a percentage tax of the charge (base amount × percent / 100)
 
 
 KIND_ORDER: dict[LineKind, int] = {k: i for i, k in enumerate(LineKind)}

@@ -408,6 +408,12 @@ class _Subscription:
             if ch.mode == "net" and min(qi, qe) > 0:
                 self.add(ch.id, LineKind.NETTED, min(qi, qe), ch.unit, zero, period=name)
 
+    def taxes(self, ch: MeteredCharge) -> None:
+        """Each tax: ``percent`` of the charge's rounded lines (after any cap)."""
+        base = sum((li.amount for li in self.lines if li.charge_id == ch.id), Decimal(0))
+        for tax in ch.taxes:
+            self.add(ch.id, LineKind.TAX, base, self.plan.currency, tax.percent / 100)
+
     def percentage(self, ch: Percentage) -> None:
         """Each transaction in time order: free while the allowances last, then
         ``rate``% of its (remaining) amount + the fixed fee, within the per-transaction bounds."""
@@ -541,6 +547,7 @@ def rate_subscription(
             sub.negative(ch)
             _usage_charge(sub, ch)
             sub.cap(ch)
+            sub.taxes(ch)
     usage_total = sum((li.amount for li in sub.lines), Decimal(0))
     for ch in plan.charges:
         if isinstance(ch, Recurring):

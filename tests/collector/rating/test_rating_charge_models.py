@@ -269,3 +269,27 @@ def test_final_invoice_deducts_what_interim_invoices_billed() -> None:
             ("energy/usage/None/None", D("700.00")),
             ("interim/billed_in_advance/None/None", D("-620.00")),
         ]
+
+
+def test_several_taxes_per_charge_each_on_the_charge_amount() -> None:
+    """1000 kWh x 0.25 = 250.00; a 2.5% levy 6.25 and a 0.125% surcharge 0.3125 -> 0.31,
+    each on its own tax line computed from the untaxed 250.00."""
+    plan = _plan(
+        {
+            "type": "per_unit",
+            "id": "energy",
+            "unit": "kWh",
+            "price": "0.25",
+            "taxes": [{"id": "levy", "percent": "2.5"}, {"id": "surcharge", "percent": "0.125"}],
+        }
+    )
+    usage = {"default": ("kWh", 900, [(0, T0, 1000.0)])}
+    for lines in (
+        engine_lines(plan, [(T0, T0 + 86_400)], usage),
+        reference_lines(plan, [(T0, T0 + 86_400)], usage),
+    ):
+        assert [(li.kind.value, li.quantity, li.amount) for li in lines[0]] == [
+            ("usage", D(1000), D("250.00")),
+            ("tax", D(250), D("6.25")),
+            ("tax", D(250), D("0.31")),
+        ]

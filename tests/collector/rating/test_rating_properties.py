@@ -229,6 +229,8 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             ch["negative_usage"] = negative
             if draw(st.booleans()):
                 ch["maximum"] = draw(whole_amounts)  # a spend cap
+            if draw(st.booleans()):  # several taxes per charge
+                ch["taxes"] = [{"id": "t1", "percent": "21"}, {"id": "t2", "percent": "0.125"}]
         if "unit" in ch and ch["type"] not in ("demand", "net_metering") and draw(st.booleans()):
             ch["rounding"] = draw(roundings)
     return {
