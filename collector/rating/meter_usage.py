@@ -95,6 +95,7 @@ class MeterUsage:
                 [position[d] for d in usage.multiplier], dtype=np.int32
             )
         self._periods: tuple[PeriodTable, I16] | None = None
+        self._period_sums: tuple[PeriodTable, int, I64] | None = None
 
     def time_range(self) -> tuple[int, int] | None:
         """``(first, last)`` reading start, or None without readings."""
@@ -103,17 +104,25 @@ class MeterUsage:
         return int(self.start.min()), int(self.start.max())
 
     def totals(self) -> I64:
-        """Exact micro-unit total per subscription."""
+        """Exact micro-unit total per subscription (from the period totals when known)."""
         if self._totals is None:
-            self._totals = exact_sums(self.subscription, self.quantity, self.count)
+            if self._period_sums is not None:
+                self._totals = narrow(self._period_sums[2].sum(axis=1))
+            else:
+                self._totals = exact_sums(self.subscription, self.quantity, self.count)
         return self._totals
 
     def period_totals(self, table: PeriodTable, periods: int) -> I64:
-        """Exact micro-unit totals, shape ``(subscriptions, periods)``."""
+        """Exact micro-unit totals, shape ``(subscriptions, periods)`` (cached per table)."""
         if not self.start.size:
             return np.zeros((self.count, periods), dtype=np.int64)
+        cached = self._period_sums
+        if cached is not None and cached[0] is table and cached[1] == periods:
+            return cached[2]
         key = self.subscription.astype(np.int64) * periods + self.periods_of(self.start, table)
-        return exact_sums(key, self.quantity, self.count * periods).reshape(self.count, periods)
+        sums = exact_sums(key, self.quantity, self.count * periods).reshape(self.count, periods)
+        self._period_sums = (table, periods, sums)
+        return sums
 
     def periods_of(self, starts: I64, table: PeriodTable) -> I16:
         """TOU period index of each instant (cached for the readings' own starts)."""
