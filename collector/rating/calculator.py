@@ -37,6 +37,7 @@ from collector.rating.lines import LineItem
 from collector.rating.plan import (
     Demand,
     Graduated,
+    NetMetering,
     PerUnit,
     Plan,
     Recurring,
@@ -216,6 +217,8 @@ def prices_at(plan: Plan, at: int) -> tuple[str | None, list[tuple[str, str, str
                 out.append((ch.id, f"demand per {ch.unit}", _plain(ch.price)))
             if name is not None and name in ch.period_prices:
                 out.append((ch.id, f"{name} demand per {ch.unit}", _plain(ch.period_prices[name])))
+        elif isinstance(ch, NetMetering):
+            out += _net_metering_prices(ch, name)
         elif isinstance(ch, PerUnit):
             out.append((ch.id, f"per {ch.unit}", _plain(ch.price)))
         elif isinstance(ch, Graduated | Volume):
@@ -224,6 +227,16 @@ def prices_at(plan: Plan, at: int) -> tuple[str | None, list[tuple[str, str, str
         elif isinstance(ch, Recurring):
             out.append((ch.id, "per cycle", _plain(ch.amount)))
     return name, out
+
+
+def _net_metering_prices(ch: NetMetering, name: str | None) -> list[tuple[str, str, str]]:
+    out = []
+    for what, price in (("import", ch.import_price), ("export credit", ch.export_price)):
+        if not isinstance(price, dict):
+            out.append((ch.id, f"{what} per {ch.unit}", _plain(price)))
+        elif name is not None:
+            out.append((ch.id, f"{name} {what} per {ch.unit}", _plain(price[name])))
+    return out
 
 
 def _plain(d: Decimal) -> str:

@@ -148,7 +148,8 @@ def apply_to_invoice(conn: Conn, invoice_id: int, at: datetime) -> Application:
     _book(conn, "expiry", None, expired, at)
     uses = [*wallet.uses, *(ledger.Use(a.top_up_id, a.amount) for a in expired)]
     allocs = ledger.consume(wallet.top_ups, uses, max(total, Decimal(0)), at)
-    applied = sum((a.amount for a in allocs), Decimal(0))
+    exact = Decimal(1).scaleb(-minor_units(currency))
+    applied = sum((a.amount for a in allocs), Decimal(0)).quantize(exact)
     with translated("apply wallet"):
         conn.execute(
             "INSERT INTO wallet_applications (invoice_id, wallet_id, amount, applied_at)"
@@ -156,6 +157,7 @@ def apply_to_invoice(conn: Conn, invoice_id: int, at: datetime) -> Application:
             (invoice_id, wallet.wallet_id, applied, at),
         )
         _book(conn, "invoice", invoice_id, allocs, at)
+    due = (total - applied).quantize(exact)
     return Application(
-        invoice_id, wallet.wallet_id, total, applied, total - applied, tuple(allocs), tuple(expired)
+        invoice_id, wallet.wallet_id, total, applied, due, tuple(allocs), tuple(expired)
     )

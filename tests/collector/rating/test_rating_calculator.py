@@ -183,3 +183,25 @@ def test_lines_of_periods_that_never_apply_can_be_hidden(
     assert [li["period"] for li in _run_json([*args, *jan], capsys)["lines"]] == ["base", "summer"]
     hidden = _run_json([*args, *jan, "--hide-unused-periods"], capsys)
     assert [li["period"] for li in hidden["lines"]] == ["base"]
+
+
+def test_at_prints_net_metering_import_and_export_prices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--at lists a net metering charge's import price and export credit of the period."""
+    plan = tmp_path / "nm.yaml"
+    plan.write_text(
+        "format: tally.plan/v1\nid: nm\nversion: 1\ncurrency: EUR\ntime_zone: UTC\n"
+        "schedule:\n  seasons:\n"
+        "    all: {months: [1,2,3,4,5,6,7,8,9,10,11,12], weekday: {'0-7': low, '7-24': normal},"
+        " weekend: {'0-24': low}}\n"
+        "charges:\n  - {type: net_metering, id: e, unit: kWh, mode: net,"
+        " import_price: {low: '0.22', normal: '0.28'},"
+        " export_price: {low: '0.05', normal: '0.08'}}\n"
+    )
+    out = _run_json([str(plan), "--at", "2026-06-03T12:00Z"], capsys)
+    assert out["period"] == "normal"
+    assert [(p["price"], p["amount"]) for p in out["prices"]] == [
+        ("normal import per kWh", "0.28"),
+        ("normal export credit per kWh", "0.08"),
+    ]

@@ -90,7 +90,7 @@ def test_expired_credits_are_booked_as_expiry_and_do_not_pay(
         f"/billing/invoices/{invoice}/wallet-application", json={"at": "2026-04-15T00:00:00Z"}
     ).json()
     assert (got["applied"], got["amount_due"], got["expired"][0]["amount"]) == (
-        "0",
+        "0.00",
         "12.10",
         "50.00",
     )
