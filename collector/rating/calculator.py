@@ -193,7 +193,7 @@ def _period(rows: Rows, interval: int, args: argparse.Namespace) -> tuple[int, i
 
 def periods_in_force(plan: Plan, start: int, end: int) -> list[str]:
     """TOU periods that occur in ``[start, end)`` (schedule, zone, weekends and holidays)."""
-    names = plan.period_names()
+    names = plan.energy_period_names()
     if not names:
         return []
     table = build_table(plan, start, end - 1)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from collector.rating.located import located as bad
 from collector.rating.money import QUANTITY_EXPONENT
+from collector.rating.schedule import Schedule
 from collector.rating.units import UNITS
 
 MAX_PRICE_DECIMALS = 10
@@ -418,6 +419,9 @@ class Demand(_UsageCharge):
     # ``day``: prices per kW per day, × the period's billed days
     price_per: Literal["period", "day"] = "period"
     prorate: bool = False
+    # the demand's own TOU schedule (URDB tariffs have one for energy and one for demand);
+    # ``period_prices`` then name its periods. Omitted: the plan's schedule
+    schedule: Schedule | None = None
 
     @field_validator("minimum")
     @classmethod

@@ -24,7 +24,7 @@ from collector.rating.currencies import minor_unit_exponent
 from collector.rating.inputs import IntervalUsage, Subscriptions
 from collector.rating.intmath import narrow, scale_half_even
 from collector.rating.lines import LineBlock, LineItem, LineKind, RatedLines
-from collector.rating.meter_usage import MeterUsage, max_per
+from collector.rating.meter_usage import MeterUsage, Windows, max_per
 from collector.rating.money import QUANTITY_EXPONENT, quantize_quantity
 from collector.rating.percentage import percentage as percentage_lines
 from collector.rating.plan import (
@@ -395,7 +395,7 @@ class _Rater:
         if self.fixed is not None:
             raise RatingError(f"charge {ch.id!r} (net_metering) needs interval usage")
         imp, exp = self._meter(ch), self._meter_named(ch, ch.export_meter)
-        names = self.plan.period_names() if ch.period_names() else ()
+        names = self.plan.energy_period_names() if ch.period_names() else ()
         if names:
             t_imp = self._period_table(imp)
             ti = imp.period_totals(t_imp, len(names)) if t_imp is not None else None
@@ -458,7 +458,7 @@ class _Rater:
         self.blocks += percentage_lines(info, ch, m, self.n)
 
     def _time_of_use(self, pos: int, ch: TimeOfUse) -> None:
-        names = self.plan.period_names()
+        names = self.plan.energy_period_names()
         m = self._meter(ch)
         table = self._period_table(m)
         totals = (
@@ -527,20 +527,37 @@ class _Rater:
                 if mask.any():
                     self._demand_block(info, kind, rows.take(mask), ch, ch.price)
         if ch.period_prices:
-            names = self.plan.period_names()
+            self._demand_periods(info, ch, m, w, factor)
+
+    def _demand_periods(
+        self, info: cl.ChargeInfo, ch: Demand, m: MeterUsage, w: Windows, factor: Fraction
+    ) -> None:
+        """The highest window starting in each TOU period (plan schedule or the demand's own)."""
+        subs = np.arange(self.n, dtype=np.int32)
+        if ch.schedule is None:
+            names = self.plan.energy_period_names()
             table = self._period_table(m)
-            p_count = len(names)
-            if table is None:
-                peaks = np.zeros((self.n, p_count), dtype=np.int64)
-            else:
-                key = w.subscription.astype(np.int64) * p_count + m.periods_of(w.start, table)
-                peaks = max_per(key, w.energy, self.n * p_count).reshape(self.n, p_count)
-            for p, name in enumerate(names):
-                if name in ch.period_prices:
-                    rows = cl.Rows(
-                        subs, np.full(self.n, p, np.int16), self._billed(peaks[:, p], factor, ch, m)
-                    )
-                    self._demand_block(info, LineKind.DEMAND, rows, ch, ch.period_prices[name])
+            of = m.periods_of(w.start, table) if table is not None else None
+        else:  # the demand's own schedule: its own table, its names placed globally
+            own = self.plan.model_copy(update={"schedule": ch.schedule})
+            names = ch.schedule.period_names()
+            rng = m.time_range()
+            of = None
+            if rng is not None and w.start.size:
+                lo = min(rng[0], int(w.start.min())) - _TABLE_MARGIN
+                of = build_table(own, lo, rng[1]).lookup(w.start)
+        global_index = {n: i for i, n in enumerate(self.plan.period_names())}
+        p_count = len(names)
+        if of is None:
+            peaks = np.zeros((self.n, p_count), dtype=np.int64)
+        else:
+            key = w.subscription.astype(np.int64) * p_count + of
+            peaks = max_per(key, w.energy, self.n * p_count).reshape(self.n, p_count)
+        for p, name in enumerate(names):
+            if name in ch.period_prices:
+                where = np.full(self.n, global_index[name], np.int16)
+                rows = cl.Rows(subs, where, self._billed(peaks[:, p], factor, ch, m))
+                self._demand_block(info, LineKind.DEMAND, rows, ch, ch.period_prices[name])
 
     def _demand_block(
         self, info: cl.ChargeInfo, kind: LineKind, rows: cl.Rows, ch: Demand, price: Decimal

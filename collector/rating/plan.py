@@ -189,8 +189,10 @@ class Plan(_Model):
         if isinstance(ch, NetMetering) and ch.period_names():
             self._check_net_metering(i, ch, names)
         if isinstance(ch, Demand) and ch.period_prices:
-            if self.schedule is None:
+            own = ch.schedule or self.schedule
+            if own is None:
                 raise bad(f"charges[{i}]", "'period_prices' need the plan 'schedule'")
+            names = set(own.period_names())
             for name in ch.period_prices:
                 if name not in names:
                     raise bad(
@@ -199,7 +201,19 @@ class Plan(_Model):
                     )
 
     def period_names(self) -> tuple[str, ...]:
-        """Schedule period names in index order (sorted); empty without a schedule."""
+        """Every period name a line can carry, in index order: the plan schedule's (sorted),
+        then those only in demand charges' own schedules (sorted)."""
+        energy = self.energy_period_names()
+        extra = {
+            n
+            for ch in self.charges
+            if isinstance(ch, Demand) and ch.schedule is not None
+            for n in ch.schedule.period_names()
+        }
+        return (*energy, *sorted(extra - set(energy)))
+
+    def energy_period_names(self) -> tuple[str, ...]:
+        """The plan schedule's period names in index order (sorted); empty without one."""
         return self.schedule.period_names() if self.schedule else ()
 
     def charge(self, charge_id: str) -> Charge:

@@ -35,6 +35,7 @@ from collector.rating.plan import (
     TimeOfUse,
     Volume,
 )
+from collector.rating.schedule import Schedule
 from collector.rating.units import UNITS
 
 MICRO = 1_000_000
@@ -143,10 +144,11 @@ class _Subscription:
             raise RatingError(f"charge {ch.id!r}: {len(below)} negative reading(s)")
         self.add(ch.id, LineKind.NEGATIVE, Decimal(sum(below)) / MICRO, m.unit, Decimal(0))
 
-    def period_of(self, start: int) -> str:
-        assert self.plan.schedule is not None
+    def period_of(self, start: int, schedule: Schedule | None = None) -> str:
+        own = schedule or self.plan.schedule
+        assert own is not None
         local = datetime.fromtimestamp(start, self.zone)
-        weekday, weekend = self.plan.schedule.matrices()
+        weekday, weekend = own.matrices()
         is_weekend = local.weekday() >= 5 or local.date() in self.holidays
         matrix = weekend if is_weekend else weekday
         return matrix[local.month - 1][local.hour]
@@ -273,7 +275,7 @@ class _Subscription:
         if ch.tier_basis == "month_total":
             self.month_total_tiers(ch, m, rows)
             return
-        for name in self.plan.period_names():
+        for name in self.plan.energy_period_names():
             total = sum(micro for t, micro in rows if self.period_of(t) == name)
             q = _rounding(ch, "after_allowance", self.billed(ch, m, total))
             price = ch.periods[name]
@@ -289,7 +291,7 @@ class _Subscription:
         self, ch: TimeOfUse, m: MeterReadings, rows: Sequence[tuple[int, int]]
     ) -> None:
         """URDB/SAM: tiers on the total of all periods, allocated pro rata to the periods."""
-        names = self.plan.period_names()
+        names = self.plan.energy_period_names()
         q = {}
         for name in names:
             micro = sum(v for t, v in rows if self.period_of(t) == name)
@@ -349,9 +351,12 @@ class _Subscription:
                     kind, billed = LineKind.RATCHET, floor
             billed = max(billed, ch.minimum)  # the minimum chargeable demand
             self.demand_line(ch, kind, billed, ch.price, None)
-        for name in self.plan.period_names():
+        names = ch.schedule.period_names() if ch.schedule else self.plan.energy_period_names()
+        for name in names:
             if name in ch.period_prices:
-                top = max((e for s, e in windows if self.period_of(s) == name), default=0)
+                top = max(
+                    (e for s, e in windows if self.period_of(s, ch.schedule) == name), default=0
+                )
                 q = _round_quantity(Fraction(top, MICRO) * factor)
                 self.demand_line(ch, LineKind.DEMAND, q, ch.period_prices[name], name)
 
@@ -390,7 +395,9 @@ class _Subscription:
 
     def net_metering(self, ch: NetMetering) -> None:
         """Import billed and export credited per period (or flat); net mode nets them."""
-        names: list[str | None] = list(self.plan.period_names()) if ch.period_names() else [None]
+        names: list[str | None] = (
+            list(self.plan.energy_period_names()) if ch.period_names() else [None]
+        )
         for name in names:
             qi = self.net_total(ch, ch.meter, name)
             qe = self.net_total(ch, ch.export_meter, name)

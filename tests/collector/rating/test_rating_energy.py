@@ -226,3 +226,42 @@ def test_month_total_tiers_need_the_same_bounds_in_every_period() -> None:
     doc["charges"][0]["periods"]["peak"]["tiers"][1]["from"] = "400"
     with pytest.raises(PlanError, match="same bounds"):
         parse_plan(doc)
+
+
+def test_demand_with_its_own_schedule() -> None:
+    """Energy peak is 07-23, demand peak only 16-21: a 120 kW window at 12:00 is energy peak
+    but demand off-peak; the 80 kW window at 17:00 sets the demand-peak line (80 x 6.40)."""
+    day = {"0-7": "offpeak", "7-23": "peak", "23-24": "offpeak"}
+    demand_day = {"0-16": "dem_base", "16-21": "dem_peak", "21-24": "dem_base"}
+    every = list(range(1, 13))
+    plan = parse_plan(
+        {
+            "format": "tally.plan/v1",
+            "id": "own",
+            "version": 1,
+            "currency": "EUR",
+            "schedule": {"seasons": {"all": {"months": every, "weekday": day, "weekend": day}}},
+            "charges": [
+                {
+                    "type": "demand",
+                    "id": "demand",
+                    "unit": "kW",
+                    "schedule": {
+                        "seasons": {
+                            "all": {"months": every, "weekday": demand_day, "weekend": demand_day}
+                        }
+                    },
+                    "period_prices": {"dem_peak": "6.40", "dem_base": "1.00"},
+                }
+            ],
+        }
+    )
+    usage = {"default": ("kWh", 900, [(0, T0 + 12 * 3600, 30.0), (0, T0 + 17 * 3600, 20.0)])}
+    for lines in (
+        engine_lines(plan, [(T0, T0 + DAY)], usage),
+        reference_lines(plan, [(T0, T0 + DAY)], usage),
+    ):
+        assert [(li.period, li.quantity, li.amount) for li in lines[0]] == [
+            ("dem_base", D(120), D("120.00")),
+            ("dem_peak", D(80), D("512.00")),
+        ]

@@ -223,6 +223,26 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "prorate": draw(st.booleans()),
         },
     ]
+    if draw(st.booleans()):  # the demand's own schedule (names may overlap the plan's)
+        own = draw(schedules())
+        demand = next(ch for ch in charges if ch["type"] == "demand")
+        demand["schedule"] = {
+            "seasons": {
+                k: {
+                    **v,
+                    "weekday": [f"d_{n}" for n in v["weekday"]],
+                    "weekend": [f"d_{n}" if i % 2 else n for i, n in enumerate(v["weekend"])],
+                }
+                for k, v in own["seasons"].items()
+            }
+        }
+        seen = {
+            n
+            for x in demand["schedule"]["seasons"].values()
+            for k in ("weekday", "weekend")
+            for n in x[k]
+        }
+        demand["period_prices"] = {n: draw(prices) for n in sorted(seen)[:2]}
     negative = draw(st.sampled_from(["reject", "flag"]))
     for ch in charges:
         if "unit" in ch or ch["type"] == "percentage":
