@@ -24,7 +24,8 @@ class IntervalUsage:
     Row ``i``: subscription index ``subscription[i]`` used ``quantity[i]`` (float, in ``unit``)
     in the interval ``[start[i], start[i] + interval_seconds)`` (Unix seconds, UTC). Rows need
     not be sorted but must be unique per (subscription, start); a row belongs to a period and
-    a TOU period by its ``start``. Quantities must be finite and non-negative. Charges select a
+    a TOU period by its ``start``. Quantities must be finite; a negative one is rejected or
+    flagged by each charge's ``negative_usage`` (never clamped). Charges select a
     meter by their ``meter`` name. ``multiplier`` (optional, one exact ``Decimal`` per
     subscription, e.g. a CT ratio of the installation) multiplies the readings on top of the
     charge's own ``multiplier``.
