@@ -26,6 +26,7 @@ from . import (
     portal_routes,
     portal_signin,
     usage_routes,
+    wallets_routes,
 )
 from .access_gate import StaffGate
 from .access_middleware import AccessMiddleware, AccessPolicy
@@ -68,6 +69,7 @@ def create_app(
     app.include_router(usage_routes.router)
     app.include_router(billing_routes.router)
     app.include_router(access_routes.router)
+    app.include_router(wallets_routes.router)
     app.include_router(portal_routes.router)
     # Device identity: staff routes, and the public redemption of one-time codes. The service
     # is ``app.state.devices`` (set by the runner; routes answer 503 without it).

@@ -6,7 +6,7 @@ Routes call the storage layer only (``collector.storage.usage_queries`` / ``usag
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -87,6 +87,7 @@ class ConfigIn(BaseModel):
     profile_weeks: int = Field(3, ge=0, le=52)
     glitch_window: int = Field(3, ge=0, le=100)
     jitter_tolerance: float = Field(0.0, ge=0)
+    counter_kind: Literal["register", "software"] = "register"
 
 
 class ReplacementIn(BaseModel):

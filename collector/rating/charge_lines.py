@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -121,15 +121,45 @@ def included(info: ChargeInfo, rows: Rows, allowance: Decimal) -> tuple[Rows, li
     return rest, [line]
 
 
-def graduated(info: ChargeInfo, rows: Rows, tiers: Sequence[Tier]) -> list[LineBlock]:
+def round_quantity(q: npt.NDArray[Any], mode: str, precision: int) -> npt.NDArray[Any]:
+    """Non-negative micro-unit quantities rounded to ``precision`` decimals: ``ceil``,
+    ``floor`` or ``round`` (half away from zero)."""
+    step = 10 ** (QUANTITY_EXPONENT - precision)
+    if step == 1:
+        return q
+    if mode == "ceil":
+        out: npt.NDArray[Any] = (q + (step - 1)) // step * step
+    elif mode == "floor":
+        out = q // step * step
+    else:
+        out = (2 * q + step) // (2 * step) * step
+    return out
+
+
+def _blocks(units: npt.NDArray[Any], size: Decimal) -> npt.NDArray[Any]:
+    """Started blocks of ``size`` in ``units`` (micro-units), as micro-unit counts."""
+    s = micro(size)
+    out: npt.NDArray[Any] = (units + (s - 1)) // s * MICRO
+    return out
+
+
+def _block_unit(info: ChargeInfo, size: Decimal) -> str:
+    return f"block of {size} {info.unit}"
+
+
+def graduated(
+    info: ChargeInfo, rows: Rows, tiers: Sequence[Tier], *, fee_at_zero: bool = True
+) -> list[LineBlock]:
     """A line per tier reached (units inside it) and a flat-fee line per tier reached.
 
     Tier ``i`` is reached when the quantity exceeds its ``from``; tier 0 always gets a line so
-    the charge shows on the invoice even with no usage (its flat fee needs quantity > 0).
+    the charge shows on the invoice even with no usage, and its flat fee is billed at zero
+    usage too when ``fee_at_zero``.
     """
     q = rows.quantity
     parts: list[tuple[Rows, int, Decimal]] = []
     fees: list[tuple[Rows, int, Decimal]] = []
+    blocked: list[LineBlock] = []
     for i, t in enumerate(tiers):
         lo = micro(t.from_)
         reached = q > lo
@@ -139,26 +169,63 @@ def graduated(info: ChargeInfo, rows: Rows, tiers: Sequence[Tier]) -> list[LineB
         units = np.maximum(units, 0)
         if t.to is not None:
             units = np.minimum(units, micro(t.to) - lo)
-        parts.append((Rows(sel.subscription, sel.period, units), i, t.price))
         if t.flat_fee > 0:
-            fees.append((rows.take(reached), i, t.flat_fee))
-    out = [_concat(info, LineKind.TIER, parts)]
+            fees.append((rows.take(mask if fee_at_zero else reached), i, t.flat_fee))
+        if t.block is not None:  # Kill Bill ALL_TIERS: started blocks inside each tier
+            r = Rows(sel.subscription, sel.period, _blocks(units, t.block))
+            n = r.subscription.shape[0]
+            unit = _block_unit(info, t.block)
+            tier_no = np.full(n, i, dtype=np.int16)
+            price = _full(n, scaled(t.price, info.price_scale))
+            blocked.append(block(info, LineKind.TIER, r, price, tier=tier_no, unit=unit))
+            continue
+        parts.append((Rows(sel.subscription, sel.period, units), i, t.price))
+    out = [*([_concat(info, LineKind.TIER, parts)] if parts else []), *blocked]
     if fees:
         out.append(_concat(info, LineKind.FLAT_FEE, [(_one(r), i, f) for r, i, f in fees]))
     return out
 
 
-def volume(info: ChargeInfo, rows: Rows, tiers: Sequence[Tier]) -> list[LineBlock]:
-    """All units at the price of the tier containing the quantity (half-open ``[from, to)``)."""
+def volume(
+    info: ChargeInfo,
+    rows: Rows,
+    tiers: Sequence[Tier],
+    *,
+    inclusive: bool = False,
+    fee_at_zero: bool = True,
+) -> list[LineBlock]:
+    """All units at the price of the tier containing the quantity: ``[from, to)``, or
+    ``(from, to]`` when ``inclusive`` (0 is in the first tier either way)."""
     q = rows.quantity
     bounds = np.array([micro(t.from_) for t in tiers], dtype=np.int64)
-    idx = (np.searchsorted(bounds, np.asarray(q, dtype=np.int64), side="right") - 1).astype(
-        np.int16
-    )
+    side: Literal["left", "right"] = "left" if inclusive else "right"
+    found = np.searchsorted(bounds, np.asarray(q, dtype=np.int64), side=side) - 1
+    idx = np.maximum(found, 0).astype(np.int16)
     prices = np.array([scaled(t.price, info.price_scale) for t in tiers], dtype=np.int64)[idx]
-    out = [block(info, LineKind.USAGE, rows, prices, tier=idx)]
+    blocked = [i for i, t in enumerate(tiers) if t.block is not None]
+    if not blocked:
+        out = [block(info, LineKind.USAGE, rows, prices, tier=idx)]
+    else:  # Kill Bill TOP_TIER: every unit in started blocks of the tier reached
+        plain = ~np.isin(idx, blocked)
+        out = [block(info, LineKind.USAGE, rows.take(plain), prices[plain], tier=idx[plain])]
+        for i in blocked:
+            size = tiers[i].block
+            assert size is not None
+            sel = idx == i
+            r = rows.take(sel)
+            r = Rows(r.subscription, r.period, _blocks(r.quantity, size))
+            out.append(
+                block(
+                    info,
+                    LineKind.USAGE,
+                    r,
+                    prices[sel],
+                    tier=idx[sel],
+                    unit=_block_unit(info, size),
+                )
+            )
     fees = np.array([scaled(t.flat_fee, info.price_scale) for t in tiers], dtype=np.int64)[idx]
-    hit = (q > 0) & (fees > 0)
+    hit = ((q > 0) | fee_at_zero) & (fees > 0)
     if hit.any():
         out.append(
             block(info, LineKind.FLAT_FEE, _one(rows.take(hit)), fees[hit], tier=idx[hit], unit="")

@@ -24,7 +24,8 @@ class IntervalUsage:
     Row ``i``: subscription index ``subscription[i]`` used ``quantity[i]`` (float, in ``unit``)
     in the interval ``[start[i], start[i] + interval_seconds)`` (Unix seconds, UTC). Rows need
     not be sorted but must be unique per (subscription, start); a row belongs to a period and
-    a TOU period by its ``start``. Quantities must be finite and non-negative. Charges select a
+    a TOU period by its ``start``. Quantities must be finite; a negative one is rejected or
+    flagged by each charge's ``negative_usage`` (never clamped). Charges select a
     meter by their ``meter`` name. ``multiplier`` (optional, one exact ``Decimal`` per
     subscription, e.g. a CT ratio of the installation) multiplies the readings on top of the
     charge's own ``multiplier``.
@@ -78,6 +79,8 @@ class Subscriptions:
     cycle_start: I64 | None = None
     cycle_end: I64 | None = None
     previous_peaks: Mapping[str, F64] = field(default_factory=dict)
+    # minor units billed on interim invoices of this period (progressive billing), per sub
+    billed_in_advance: I64 | None = None
 
     def __post_init__(self) -> None:
         n = self.period_start.shape[0]
@@ -86,6 +89,10 @@ class Subscriptions:
             raise RatingError("give both cycle_start and cycle_end, or neither")
         if self.cycle_start is not None and self.cycle_end is not None:
             arrays += [self.cycle_start, self.cycle_end]
+        if self.billed_in_advance is not None:
+            arrays.append(self.billed_in_advance)
+            if np.any(self.billed_in_advance < 0):
+                raise RatingError("billed_in_advance must be non-negative")
         for a in arrays:
             if a.shape != (n,) or a.dtype != np.int64:
                 raise RatingError("period/cycle bounds must be int64 arrays of one length")

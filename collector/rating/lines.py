@@ -34,6 +34,17 @@ class LineKind(StrEnum):
     RATCHET = "ratchet"  # demand billed at the ratchet floor (above the actual peak)
     MINIMUM = "minimum_commitment"  # true-up to the minimum commitment
     RECURRING = "recurring"  # flat fee per period (prorated days)
+    NEGATIVE = "negative"  # negative readings left out of the charge (meter units, price 0)
+    CAP = "cap"  # the (negative) reduction down to a charge's spend cap
+    PERCENTAGE = "percentage"  # rate × chargeable transaction amounts
+    TRANSACTION_FEE = "transaction_fee"  # charged transactions × fixed fee
+    TRANSACTION_MINIMUM = "transaction_minimum"  # raising transactions to their minimum fee
+    TRANSACTION_MAXIMUM = "transaction_maximum"  # (negative) lowering them to the maximum fee
+    DISCOUNT = "discount"  # (negative) a discount or coupon
+    BILLED_IN_ADVANCE = "billed_in_advance"  # (negative) billed on interim invoices already
+    EXPORT_CREDIT = "export_credit"  # (negative) exported energy credited at the export price
+    NETTED = "netted"  # export netted against import in a period (price 0)
+    TAX = "tax"  # a percentage tax of the charge (base amount × percent / 100)
 
 
 KIND_ORDER: dict[LineKind, int] = {k: i for i, k in enumerate(LineKind)}

@@ -40,15 +40,15 @@ class MeterUsage:
     def __init__(self, usage: IntervalUsage, subscriptions: Subscriptions) -> None:
         n = subscriptions.count
         sub, start, q = usage.subscription, usage.start, usage.quantity
+        qmin = 0.0
         if sub.size:
             lo, hi = int(sub.min()), int(sub.max())
             if lo < 0 or hi >= n:
                 raise RatingError(f"meter {usage.meter!r}: subscription index outside 0..{n - 1}")
             qmin, qmax = float(q.min()), float(q.max())
-            if not qmin >= 0 or not qmax <= _MAX_READING:
+            if not qmin >= -_MAX_READING or not qmax <= _MAX_READING:
                 raise RatingError(
-                    f"meter {usage.meter!r}: quantities must be finite, "
-                    f"non-negative and <= {_MAX_READING:g}"
+                    f"meter {usage.meter!r}: quantities must be finite and within ±{_MAX_READING:g}"
                 )
         scaled = np.multiply(q, 1e6)
         qm = np.rint(scaled, out=scaled).astype(np.int64)
@@ -63,6 +63,18 @@ class MeterUsage:
             inside = (start >= ps[sub]) & (start < pe[sub])
             if not inside.all():
                 sub, start, qm = sub[inside], start[inside], qm[inside]
+        # negative readings leave the billed rows; their exact total (micro-units, positive)
+        # per subscription is kept so that each charge rejects or flags them
+        self.negative: I64 | None = None
+        self.negative_count = 0
+        neg = qm < 0 if qmin < 0 else None
+        if neg is not None and neg.any():
+            self.negative_count = int(neg.sum())
+            self.negative = narrow(exact_sums(sub[neg], -qm[neg], n))
+            if self.negative.dtype == object:
+                raise RatingError(f"meter {usage.meter!r}: negative total too large")
+            keep = ~neg
+            sub, start, qm = sub[keep], start[keep], qm[keep]
         self.meter = usage.meter
         self.unit = usage.unit
         self.interval_seconds = usage.interval_seconds
@@ -83,6 +95,7 @@ class MeterUsage:
                 [position[d] for d in usage.multiplier], dtype=np.int32
             )
         self._periods: tuple[PeriodTable, I16] | None = None
+        self._period_sums: tuple[PeriodTable, int, I64] | None = None
 
     def time_range(self) -> tuple[int, int] | None:
         """``(first, last)`` reading start, or None without readings."""
@@ -91,17 +104,25 @@ class MeterUsage:
         return int(self.start.min()), int(self.start.max())
 
     def totals(self) -> I64:
-        """Exact micro-unit total per subscription."""
+        """Exact micro-unit total per subscription (from the period totals when known)."""
         if self._totals is None:
-            self._totals = exact_sums(self.subscription, self.quantity, self.count)
+            if self._period_sums is not None:
+                self._totals = narrow(self._period_sums[2].sum(axis=1))
+            else:
+                self._totals = exact_sums(self.subscription, self.quantity, self.count)
         return self._totals
 
     def period_totals(self, table: PeriodTable, periods: int) -> I64:
-        """Exact micro-unit totals, shape ``(subscriptions, periods)``."""
+        """Exact micro-unit totals, shape ``(subscriptions, periods)`` (cached per table)."""
         if not self.start.size:
             return np.zeros((self.count, periods), dtype=np.int64)
+        cached = self._period_sums
+        if cached is not None and cached[0] is table and cached[1] == periods:
+            return cached[2]
         key = self.subscription.astype(np.int64) * periods + self.periods_of(self.start, table)
-        return exact_sums(key, self.quantity, self.count * periods).reshape(self.count, periods)
+        sums = exact_sums(key, self.quantity, self.count * periods).reshape(self.count, periods)
+        self._period_sums = (table, periods, sums)
+        return sums
 
     def periods_of(self, starts: I64, table: PeriodTable) -> I16:
         """TOU period index of each instant (cached for the readings' own starts)."""

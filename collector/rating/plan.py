@@ -13,7 +13,8 @@ A plan is YAML or JSON (see ``docs/pricing.md`` for the reference and worked exa
 Every invalid plan raises :class:`collector.errors.PlanError` whose ``path`` names the bad field
 (``charges[1].tiers[2].to``). Boundary convention: tiers are half-open ``[from, to)`` in billing
 units; the first starts at 0, each starts where the previous ends, the last is open (``to``
-omitted). Quantities and bounds have a resolution of 1e-6 unit; prices at most 10 decimals.
+omitted); or written as inclusive upper bounds ``up_to`` (``bounds: inclusive``). Quantities
+and bounds have a resolution of 1e-6 unit; prices at most 10 decimals.
 """
 
 from __future__ import annotations
@@ -32,13 +33,19 @@ from collector.errors import PlanError
 from collector.rating.charges import (
     Charge,
     Demand,
+    Discount,
     Graduated,
+    MeteredCharge,
     MinimumCommitment,
+    NetMetering,
     Package,
+    Percentage,
     PeriodPrice,
     PerUnit,
+    ProgressiveBilling,
     Ratchet,
     Recurring,
+    Tax,
     Tier,
     TimeOfUse,
     UsageCharge,
@@ -57,14 +64,20 @@ __all__ = [
     "FORMAT",
     "Charge",
     "Demand",
+    "Discount",
     "Graduated",
+    "MeteredCharge",
     "MinimumCommitment",
+    "NetMetering",
     "Package",
     "PerUnit",
+    "Percentage",
     "PeriodPrice",
     "Plan",
+    "ProgressiveBilling",
     "Ratchet",
     "Recurring",
+    "Tax",
     "Tier",
     "TimeOfUse",
     "UsageCharge",
@@ -114,17 +127,52 @@ class Plan(_Model):
             if ch.id in seen:
                 raise bad(f"charges[{i}].id", f"duplicate charge id {ch.id!r}")
             seen.add(ch.id)
+            if isinstance(ch, Discount):
+                self._check_discount(i, ch, exp)
             if isinstance(ch, MinimumCommitment | Recurring) and decimals(ch.amount) > exp:
                 raise bad(
                     f"charges[{i}].amount",
                     f"{ch.amount} is finer than the {self.currency} minor unit",
                 )
+            cap = getattr(ch, "maximum", None)
+            if cap is not None and decimals(cap) > exp:
+                raise bad(
+                    f"charges[{i}].maximum", f"{cap} is finer than the {self.currency} minor unit"
+                )
+            if isinstance(ch, ProgressiveBilling):
+                for k, t in enumerate(ch.thresholds):
+                    if decimals(t) > exp:
+                        raise bad(
+                            f"charges[{i}].thresholds[{k}]", f"{t} is finer than {self.currency}"
+                        )
+                if sum(isinstance(c, ProgressiveBilling) for c in self.charges) > 1:
+                    raise bad(f"charges[{i}]", "at most one progressive_billing")
             if isinstance(ch, MinimumCommitment):
                 minimums += 1
                 if minimums > 1:
                     raise bad(f"charges[{i}]", "at most one minimum_commitment")
             self._check_periods(i, ch)
         return self
+
+    def _check_discount(self, i: int, ch: Discount, exp: int) -> None:
+        if ch.amount is not None and decimals(ch.amount) > exp:
+            raise bad(
+                f"charges[{i}].amount", f"{ch.amount} is finer than the {self.currency} minor unit"
+            )
+        ids = {c.id for c in self.charges if not isinstance(c, Discount)}
+        for k, target in enumerate(ch.applies_to):
+            if target not in ids:
+                raise bad(f"charges[{i}].applies_to[{k}]", f"no charge {target!r} to discount")
+
+    def _check_net_metering(self, i: int, ch: NetMetering, names: set[str]) -> None:
+        if self.schedule is None:
+            raise bad(f"charges[{i}]", "prices per TOU period need the plan 'schedule'")
+        for field in ("import_price", "export_price"):
+            given = set(getattr(ch, field))
+            for name in sorted(given - names):
+                raise bad(f"charges[{i}].{field}.{name}", f"period {name!r} is not in the schedule")
+            for name in sorted(names - given):
+                raise bad(f"charges[{i}].{field}", f"missing price for schedule period {name!r}")
 
     def _check_periods(self, i: int, ch: object) -> None:
         names = set(self.schedule.period_names()) if self.schedule else set()
@@ -138,9 +186,13 @@ class Plan(_Model):
                     )
             for name in sorted(names - set(ch.periods)):
                 raise bad(f"charges[{i}].periods", f"missing price for schedule period {name!r}")
+        if isinstance(ch, NetMetering) and ch.period_names():
+            self._check_net_metering(i, ch, names)
         if isinstance(ch, Demand) and ch.period_prices:
-            if self.schedule is None:
+            own = ch.schedule or self.schedule
+            if own is None:
                 raise bad(f"charges[{i}]", "'period_prices' need the plan 'schedule'")
+            names = set(own.period_names())
             for name in ch.period_prices:
                 if name not in names:
                     raise bad(
@@ -149,7 +201,19 @@ class Plan(_Model):
                     )
 
     def period_names(self) -> tuple[str, ...]:
-        """Schedule period names in index order (sorted); empty without a schedule."""
+        """Every period name a line can carry, in index order: the plan schedule's (sorted),
+        then those only in demand charges' own schedules (sorted)."""
+        energy = self.energy_period_names()
+        extra = {
+            n
+            for ch in self.charges
+            if isinstance(ch, Demand) and ch.schedule is not None
+            for n in ch.schedule.period_names()
+        }
+        return (*energy, *sorted(extra - set(energy)))
+
+    def energy_period_names(self) -> tuple[str, ...]:
+        """The plan schedule's period names in index order (sorted); empty without one."""
         return self.schedule.period_names() if self.schedule else ()
 
     def charge(self, charge_id: str) -> Charge:
@@ -172,6 +236,10 @@ def _path(loc: tuple[int | str, ...]) -> str:
             "package",
             "time_of_use",
             "demand",
+            "net_metering",
+            "percentage",
+            "discount",
+            "progressive_billing",
             "minimum_commitment",
             "recurring",
             "function-after",

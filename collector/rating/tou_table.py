@@ -33,7 +33,7 @@ class Calendar:
     def of(cls, plan: Plan) -> Calendar:
         """The calendar of ``plan`` (which must have a schedule)."""
         assert plan.schedule is not None
-        names = plan.period_names()
+        names = plan.energy_period_names()
         index = {n: i for i, n in enumerate(names)}
         wd, we = plan.schedule.matrices()
         mats = tuple(tuple(tuple(index[n] for n in row) for row in m) for m in (wd, we))

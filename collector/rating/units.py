@@ -36,6 +36,7 @@ def _units() -> dict[str, Unit]:
         ("s", "time", "1"), ("min", "time", "60"), ("h", "time", "3600"),
         ("unit", "count", "1"), ("event", "count", "1"), ("message", "count", "1"),
         ("request", "count", "1"), ("day", "count", "1"),
+        ("amount", "money", "1"),  # transaction amounts in the plan currency (percentage)
     ]
     # fmt: on
     return {s: Unit(s, d, Decimal(f)) for s, d, f in table}

@@ -48,6 +48,7 @@ def _config(row: Sequence[Any]) -> MeterConfig:
         glitch_window=int(row[6]),
         jitter_tolerance=float(row[7]),
         max_gap_s=float(row[8]),
+        counter_kind=str(row[9]),
     )
 
 
@@ -95,7 +96,7 @@ def load_meta(conn: Conn, series_ids: Sequence[int]) -> dict[int, SeriesMeta]:
         rows = conn.execute(
             "SELECT s.series_id, s.kind, mc.series_id IS NOT NULL,"
             " register_max, max_rate_per_hour, expected_interval_s, gap_factor, short_gap_s,"
-            " profile_weeks, glitch_window, jitter_tolerance, max_gap_s"
+            " profile_weeks, glitch_window, jitter_tolerance, max_gap_s, counter_kind"
             " FROM series s LEFT JOIN meter_config mc USING (series_id)"
             " WHERE s.series_id = ANY(%s)",
             (list(series_ids),),
@@ -142,8 +143,9 @@ def put_meter_config(conn: Conn, series_id: int, config: MeterConfig, now: datet
         conn.execute(
             "INSERT INTO meter_config (series_id,"
             " register_max, max_rate_per_hour, expected_interval_s, gap_factor, short_gap_s,"
-            " profile_weeks, glitch_window, jitter_tolerance, max_gap_s, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " profile_weeks, glitch_window, jitter_tolerance, max_gap_s, counter_kind,"
+            " updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (series_id) DO UPDATE SET"
             " register_max = excluded.register_max,"
             " max_rate_per_hour = excluded.max_rate_per_hour,"
@@ -151,7 +153,7 @@ def put_meter_config(conn: Conn, series_id: int, config: MeterConfig, now: datet
             " gap_factor = excluded.gap_factor, short_gap_s = excluded.short_gap_s,"
             " profile_weeks = excluded.profile_weeks, glitch_window = excluded.glitch_window,"
             " jitter_tolerance = excluded.jitter_tolerance, max_gap_s = excluded.max_gap_s,"
-            " updated_at = excluded.updated_at",
+            " counter_kind = excluded.counter_kind, updated_at = excluded.updated_at",
             (
                 series_id,
                 config.register_max,
@@ -163,6 +165,7 @@ def put_meter_config(conn: Conn, series_id: int, config: MeterConfig, now: datet
                 config.glitch_window,
                 config.jitter_tolerance,
                 config.max_gap_s,
+                config.counter_kind,
                 now,
             ),
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from collector.usage.glitches import glitch_readings, series_of
+from collector.usage.glitches import ambiguous_drops, glitch_readings, series_of
 from collector.usage.intervals import Intervals, sort_readings
 from collector.usage.model import MeterConfig, SeriesKind, UsageFlag
 from collector.usage.split import Grid, add_cells, flag_cells
@@ -35,6 +35,7 @@ B = npt.NDArray[np.bool_]
 
 KIND_CODE = {SeriesKind.CUMULATIVE: 0, SeriesKind.DELTA: 1, SeriesKind.GAUGE: 2}
 _GLITCH = int(UsageFlag.GLITCH)
+_AMBIGUOUS = int(UsageFlag.AMBIGUOUS_DECREASE)
 _GAP = int(UsageFlag.GAP)
 _INTERP = int(UsageFlag.ESTIMATED_INTERPOLATED)
 _PROFILE = int(UsageFlag.ESTIMATED_PROFILE)
@@ -58,12 +59,13 @@ class SeriesParams:
     short_gap: F64
     max_gap: F64
     profile_weeks: I64
+    horizon: I64  # readings within which a drop that rises past its old value is ambiguous
 
     @staticmethod
     def of(kinds: Sequence[SeriesKind], configs: Sequence[MeterConfig]) -> SeriesParams:
         return SeriesParams(
             np.asarray([KIND_CODE[SeriesKind(k)] for k in kinds], dtype=np.int64),
-            np.asarray([c.glitch_window for c in configs], dtype=np.int64),
+            np.asarray([c.decision_window for c in configs], dtype=np.int64),
             _floats(configs, "jitter_tolerance"),
             _floats(configs, "register_max"),
             _floats(configs, "max_rate_per_hour"),
@@ -71,6 +73,7 @@ class SeriesParams:
             _floats(configs, "short_gap_s"),
             _floats(configs, "max_gap_s"),
             np.asarray([c.profile_weeks for c in configs], dtype=np.int64),
+            np.asarray([c.glitch_window for c in configs], dtype=np.int64),
         )
 
     def take(self, rows: slice | I64) -> SeriesParams:
@@ -84,6 +87,7 @@ class SeriesParams:
             self.short_gap[rows],
             self.max_gap[rows],
             self.profile_weeks[rows],
+            self.horizon[rows],
         )
 
 
@@ -310,6 +314,8 @@ def derive_counters(
     offsets, ts, v, c0, c1, counts = _readings(offsets, ts, values, grid)
     gone = glitch_readings(v, offsets, p)
     glitch_cells = c0[gone]
+    sid_all = np.repeat(np.arange(ns, dtype=np.int64), np.diff(offsets))
+    ambiguous_cells = c0[ambiguous_drops(sid_all, v, p.horizon)]
     if gone.shape[0]:
         keep = np.ones(ts.shape[0], dtype=np.bool_)
         keep[gone] = False
@@ -344,7 +350,12 @@ def derive_counters(
         grid.step if grid.step > 0 else np.diff(grid.edges_f)[None, :]
     )
     np.minimum(coverage, 1.0, out=coverage)
-    g_col = glitch_cells % width - 1
+    g_cells = np.r_[glitch_cells, ambiguous_cells]
+    g_bits = np.r_[
+        np.full(glitch_cells.shape[0], _GLITCH, dtype=np.int64),
+        np.full(ambiguous_cells.shape[0], _AMBIGUOUS, dtype=np.int64),
+    ]
+    g_col = g_cells % width - 1
     g_ok = (g_col >= 0) & (g_col < nb)
     return CounterBuckets(
         qty.reshape(ns, width)[cols],
@@ -353,9 +364,9 @@ def derive_counters(
         (est_c // width, est_c % width - 1, est_w),
         (q_c // width, q_c % width - 1, q_w),
         (
-            np.r_[f_flat // nb, glitch_cells[g_ok] // width],
+            np.r_[f_flat // nb, g_cells[g_ok] // width],
             np.r_[f_flat % nb, g_col[g_ok]],
-            np.r_[f_bits, np.full(int(g_ok.sum()), _GLITCH, dtype=np.int64)],
+            np.r_[f_bits, g_bits[g_ok]],
         ),
         deferred,
     )

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from collector.errors import UsageError
 from collector.usage.counters import SeriesParams, derive_counters
+from collector.usage.glitches import ambiguous_drops
 from collector.usage.intervals import (
     Intervals,
     cumulative_intervals,
@@ -105,14 +106,18 @@ def _per_series(configs: Sequence[MeterConfig], attr: str, none: float = np.nan)
 
 def _cumulative(
     batch: SeriesBatch, sid: I64, ts: F64, v: F64, max_rate: F64
-) -> tuple[Intervals, I64, F64]:
-    """Intervals of the cumulative series, and (series, time) of the glitch readings."""
+) -> tuple[Intervals, tuple[I64, F64], tuple[I64, F64]]:
+    """Intervals of the cumulative series, and (series, time) of the glitch readings and of
+    the ambiguous decreases."""
     cfg = batch.configs
     seg = replacement_segments(sid, ts, batch.replacements)
-    window = np.asarray([c.glitch_window for c in cfg], dtype=np.int64)
+    window = np.asarray([c.decision_window for c in cfg], dtype=np.int64)
     tol = _per_series(cfg, "jitter_tolerance")
     removed = glitch_mask(sid, seg, v, window, tol)
+    horizon = np.asarray([c.glitch_window for c in cfg], dtype=np.int64)
+    ambiguous = ambiguous_drops(sid, v, horizon, seg)
     glitch_s, glitch_t = sid[removed], ts[removed]
+    amb_s, amb_t = sid[ambiguous], ts[ambiguous]
     if np.any(removed):
         ok = ~removed
         sid, ts, v, seg = sid[ok], ts[ok], v[ok], seg[ok]
@@ -126,7 +131,7 @@ def _cumulative(
         tolerance=tol,
         replacements=batch.replacements,
     )
-    return iv, glitch_s, glitch_t
+    return iv, (glitch_s, glitch_t), (amb_s, amb_t)
 
 
 def _sub_batch(batch: SeriesBatch, lo: int, hi: int) -> SeriesBatch:
@@ -298,9 +303,10 @@ def _derive_group(batch: SeriesBatch, edges: I64, tz: str) -> DerivedMatrix:
     rk = kind[sid]
     parts: list[Intervals] = []
     cm = rk == 0
-    glitch_s, glitch_t = np.zeros(0, dtype=np.int64), np.zeros(0)
+    marks: list[tuple[tuple[I64, F64], int]] = []
     if np.any(cm):
-        cum, glitch_s, glitch_t = _cumulative(batch, sid[cm], ts[cm], v[cm], max_rate)
+        cum, glitches, ambiguous = _cumulative(batch, sid[cm], ts[cm], v[cm], max_rate)
+        marks = [(glitches, int(UsageFlag.GLITCH)), (ambiguous, int(UsageFlag.AMBIGUOUS_DECREASE))]
         parts.append(cum)
     dm = rk == 1
     if np.any(dm):
@@ -328,11 +334,12 @@ def _derive_group(batch: SeriesBatch, edges: I64, tz: str) -> DerivedMatrix:
     inside = (b >= 0) & (b < nb)
     flat = sid[inside] * nb + b[inside]
     reading_count = np.bincount(flat, minlength=n_series * nb).reshape(n_series, nb)
-    if glitch_t.shape[0]:
-        gb = bucket_index(edges, glitch_t)
-        gin = (gb >= 0) & (gb < nb)
-        fl = flags.reshape(-1)
-        np.bitwise_or.at(fl, glitch_s[gin] * nb + gb[gin], int(UsageFlag.GLITCH))
+    for (mark_s, mark_t), bit in marks:
+        if mark_t.shape[0]:
+            gb = bucket_index(edges, mark_t)
+            gin = (gb >= 0) & (gb < nb)
+            fl = flags.reshape(-1)
+            np.bitwise_or.at(fl, mark_s[gin] * nb + gb[gin], bit)
     peak = np.full(n_series * nb, -np.inf)
     gauge_in = inside & gm
     if np.any(gauge_in):

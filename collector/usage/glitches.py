@@ -14,7 +14,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from collector.usage.counters import SeriesParams
 
-__all__ = ["glitch_readings", "series_of"]
+__all__ = ["ambiguous_drops", "glitch_readings", "series_of"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -105,4 +105,31 @@ def glitch_readings(v: F64, offsets: I64, p: SeriesParams) -> I64:
         removed = np.zeros(n, dtype=np.bool_)
         _sequential(drops[~single], offsets, v, p, removed)
         out = np.r_[out, np.flatnonzero(removed)]
+    return out
+
+
+def ambiguous_drops(sid: I64, v: F64, horizon: I64, seg: I64 | None = None) -> B:
+    """Mask of the ambiguous decreases: reading ``i`` is below ``v[i−1]`` (same series and
+    segment) and one of the next ``horizon[series]`` readings rises past ``v[i−1]``.
+
+    Such a drop is a glitch of a register or a reset of a counter that grew fast since; the
+    meter's ``counter_kind`` decides, and the bucket is flagged for staff review either way.
+    """
+    n = v.shape[0]
+    out = np.zeros(n, dtype=np.bool_)
+    if n < 2:
+        return out
+    key = sid if seg is None else sid * (int(seg.max(initial=0)) + 1) + seg
+    drops = np.flatnonzero((key[1:] == key[:-1]) & (v[1:] < v[:-1])) + 1
+    if drops.shape[0] == 0:
+        return out
+    k = horizon[sid[drops]]
+    before = v[drops - 1]
+    found = np.zeros(drops.shape[0], dtype=np.bool_)
+    for o in range(1, int(k.max(initial=0)) + 1):
+        j = drops + o
+        ok = (o <= k) & (j < n)
+        jj = np.where(ok, j, drops)
+        found |= ok & (key[jj] == key[drops]) & (v[jj] > before)
+    out[drops[found]] = True
     return out

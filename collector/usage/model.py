@@ -65,6 +65,12 @@ class UsageFlag(enum.IntFlag):
     JITTER = 256  # a decrease within jitter_tolerance was taken as no change
     NEGATIVE_CLAMPED = 512  # an impossible negative increase (bad replacement data) was set to 0
     GAP_TOO_LONG = 1024  # a gap longer than max_gap_s: not estimated; its increase quarantined
+    # a drop followed within glitch_window readings by a rise past the pre-drop value: a
+    # glitch or a reset, decided by the meter's counter_kind; to be reviewed by staff
+    AMBIGUOUS_DECREASE = 2048
+
+
+COUNTER_KINDS = ("register", "software")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,14 @@ class MeterConfig:
     profile_weeks: int = 3
     glitch_window: int = 3
     jitter_tolerance: float = 0.0
+    counter_kind: str = "register"
+
+    @property
+    def decision_window(self) -> int:
+        """Readings within which a drop that comes back is a glitch: ``glitch_window`` for a
+        utility ``register`` (it never resets by itself), 0 for a ``software`` counter
+        (every decrease is a reset, as Prometheus counts it)."""
+        return 0 if self.counter_kind == "software" else self.glitch_window
 
     def __post_init__(self) -> None:
         if not (self.expected_interval_s > 0 and math.isfinite(self.expected_interval_s)):
@@ -108,6 +122,10 @@ class MeterConfig:
             raise UsageError(f"max_gap_s must be > 0, got {self.max_gap_s}")
         if self.jitter_tolerance < 0:
             raise UsageError(f"jitter_tolerance must be >= 0, got {self.jitter_tolerance}")
+        if self.counter_kind not in COUNTER_KINDS:
+            raise UsageError(
+                f"counter_kind must be one of {', '.join(COUNTER_KINDS)}, got {self.counter_kind!r}"
+            )
 
     @property
     def gap_threshold_s(self) -> float:

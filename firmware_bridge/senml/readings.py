@@ -5,6 +5,13 @@ metric = ``n`` (a record without ``n`` is named by its unit, e.g. ``RH``, ``lon`
 base name the meter is the configured default and the metric the full name. Characters Tally
 ids do not allow (``/``) become ``_``. A record's value ``v`` is a gauge; its sum ``s`` is a
 cumulative register (named ``<metric>_sum`` if ``v`` is there too).
+
+String, boolean and data values (``vs``/``vb``/``vd``) are not meter readings: with
+``non_numeric="skip"`` (default) they are left out by decision, with ``"refuse"`` the pack is
+refused naming the record. RFC 8798 secondary units are accepted: those Tally rates in
+directly (``Wh``, ``kWh``, ``kW``, ``min``, ``h`` …) are kept; the others are converted to
+their primary SenML unit by the registered scale (``mA`` → ``A`` × 0.001, ``kVA`` → ``VA`` ×
+1000, ``km/h`` → ``m/s`` ÷ 3.6).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Literal
 
 from agent.errors import ProtocolError
 from agent.protocol import (
@@ -30,7 +37,15 @@ from agent.protocol import (
 from firmware_bridge.errors import DecodeError
 from firmware_bridge.senml.records import SenmlRecord, resolve
 
-__all__ = ["SENML_SEQ_BASE", "senml_readings", "senml_seq", "senml_to_batch", "unit_of"]
+__all__ = [
+    "SECONDARY_UNITS",
+    "SENML_SEQ_BASE",
+    "converted",
+    "senml_readings",
+    "senml_seq",
+    "senml_to_batch",
+    "unit_of",
+]
 
 SENML_SEQ_BASE: Final = 2**62
 # SenML unit symbols (RFC 8428 §12.1 and RFC 8798) that differ from Tally's
@@ -38,8 +53,39 @@ _UNITS: Final = {"Cel": "°C", "count": "1", "/": "1", "": "1"}
 _BAD: Final = re.compile(r"[^A-Za-z0-9._:-]")
 
 
+# RFC 8798 secondary units that Tally does not rate in directly: (primary unit, scale)
+SECONDARY_UNITS: Final[dict[str, tuple[str, float]]] = {
+    "ms": ("s", 0.001),
+    "MHz": ("Hz", 1e6),
+    "kVA": ("VA", 1e3),
+    "kvar": ("var", 1e3),
+    "Ah": ("C", 3600.0),
+    "mV": ("V", 0.001),
+    "mA": ("A", 0.001),
+    "km/h": ("m/s", 1 / 3.6),
+    "m/h": ("m/s", 1 / 3600),
+}
+NonNumeric = Literal["skip", "refuse"]
+
+
 def unit_of(senml_unit: str) -> str:
     return _UNITS.get(senml_unit, senml_unit)
+
+
+def converted(unit: str, value: float | None) -> tuple[str, float | None]:
+    """A value in an RFC 8798 secondary unit as its primary unit (others unchanged)."""
+    if unit not in SECONDARY_UNITS:
+        return unit, value
+    primary, scale = SECONDARY_UNITS[unit]
+    return primary, None if value is None else value * scale
+
+
+def _non_numeric(rec: SenmlRecord) -> str:
+    if rec.text is not None:
+        return "a string value (vs)"
+    if rec.flag is not None:
+        return "a boolean value (vb)"
+    return "a data value (vd)"
 
 
 def _ident(text: str, what: str) -> str:
@@ -60,19 +106,32 @@ def _split(rec: SenmlRecord, default_meter: str) -> tuple[str, str]:
     return _ident(base, "base name"), _ident(rest, "name")
 
 
-def senml_readings(payload: bytes, now_ms: int, default_meter: str = "senml") -> list[Reading]:
+def senml_readings(
+    payload: bytes,
+    now_ms: int,
+    default_meter: str = "senml",
+    *,
+    non_numeric: NonNumeric = "skip",
+) -> list[Reading]:
     """Readings of a SenML pack (JSON or CBOR); DecodeError for anything invalid."""
     out: list[Reading] = []
     for rec in resolve(payload, now_ms / 1000):
+        if not rec.numeric:
+            if non_numeric == "refuse":
+                raise DecodeError(
+                    f"record {rec.name!r:.60}: {_non_numeric(rec)} is not a meter reading"
+                )
+            continue
         meter, metric = _split(rec, default_meter)
         ts_ms = round(rec.time_s * 1000)
-        unit = unit_of(rec.unit)
+        unit, value = converted(unit_of(rec.unit), rec.value)
+        _, total = converted(unit_of(rec.unit), rec.sum)
         try:
-            if rec.value is not None:
-                out.append(Reading(meter, metric, unit, Kind.GAUGE, ts_ms, rec.value))
-            if rec.sum is not None:
-                name = f"{metric[:60]}_sum" if rec.value is not None else metric
-                out.append(Reading(meter, name, unit, Kind.CUMULATIVE, ts_ms, rec.sum))
+            if value is not None:
+                out.append(Reading(meter, metric, unit, Kind.GAUGE, ts_ms, value))
+            if total is not None:
+                name = f"{metric[:60]}_sum" if value is not None else metric
+                out.append(Reading(meter, name, unit, Kind.CUMULATIVE, ts_ms, total))
         except ProtocolError as exc:
             raise DecodeError(f"record {rec.name!r:.60}: {exc}") from exc
     return out

@@ -32,9 +32,17 @@ _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-:./_]*$")
 _NUMBER_FIELDS: Final = ("bt", "bv", "bs", "v", "s", "t", "ut")
 
 
+_VALUE_FIELDS: Final = ("v", "vs", "vb", "vd")
+_BASE_FIELDS: Final = frozenset({"bn", "bt", "bu", "bv", "bs", "bver"})
+
+
 @dataclass(frozen=True, slots=True)
 class SenmlRecord:
-    """A resolved record: full name, base name part, unit, time (Unix s), value and/or sum."""
+    """A resolved record: full name, base name part, unit, time (Unix s), value and/or sum.
+
+    ``text``, ``flag`` and ``data`` keep a string (``vs``), boolean (``vb``) or data (``vd``,
+    base64url text) value; such a record has no numeric ``value``.
+    """
 
     name: str
     base_name: str
@@ -42,6 +50,14 @@ class SenmlRecord:
     time_s: float
     value: float | None
     sum: float | None
+    text: str | None = None
+    flag: bool | None = None
+    data: str | None = None
+
+    @property
+    def numeric(self) -> bool:
+        """The record carries a number (a value or a sum)."""
+        return self.value is not None or self.sum is not None
 
 
 def _parse(payload: bytes) -> object:
@@ -135,8 +151,25 @@ def decode_pack(payload: bytes) -> list[dict[str, Any]]:
     return [_normalise(r, i) for i, r in enumerate(_load(payload))]
 
 
+def _other_value(rec: Mapping[str, Any], index: int) -> tuple[str | None, bool | None, str | None]:
+    text, flag, data = rec.get("vs"), rec.get("vb"), rec.get("vd")
+    if text is not None and not isinstance(text, str):
+        raise DecodeError(f"record {index}: 'vs' must be a string")
+    if flag is not None and not isinstance(flag, bool):
+        raise DecodeError(f"record {index}: 'vb' must be a boolean")
+    if data is not None and not isinstance(data, str):
+        raise DecodeError(f"record {index}: 'vd' must be base64url text")
+    return text, flag, data
+
+
 def resolve(payload: bytes, now_s: float) -> list[SenmlRecord]:
-    """Resolved records of a pack; records without a numeric value or sum are left out.
+    """Resolved records of a pack (RFC 8428 §4.6), string/boolean/data records included.
+
+    * A record with more than one value field (``v``, ``vs``, ``vb``, ``vd``) is an error.
+    * A record with no value field and no sum takes the base value ``bv`` (0 when no ``bv``
+      is in force), unless it holds base fields only (a header such as ``{"bn": …}``).
+    * ``vs``/``vb``/``vd`` values are kept in ``text``/``flag``/``data``; whether they are
+      readings is the caller's decision (``senml_readings`` refuses or skips them explicitly).
 
     DecodeError for anything that is not a valid pack: an unsupported ``bver``, a name that
     is not allowed, a missing name, a wrong field type.
@@ -160,13 +193,21 @@ def resolve(payload: bytes, now_s: float) -> list[SenmlRecord]:
         name = bn + (_str(rec, "n", i) or "")
         if not name or not _NAME.match(name):
             raise DecodeError(f"record {i}: name {name!r:.60} is missing or not allowed")
+        present = [k for k in _VALUE_FIELDS if k in rec]
+        if len(present) > 1:
+            raise DecodeError(
+                f"record {i}: more than one value field ({', '.join(present)}); RFC 8428 §4.2"
+            )
         value, total = _num(rec, "v", i), _num(rec, "s", i)
+        text, flag, data = _other_value(rec, i)
         unit = _str(rec, "u", i) or bu
         t = bt + (_num(rec, "t", i) or 0.0)
         if t < RELATIVE_TIME_LIMIT:
             t = now_s + t
-        if value is None and total is None:
-            continue  # string, boolean and data values (and base-only records) are not readings
+        if not present and total is None:
+            if set(rec) <= _BASE_FIELDS and "bv" not in rec:
+                continue  # a header record: base fields for the records after it
+            value = 0.0  # no value field: the base value alone (bv + 0)
         out.append(
             SenmlRecord(
                 name=name,
@@ -175,6 +216,9 @@ def resolve(payload: bytes, now_s: float) -> list[SenmlRecord]:
                 time_s=t,
                 value=None if value is None else bv + value,
                 sum=None if total is None else bs + total,
+                text=text,
+                flag=flag,
+                data=data,
             )
         )
     return out

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from collector.rating import IntervalUsage, LineItem, Plan, Subscriptions, rate
+from collector.rating import (
+    IntervalUsage,
+    LineItem,
+    Plan,
+    Subscriptions,
+    minor_unit_exponent,
+    rate,
+)
 from collector.rating.reference import MeterReadings, Period, rate_subscription
 
 Row = tuple[int, int, float]  # subscription, interval start, quantity
@@ -39,6 +46,7 @@ def engine_lines(
     cycles: Sequence[tuple[int, int]] | None = None,
     previous_peaks: Mapping[str, Sequence[Sequence[float]]] | None = None,
     multipliers: Sequence[str] | None = None,
+    billed: Sequence[str] | None = None,
 ) -> list[list[LineItem]]:
     """Lines per subscription from the vectorised engine."""
     subs = Subscriptions(
@@ -50,6 +58,9 @@ def engine_lines(
             k: np.array(v, dtype=np.float64).reshape(len(periods), -1)
             for k, v in (previous_peaks or {}).items()
         },
+        billed_in_advance=None
+        if billed is None
+        else np.array([int(Decimal(b).scaleb(minor_unit_exponent(plan.currency))) for b in billed]),
     )
     arrays = [
         IntervalUsage(
@@ -74,6 +85,7 @@ def reference_lines(
     cycles: Sequence[tuple[int, int]] | None = None,
     previous_peaks: Mapping[str, Sequence[Sequence[float]]] | None = None,
     multipliers: Sequence[str] | None = None,
+    billed: Sequence[str] | None = None,
 ) -> list[list[LineItem]]:
     """Lines per subscription from the Decimal reference."""
     out = []
@@ -93,6 +105,7 @@ def reference_lines(
             cycle_start=None if cycles is None else cycles[i][0],
             cycle_end=None if cycles is None else cycles[i][1],
             previous_peaks={k: list(v[i]) for k, v in (previous_peaks or {}).items()},
+            billed_in_advance=Decimal(0) if billed is None else Decimal(billed[i]),
         )
         out.append(rate_subscription(plan, period, meters, index=i))
     return out

@@ -61,7 +61,7 @@ def test_reading_values_are_quantised_half_even_to_micro_units() -> None:
     ("rows", "message"),
     [
         ([(3, T0, 1.0)], "subscription index"),
-        ([(0, T0, -1.0)], "non-negative"),
+        ([(0, T0, -1.0)], "negative reading"),
         ([(0, T0, float("nan"))], "finite"),
         ([(0, T0, float("inf"))], "finite"),
     ],

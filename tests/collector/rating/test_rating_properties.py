@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.errors import RatingError
 from collector.rating import parse_plan, rate_quantity
 from tests.collector.rating.rating_support import comparable, engine_lines, reference_lines
 
@@ -19,6 +21,31 @@ PERIODS = ["peak", "shoulder", "offpeak"]
 prices = st.decimals(min_value=0, max_value=50, places=4).map(str)
 small_amounts = st.decimals(min_value=0, max_value=500, places=2).map(str)
 whole_amounts = st.integers(0, 900).map(str)  # valid in EUR, JPY and KWD alike
+
+
+roundings = st.fixed_dictionaries(
+    {
+        "mode": st.sampled_from(["ceil", "floor", "round"]),
+        "precision": st.integers(0, 3),
+        "step": st.sampled_from(["before_conversion", "after_conversion", "after_allowance"]),
+    }
+)
+
+
+@st.composite
+def percentage_options(draw: st.DrawFn) -> dict[str, Any]:
+    """Lago's percentage options: free transactions/amount, per-transaction bounds."""
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        out["free_transactions"] = draw(st.integers(0, 4))
+    if draw(st.booleans()):
+        out["free_amount"] = str(draw(st.decimals(min_value=0, max_value=3000, places=2)))
+    bounds = sorted(draw(st.lists(small_amounts.map(Decimal), min_size=2, max_size=2)))
+    if draw(st.booleans()):
+        out["min_per_transaction"] = str(bounds[0])
+    if draw(st.booleans()):
+        out["max_per_transaction"] = str(bounds[1])
+    return out
 
 
 @st.composite
@@ -36,6 +63,27 @@ def tiers(draw: st.DrawFn) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             tier["flat_fee"] = draw(small_amounts)
         out.append(tier)
+    return out
+
+
+def written_up_to(t: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same bounds in the inclusive ``up_to`` notation (the last tier ``inf``)."""
+    return [
+        {**{k: v for k, v in x.items() if k not in ("from", "to")}, "up_to": x.get("to", "inf")}
+        for x in t
+    ]
+
+
+@st.composite
+def tiered(draw: st.DrawFn) -> dict[str, Any]:
+    """Tiers in either notation, with or without the first flat fee at zero usage."""
+    t = draw(tiers())
+    for tier in t:  # Kill Bill's blocks inside tiers
+        if draw(st.integers(0, 3)) == 0:
+            tier["block"] = draw(st.sampled_from(["1", "2.5", "10"]))
+    out: dict[str, Any] = {"tiers": written_up_to(t) if draw(st.booleans()) else t}
+    if draw(st.booleans()):
+        out["flat_fee_at_zero"] = draw(st.booleans())
     return out
 
 
@@ -74,9 +122,15 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
     mult = draw(st.sampled_from(["1", "1", "40", "0.5"]))
     included = draw(st.sampled_from(["0", "0", "1.5", "10"]))
     tou_prices = {
-        n: ({"price": draw(prices)} if draw(st.booleans()) else {"tiers": draw(tiers())})
-        for n in names
+        n: ({"price": draw(prices)} if draw(st.booleans()) else draw(tiered())) for n in names
     }
+    tou_basis = draw(st.sampled_from(["period", "month_total"]))
+    if tou_basis == "month_total":  # URDB/SAM: one set of bounds, a rate per period and tier
+        shared = draw(tiers())
+        tou_prices = {
+            n: {"tiers": [{**t, "flat_fee": "0", "price": draw(prices)} for t in shared]}
+            for n in names
+        }
     charges: list[dict[str, Any]] = [
         {
             "type": "per_unit",
@@ -86,14 +140,8 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "included": included,
             "multiplier": mult,
         },
-        {
-            "type": "graduated",
-            "id": "gr",
-            "unit": "kWh",
-            "tiers": draw(tiers()),
-            "included": included,
-        },
-        {"type": "volume", "id": "vo", "unit": "kWh", "tiers": draw(tiers())},
+        {"type": "graduated", "id": "gr", "unit": "kWh", **draw(tiered()), "included": included},
+        {"type": "volume", "id": "vo", "unit": "kWh", **draw(tiered())},
         {
             "type": "package",
             "id": "pk",
@@ -102,7 +150,13 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "price": draw(prices),
             "included": included,
         },
-        {"type": "time_of_use", "id": "tou", "unit": "kWh", "periods": tou_prices},
+        {
+            "type": "time_of_use",
+            "id": "tou",
+            "unit": "kWh",
+            "periods": tou_prices,
+            "tier_basis": tou_basis,
+        },
         {
             "type": "demand",
             "id": "dm",
@@ -112,8 +166,56 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "price": draw(prices),
             "period_prices": {names[0]: draw(prices)},
             "ratchet": {"percent": draw(st.sampled_from(["80", "62.5", "100"])), "months": 2},
+            "minimum": draw(st.sampled_from(["0", "0.5", "40"])),
+            **draw(
+                st.sampled_from(
+                    [{}, {"price_per": "day"}, {"prorate": True}, {"price_per": "period"}]
+                )
+            ),
         },
-        {"type": "minimum_commitment", "id": "min", "amount": draw(whole_amounts)},
+        {
+            "type": "net_metering",
+            "id": "nm",
+            "unit": "kWh",
+            "export_meter": "export",
+            "mode": draw(st.sampled_from(["net", "gross"])),
+            **(
+                {
+                    "import_price": {n: draw(prices) for n in names},
+                    "export_price": {n: draw(prices) for n in names},
+                }
+                if draw(st.booleans())
+                else {"import_price": draw(prices), "export_price": draw(prices)}
+            ),
+        },
+        {
+            "type": "percentage",
+            "id": "pct",
+            "meter": "payments",
+            "rate": str(draw(st.decimals(min_value=0, max_value=10, places=3))),
+            "fixed_fee": draw(st.sampled_from(["0", "0.10", "0.035"])),
+            **draw(percentage_options()),
+        },
+        {
+            "type": "discount",
+            "id": "off",
+            **draw(
+                st.sampled_from(
+                    [{"percent": "12.5"}, {"amount": "7"}, {"percent": "100"}, {"amount": "900"}]
+                )
+            ),
+            "applies_to": draw(st.sampled_from([[], ["pu"], ["gr", "fee", "min"]])),
+            "valid_from": draw(st.sampled_from([None, "2026-03-25"])),
+            "valid_until": draw(st.sampled_from([None, "2026-04-02"])),
+        },
+        {"type": "progressive_billing", "id": "interim", "thresholds": ["50", "400"]},
+        {
+            "type": "minimum_commitment",
+            "id": "min",
+            "amount": draw(whole_amounts),
+            "includes_recurring": draw(st.booleans()),
+            "prorate": draw(st.booleans()),
+        },
         {
             "type": "recurring",
             "id": "fee",
@@ -121,6 +223,36 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "prorate": draw(st.booleans()),
         },
     ]
+    if draw(st.booleans()):  # the demand's own schedule (names may overlap the plan's)
+        own = draw(schedules())
+        demand = next(ch for ch in charges if ch["type"] == "demand")
+        demand["schedule"] = {
+            "seasons": {
+                k: {
+                    **v,
+                    "weekday": [f"d_{n}" for n in v["weekday"]],
+                    "weekend": [f"d_{n}" if i % 2 else n for i, n in enumerate(v["weekend"])],
+                }
+                for k, v in own["seasons"].items()
+            }
+        }
+        seen = {
+            n
+            for x in demand["schedule"]["seasons"].values()
+            for k in ("weekday", "weekend")
+            for n in x[k]
+        }
+        demand["period_prices"] = {n: draw(prices) for n in sorted(seen)[:2]}
+    negative = draw(st.sampled_from(["reject", "flag"]))
+    for ch in charges:
+        if "unit" in ch or ch["type"] == "percentage":
+            ch["negative_usage"] = negative
+            if draw(st.booleans()):
+                ch["maximum"] = draw(whole_amounts)  # a spend cap
+            if draw(st.booleans()):  # several taxes per charge
+                ch["taxes"] = [{"id": "t1", "percent": "21"}, {"id": "t2", "percent": "0.125"}]
+        if "unit" in ch and ch["type"] not in ("demand", "net_metering") and draw(st.booleans()):
+            ch["rounding"] = draw(roundings)
     return {
         "format": "tally.plan/v1",
         "id": "random",
@@ -139,7 +271,10 @@ def usage(draw: st.DrawFn) -> tuple[int, list[tuple[int, int, float]]]:
     subs = draw(st.integers(1, 3))
     interval = draw(st.sampled_from([300, 900]))
     slot = st.integers(-4, SPAN // interval + 4)
-    qty = st.floats(min_value=0, max_value=5_000, allow_nan=False)
+    qty = st.one_of(
+        st.floats(min_value=0, max_value=5_000, allow_nan=False),
+        st.floats(min_value=-50, max_value=0, allow_nan=False),  # export, corrections
+    )
     rows = draw(st.lists(st.tuples(st.integers(0, subs - 1), slot, qty), max_size=60))
     seen: set[tuple[int, int]] = set()
     out = []
@@ -171,15 +306,32 @@ def test_engine_equals_reference_on_random_plans(
     periods = [(T0 + (cut if i % 2 else 0), T0 + SPAN) for i in range(subs)]
     cycles = [(T0, T0 + SPAN + 86_400 * 9)] * subs
     prev = {"dm": [peaks[2 * i : 2 * i + 2] for i in range(subs)]}
-    usage_map = {"default": ("Wh", interval, rows)}
+    export = [(s, t, abs(q) * (0.3 if k % 2 else 1.7)) for k, (s, t, q) in enumerate(rows)]
+    usage_map = {
+        "default": ("Wh", interval, rows),
+        "payments": ("amount", interval, rows),
+        "export": ("Wh", interval, export),
+    }
     mult = ["1", "40", "0.25"][:subs]  # per-installation meter multipliers (CT ratios)
-    got = engine_lines(p, periods, usage_map, cycles=cycles, previous_peaks=prev, multipliers=mult)
-    want = reference_lines(
-        p, periods, usage_map, cycles=cycles, previous_peaks=prev, multipliers=mult
-    )
-    assert [[comparable(li) for li in s] for s in got] == [
-        [comparable(li) for li in s] for s in want
-    ]
+    billed = ["0", "37", "250"][:subs]  # billed on interim invoices (progressive billing)
+    kw: dict[str, Any] = {
+        "cycles": cycles,
+        "previous_peaks": prev,
+        "multipliers": mult,
+        "billed": billed,
+    }
+    try:
+        want = reference_lines(p, periods, usage_map, **kw)
+    except RatingError:  # negative readings under negative_usage: reject
+        assert plan["charges"][0]["negative_usage"] == "reject"
+        with pytest.raises(RatingError, match="negative"):
+            engine_lines(p, periods, usage_map, **kw)
+        return
+    got = engine_lines(p, periods, usage_map, **kw)
+    for g, w in zip(got, want, strict=True):
+        for a, b in zip(g, w, strict=False):
+            assert comparable(a) == comparable(b)  # the first differing line
+        assert len(g) == len(w)
 
 
 def _graduated_plan(t: list[dict[str, Any]]) -> Any:

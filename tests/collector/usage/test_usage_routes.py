@@ -92,3 +92,13 @@ def test_post_replacement_twice_at_same_time_conflicts(setup: tuple[TestClient, 
     body = {"at": "2026-03-29T00:20:00Z", "old_final": 1.2, "new_initial": 0.0}
     assert client.post(f"/meters/{sid}/replacements", json=body).status_code == 201
     assert client.post(f"/meters/{sid}/replacements", json=body).status_code == 409
+
+
+def test_counter_kind_is_stored_and_an_unknown_one_is_422(setup: tuple[TestClient, int]) -> None:
+    """counter_kind (register | software) is kept with the meter settings; 'gas' is refused."""
+    client, sid = setup
+    assert client.get(f"/meters/{sid}/config").json()["counter_kind"] == "register"
+    r = client.put(f"/meters/{sid}/config", json={"counter_kind": "software"})
+    assert r.status_code == 200
+    assert client.get(f"/meters/{sid}/config").json()["counter_kind"] == "software"
+    assert client.put(f"/meters/{sid}/config", json={"counter_kind": "gas"}).status_code == 422
