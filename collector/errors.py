@@ -9,6 +9,7 @@
     ├── PlanError(ValueError)        a price plan is invalid (has .path, where in the plan)
     ├── RatingError(ValueError)      usage cannot be rated on a plan (unit mismatch, …)
     ├── UsageError(ValueError)       readings cannot be turned into usage
+    ├── AnalyticsError(ValueError)   an analytics question cannot be answered (bad scope, window…)
     └── BillingError                 a billing operation is not allowed
         ├── NotFound(LookupError)    a customer, plan, subscription or invoice does not exist
         ├── Conflict                 the request conflicts with current state (immutable invoice…)
@@ -55,6 +56,10 @@ class RatingError(CollectorError, ValueError):
 
 class UsageError(CollectorError, ValueError):
     """Readings cannot be turned into usage."""
+
+
+class AnalyticsError(CollectorError, ValueError):
+    """An analytics question cannot be answered as asked (unknown scope, mixed units, …)."""
 
 
 class BillingError(CollectorError):

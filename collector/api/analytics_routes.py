@@ -1,0 +1,316 @@
+"""Usage analytics for staff: usage over time, period over period, load profile, TOU breakdown.
+
+Role intent: read-only (any staff role may call these). Every route takes a scope
+(``scope=meter|site|customer|plan|fleet`` and ``id``), a window (``from``/``to`` with offsets)
+and optionally ``unit`` (scopes mixing units need it) and ``tz`` (default: the customer's zone
+for a customer scope, else UTC). Bad input is a 4xx with a reason, never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel
+
+from collector.analytics import (
+    Granularity,
+    ScopeKind,
+    UsageGrid,
+    compare_periods,
+    comparison_windows,
+    downsample_curve,
+    load_profile,
+    timeline,
+    tou_breakdown,
+)
+from collector.analytics.loading import load_grid
+from collector.analytics.localtime import zone
+from collector.billing.pricing import parse_plan_document
+from collector.errors import AnalyticsError, NotFound, PlanError, ValidationFailed
+from collector.storage import analytics_store, billing_store
+from collector.storage.analytics_store import ScopeSeries
+from collector.storage.database import Pool
+
+from .deps import get_pool
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+PoolDep = Annotated[Pool, Depends(get_pool)]
+MAX_WINDOW: Final = timedelta(days=3 * 366 + 1)
+MAX_15M_BUCKETS: Final = 20_000
+
+
+@contextmanager
+def _http_errors() -> Iterator[None]:
+    try:
+        yield
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except (AnalyticsError, ValidationFailed, PlanError) as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+class Scope(BaseModel):
+    """A scope query as parsed from the URL."""
+
+    kind: ScopeKind
+    ident: str | None
+    unit: str | None
+    start: datetime
+    end: datetime
+    tz: str | None
+
+
+def _scope(
+    *,
+    scope: Annotated[ScopeKind, Query()],
+    start: Annotated[datetime, Query(alias="from")],
+    end: Annotated[datetime, Query(alias="to")],
+    ident: Annotated[str | None, Query(alias="id", max_length=200)] = None,
+    unit: Annotated[str | None, Query(max_length=32)] = None,
+    tz: Annotated[str | None, Query(max_length=64)] = None,
+) -> Scope:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise HTTPException(422, "from/to need a time zone offset (e.g. 2026-03-01T00:00Z)")
+    if not end > start:
+        raise HTTPException(422, "to must be after from")
+    if end - start > MAX_WINDOW:
+        raise HTTPException(422, "the window may span at most three years")
+    if tz is not None:
+        with _http_errors():
+            zone(tz)
+    return Scope(kind=scope, ident=ident, unit=unit, start=start, end=end, tz=tz)
+
+
+ScopeDep = Annotated[Scope, Depends(_scope)]
+
+
+def _resolve(pool: Pool, s: Scope) -> tuple[ScopeSeries, str]:
+    with _http_errors(), pool.connection() as conn:
+        found = analytics_store.scope_series(conn, s.kind, s.ident, s.start, s.end, unit=s.unit)
+    return found, s.tz or found.tz or "UTC"
+
+
+def _grid(pool: Pool, found: ScopeSeries, start: datetime, end: datetime) -> UsageGrid:
+    with _http_errors(), pool.connection() as conn:
+        return load_grid(conn, found.windows, start, end)
+
+
+def _t(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class ScopeOut(BaseModel):
+    scope: str
+    id: str | None
+    unit: str | None
+    tz: str
+    series_count: int
+    start: datetime
+    end: datetime
+
+
+def _scope_out(s: Scope, found: ScopeSeries, tz: str) -> ScopeOut:
+    return ScopeOut(
+        scope=s.kind.value, id=s.ident, unit=found.unit, tz=tz,
+        series_count=len(found.series_ids), start=s.start, end=s.end,
+    )
+
+
+class BucketOut(BaseModel):
+    start: datetime
+    end: datetime
+    quantity: float
+    measured: float
+    estimated: float
+
+
+class UsageOverTimeOut(BaseModel):
+    scope: ScopeOut
+    granularity: str
+    total: float
+    measured: float
+    estimated: float
+    estimated_share: float
+    buckets: list[BucketOut]
+
+
+@router.get("/usage", response_model=UsageOverTimeOut)
+def usage_over_time(
+    pool: PoolDep, s: ScopeDep, granularity: Annotated[Granularity, Query()] = Granularity.D1
+) -> UsageOverTimeOut:
+    """Usage of the scope per bucket (15m/1h/1d/1w/1mo/1y in ``tz``), measured vs estimated.
+    Role intent: read-only."""
+    if granularity is Granularity.M15 and (s.end - s.start) / timedelta(minutes=15) > (
+        MAX_15M_BUCKETS
+    ):
+        raise HTTPException(422, f"too many buckets (max {MAX_15M_BUCKETS}); use a coarser one")
+    found, tz = _resolve(pool, s)
+    grid = _grid(pool, found, s.start, s.end)
+    with _http_errors():
+        tl = timeline(grid, granularity, tz)
+    total, est = tl.total, tl.total_estimated
+    return UsageOverTimeOut(
+        scope=_scope_out(s, found, tz),
+        granularity=granularity.value,
+        total=total,
+        measured=total - est,
+        estimated=est,
+        estimated_share=est / total if total > 0 else 0.0,
+        buckets=[
+            BucketOut(
+                start=_t(int(a)), end=_t(int(b)), quantity=float(q),
+                measured=float(q - e), estimated=float(e),
+            )
+            for a, b, q, e in zip(tl.starts, tl.ends, tl.quantity, tl.estimated, strict=True)
+        ],
+    )
+
+
+class WindowOut(BaseModel):
+    start: datetime
+    end: datetime
+    total: float
+
+
+class CompareOut(BaseModel):
+    scope: ScopeOut
+    current: WindowOut
+    previous: WindowOut
+    year_ago: WindowOut
+    current_estimated: float
+    change_vs_previous: float | None
+    change_vs_year_ago: float | None
+
+
+@router.get("/compare", response_model=CompareOut)
+def period_over_period(pool: PoolDep, s: ScopeDep) -> CompareOut:
+    """This window vs the previous one vs the same window a year earlier (local calendar:
+    a whole month compares with the month before). Role intent: read-only."""
+    found, tz = _resolve(pool, s)
+    with _http_errors():
+        w = comparison_windows(s.start, s.end, tz)
+    grids = [_grid(pool, found, a, b) for a, b in (w.current, w.previous, w.year_ago)]
+    c = compare_periods(*grids)
+
+    def out(win: tuple[datetime, datetime], total: float) -> WindowOut:
+        return WindowOut(start=win[0].astimezone(UTC), end=win[1].astimezone(UTC), total=total)
+
+    return CompareOut(
+        scope=_scope_out(s, found, tz),
+        current=out(w.current, c.current),
+        previous=out(w.previous, c.previous),
+        year_ago=out(w.year_ago, c.year_ago),
+        current_estimated=c.current_estimated,
+        change_vs_previous=c.change_vs_previous,
+        change_vs_year_ago=c.change_vs_year_ago,
+    )
+
+
+class PeakOut(BaseModel):
+    demand_per_hour: float
+    start: datetime
+    end: datetime
+
+
+class ProfileOut(BaseModel):
+    scope: ScopeOut
+    weekday: list[float | None]
+    weekend: list[float | None]
+    heat_days: list[str]
+    heat: list[list[float]]
+    duration_share: list[float]
+    duration_demand_per_hour: list[float]
+    peak: PeakOut | None
+    average_demand_per_hour: float
+    load_factor: float
+
+
+def _nan_none(a: Any) -> list[float | None]:
+    return [None if np.isnan(x) else float(x) for x in a]
+
+
+@router.get("/profile", response_model=ProfileOut)
+def profile(
+    pool: PoolDep, s: ScopeDep, points: Annotated[int, Query(ge=2, le=2000)] = 100
+) -> ProfileOut:
+    """Average day (weekday/weekend, per local quarter hour), hour × day heat map, load-duration
+    curve (``points`` samples), peak demand and when, load factor. Role intent: read-only."""
+    found, tz = _resolve(pool, s)
+    grid = _grid(pool, found, s.start, s.end)
+    with _http_errors():
+        lp = load_profile(grid, tz)
+    share, demand = downsample_curve(lp.duration, points)
+    return ProfileOut(
+        scope=_scope_out(s, found, tz),
+        weekday=_nan_none(lp.weekday),
+        weekend=_nan_none(lp.weekend),
+        heat_days=[d.isoformat() for d in lp.heat_days],
+        heat=[[float(x) for x in row] for row in lp.heat],
+        duration_share=[float(x) for x in share],
+        duration_demand_per_hour=[float(x) for x in demand],
+        peak=None if lp.peak is None else PeakOut(
+            demand_per_hour=lp.peak.demand, start=_t(lp.peak.start), end=_t(lp.peak.end)
+        ),
+        average_demand_per_hour=lp.average_demand,
+        load_factor=lp.load_factor,
+    )
+
+
+class TouOut(BaseModel):
+    plan_version_id: int
+    plan: str
+    time_zone: str
+    periods: dict[str, float]
+    estimated: dict[str, float]
+
+
+class TouBreakdownOut(BaseModel):
+    scope: ScopeOut
+    breakdowns: list[TouOut]
+
+
+@router.get("/tou", response_model=TouBreakdownOut)
+def tou(
+    pool: PoolDep,
+    s: ScopeDep,
+    plan_version_id: Annotated[int | None, Query(ge=1)] = None,
+) -> TouBreakdownOut:
+    """Usage per time-of-use period: of ``plan_version_id``'s schedule for the whole scope, or
+    (customer and plan scopes) of each subscribed plan version's schedule for the meters on it.
+    Plans without a schedule are skipped. Role intent: read-only."""
+    found, tz = _resolve(pool, s)
+    groups: dict[int, list[int]] = {}
+    if plan_version_id is not None:
+        groups[plan_version_id] = list(range(len(found.windows)))
+    else:
+        for i, pv in enumerate(found.plan_versions):
+            if pv is not None:
+                groups.setdefault(pv, []).append(i)
+        if not groups:
+            raise HTTPException(422, "this scope has no plan; pass plan_version_id")
+    out: list[TouOut] = []
+    with _http_errors(), pool.connection() as conn:
+        versions = {v.plan_version_id: v for v in billing_store.plan_versions(conn, list(groups))}
+        for pv, idx in sorted(groups.items()):
+            if pv not in versions:
+                raise NotFound(f"plan version {pv} does not exist")
+            plan = parse_plan_document(versions[pv].document)
+            if plan.schedule is None:
+                continue
+            grid = load_grid(conn, [found.windows[i] for i in idx], s.start, s.end)
+            b = tou_breakdown(grid, plan)
+            out.append(
+                TouOut(
+                    plan_version_id=pv, plan=plan.id, time_zone=plan.time_zone,
+                    periods=dict(zip(b.periods, b.quantity, strict=True)),
+                    estimated=dict(zip(b.periods, b.estimated, strict=True)),
+                )
+            )
+    return TouBreakdownOut(scope=_scope_out(s, found, tz), breakdowns=out)

@@ -1,0 +1,111 @@
+"""The analytics HTTP API on a real database: scopes, zones, comparisons, profiles, TOU, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import pytest
+from fastapi.testclient import TestClient
+
+from collector.api.app import create_app
+from collector.billing import accounts
+from tests.collector.analytics.test_core import TOU_PLAN
+from tests.collector.billing.conftest import make_series, plan_doc, put_usage, spec, utc
+
+Conn = psycopg.Connection[Any]
+
+
+@pytest.fixture
+def client(pool: psycopg_pool.ConnectionPool[Any]) -> Iterator[TestClient]:
+    with TestClient(create_app(pool)) as c:
+        yield c
+
+
+def _customer(conn: Conn, doc: dict[str, Any] | None = None) -> tuple[int, int, int]:
+    c = accounts.create_customer(conn, spec(tz="Europe/Amsterdam"))
+    _, v = accounts.create_plan(conn, f"p{c.customer_id}", "Basic", doc or plan_doc())
+    sid = make_series(conn, f"dev-{c.customer_id}")
+    return c.customer_id, sid, v.plan_version_id
+
+
+def test_customer_days_follow_its_zone_and_subscription(client: TestClient, conn: Conn) -> None:
+    """Daily usage in Amsterdam: 29 March has 23 hours; usage before the subscription is out."""
+    cid, sid, pv = _customer(conn)
+    accounts.assign_meter(conn, cid, sid, pv, utc(2026, 3, 28, 23))  # 29 March 00:00 local
+    put_usage(conn, sid, utc(2026, 3, 27), utc(2026, 4, 2), 1.0, estimated=0.25)
+    r = client.get(
+        "/analytics/usage",
+        params={"scope": "customer", "id": cid, "from": "2026-03-28T00:00Z",
+                "to": "2026-03-30T22:00Z", "granularity": "1d"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["scope"]["tz"] == "Europe/Amsterdam"
+    assert [b["quantity"] for b in body["buckets"]] == [0.0, 92.0, 96.0]
+    assert body["estimated"] == pytest.approx(188 * 0.25)
+    assert body["measured"] == pytest.approx(188 * 0.75)
+
+
+def test_month_over_month_and_year(client: TestClient, conn: Conn) -> None:
+    """March vs February vs March last year, by the customer's local months."""
+    cid, sid, pv = _customer(conn)
+    accounts.assign_meter(conn, cid, sid, pv, utc(2025, 1, 1))
+    put_usage(conn, sid, utc(2025, 2, 28, 23), utc(2025, 3, 31, 22), 0.5)  # March 2025
+    put_usage(conn, sid, utc(2026, 1, 31, 23), utc(2026, 2, 28, 23), 1.0)  # February 2026
+    put_usage(conn, sid, utc(2026, 2, 28, 23), utc(2026, 3, 31, 22), 1.5)  # March 2026
+    r = client.get(
+        "/analytics/compare",
+        params={"scope": "customer", "id": cid, "from": "2026-03-01T00:00+01:00",
+                "to": "2026-04-01T00:00+02:00"},
+    )
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["current"]["total"] == pytest.approx(2972 * 1.5)
+    assert b["previous"]["total"] == pytest.approx(28 * 96 * 1.0)
+    assert b["year_ago"]["total"] == pytest.approx(2972 * 0.5)
+    assert b["change_vs_year_ago"] == pytest.approx(2.0)
+
+
+def test_profile_and_tou_of_a_meter_and_a_plan(client: TestClient, conn: Conn) -> None:
+    """A meter's profile finds its peak; a TOU plan splits usage into its periods."""
+    cid, sid, pv = _customer(conn, TOU_PLAN)
+    accounts.assign_meter(conn, cid, sid, pv, utc(2026, 1, 1))
+    put_usage(conn, sid, utc(2026, 3, 6), utc(2026, 3, 8), 1.0)  # Friday + Saturday (UTC plan)
+    put_usage(conn, sid, utc(2026, 3, 6, 12), utc(2026, 3, 6, 12, 15), 3.0)
+    q = {"from": "2026-03-06T00:00Z", "to": "2026-03-08T00:00Z"}
+    r = client.get("/analytics/profile", params={"scope": "meter", "id": sid, **q})
+    assert r.status_code == 200, r.text
+    p = r.json()
+    assert p["peak"]["demand_per_hour"] == 12.0
+    assert p["peak"]["start"].startswith("2026-03-06T12:00")
+    assert len(p["weekday"]) == 96
+    r = client.get("/analytics/tou", params={"scope": "customer", "id": cid, **q})
+    assert r.status_code == 200, r.text
+    (t,) = r.json()["breakdowns"]
+    assert t["periods"] == {"offpeak": 144.0, "peak": 50.0}
+
+
+def test_bad_requests_are_4xx(client: TestClient, conn: Conn) -> None:
+    """Unknown scope ids are 404; bad zones, windows and mixed units are 422."""
+    q = {"from": "2026-03-06T00:00Z", "to": "2026-03-08T00:00Z"}
+    url = "/analytics/usage"
+    assert client.get(url, params={"scope": "customer", "id": 999, **q}).status_code == 404
+    assert client.get(url, params={"scope": "meter", "id": "x", **q}).status_code == 422
+    assert client.get(
+        "/analytics/usage", params={"scope": "fleet", "tz": "Mars/Olympus", **q}
+    ).status_code == 422
+    assert client.get(
+        "/analytics/usage",
+        params={"scope": "fleet", "from": "2026-03-08T00:00Z", "to": "2026-03-06T00:00Z"},
+    ).status_code == 422
+    make_series(conn, "a", "kWh")
+    make_series(conn, "b", "m3")
+    r = client.get("/analytics/usage", params={"scope": "fleet", **q})
+    assert r.status_code == 422
+    assert "several units" in r.json()["detail"]
+    r = client.get("/analytics/usage", params={"scope": "fleet", "unit": "m3", **q})
+    assert r.status_code == 200
+    assert r.json()["scope"]["series_count"] == 1
