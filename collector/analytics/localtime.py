@@ -24,16 +24,24 @@ def zone(tz: str) -> ZoneInfo:
         raise AnalyticsError(str(exc)) from exc
 
 
+def _offset(t: int, tzinfo: ZoneInfo) -> int:
+    off = datetime.fromtimestamp(t, tzinfo).utcoffset()
+    return int(off.total_seconds()) if off is not None else 0
+
+
 def _offsets(instants: I64, tzinfo: ZoneInfo) -> I64:
-    """UTC offset (s) of each instant, one zoneinfo call per distinct UTC quarter hour."""
-    q = instants // 900
-    uniq, inverse = np.unique(q, return_inverse=True)
-    offs = np.asarray(
-        [int(datetime.fromtimestamp(int(u) * 900, tzinfo).utcoffset().total_seconds())  # type: ignore[union-attr]
-         for u in uniq],
-        dtype=np.int64,
-    )
-    out: I64 = offs[inverse.reshape(-1)]
+    """UTC offset (s) of each instant: two zoneinfo calls per distinct UTC day, and one per
+    instant only on the days whose offset changes (DST transitions)."""
+    if instants.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    days = instants // 86_400
+    uniq, inverse = np.unique(days, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    first = np.asarray([_offset(int(d) * 86_400, tzinfo) for d in uniq], dtype=np.int64)
+    last = np.asarray([_offset(int(d) * 86_400 + 86_399, tzinfo) for d in uniq], dtype=np.int64)
+    out: I64 = first[inverse]
+    for i in np.nonzero((first != last)[inverse])[0]:
+        out[i] = _offset(int(instants[i]), tzinfo)
     return out
 
 

@@ -1,4 +1,5 @@
-"""Usage analytics for staff: usage over time, period over period, load profile, TOU breakdown.
+"""Usage analytics for staff: usage over time, period over period, load profile, TOU breakdown,
+bill forecast with the running charge by charge.
 
 Role intent: read-only (any staff role may call these). Every route takes a scope
 (``scope=meter|site|customer|plan|fleet`` and ``id``), a window (``from``/``to`` with offsets)
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from collector.analytics import (
@@ -28,6 +29,8 @@ from collector.analytics import (
     timeline,
     tou_breakdown,
 )
+from collector.analytics.bill_forecast import Priced
+from collector.analytics.forecasting import customer_bill_forecast
 from collector.analytics.loading import load_grid
 from collector.analytics.localtime import zone
 from collector.billing.pricing import parse_plan_document
@@ -314,3 +317,64 @@ def tou(
                 )
             )
     return TouBreakdownOut(scope=_scope_out(s, found, tz), breakdowns=out)
+
+
+class PricedOut(BaseModel):
+    """A usage scenario priced as the invoice: amounts are exact decimal strings."""
+
+    quantity: float
+    subtotal: str
+    tax: str
+    total: str
+    charges: dict[str, str]
+
+
+class ForecastOut(BaseModel):
+    customer_id: int
+    period: str
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    as_of: datetime
+    to_date: PricedOut
+    expected: PricedOut
+    low: PricedOut
+    high: PricedOut
+    linear: PricedOut
+    patterned: bool
+
+
+def _priced(p: Priced) -> PricedOut:
+    return PricedOut(
+        quantity=p.quantity, subtotal=str(p.subtotal), tax=str(p.tax), total=str(p.total),
+        charges={c.charge_id: str(c.amount) for c in p.charges},
+    )
+
+
+def _clock(request: Request) -> datetime:
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if callable(clock) else datetime.now(UTC)
+
+
+@router.get("/forecast", response_model=ForecastOut)
+def forecast(
+    request: Request,
+    pool: PoolDep,
+    customer_id: Annotated[int, Query(ge=1)],
+    at: Annotated[datetime | None, Query()] = None,
+) -> ForecastOut:
+    """The customer's bill for the period containing ``at`` (default now): the running charge
+    (usage so far), the forecast from its meters' weekday/hour pattern with a range, Lago's
+    linear projection for comparison, each with its amount per charge. Role intent: read-only.
+    """
+    now = at or _clock(request)
+    if now.tzinfo is None:
+        raise HTTPException(422, "at needs a time zone offset")
+    with _http_errors(), pool.connection() as conn:
+        f = customer_bill_forecast(conn, customer_id, now)
+    return ForecastOut(
+        customer_id=customer_id, period=f.period, currency=f.currency,
+        period_start=f.period_start, period_end=f.period_end, as_of=f.as_of,
+        to_date=_priced(f.to_date), expected=_priced(f.expected), low=_priced(f.low),
+        high=_priced(f.high), linear=_priced(f.linear), patterned=f.patterned,
+    )

@@ -1,0 +1,113 @@
+"""Bill forecast: the pattern forecast core, pricing through the billing core, and the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import psycopg
+import psycopg_pool
+import pytest
+from fastapi.testclient import TestClient
+
+from collector.analytics.forecast import ForecastConfig, forecast_usage, linear_projection
+from collector.api.app import create_app
+from collector.billing import accounts
+from collector.errors import AnalyticsError
+from tests.collector.billing.conftest import make_series, plan_doc, put_usage, spec, utc
+
+Conn = psycopg.Connection[Any]
+
+
+def ts(*a: int) -> int:
+    return int(datetime(*a, tzinfo=UTC).timestamp())  # type: ignore[misc]
+
+
+def office(starts: np.ndarray, holidays: tuple[date, ...] = ()) -> np.ndarray:
+    """2 per quarter hour on weekdays 08–18 UTC, 0.2 otherwise and on holidays."""
+    h = (starts % 86_400) // 3600
+    wd = ((starts // 86_400) + 3) % 7
+    day = starts // 86_400
+    hol = np.isin(day, [(d - date(1970, 1, 1)).days for d in holidays])
+    out: np.ndarray = np.where((h >= 8) & (h < 18) & (wd < 5) & ~hol, 2.0, 0.2)
+    return out
+
+
+class TestForecastCore:
+    def test_a_weekly_pattern_is_forecast_exactly_where_a_straight_line_is_not(self) -> None:
+        """An office meter: the pattern forecast of May's rest is exact; Lago's line is not."""
+        hol = (date(2026, 5, 14), date(2026, 5, 25))  # Ascension, Whit Monday
+        h0, p0, now, p1 = ts(2026, 3, 1), ts(2026, 5, 1), ts(2026, 5, 10), ts(2026, 6, 1)
+        grid = np.arange(h0, p1, 900, dtype=np.int64)
+        truth = office(grid, hol)[None, :]
+        f = forecast_usage(
+            truth[:, : (now - h0) // 900], h0, period_start=p0, now=now, period_end=p1,
+            tz="UTC", holidays=hol,
+        )
+        final = truth[0, (p0 - h0) // 900 :].sum()
+        assert f.total[0] == pytest.approx(final, rel=1e-9)
+        assert f.remaining_low[0] <= f.remaining[0] <= f.remaining_high[0]
+        line = linear_projection(f.observed, p0, now, p1)
+        assert abs(line[0] - final) / final > 0.03
+
+    def test_short_history_falls_back_to_a_straight_line(self) -> None:
+        """Three days of history: the rest of the period continues the average rate."""
+        p0, now, p1 = ts(2026, 5, 1), ts(2026, 5, 4), ts(2026, 6, 1)
+        hist = np.full((1, (now - p0) // 900), 0.5)
+        f = forecast_usage(hist, p0, period_start=p0, now=now, period_end=p1, tz="UTC")
+        assert not f.patterned[0]
+        assert f.total[0] == pytest.approx(0.5 * (p1 - p0) / 900)
+
+    def test_misaligned_or_misordered_times_are_refused(self) -> None:
+        """Instants off the 15-minute grid or out of order are an AnalyticsError."""
+        hist = np.zeros((1, 100))
+        with pytest.raises(AnalyticsError):
+            forecast_usage(hist, 0, period_start=0, now=901, period_end=9000, tz="UTC")
+        with pytest.raises(AnalyticsError):
+            forecast_usage(hist, 0, period_start=900, now=0, period_end=9000, tz="UTC")
+        with pytest.raises(AnalyticsError):
+            ForecastConfig(half_life_days=0)
+
+
+@pytest.fixture
+def client(pool: psycopg_pool.ConnectionPool[Any]) -> Iterator[TestClient]:
+    with TestClient(create_app(pool)) as c:
+        yield c
+
+
+def test_forecast_prices_usage_like_the_invoice(client: TestClient, conn: Conn) -> None:
+    """Flat 1 kWh per quarter hour in Amsterdam, asked on 10 March: March has 743 hours, so
+    2972 kWh x 0.25 + 10.00 = 753.00, VAT 158.13, total 911.13; so far 864 kWh → 273.46."""
+    c = accounts.create_customer(conn, spec(tz="Europe/Amsterdam"))
+    _, v = accounts.create_plan(conn, "basic", "Basic", plan_doc())
+    sid = make_series(conn, "dev-f")
+    accounts.assign_meter(conn, c.customer_id, sid, v.plan_version_id, utc(2026, 1, 1))
+    put_usage(conn, sid, utc(2026, 1, 1), utc(2026, 3, 9, 23), 1.0)
+    r = client.get(
+        "/analytics/forecast",
+        params={"customer_id": c.customer_id, "at": "2026-03-10T00:00+01:00"},
+    )
+    assert r.status_code == 200, r.text
+    f = r.json()
+    assert f["period"] == "2026-03"
+    assert f["to_date"]["total"] == "273.46"
+    assert Decimal(f["to_date"]["charges"]["energy"]) == Decimal("216")
+    assert f["expected"]["total"] == "911.13"
+    assert Decimal(f["expected"]["charges"]["energy"]) == Decimal("743")
+    assert f["linear"]["total"] == "911.13"
+    assert Decimal(f["low"]["total"]) <= Decimal("911.13") <= Decimal(f["high"]["total"])
+    assert f["patterned"] is True
+
+
+def test_forecast_errors_are_4xx(client: TestClient, conn: Conn) -> None:
+    """Unknown customer 404; a customer without meters 422."""
+    assert client.get("/analytics/forecast", params={"customer_id": 999}).status_code == 404
+    c = accounts.create_customer(conn, spec())
+    r = client.get(
+        "/analytics/forecast", params={"customer_id": c.customer_id, "at": "2026-03-10T00:00Z"}
+    )
+    assert r.status_code == 422
+    assert "no meters" in r.json()["detail"]
