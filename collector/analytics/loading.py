@@ -15,11 +15,13 @@ from typing import Any, Final
 import numpy as np
 import psycopg
 
-from collector.analytics.grid import grid_from_rows
-from collector.analytics.model import SeriesWindow, UsageGrid
+from collector.analytics.anomalies import MeterUsage
+from collector.analytics.grid import grid_edges, grid_from_rows, matrix_from_rows
+from collector.analytics.model import BUCKET_S, SeriesWindow, UsageGrid
+from collector.storage import analytics_anomaly_store as anomaly_store
 from collector.storage.billing_usage_store import load_usage_rows
 
-__all__ = ["CHUNK_SERIES", "load_grid"]
+__all__ = ["CHUNK_SERIES", "load_grid", "load_meter_usage"]
 
 Conn = psycopg.Connection[Any]
 CHUNK_SERIES: Final = 2000
@@ -60,3 +62,44 @@ def empty_like(grid: UsageGrid) -> UsageGrid:
     """A grid of zeros on ``grid``'s buckets."""
     z = np.zeros_like(grid.quantity)
     return UsageGrid(grid.starts, z, z.copy(), np.zeros_like(grid.readings))
+
+
+_RESTING_UNITS: Final = frozenset({"L", "l", "m3", "m³", "gal", "ft3", "ft³"})
+
+
+def load_meter_usage(
+    conn: Conn, windows: Sequence[SeriesWindow], start: datetime, end: datetime
+) -> MeterUsage:
+    """What the anomaly detectors need for the meters of ``windows`` in ``[start, end)``:
+    their 15-minute usage, last readings, clamped buckets and site vacancies. Volume meters
+    (water, gas in m³) are expected to rest at night."""
+    ids = np.asarray(sorted({w.series_id for w in windows}), dtype=np.int64)
+    lo, hi = grid_edges(start.timestamp(), end.timestamp())
+    starts = np.arange(lo, hi, BUCKET_S, dtype=np.int64)
+    q = np.zeros((ids.shape[0], starts.shape[0]))
+    e = np.zeros_like(q)
+    for i in range(0, ids.shape[0], CHUNK_SERIES):
+        part = ids[i : i + CHUNK_SERIES]
+        rows = load_usage_rows(conn, part.tolist(), start, end)
+        q[i : i + part.shape[0]] = matrix_from_rows(
+            rows.series, rows.bucket, rows.quantity, series_ids=part, start=lo, end=hi
+        )
+        e[i : i + part.shape[0]] = matrix_from_rows(
+            rows.series, rows.bucket, rows.estimated, series_ids=part, start=lo, end=hi
+        )
+    flags = np.zeros(q.shape, dtype=np.int64)
+    row = {int(s): k for k, s in enumerate(ids)}
+    for sid, b in anomaly_store.clamped_buckets(conn, ids.tolist(), start, end):
+        flags[row[sid], (b - lo) // BUCKET_S] |= anomaly_store.NEGATIVE_CLAMPED
+    last = anomaly_store.last_readings(conn, ids.tolist(), end)
+    units = anomaly_store.series_units(conn, ids.tolist())
+    return MeterUsage(
+        ids,
+        starts,
+        q,
+        e,
+        np.asarray([units.get(int(s), "") in _RESTING_UNITS for s in ids], dtype=np.bool_),
+        np.asarray([last[int(s)].timestamp() if int(s) in last else np.nan for s in ids]),
+        anomaly_store.vacancies_for_series(conn, ids.tolist(), start, end),
+        flags,
+    )

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Final
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from collector.analytics import (
     Granularity,
@@ -29,12 +29,14 @@ from collector.analytics import (
     timeline,
     tou_breakdown,
 )
+from collector.analytics.anomalies import detect_anomalies
 from collector.analytics.bill_forecast import Priced
 from collector.analytics.forecasting import customer_bill_forecast
-from collector.analytics.loading import load_grid
+from collector.analytics.loading import load_grid, load_meter_usage
 from collector.analytics.localtime import zone
 from collector.billing.pricing import parse_plan_document
 from collector.errors import AnalyticsError, NotFound, PlanError, ValidationFailed
+from collector.storage import analytics_anomaly_store as anomaly_store
 from collector.storage import analytics_store, billing_store
 from collector.storage.analytics_store import ScopeSeries
 from collector.storage.database import Pool
@@ -378,3 +380,88 @@ def forecast(
         to_date=_priced(f.to_date), expected=_priced(f.expected), low=_priced(f.low),
         high=_priced(f.high), linear=_priced(f.linear), patterned=f.patterned,
     )
+
+
+class AnomalyOut(BaseModel):
+    series_id: int
+    kind: str
+    start: datetime
+    end: datetime
+    reason: str
+    facts: dict[str, float]
+
+
+class AnomaliesOut(BaseModel):
+    scope: ScopeOut
+    now: datetime
+    anomalies: list[AnomalyOut]
+
+
+@router.get("/anomalies", response_model=AnomaliesOut)
+def anomalies(request: Request, pool: PoolDep, s: ScopeDep) -> AnomaliesOut:
+    """Anomalies of the scope's meters in the window (leak, jump, silent, usage while vacant,
+    reverse flow, estimated share), each with a reason and its numbers. Jumps compare each day
+    with the 28 days before it inside the window, so ask for six weeks or more. A meter is
+    silent if its last reading is 6 hours or more before the window's end (or now, if
+    earlier). Role intent: read-only."""
+    found, tz = _resolve(pool, s)
+    now = min(s.end, _clock(request))
+    with _http_errors(), pool.connection() as conn:
+        usage = load_meter_usage(conn, found.windows, s.start, s.end)
+        result = detect_anomalies(usage, tz=tz, now=int(now.timestamp()))
+    return AnomaliesOut(
+        scope=_scope_out(s, found, tz),
+        now=now,
+        anomalies=[
+            AnomalyOut(
+                series_id=a.series_id, kind=a.kind.value, start=_t(a.start), end=_t(a.end),
+                reason=a.reason, facts=dict(a.facts),
+            )
+            for a in result
+        ],
+    )
+
+
+class VacancyIn(BaseModel):
+    device_id: str = Field(min_length=1, max_length=200)
+    vacant_from: datetime
+    vacant_to: datetime | None = None
+    note: str | None = Field(None, max_length=500)
+
+
+class VacancyOut(VacancyIn):
+    vacancy_id: int
+
+
+@router.post("/vacancies", response_model=VacancyOut, status_code=201)
+def add_vacancy(pool: PoolDep, body: VacancyIn) -> VacancyOut:
+    """Mark a site (device) vacant from ``vacant_from`` to ``vacant_to`` (open if omitted):
+    usage then is an anomaly. Role intent: billing (changes what staff are alerted to)."""
+    if body.vacant_from.tzinfo is None or (
+        body.vacant_to is not None and body.vacant_to.tzinfo is None
+    ):
+        raise HTTPException(422, "times need a time zone offset")
+    with _http_errors(), pool.connection() as conn:
+        v = anomaly_store.add_vacancy(
+            conn, body.device_id, body.vacant_from, body.vacant_to, body.note
+        )
+    return VacancyOut(
+        vacancy_id=v.vacancy_id, device_id=v.device_id, vacant_from=v.vacant_from,
+        vacant_to=v.vacant_to, note=v.note,
+    )
+
+
+@router.get("/vacancies", response_model=list[VacancyOut])
+def list_vacancies(
+    pool: PoolDep, device_id: Annotated[str, Query(min_length=1, max_length=200)]
+) -> list[VacancyOut]:
+    """The vacancies of a site (device). Role intent: read-only."""
+    with _http_errors(), pool.connection() as conn:
+        rows = anomaly_store.list_vacancies(conn, device_id)
+    return [
+        VacancyOut(
+            vacancy_id=v.vacancy_id, device_id=v.device_id, vacant_from=v.vacant_from,
+            vacant_to=v.vacant_to, note=v.note,
+        )
+        for v in rows
+    ]

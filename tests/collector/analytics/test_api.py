@@ -109,3 +109,42 @@ def test_bad_requests_are_4xx(client: TestClient, conn: Conn) -> None:
     r = client.get("/analytics/usage", params={"scope": "fleet", "unit": "m3", **q})
     assert r.status_code == 200
     assert r.json()["scope"]["series_count"] == 1
+
+
+def test_anomalies_of_a_site_from_the_database(client: TestClient, conn: Conn) -> None:
+    """A water meter with flow every night, marked vacant, read until 10 hours before the end:
+    leak, usage while vacant and silence, each with its numbers."""
+    sid = make_series(conn, "site-w", "m3")
+    put_usage(conn, sid, utc(2026, 3, 1), utc(2026, 3, 20), 0.002)
+    conn.execute(
+        "INSERT INTO readings (series_id, ts, value) VALUES (%s, %s, 1.0)",
+        (sid, utc(2026, 3, 19, 14)),
+    )
+    r = client.post(
+        "/analytics/vacancies",
+        json={"device_id": "site-w", "vacant_from": "2026-03-10T00:00Z",
+              "vacant_to": "2026-03-12T00:00Z", "note": "tenant moved out"},
+    )
+    assert r.status_code == 201, r.text
+    assert client.get("/analytics/vacancies", params={"device_id": "site-w"}).json()[0][
+        "note"
+    ] == "tenant moved out"
+    r = client.get(
+        "/analytics/anomalies",
+        params={"scope": "site", "id": "site-w", "from": "2026-03-01T00:00Z",
+                "to": "2026-03-20T00:00Z"},
+    )
+    assert r.status_code == 200, r.text
+    found = {a["kind"]: a for a in r.json()["anomalies"]}
+    assert set(found) == {"continuous_flow", "vacant_usage", "silent"}
+    assert found["continuous_flow"]["facts"]["min_night_flow_per_hour"] == pytest.approx(0.008)
+    assert found["vacant_usage"]["facts"]["days"] == 2
+    assert found["silent"]["facts"]["hours_silent"] == pytest.approx(10.0)
+
+
+def test_vacancy_validation(client: TestClient) -> None:
+    """A vacancy ending before it starts, or without offsets, is 422."""
+    bad = {"device_id": "x", "vacant_from": "2026-03-10T00:00Z", "vacant_to": "2026-03-09T00:00Z"}
+    assert client.post("/analytics/vacancies", json=bad).status_code == 422
+    naive = {"device_id": "x", "vacant_from": "2026-03-10T00:00"}
+    assert client.post("/analytics/vacancies", json=naive).status_code == 422
