@@ -11,7 +11,14 @@ from collector import __version__
 from collector.errors import StorageError, StorageUnavailable
 from collector.storage.database import Pool
 
-from . import analytics_routes, billing_routes, ingest_routes, portal_routes, usage_routes
+from . import (
+    analytics_routes,
+    billing_routes,
+    ingest_routes,
+    portal_routes,
+    report_routes,
+    usage_routes,
+)
 from .ingest_routes import IngestProbe
 from .staff_auth import StaffAuth, require_staff
 
@@ -37,6 +44,7 @@ def create_app(
     app.include_router(usage_routes.router, dependencies=staff)
     app.include_router(billing_routes.router, dependencies=staff)
     app.include_router(analytics_routes.router, dependencies=staff)
+    app.include_router(report_routes.router, dependencies=staff)
     app.include_router(portal_routes.router)
 
     @app.exception_handler(StorageUnavailable)
