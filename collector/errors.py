@@ -10,6 +10,7 @@
     ├── RatingError(ValueError)      usage cannot be rated on a plan (unit mismatch, …)
     ├── UsageError(ValueError)       readings cannot be turned into usage
     ├── AnalyticsError(ValueError)   an analytics question cannot be answered (bad scope, window…)
+    ├── NotificationError(ValueError) an alert rule or webhook endpoint is invalid
     └── BillingError                 a billing operation is not allowed
         ├── NotFound(LookupError)    a customer, plan, subscription or invoice does not exist
         ├── Conflict                 the request conflicts with current state (immutable invoice…)
@@ -60,6 +61,10 @@ class UsageError(CollectorError, ValueError):
 
 class AnalyticsError(CollectorError, ValueError):
     """An analytics question cannot be answered as asked (unknown scope, mixed units, …)."""
+
+
+class NotificationError(CollectorError, ValueError):
+    """An alert rule or webhook endpoint is invalid."""
 
 
 class BillingError(CollectorError):

@@ -11,16 +11,13 @@ from collector import __version__
 from collector.errors import StorageError, StorageUnavailable
 from collector.storage.database import Pool
 
-from . import (
-    analytics_routes,
-    billing_routes,
-    ingest_routes,
-    portal_routes,
-    report_routes,
-    usage_routes,
-)
+from . import billing_routes, ingest_routes, portal_routes, usage_routes
+from .alert_routes import router as alert_router
+from .analytics_routes import router as analytics_router
 from .ingest_routes import IngestProbe
+from .report_routes import router as report_router
 from .staff_auth import StaffAuth, require_staff
+from .webhook_routes import router as webhook_router
 
 __all__ = ["create_app"]
 
@@ -43,8 +40,10 @@ def create_app(
     app.include_router(ingest_routes.router, dependencies=staff)
     app.include_router(usage_routes.router, dependencies=staff)
     app.include_router(billing_routes.router, dependencies=staff)
-    app.include_router(analytics_routes.router, dependencies=staff)
-    app.include_router(report_routes.router, dependencies=staff)
+    app.include_router(analytics_router, dependencies=staff)
+    app.include_router(report_router, dependencies=staff)
+    app.include_router(alert_router, dependencies=staff)
+    app.include_router(webhook_router, dependencies=staff)
     app.include_router(portal_routes.router)
 
     @app.exception_handler(StorageUnavailable)
