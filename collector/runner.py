@@ -150,6 +150,7 @@ class Collector:
             connected=self.consumer.connected, pending=st.pending, lag_s=max(lag, 0.0),
             last_flush_at=last, storage_ok=st.storage_ok, batches=st.batches,
             readings=st.readings, dead_letters=st.dead_letters,
+            flushes=st.flushes, flush_seconds_total=st.flush_seconds_total,
         )
 
     def _usage(self) -> None:

@@ -9,12 +9,14 @@ from fastapi.responses import JSONResponse
 
 from collector import __version__
 from collector.errors import StorageError, StorageUnavailable
+from collector.metrics import metrics_registry
 from collector.storage.database import Pool
 
 from . import billing_routes, ingest_routes, portal_routes, usage_routes
 from .alert_routes import router as alert_router
 from .analytics_routes import router as analytics_router
 from .ingest_routes import IngestProbe
+from .metrics_routes import router as metrics_router
 from .report_routes import router as report_router
 from .staff_auth import StaffAuth, require_staff
 from .webhook_routes import router as webhook_router
@@ -44,6 +46,8 @@ def create_app(
     app.include_router(report_router, dependencies=staff)
     app.include_router(alert_router, dependencies=staff)
     app.include_router(webhook_router, dependencies=staff)
+    app.state.metrics_registry = metrics_registry(pool, ingest_probe)
+    app.include_router(metrics_router, dependencies=staff)
     app.include_router(portal_routes.router)
 
     @app.exception_handler(StorageUnavailable)
