@@ -31,6 +31,7 @@ from collector.analytics import (
 )
 from collector.analytics.anomalies import detect_anomalies
 from collector.analytics.bill_forecast import Priced
+from collector.analytics.dashboard import customer_dashboard
 from collector.analytics.forecasting import customer_bill_forecast
 from collector.analytics.loading import load_grid, load_meter_usage
 from collector.analytics.localtime import zone
@@ -465,3 +466,54 @@ def list_vacancies(
         )
         for v in rows
     ]
+
+
+class DayOut(BaseModel):
+    start: datetime
+    end: datetime
+    quantity: float
+    estimated: float
+
+
+class DashboardOut(BaseModel):
+    customer_id: int
+    period: str
+    tz: str
+    days: list[DayOut]
+    so_far: float
+    same_days_last_period: float
+    forecast: ForecastOut
+
+
+@router.get("/dashboard", response_model=DashboardOut)
+def dashboard(
+    request: Request,
+    pool: PoolDep,
+    customer_id: Annotated[int, Query(ge=1)],
+    at: Annotated[datetime | None, Query()] = None,
+) -> DashboardOut:
+    """A customer's dashboard: the period so far per local day, the same elapsed time of the
+    previous period, the running charge and the forecast (one read of the customer's meters).
+    Role intent: read-only."""
+    now = at or _clock(request)
+    if now.tzinfo is None:
+        raise HTTPException(422, "at needs a time zone offset")
+    with _http_errors(), pool.connection() as conn:
+        d = customer_dashboard(conn, customer_id, now)
+    f = d.forecast
+    return DashboardOut(
+        customer_id=customer_id, period=d.period, tz=d.tz,
+        days=[
+            DayOut(start=_t(int(a)), end=_t(int(b)), quantity=float(q), estimated=float(e))
+            for a, b, q, e in zip(
+                d.days.starts, d.days.ends, d.days.quantity, d.days.estimated, strict=True
+            )
+        ],
+        so_far=d.so_far, same_days_last_period=d.same_days_last_period,
+        forecast=ForecastOut(
+            customer_id=customer_id, period=f.period, currency=f.currency,
+            period_start=f.period_start, period_end=f.period_end, as_of=f.as_of,
+            to_date=_priced(f.to_date), expected=_priced(f.expected), low=_priced(f.low),
+            high=_priced(f.high), linear=_priced(f.linear), patterned=f.patterned,
+        ),
+    )

@@ -111,3 +111,25 @@ def test_forecast_errors_are_4xx(client: TestClient, conn: Conn) -> None:
     )
     assert r.status_code == 422
     assert "no meters" in r.json()["detail"]
+
+
+def test_dashboard_days_comparison_and_forecast(client: TestClient, conn: Conn) -> None:
+    """On 10 March in Amsterdam: nine local days of 96 kWh, the same nine days of February
+    at 0.5 per quarter hour (432 kWh), and the forecast of the flat month (911.13)."""
+    c = accounts.create_customer(conn, spec(tz="Europe/Amsterdam"))
+    _, v = accounts.create_plan(conn, "basic", "Basic", plan_doc())
+    sid = make_series(conn, "dev-d")
+    accounts.assign_meter(conn, c.customer_id, sid, v.plan_version_id, utc(2026, 1, 1))
+    put_usage(conn, sid, utc(2026, 1, 31, 23), utc(2026, 2, 28, 23), 0.5)
+    put_usage(conn, sid, utc(2026, 2, 28, 23), utc(2026, 3, 9, 23), 1.0, estimated=0.25)
+    r = client.get(
+        "/analytics/dashboard",
+        params={"customer_id": c.customer_id, "at": "2026-03-10T00:00+01:00"},
+    )
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert [day["quantity"] for day in d["days"]] == [96.0] * 9
+    assert d["days"][0]["estimated"] == 24.0
+    assert d["so_far"] == 864.0
+    assert d["same_days_last_period"] == 432.0
+    assert d["forecast"]["to_date"]["total"] == "273.46"
