@@ -19,6 +19,7 @@ from collector.analytics.anomalies import MeterUsage
 from collector.analytics.grid import grid_edges, grid_from_rows, matrix_from_rows
 from collector.analytics.model import BUCKET_S, SeriesWindow, UsageGrid
 from collector.storage import analytics_anomaly_store as anomaly_store
+from collector.storage.analytics_usage import sum_daily_usage
 from collector.storage.billing_usage_store import load_usage_rows
 
 __all__ = ["CHUNK_SERIES", "load_grid", "load_meter_usage"]
@@ -30,9 +31,13 @@ CHUNK_SERIES: Final = 2000
 def load_grid(
     conn: Conn, windows: Sequence[SeriesWindow], start: datetime, end: datetime
 ) -> UsageGrid:
-    """The summed 15-minute usage of ``windows`` in ``[start, end)``."""
+    """The summed 15-minute usage of ``windows`` in ``[start, end)``. Meters that count whole
+    (no window bounds: meter, site, fleet scopes) are summed per day as they stream in
+    (``sum_daily_usage``); subscription windows are cut row by row."""
     lo, hi = start.timestamp(), end.timestamp()
     ids = sorted({w.series_id for w in windows})
+    if ids and all(w.start is None and w.end is None for w in windows):
+        return _summed_grid(conn, ids, start, end)
     grid: UsageGrid | None = None
     for i in range(0, max(len(ids), 1), CHUNK_SERIES):
         part = ids[i : i + CHUNK_SERIES]
@@ -56,6 +61,19 @@ def load_grid(
         )
     assert grid is not None
     return grid
+
+
+def _summed_grid(conn: Conn, ids: Sequence[int], start: datetime, end: datetime) -> UsageGrid:
+    lo, hi = grid_edges(start.timestamp(), end.timestamp())
+    sums = sum_daily_usage(conn, ids, start, end)
+    j0 = (lo - sums.day0) // BUCKET_S
+    j1 = (hi - sums.day0) // BUCKET_S
+    return UsageGrid(
+        np.arange(lo, hi, BUCKET_S, dtype=np.int64),
+        sums.quantity.reshape(-1)[j0:j1].copy(),
+        sums.estimated.reshape(-1)[j0:j1].copy(),
+        sums.readings.reshape(-1)[j0:j1].copy(),
+    )
 
 
 def empty_like(grid: UsageGrid) -> UsageGrid:
