@@ -16,6 +16,7 @@ Amounts are ``Decimal`` in the invoice currency (total including tax), rounded a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,7 +35,14 @@ from collector.billing.segments import Segment
 from collector.rating import Plan
 from collector.storage.billing_usage_store import UsageRows
 
-__all__ = ["BillForecast", "ChargeAmount", "Priced", "forecast_bill", "price_usage"]
+__all__ = [
+    "BillForecast",
+    "ChargeAmount",
+    "Priced",
+    "forecast_bill",
+    "price_scenarios",
+    "price_usage",
+]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -93,6 +101,73 @@ def price_usage(
         draft.total if draft else zero,
         tuple(ChargeAmount(k, v) for k, v in sorted(by_charge.items())),
     )
+
+
+# Series ids of scenario k are moved up by k * 2**26; billing packs (series, time) keys under
+# 2**33, so shifted ids must stay below 2**30 (ids from 2**26 on are priced one by one).
+_SCENARIO_SHIFT = 1 << 26
+
+
+def price_scenarios(
+    customer: Customer,
+    period: BillingPeriod,
+    segments: Sequence[Segment],
+    plans: Mapping[int, Plan],
+    units: Mapping[int, str],
+    *,
+    scenarios: Sequence[UsageRows],
+) -> list[Priced]:
+    """Each usage scenario priced as the invoice, all in ONE rating pass: scenario ``k``'s
+    segments and rows get series ids shifted by ``k * 2**26``, so the engine builds its
+    tables (TOU periods, tiers) once for all of them."""
+    n = len(segments)
+    if len(scenarios) > 8 or any(sg.series_id >= _SCENARIO_SHIFT for sg in segments):
+        return [
+            price_usage(customer, period, segments, plans, units, rows=r) for r in scenarios
+        ]
+    all_segments: list[Segment] = []
+    all_units: dict[int, str] = {}
+    parts: list[UsageRows] = []
+    for k, rows in enumerate(scenarios):
+        shift = k * _SCENARIO_SHIFT
+        all_segments += [
+            dataclasses.replace(s, index=k * n + s.index, series_id=s.series_id + shift)
+            for s in segments
+        ]
+        all_units.update({sid + shift: u for sid, u in units.items()})
+        parts.append(
+            UsageRows(rows.series + shift, rows.bucket, rows.quantity, rows.estimated,
+                      rows.readings)
+        )
+    merged = parts[0]
+    for more in parts[1:]:
+        merged = _concat(merged, more)
+    rated = rate_segments(all_segments, [period] * len(all_segments), merged, plans, all_units)
+    out: list[Priced] = []
+    for k, rows in enumerate(scenarios):
+        segs = all_segments[k * n : (k + 1) * n]
+        labels = {s.series_id: str(s.series_id) for s in segs}
+        draft = draft_invoice(
+            customer, period,
+            [(s, rated.facts[s.index], rated.lines.get(s.index, [])) for s in segs], [], labels,
+        )
+        by_charge: dict[str, Decimal] = {}
+        for s in segs:
+            for item in rated.lines.get(s.index, []):
+                by_charge[item.charge_id] = by_charge.get(item.charge_id, Decimal(0)) + (
+                    item.amount_unrounded
+                )
+        zero = Decimal(0)
+        out.append(
+            Priced(
+                float(rows.quantity.sum()),
+                draft.subtotal if draft else zero,
+                draft.tax if draft else zero,
+                draft.total if draft else zero,
+                tuple(ChargeAmount(c, v) for c, v in sorted(by_charge.items())),
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,22 +251,31 @@ def forecast_bill(
     past_starts = history_start + BUCKET_S * np.arange(j0, j1, dtype=np.int64)
     observed = _rows(series_ids, past_starts, so_far)
 
-    def price(extra: F64) -> Priced:
-        rows = _concat(observed, _rows(series_ids, f.starts, extra))
-        return price_usage(customer, period, segments, plans, units, rows=rows)
-
     ratio = (t - p0) / (p1 - p0)
-    linear = _rows(series_ids, past_starts, so_far / ratio)
+    to_date, expected, low, high, linear = price_scenarios(
+        customer,
+        period,
+        segments,
+        plans,
+        units,
+        scenarios=[
+            observed,
+            _concat(observed, _rows(series_ids, f.starts, f.expected)),
+            _concat(observed, _rows(series_ids, f.starts, _scaled(f, f.remaining_low))),
+            _concat(observed, _rows(series_ids, f.starts, _scaled(f, f.remaining_high))),
+            _rows(series_ids, past_starts, so_far / ratio),
+        ],
+    )
     return BillForecast(
         period=str(period.key),
         currency=customer.spec.currency,
         period_start=period.start,
         period_end=period.end,
         as_of=datetime.fromtimestamp(t, UTC),
-        to_date=price_usage(customer, period, segments, plans, units, rows=observed),
-        expected=price(f.expected),
-        low=price(_scaled(f, f.remaining_low)),
-        high=price(_scaled(f, f.remaining_high)),
-        linear=price_usage(customer, period, segments, plans, units, rows=linear),
+        to_date=to_date,
+        expected=expected,
+        low=low,
+        high=high,
+        linear=linear,
         patterned=bool(f.patterned.all()),
     )
