@@ -172,6 +172,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "mqtt": MqttConfig,
     "ingest": IngestConfig,
     "api": ApiConfig,
+    "webhooks": WebhooksConfig,
 }
 
 
