@@ -247,3 +247,27 @@ def test_api_endpoints_log_and_manual_redelivery(
     attempts = client.get(f"/webhooks/deliveries/{d['delivery_id']}/attempts").json()
     assert [a["status_code"] for a in attempts] == [204, 204]
     assert client.post("/webhooks/deliveries/999/redeliver").status_code == 404
+
+
+def test_a_correction_is_announced_when_the_correcting_invoice_is_final(
+    pool: Pool, conn: Conn, receiver: Receiver
+) -> None:
+    """Late March usage becomes an adjustment on April's invoice; finalizing April announces
+    invoice.corrected for March's invoice with the adjustment amount."""
+    _endpoint(conn, receiver, ["invoice.corrected"])
+    c = accounts.create_customer(conn, spec())
+    _, v = accounts.create_plan(conn, "basic", "Basic", plan_doc())
+    sid = make_series(conn, "dev-cor")
+    accounts.assign_meter(conn, c.customer_id, sid, v.plan_version_id, utc(2026, 1, 1))
+    put_usage(conn, sid, utc(2026, 2, 28), utc(2026, 5, 2), 1.0, updated_at=utc(2026, 4, 1))
+    close_period(pool, PeriodKey(2026, 3), utc(2026, 4, 10))
+    finalize_period(pool, PeriodKey(2026, 3), utc(2026, 4, 10), force=True)
+    put_usage(conn, sid, utc(2026, 3, 10), utc(2026, 3, 11), 2.0, updated_at=utc(2026, 4, 20))
+    close_period(pool, PeriodKey(2026, 4), utc(2026, 5, 10))
+    finalize_period(pool, PeriodKey(2026, 4), utc(2026, 5, 10), force=True)
+    with httpx.Client() as client:
+        DeliveryWorker(pool, client, Clock(datetime.now(UTC) + timedelta(minutes=1))).drain()
+    (body,) = [b for _, b in receiver.accepted]
+    assert body["type"] == "invoice.corrected"
+    assert body["data"]["amount"] == "24.00"
+    assert body["data"]["number"] is not None
