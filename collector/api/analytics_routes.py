@@ -50,6 +50,7 @@ router = APIRouter(prefix="/analytics", tags=["analytics"])
 PoolDep = Annotated[Pool, Depends(get_pool)]
 MAX_WINDOW: Final = timedelta(days=3 * 366 + 1)
 MAX_15M_BUCKETS: Final = 20_000
+MAX_ANOMALY_CELLS: Final = 40_000_000  # meters x quarter hours held in memory at once
 
 
 @contextmanager
@@ -406,6 +407,12 @@ def anomalies(request: Request, pool: PoolDep, s: ScopeDep) -> AnomaliesOut:
     silent if its last reading is 6 hours or more before the window's end (or now, if
     earlier). Role intent: read-only."""
     found, tz = _resolve(pool, s)
+    cells = len(found.series_ids) * (s.end - s.start) / timedelta(minutes=15)
+    if cells > MAX_ANOMALY_CELLS:
+        raise HTTPException(
+            422, f"{len(found.series_ids)} meters over this window is too much at once"
+            f" (meters x quarter hours <= {MAX_ANOMALY_CELLS:,}); narrow the scope or window"
+        )
     now = min(s.end, _clock(request))
     with _http_errors(), pool.connection() as conn:
         usage = load_meter_usage(conn, found.windows, s.start, s.end)

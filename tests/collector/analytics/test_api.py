@@ -163,3 +163,17 @@ def test_whole_meter_and_windowed_scopes_agree(client: TestClient, conn: Conn) -
     assert site.status_code == cust.status_code == 200
     assert site.json()["buckets"] == cust.json()["buckets"]
     assert site.json()["total"] == pytest.approx(192 * 0.5 + 8 * 1.5)
+
+
+def test_anomalies_of_too_much_at_once_is_422(client: TestClient, conn: Conn) -> None:
+    """1,500 meters over three years would not fit in memory: refused with a reason."""
+    conn.execute(
+        "INSERT INTO series (device_id, meter, metric, unit, kind)"
+        " SELECT 'g' || i, 'main', 'energy', 'kWh', 'cumulative' FROM generate_series(1, 1500) i"
+    )
+    r = client.get(
+        "/analytics/anomalies",
+        params={"scope": "fleet", "from": "2024-01-01T00:00Z", "to": "2026-12-01T00:00Z"},
+    )
+    assert r.status_code == 422
+    assert "narrow the scope" in r.json()["detail"]
