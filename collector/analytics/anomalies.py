@@ -21,6 +21,7 @@ Each anomaly carries ``facts`` (name → number) and a one-sentence ``reason`` b
 from __future__ import annotations
 
 import enum
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -194,37 +195,40 @@ def _vacant_days(u: MeterUsage, d: _Days, i: int) -> npt.NDArray[np.bool_]:
 
 
 def _jumps(u: MeterUsage, daily: F64, d: _Days, cfg: AnomalyConfig) -> list[Anomaly]:
+    """Vectorised over meters and days: each day against the median and MAD of the usable
+    (not vacant) days among the ``baseline_days`` before it."""
     out: list[Anomaly] = []
-    n_days = daily.shape[1]
-    for i in range(daily.shape[0]):
-        flagged = np.zeros(n_days, dtype=np.bool_)
-        facts: dict[int, tuple[float, float]] = {}
-        usable = ~_vacant_days(u, d, i)  # a vacant site's days are no baseline
-        for k in range(cfg.min_baseline_days, n_days):
-            lo = max(0, k - cfg.baseline_days)
-            base = daily[i, lo:k][usable[lo:k]]
-            if base.shape[0] < cfg.min_baseline_days:
-                continue
-            med = float(np.median(base))
-            mad = float(np.median(np.abs(base - med))) * 1.4826
-            v = float(daily[i, k])
-            if med > 0 and v > cfg.jump_ratio * med and v > med + cfg.jump_mads * mad:
-                flagged[k] = True
-                facts[k] = (v, med)
-        for a, b in _runs(flagged):
-            peak = max(range(a, b), key=lambda k: facts[k][0])
-            v, med = facts[peak]
+    n, n_days = daily.shape
+    b = cfg.baseline_days
+    base_vals = daily.copy()
+    for i in range(n):
+        base_vals[i, _vacant_days(u, d, i)] = np.nan
+    ext = np.concatenate([np.full((n, b), np.nan), base_vals], axis=1)
+    win = np.lib.stride_tricks.sliding_window_view(ext, b, axis=1)[:, :n_days, :]
+    count = (~np.isnan(win)).sum(axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: no baseline
+        med = np.nanmedian(win, axis=-1)
+        mad = np.nanmedian(np.abs(win - med[..., None]), axis=-1) * 1.4826
+    ok = (count >= cfg.min_baseline_days) & (med > 0)
+    with np.errstate(invalid="ignore"):
+        flagged = ok & (daily > cfg.jump_ratio * med) & (daily > med + cfg.jump_mads * mad)
+    for row in np.nonzero(flagged.any(axis=1))[0]:
+        i = int(row)
+        for a, e in _runs(flagged[i]):
+            peak = a + int(np.argmax(daily[i, a:e]))
+            v, m = float(daily[i, peak]), float(med[i, peak])
             out.append(
                 Anomaly(
                     int(u.series_ids[i]),
                     AnomalyKind.JUMP,
                     int(d.starts[a]),
-                    int(d.ends[b - 1]),
+                    int(d.ends[e - 1]),
                     f"{v:.4g} used on the day starting {_when(int(d.starts[peak]))},"
-                    f" {v / med:.1f}x the meter's usual {med:.4g} per day"
+                    f" {v / m:.1f}x the meter's usual {m:.4g} per day"
                     f" (median of the {cfg.baseline_days} days before)",
-                    {"day_quantity": v, "baseline_median": med, "ratio": v / med,
-                     "days": float(b - a)},
+                    {"day_quantity": v, "baseline_median": m, "ratio": v / m,
+                     "days": float(e - a)},
                 )
             )
     return out
