@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,10 +15,16 @@ import psycopg_pool
 import pytest
 from fastapi.testclient import TestClient
 
+from collector.analytics.bill_forecast import price_scenarios, price_usage
 from collector.analytics.forecast import ForecastConfig, forecast_usage, linear_projection
 from collector.api.app import create_app
 from collector.billing import accounts
+from collector.billing.model import Address, Customer, CustomerSpec
+from collector.billing.periods import PeriodKey, period_for
+from collector.billing.segments import Segment
 from collector.errors import AnalyticsError
+from collector.rating import load_plan
+from collector.storage.billing_usage_store import UsageRows
 from tests.collector.billing.conftest import make_series, plan_doc, put_usage, spec, utc
 
 Conn = psycopg.Connection[Any]
@@ -133,3 +141,33 @@ def test_dashboard_days_comparison_and_forecast(client: TestClient, conn: Conn) 
     assert d["so_far"] == 864.0
     assert d["same_days_last_period"] == 432.0
     assert d["forecast"]["to_date"]["total"] == "273.46"
+
+
+def test_scenarios_priced_in_one_pass_equal_pricing_each_alone() -> None:
+    """Five usage scenarios on a TOU + demand + tiers plan: one rating pass gives exactly the
+    amounts (total, tax, every charge) of five separate pricings."""
+    root = Path(__file__).resolve().parents[3]
+    plan = load_plan(root / "collector" / "rating" / "examples" / "business_tou_demand.yaml")
+    cust = Customer(
+        7,
+        CustomerSpec("C", Address("S 1", "Town", "NL"), "EUR", "Europe/Berlin", Decimal("0.19")),
+        utc(2026, 1, 1),
+    )
+    period = period_for(PeriodKey(2026, 6), "Europe/Berlin")
+    segs = [Segment(0, 7, 70, 3, 1, period.start, period.end, Fraction(1)),
+            Segment(1, 7, 71, 4, 1, period.start, period.end, Fraction(1))]
+    rng = np.random.default_rng(5)
+    starts = np.arange(int(period.start.timestamp()), int(period.end.timestamp()), 900)
+    scenarios = []
+    for k in range(5):
+        q = rng.gamma(2.0, 0.2 * (k + 1), size=2 * starts.shape[0])
+        scenarios.append(
+            UsageRows(np.repeat(np.asarray([3, 4]), starts.shape[0]), np.tile(starts, 2), q,
+                      q * 0.1, np.ones(q.shape[0], dtype=np.int64))
+        )
+    together = price_scenarios(cust, period, segs, {1: plan}, {3: "kWh", 4: "kWh"},
+                               scenarios=scenarios)
+    alone = [price_usage(cust, period, segs, {1: plan}, {3: "kWh", 4: "kWh"}, rows=r)
+             for r in scenarios]
+    assert together == alone
+    assert len({p.total for p in together}) == 5
