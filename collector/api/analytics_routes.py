@@ -33,7 +33,7 @@ from collector.analytics.anomalies import detect_anomalies
 from collector.analytics.bill_forecast import Priced
 from collector.analytics.dashboard import customer_dashboard
 from collector.analytics.forecasting import customer_bill_forecast
-from collector.analytics.loading import load_grid, load_meter_usage
+from collector.analytics.loading import load_grid, load_grid_pooled, load_meter_usage
 from collector.analytics.localtime import zone
 from collector.billing.pricing import parse_plan_document
 from collector.errors import AnalyticsError, NotFound, PlanError, ValidationFailed
@@ -105,8 +105,8 @@ def _resolve(pool: Pool, s: Scope) -> tuple[ScopeSeries, str]:
 
 
 def _grid(pool: Pool, found: ScopeSeries, start: datetime, end: datetime) -> UsageGrid:
-    with _http_errors(), pool.connection() as conn:
-        return load_grid(conn, found.windows, start, end)
+    with _http_errors():
+        return load_grid_pooled(pool, found.windows, start, end)
 
 
 def _t(ts: int) -> datetime:

@@ -10,6 +10,8 @@ import psycopg_pool
 import pytest
 from fastapi.testclient import TestClient
 
+from collector.analytics import SeriesWindow
+from collector.analytics.loading import load_grid, load_grid_pooled
 from collector.api.app import create_app
 from collector.billing import accounts
 from tests.collector.analytics.test_core import TOU_PLAN
@@ -177,3 +179,24 @@ def test_anomalies_of_too_much_at_once_is_422(client: TestClient, conn: Conn) ->
     )
     assert r.status_code == 422
     assert "narrow the scope" in r.json()["detail"]
+
+
+def test_a_large_fleet_read_on_two_connections_equals_one(
+    pool: psycopg_pool.ConnectionPool[Any], conn: Conn
+) -> None:
+    """1,200 meters summed on two connections at once give the one-connection figures."""
+    conn.execute(
+        "INSERT INTO series (device_id, meter, metric, unit, kind)"
+        " SELECT 'f' || i, 'main', 'energy', 'kWh', 'cumulative' FROM generate_series(1, 1197) i"
+    )
+    sids = [make_series(conn, f"u{i}") for i in range(3)]
+    for k, sid in enumerate(sids):
+        put_usage(conn, sid, utc(2026, 3, 1), utc(2026, 3, 3), 0.25 * (k + 1), estimated=0.1)
+    start, end = utc(2026, 3, 1), utc(2026, 3, 4)
+    windows = [SeriesWindow(int(r[0])) for r in conn.execute("SELECT series_id FROM series")]
+    assert len(windows) == 1200
+    two = load_grid_pooled(pool, windows, start, end)
+    one = load_grid(conn, windows, start, end)
+    assert (two.quantity == one.quantity).all()
+    assert (two.estimated == one.estimated).all()
+    assert two.total == pytest.approx(192 * 1.5)
