@@ -163,6 +163,17 @@ class DevicesConfig(_Section):
         return value
 
 
+class WebhooksConfig(_Section):
+    # The notification loop: webhook deliveries every poll_s, alert rules and offline devices
+    # every check_s (docs/webhooks.md). Disable it on all but one instance if you like; two
+    # instances never deliver the same webhook at once.
+    enabled: bool = True
+    poll_s: float = Field(default=1.0, gt=0, le=3600)
+    check_s: float = Field(default=60.0, gt=0, le=86_400)
+    offline_after_s: float = Field(default=3600.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
 class CollectorConfig(BaseModel):
     """The whole collector configuration."""
 
@@ -172,6 +183,7 @@ class CollectorConfig(BaseModel):
     ingest: IngestConfig = IngestConfig()
     api: ApiConfig = ApiConfig()
     devices: DevicesConfig = DevicesConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
 
 
 def parse_mqtt_url(url: str) -> MqttEndpoint:
@@ -200,6 +212,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "ingest": IngestConfig,
     "api": ApiConfig,
     "devices": DevicesConfig,
+    "webhooks": WebhooksConfig,
 }
 
 

@@ -10,6 +10,8 @@
     ├── PlanError(ValueError)        a price plan is invalid (has .path, where in the plan)
     ├── RatingError(ValueError)      usage cannot be rated on a plan (unit mismatch, …)
     ├── UsageError(ValueError)       readings cannot be turned into usage
+    ├── AnalyticsError(ValueError)   an analytics question cannot be answered (bad scope, window…)
+    ├── NotificationError(ValueError) an alert rule or webhook endpoint is invalid
     ├── BillingError                 a billing operation is not allowed
     │   ├── NotFound(LookupError)    a customer, plan, subscription or invoice does not exist
     │   ├── Conflict                 the request conflicts with current state (immutable invoice…)
@@ -72,6 +74,14 @@ class RatingError(CollectorError, ValueError):
 
 class UsageError(CollectorError, ValueError):
     """Readings cannot be turned into usage."""
+
+
+class AnalyticsError(CollectorError, ValueError):
+    """An analytics question cannot be answered as asked (unknown scope, mixed units, …)."""
+
+
+class NotificationError(CollectorError, ValueError):
+    """An alert rule or webhook endpoint is invalid."""
 
 
 class BillingError(CollectorError):

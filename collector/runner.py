@@ -37,6 +37,8 @@ from collector.storage.migrate import migrate
 from collector.storage.partitions import ensure_reading_partitions
 from collector.storage.usage_store import refresh_rollups, refresh_usage, uses_timescale
 from collector.upkeep import UpkeepTracker
+from collector.webhooks.delivery import DeliverySettings
+from collector.webhooks.loop import LoopSettings, NotificationLoop
 
 __all__ = ["Collector", "migrate_from_config", "run_api", "run_collector"]
 
@@ -158,6 +160,7 @@ class Collector:
             connected=self.consumer.connected, pending=st.pending, lag_s=max(lag, 0.0),
             last_flush_at=last, storage_ok=st.storage_ok, batches=st.batches,
             readings=st.readings, dead_letters=st.dead_letters,
+            flushes=st.flushes, flush_seconds_total=st.flush_seconds_total,
         )
 
     def _usage(self) -> None:
@@ -243,6 +246,26 @@ def _api_server(
     )
 
 
+def _notification_thread(
+    config: CollectorConfig, pool: Pool, stop: threading.Event
+) -> threading.Thread | None:
+    """Start the webhook/alert loop (``collector.webhooks.loop``) unless disabled."""
+    w = config.webhooks
+    if not w.enabled:
+        return None
+    loop = NotificationLoop(
+        pool,
+        SystemClock().now,
+        LoopSettings(
+            poll_s=w.poll_s, check_s=w.check_s, offline_after_s=w.offline_after_s,
+            delivery=DeliverySettings(timeout_s=w.timeout_s),
+        ),
+    )
+    thread = threading.Thread(target=loop.run, args=(stop,), name="notifications", daemon=True)
+    thread.start()
+    return thread
+
+
 def _wait_for_signal() -> None:
     stop = threading.Event()
 
@@ -271,6 +294,8 @@ def run_collector(
     )
     collector = Collector(config, pool)
     collector.start()
+    notify_stop = threading.Event()
+    notify_thread = _notification_thread(config, pool, notify_stop)
     server = None
     api_thread = None
     if with_api and config.api.enabled:
@@ -284,6 +309,9 @@ def run_collector(
             server.should_exit = True
             api_thread.join(10)
         collector.stop()
+        notify_stop.set()
+        if notify_thread is not None:
+            notify_thread.join(10)
         pool.close()
     return 0
 

@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 
 from collector import __version__
 from collector.errors import StorageError, StorageUnavailable, ValueRefused
+from collector.metrics import metrics_registry
 from collector.storage.database import Pool
 from collector.upkeep import UpkeepTracker
 
@@ -30,8 +31,13 @@ from . import (
 )
 from .access_gate import StaffGate
 from .access_middleware import AccessMiddleware, AccessPolicy
+from .alert_routes import router as alert_router
+from .analytics_routes import router as analytics_router
 from .error_docs import declare_error_responses
 from .ingest_routes import IngestProbe
+from .metrics_routes import router as metrics_router
+from .report_routes import router as report_router
+from .webhook_routes import router as webhook_router
 
 __all__ = ["create_app"]
 
@@ -70,6 +76,12 @@ def create_app(
     app.include_router(billing_routes.router)
     app.include_router(access_routes.router)
     app.include_router(wallets_routes.router)
+    app.include_router(analytics_router)
+    app.include_router(report_router)
+    app.include_router(alert_router)
+    app.include_router(webhook_router)
+    app.state.metrics_registry = metrics_registry(pool, ingest_probe)
+    app.include_router(metrics_router)
     app.include_router(portal_routes.router)
     # Device identity: staff routes, and the public redemption of one-time codes. The service
     # is ``app.state.devices`` (set by the runner; routes answer 503 without it).

@@ -42,6 +42,8 @@ class IngestProbe:
     batches: int
     readings: int
     dead_letters: int
+    flushes: int = 0  # for /metrics: flush count and time spent storing them
+    flush_seconds_total: float = 0.0
 
 
 class ConsumerHealth(BaseModel):

@@ -61,7 +61,9 @@ def wallet_out(w: store.Wallet, at: datetime) -> dict[str, Any]:
     }
 
 
-@router.post("/billing/customers/{customer_id}/wallet", dependencies=BILLING, status_code=201)
+@router.post(
+    "/billing/customers/{customer_id}/wallet", dependencies=BILLING, status_code=201
+)
 def create_wallet(
     customer_id: Id, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
@@ -81,7 +83,9 @@ def get_wallet(customer_id: Id, pool: PoolDep) -> dict[str, Any]:
         return wallet_out(store.get_wallet(conn, customer_id), datetime.now(UTC))
 
 
-@router.post("/billing/customers/{customer_id}/wallet/top-ups", dependencies=BILLING, status_code=201)
+@router.post(
+    "/billing/customers/{customer_id}/wallet/top-ups", dependencies=BILLING, status_code=201
+)
 def top_up(
     customer_id: Id, body: TopUpIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:
@@ -96,7 +100,9 @@ def top_up(
     return idempotent(pool, request, key, dump(body), op)
 
 
-@router.post("/billing/invoices/{invoice_id}/wallet-application", dependencies=BILLING, status_code=201)
+@router.post(
+    "/billing/invoices/{invoice_id}/wallet-application", dependencies=BILLING, status_code=201
+)
 def apply_wallet(
     invoice_id: Id, body: ApplyIn, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:

@@ -61,6 +61,8 @@ class WriterStats:
     pending: int = 0
     oldest_pending_ms: int | None = None
     last_flush_ms: int | None = None
+    flush_seconds_total: float = 0.0  # time spent in store writes of successful flushes
+    last_flush_s: float | None = None
     last_error: str | None = None
     storage_ok: bool = True
 
@@ -174,8 +176,13 @@ class IngestWriter:
     def _flush_and_ack(self, flush: _Flush) -> bool:
         """Store and acknowledge a flush; False (nothing acknowledged) when storage failed."""
         assert flush.plan is not None
+        started = self._clock.monotonic()
         try:
             outcome = self._store.write(flush.plan)
+            took = self._clock.monotonic() - started
+            with self._lock:
+                self._stats.flush_seconds_total += took
+                self._stats.last_flush_s = took
         except StorageUnavailable as exc:
             self._failed(exc)
             return False

@@ -1,0 +1,114 @@
+"""The metric families, read at scrape time from the ingest probe and the database.
+
+No module-level registry: ``metrics_registry`` builds a ``CollectorRegistry`` holding one
+``TallyMetrics`` collector, created by the API's composition root. Every scrape reads the
+writer's counters (in memory) and runs one set of cheap aggregate queries.
+
+Metrics (gauges unless a counter is said):
+
+* ``tally_ingest_batches_total``, ``tally_ingest_readings_total`` (counters): stored since
+  start; their rate is the ingest rate.
+* ``tally_ingest_flushes_total``, ``tally_ingest_flush_seconds_total`` (counters): flushes
+  and time spent storing them; the ratio of their rates is the mean flush latency.
+* ``tally_ingest_unacknowledged_messages``, ``tally_ingest_lag_seconds`` (age of the oldest),
+  ``tally_ingest_connected``, ``tally_storage_ok`` (1/0).
+* ``tally_dead_letters{reason}``: dead letters kept, by reason (first 60 characters).
+* ``tally_usage_refresh_pending_ranges``, ``tally_usage_refresh_lag_seconds``.
+* ``tally_billing_run_customers_done{period,kind}`` and ``..._total``: run progress.
+* ``tally_webhook_backlog``, ``tally_webhook_oldest_seconds``, ``tally_webhook_failed``.
+* ``tally_metrics_database_up``: 0 when the database part of the scrape failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from collector.api.ingest_routes import IngestProbe
+from collector.errors import StorageError
+from collector.storage.database import Pool
+from collector.storage.metrics_queries import database_figures
+
+__all__ = ["TallyMetrics", "metrics_registry"]
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+class TallyMetrics(Collector):
+    """Collects the collector's figures at scrape time."""
+
+    def __init__(self, pool: Pool, probe: Callable[[], IngestProbe] | None) -> None:
+        self._pool = pool
+        self._probe = probe
+
+    def collect(self) -> Iterator[Metric]:
+        if self._probe is not None:
+            p = self._probe()
+            yield CounterMetricFamily(
+                "tally_ingest_batches", "Batches stored since start", value=p.batches
+            )
+            yield CounterMetricFamily(
+                "tally_ingest_readings", "Readings stored since start", value=p.readings
+            )
+            yield CounterMetricFamily(
+                "tally_ingest_flushes", "Flushes stored since start", value=p.flushes
+            )
+            yield CounterMetricFamily(
+                "tally_ingest_flush_seconds", "Time spent storing flushes",
+                value=p.flush_seconds_total,
+            )
+            yield _gauge("tally_ingest_unacknowledged_messages",
+                         "Messages received and not yet acknowledged", p.pending)
+            yield _gauge("tally_ingest_lag_seconds",
+                         "Age of the oldest unacknowledged message", p.lag_s)
+            yield _gauge("tally_ingest_connected", "1 when connected to the broker",
+                         float(p.connected))
+            yield _gauge("tally_storage_ok", "1 when the last flush reached the database",
+                         float(p.storage_ok))
+        yield from self._database()
+
+    def _database(self) -> Iterator[Metric]:
+        try:
+            with self._pool.connection(timeout=2.0) as conn:
+                f = database_figures(conn)
+        except StorageError:
+            yield _gauge("tally_metrics_database_up", "1 when the database figures were read", 0)
+            return
+        yield _gauge("tally_metrics_database_up", "1 when the database figures were read", 1)
+        dl = GaugeMetricFamily("tally_dead_letters", "Dead letters kept, by reason",
+                               labels=["reason"])
+        for reason, n in f.dead_letters_by_reason.items():
+            dl.add_metric([reason], n)
+        yield dl
+        yield _gauge("tally_usage_refresh_pending_ranges",
+                     "Ranges waiting for the usage refresh", f.usage_dirty_rows)
+        yield _gauge("tally_usage_refresh_lag_seconds",
+                     "Age of the oldest range waiting for the usage refresh",
+                     f.usage_refresh_lag_s)
+        done = GaugeMetricFamily("tally_billing_run_customers_done",
+                                 "Customers done by billing runs in progress",
+                                 labels=["period", "kind"])
+        total = GaugeMetricFamily("tally_billing_run_customers_total",
+                                  "Customers of billing runs in progress",
+                                  labels=["period", "kind"])
+        for period, kind, d, t in f.runs:
+            done.add_metric([period, kind], d)
+            total.add_metric([period, kind], t)
+        yield done
+        yield total
+        yield _gauge("tally_webhook_backlog", "Webhook deliveries pending", f.webhook_pending)
+        yield _gauge("tally_webhook_oldest_seconds", "Age of the oldest pending webhook event",
+                     f.webhook_oldest_s)
+        yield _gauge("tally_webhook_failed", "Webhook deliveries that gave up", f.webhook_failed)
+
+
+def metrics_registry(pool: Pool, probe: Callable[[], IngestProbe] | None) -> CollectorRegistry:
+    """A fresh registry with the collector's metrics (never the global default registry)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TallyMetrics(pool, probe))
+    return registry
