@@ -25,7 +25,8 @@ def test_collector_resumes_within_two_seconds_of_the_database_returning(
     migrate(pg_url, use_timescale=False)
     url, proxy = pg_proxied
     config = load_config(None, {"TALLY_DATABASE_URL": url, "TALLY_MQTT_URL": private_broker.url,
-                                "TALLY_MQTT_CLIENT_ID": client_id})
+                                "TALLY_MQTT_CLIENT_ID": client_id,
+                                "TALLY_DEVICES_ACCEPT_UNREGISTERED": "true"})
     pub = Publisher(private_broker.url, f"pub-{client_id}")
     try:
         with run_collector(config):
