@@ -22,7 +22,7 @@ from collector.errors import CollectorError
 __all__ = ["EXTENSION_MODULES", "Command", "build_parser", "main"]
 
 # Modules that contribute subcommands (each has ``commands() -> Sequence[Command]``).
-EXTENSION_MODULES: tuple[str, ...] = ("collector.billing.cli",)
+EXTENSION_MODULES: tuple[str, ...] = ("collector.billing.cli", "collector.reconcile.cli")
 
 
 @dataclass(frozen=True, slots=True)

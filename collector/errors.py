@@ -9,6 +9,7 @@
     ├── PlanError(ValueError)        a price plan is invalid (has .path, where in the plan)
     ├── RatingError(ValueError)      usage cannot be rated on a plan (unit mismatch, …)
     ├── UsageError(ValueError)       readings cannot be turned into usage
+    ├── ReconcileError(ValueError)   a device's status counters cannot be read (reconcile)
     └── BillingError                 a billing operation is not allowed
         ├── NotFound(LookupError)    a customer, plan, subscription or invoice does not exist
         ├── Conflict                 the request conflicts with current state (immutable invoice…)
@@ -71,3 +72,7 @@ class Conflict(BillingError):
 
 class ValidationFailed(BillingError, ValueError):
     """The request is invalid."""
+
+
+class ReconcileError(CollectorError, ValueError):
+    """A device's status counters cannot be read for reconciliation."""

@@ -291,7 +291,14 @@ class ReadingStore:
             " AS x(d, t, s, b, p)"
             " ON CONFLICT (device_id) DO UPDATE SET received_at = EXCLUDED.received_at,"
             " state = EXCLUDED.state, buffer_depth = EXCLUDED.buffer_depth,"
-            " payload = EXCLUDED.payload"
+            # a status without the agent's counters (the last will, an older agent) keeps the
+            # last counters reported, for `tally-collector reconcile`
+            " payload = CASE WHEN EXCLUDED.payload ? 'reconciliation'"
+            " OR NOT device_status.payload ? 'reconciliation' THEN EXCLUDED.payload"
+            " ELSE EXCLUDED.payload || jsonb_build_object("
+            " 'reconciliation', device_status.payload -> 'reconciliation',"
+            " 'buffer', device_status.payload -> 'buffer')"
+            " END"
             " WHERE device_status.received_at <= EXCLUDED.received_at",
             (
                 [s.device for s in items], [s.received_ms for s in items],
