@@ -52,6 +52,7 @@ class ChaosReport:
     lost: int = 0
     duplicated: int = 0
     reconcile_failures: int = 0
+    agent_failures: int = 0  # agents that exited non-zero on a clean stop (code 3: lost)
     failed_trials: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
@@ -110,7 +111,7 @@ class Chaos:
         time.sleep(self.rng.uniform(0.5, 1.5))
         # an agent signalled before its handlers exist (still importing) dies with -15
         time.sleep(max(self._started + _STARTUP_S - time.monotonic(), 0))
-        t.stop_agents()
+        exits = self._stop_agents()
         produced = {(t.device(i), meter, v) for i in range(AGENTS)
                     for meter, values in t.logged(i).items() for v in values}
         expected = produced - t.never_taken
@@ -131,14 +132,32 @@ class Chaos:
         report.duplicated += duplicated
         if not fleet.ok:
             report.reconcile_failures += 1
-        verdict = "ok" if lost == 0 and duplicated == 0 and fleet.ok else "FAIL"
+        bad_exit = [c for c in exits if c not in {0, -signal.SIGTERM}]
+        report.agent_failures += len(bad_exit)
+        verdict = "ok" if lost == 0 and duplicated == 0 and fleet.ok and not bad_exit else "FAIL"
         if verdict == "FAIL":
             report.failed_trials.append(
                 f"trial {report.trials}: faults={faults} lost={lost} duplicated={duplicated}"
-                f" reconcile_ok={fleet.ok}")
+                f" reconcile_ok={fleet.ok} agent_exits={exits}")
         log(f"trial {report.trials}: {'+'.join(faults)} readings so far={len(produced)} "
             f"lost={lost} duplicated={duplicated} reconcile={'ok' if fleet.ok else 'FAIL'}"
             f" {verdict}")
+
+    def _stop_agents(self) -> list[int]:
+        """SIGTERM every agent; one that died of it before installing its handlers counts as
+        killed (its meters' last values may never have been taken)."""
+        t = self.trial
+        for proc in t.agents.values():
+            proc.send_signal(signal.SIGTERM)
+        codes = []
+        for i, proc in t.agents.items():
+            code = proc.wait(60)
+            if code == -signal.SIGTERM:
+                for meter, values in t.logged(i).items():
+                    if values:
+                        t.never_taken.add((t.device(i), meter, values[-1]))
+            codes.append(code)
+        return codes
 
     def _farewells(self, devices: list[str]) -> bool:
         with psycopg.connect(self.direct_db) as conn:
@@ -200,11 +219,13 @@ def main() -> int:
     doc = {"trials": report.trials, "faults": report.faults, "readings": report.readings,
            "lost": report.lost, "duplicated": report.duplicated,
            "reconcile_failures": report.reconcile_failures,
+           "agent_failures": report.agent_failures,
            "failed_trials": report.failed_trials, "wall_s": round(report.wall_s, 1)}
     print(json.dumps(doc))
     if args.report is not None:
         args.report.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    ok = report.lost == 0 and report.duplicated == 0 and report.reconcile_failures == 0
+    ok = report.lost == 0 and report.duplicated == 0 and report.reconcile_failures == 0 \
+        and report.agent_failures == 0
     return 0 if ok else 1
 
 
