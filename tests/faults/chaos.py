@@ -100,9 +100,12 @@ class Chaos:
 
     def run_trial(self, report: ChaosReport, log: Callable[[str], None]) -> None:
         t = self.trial
+        counts = [sum(len(v) for v in t.logged(i).values()) for i in range(AGENTS)]
         for i in range(AGENTS):
             t.start_agent(i)
             self._started = time.monotonic()
+        wait_until(lambda: all(sum(len(v) for v in t.logged(i).values()) >= counts[i] + 200
+                               for i in range(AGENTS)), 30)  # under load before any fault
         faults = [self.rng.choice(FAULTS) for _ in range(self.rng.randint(1, 3))]
         for name in faults:
             time.sleep(self.rng.uniform(0.3, 2.0))
