@@ -537,12 +537,16 @@ class Agent:
         self._to_ack = []
         await self._ack(sorted(self._confirmed))  # also those the cancelled acker held
         if self.publisher.connected:
+            final = None
+            with contextlib.suppress(AgentError):
+                final = await self.buffer.stats()
             with contextlib.suppress(Exception):
                 fut = self.publisher.publish(
                     self._status_topic,
                     offline_status(device=self.cfg.device_id, version=__version__,
                                    reason="shutdown", now_ms=self._now_ms(),
-                                   lost=self.health.lost_readings),
+                                   lost=self.health.lost_readings, stats=final,
+                                   health=self.health),
                     retain=True,
                 )
                 await asyncio.wait_for(fut, wait_s)

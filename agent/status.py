@@ -43,31 +43,8 @@ def online_status(
         "config_version": config_version,
         "ts": now_ms,
         "buffer_depth": None if stats is None else stats.depth,
-        "buffer": None if stats is None else {
-            "depth": stats.depth,
-            "unbatched": stats.unbatched,
-            "pending_batches": stats.pending_batches,
-            "oldest_ts": stats.oldest_ts_ms,
-            "dropped": stats.dropped,
-            "refused": stats.refused,
-            "used_bytes": stats.used_bytes,
-            "next_seq": stats.next_seq,
-            "dropped_batches": stats.dropped_batches,
-            "skipped_unreported": stats.skipped_unreported,
-            "unconfirmed_batches": stats.unconfirmed_batches,
-            "oldest_unconfirmed_age_s": None if stats.oldest_sent_ms is None
-            else max(now_ms - stats.oldest_sent_ms, 0) / 1000,
-        },
-        "reconciliation": None if stats is None else {
-            "taken": dict(stats.taken_by_meter),
-            "first_seq": stats.first_seq,
-            "last_seq_sealed": stats.next_seq - 1 if stats.first_seq is not None
-            and stats.next_seq > stats.first_seq else None,
-            "dropped": stats.dropped,
-            "dropped_batches": stats.dropped_batches,
-            "refused": stats.refused,
-            "lost": health.lost_readings,
-        },
+        "buffer": None if stats is None else _buffer(stats, now_ms),
+        "reconciliation": None if stats is None else _reconciliation(stats, health),
         "disk_full": health.disk_full,
         "lost": health.lost_readings,
         "source_errors": health.source_errors,
@@ -86,13 +63,49 @@ def online_status(
 
 
 def offline_status(*, device: str, version: str, reason: str, now_ms: int | None,
-                   lost: int | None = None) -> bytes:
+                   lost: int | None = None, stats: BufferStats | None = None,
+                   health: Health | None = None) -> bytes:
     """The offline document: the last will (``now_ms`` None) or a clean shutdown's farewell
-    (with ``lost``: readings that could not be stored, e.g. on a full disk)."""
+    (with ``lost``: readings that could not be stored, e.g. on a full disk; with ``stats`` and
+    ``health``: the final buffer and reconciliation figures)."""
     doc: dict[str, object] = {"state": "offline", "device": device, "agent": version,
                               "reason": reason}
     if lost is not None:
         doc["lost"] = lost
+    if stats is not None and health is not None and now_ms is not None:
+        doc["buffer"] = _buffer(stats, now_ms)
+        doc["reconciliation"] = _reconciliation(stats, health)
     if now_ms is not None:
         doc["ts"] = now_ms
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _buffer(stats: BufferStats, now_ms: int) -> dict[str, object]:
+    return {
+        "depth": stats.depth,
+        "unbatched": stats.unbatched,
+        "pending_batches": stats.pending_batches,
+        "oldest_ts": stats.oldest_ts_ms,
+        "dropped": stats.dropped,
+        "refused": stats.refused,
+        "used_bytes": stats.used_bytes,
+        "next_seq": stats.next_seq,
+        "dropped_batches": stats.dropped_batches,
+        "skipped_unreported": stats.skipped_unreported,
+        "unconfirmed_batches": stats.unconfirmed_batches,
+        "oldest_unconfirmed_age_s": None if stats.oldest_sent_ms is None
+        else max(now_ms - stats.oldest_sent_ms, 0) / 1000,
+    }
+
+
+def _reconciliation(stats: BufferStats, health: Health) -> dict[str, object]:
+    return {
+        "taken": dict(stats.taken_by_meter),
+        "first_seq": stats.first_seq,
+        "last_seq_sealed": stats.next_seq - 1 if stats.first_seq is not None
+        and stats.next_seq > stats.first_seq else None,
+        "dropped": stats.dropped,
+        "dropped_batches": stats.dropped_batches,
+        "refused": stats.refused,
+        "lost": health.lost_readings,
+    }

@@ -148,7 +148,8 @@ def count_readings(db: str) -> int:
 
 
 def start_collector(db: str, mqtt_url: str, client_id: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TALLY_DATABASE_URL": db, "TALLY_MQTT_URL": mqtt_url,
+    env = {**os.environ, "TALLY_DEVICES_ACCEPT_UNREGISTERED": "true",  # unenrolled
+           "TALLY_DATABASE_URL": db, "TALLY_MQTT_URL": mqtt_url,
            "TALLY_MQTT_CLIENT_ID": client_id, "TALLY_MQTT_READINGS_TOPIC": "tally/v1/+/readings",
            "PYTHONPATH": str(ROOT), **EXTRA_ENV}
     return subprocess.Popen([sys.executable, "-m", "collector", "--log-level", "WARNING", "run",

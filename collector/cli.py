@@ -24,7 +24,7 @@ __all__ = ["EXTENSION_MODULES", "Command", "build_parser", "main"]
 # Modules that contribute subcommands (each has ``commands() -> Sequence[Command]``).
 EXTENSION_MODULES: tuple[str, ...] = (
     "collector.billing.cli", "collector.access.cli", "collector.devices.cli",
-    "collector.operations.cli",
+    "collector.operations.cli", "collector.reconcile.cli",
 )
 
 

@@ -10,6 +10,7 @@
     ├── PlanError(ValueError)        a price plan is invalid (has .path, where in the plan)
     ├── RatingError(ValueError)      usage cannot be rated on a plan (unit mismatch, …)
     ├── UsageError(ValueError)       readings cannot be turned into usage
+    ├── ReconcileError(ValueError)   a device's status counters cannot be read (reconcile)
     ├── AnalyticsError(ValueError)   an analytics question cannot be answered (bad scope, window…)
     ├── NotificationError(ValueError) an alert rule or webhook endpoint is invalid
     ├── BillingError                 a billing operation is not allowed
@@ -151,3 +152,7 @@ class BrokerAccessError(DeviceError):
     def __init__(self, message: str, *, command: str = "") -> None:
         super().__init__(message)
         self.command = command
+
+
+class ReconcileError(CollectorError, ValueError):
+    """A device's status counters cannot be read for reconciliation."""

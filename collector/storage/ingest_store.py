@@ -339,7 +339,14 @@ class ReadingStore:
             " %s::bigint[]) AS x(d, t, s, b, p, a)"
             " ON CONFLICT (device_id) DO UPDATE SET received_at = EXCLUDED.received_at,"
             " state = EXCLUDED.state, buffer_depth = EXCLUDED.buffer_depth,"
-            " payload = EXCLUDED.payload, as_of = EXCLUDED.as_of"
+            # a status without the agent's counters (the last will, an older agent) keeps the
+            # last counters reported, for `tally-collector reconcile`
+            " payload = CASE WHEN EXCLUDED.payload ? 'reconciliation'"
+            " OR NOT device_status.payload ? 'reconciliation' THEN EXCLUDED.payload"
+            " ELSE EXCLUDED.payload || jsonb_build_object("
+            " 'reconciliation', device_status.payload -> 'reconciliation',"
+            " 'buffer', device_status.payload -> 'buffer')"
+            " END, as_of = EXCLUDED.as_of"
             " WHERE device_status.as_of <= EXCLUDED.as_of",
             (
                 [s.device for s in items], [s.received_ms for s in items],

@@ -42,6 +42,16 @@ def test_last_will_has_no_timestamp_and_farewell_has_one() -> None:
     assert bye["reason"] == "shutdown"
 
 
+def test_farewell_carries_the_final_counters() -> None:
+    """A clean shutdown's farewell repeats the buffer and reconciliation figures."""
+    bye = json.loads(offline_status(device="d", version="1", reason="shutdown", now_ms=9,
+                                    stats=STATS, health=Health()))
+    online = json.loads(online_status(device="d", version="1", now_ms=9, stats=STATS,
+                                      health=Health()))
+    assert bye["reconciliation"] == online["reconciliation"]
+    assert bye["buffer"] == online["buffer"]
+
+
 def test_long_errors_are_truncated() -> None:
     """A huge error text cannot bloat the status message."""
     health = Health()

@@ -93,7 +93,7 @@ class Trial:
         env = {**self.env, "TALLY_DATABASE_URL": self.db, "TALLY_MQTT_URL": self.broker.url,
                "TALLY_MQTT_CLIENT_ID": f"{self.prefix}-{name}",
                "TALLY_MQTT_SHARED_GROUP": "ingest", "TALLY_INGEST_USAGE_REFRESH_S": "0",
-               # the harness's agents are not enrolled: identity is tested in tests/collector/devices
+               # unenrolled agents: identity is tested in tests/collector/devices
                "TALLY_DEVICES_ACCEPT_UNREGISTERED": "true"}
         with (self.tmp / f"{name}.log").open("ab") as log:
             self.collectors[name] = subprocess.Popen(
