@@ -24,6 +24,7 @@ from . import (
     console_routes,
     devices_routes,
     ingest_routes,
+    portal_alert_routes,
     portal_routes,
     portal_signin,
     usage_routes,
@@ -83,6 +84,7 @@ def create_app(
     app.state.metrics_registry = metrics_registry(pool, ingest_probe)
     app.include_router(metrics_router)
     app.include_router(portal_routes.router)
+    app.include_router(portal_alert_routes.router)
     # Device identity: staff routes, and the public redemption of one-time codes. The service
     # is ``app.state.devices`` (set by the runner; routes answer 503 without it).
     app.state.devices = None

@@ -18,12 +18,13 @@ import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from collector.analytics.forecasting import forecast_from_context, load_customer_context
 from collector.billing import documents
 from collector.billing import serialize as out
 from collector.billing.model import Customer, InvoiceStatus
 from collector.billing.periods import period_for
-from collector.errors import NotFound, UsageError, ValidationFailed
-from collector.portal import dashboard, meter_page, pages
+from collector.errors import AnalyticsError, NotFound, UsageError, ValidationFailed
+from collector.portal import dashboard, forecast_panel, meter_page, pages
 from collector.portal.layout import Frame, page
 from collector.portal.locale_format import LocalFormat
 from collector.portal.navigation import current_period, parse_view
@@ -36,6 +37,7 @@ from collector.usage import Resolution
 from .access import customer_only
 from .deps import get_pool
 from .params import Id, When
+from .portal_alert_routes import alerts_view
 from .portal_signin import Visitor, get_now, require_customer, sign_in_page, visitor
 from .web_session import PAGE_HEADERS
 
@@ -144,7 +146,9 @@ def my_invoices(
 
 
 @router.get(
-    "/invoices/{invoice_id}", dependencies=CUSTOMER, response_model=None,
+    "/invoices/{invoice_id}",
+    dependencies=CUSTOMER,
+    response_model=None,
     responses={200: {"content": {m: {} for m in set(_MEDIA.values())}}},
 )
 def my_invoice(
@@ -267,7 +271,20 @@ def _dashboard(conn: Conn, customer_id: int, now: datetime) -> dashboard.Dashboa
         draft_lines=draft_lines,
         invoices=pq.latest_final_invoices(conn, customer_id, limit=5),
         data_as_of=pq.latest_reading_time(conn, meters, now),
+        forecast=_forecast(conn, customer_id, now),
+        alerts=alerts_view(conn, customer_id),
     )
+
+
+def _forecast(conn: Conn, customer_id: int, now: datetime) -> forecast_panel.PortalForecast | None:
+    """The bill forecast of the current period; None when there is too little to go on (no
+    meter subscribed in the period, or no usage recorded in it yet)."""
+    try:
+        ctx = load_customer_context(conn, customer_id, now)
+        bill = forecast_from_context(ctx)
+    except AnalyticsError:
+        return None
+    return forecast_panel.portal_forecast(bill, ctx.history, ctx.history_start, ctx.until)
 
 
 @router.get("/consumption/current", dependencies=CUSTOMER)

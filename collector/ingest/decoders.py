@@ -145,5 +145,3 @@ def _has_nul(value: object) -> bool:
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a number")
-
-

@@ -84,6 +84,34 @@ _EN: Final = {
     " interpolation. Estimates are replaced by measured values when the missing readings"
     " arrive.",
     "change": "change",
+    "forecast_expected": "Expected bill",
+    "forecast_range": "likely between",
+    "forecast_and": "and",
+    "forecast_so_far": "so far",
+    "forecast_basis": "Including tax, from your own weekday and hour pattern and your plan.",
+    "forecast_straight": "Less than a week of readings: this forecast rests on a few days"
+    " (or a straight line from the usage so far), so treat it as a rough guide.",
+    "forecast_none": "Not enough data for a forecast yet: no usage has been recorded for your"
+    " meters in this period.",
+    "alerts_intro": "Get an alert when this period's usage or bill passes a limit you set.",
+    "alerts_manage": "Set or remove alerts",
+    "alert_rules": "Your alerts",
+    "alert_no_rules": "You have not set any alerts.",
+    "alert_recent": "Recent alerts",
+    "alert_none": "No alert has been raised.",
+    "alert_what": "Alert on",
+    "alert_quantity": "usage",
+    "alert_amount": "bill amount",
+    "alert_unit": "Unit (for usage)",
+    "alert_threshold": "Limit",
+    "alert_relative": "Limit is a percentage of the previous period",
+    "alert_name": "Name (optional)",
+    "alert_add": "Add alert",
+    "alert_remove": "Remove",
+    "alert_limit": "Limit",
+    "alert_value": "Value",
+    "alert_when": "Crossed at",
+    "alert_bad": "This alert could not be saved",
 }
 _NL: Final = {
     "kind_cumulative": "telwerk",
@@ -158,6 +186,36 @@ _NL: Final = {
     " schatten we het verbruik uit de eigen geschiedenis van de meter of door interpolatie."
     " Schattingen worden vervangen door gemeten waarden zodra de metingen binnenkomen.",
     "change": "verschil",
+    "forecast_expected": "Verwachte factuur",
+    "forecast_range": "waarschijnlijk tussen",
+    "forecast_and": "en",
+    "forecast_so_far": "tot nu toe",
+    "forecast_basis": "Inclusief btw, op basis van uw eigen patroon per weekdag en"
+    " uur en uw tarief.",
+    "forecast_straight": "Minder dan een week metingen: deze prognose rust op enkele dagen"
+    " (of een rechte lijn vanaf het verbruik tot nu toe), dus slechts een ruwe indicatie.",
+    "forecast_none": "Nog te weinig gegevens voor een prognose: voor uw meters is in deze"
+    " periode nog geen verbruik geregistreerd.",
+    "alerts_intro": "Krijg een melding wanneer het verbruik of de factuur van deze periode een"
+    " grens passeert die u instelt.",
+    "alerts_manage": "Meldingen instellen of verwijderen",
+    "alert_rules": "Uw meldingen",
+    "alert_no_rules": "U hebt geen meldingen ingesteld.",
+    "alert_recent": "Recente meldingen",
+    "alert_none": "Er is nog geen melding gegeven.",
+    "alert_what": "Melding bij",
+    "alert_quantity": "verbruik",
+    "alert_amount": "factuurbedrag",
+    "alert_unit": "Eenheid (voor verbruik)",
+    "alert_threshold": "Grens",
+    "alert_relative": "Grens is een percentage van de vorige periode",
+    "alert_name": "Naam (optioneel)",
+    "alert_add": "Melding toevoegen",
+    "alert_remove": "Verwijderen",
+    "alert_limit": "Grens",
+    "alert_value": "Waarde",
+    "alert_when": "Overschreden op",
+    "alert_bad": "Deze melding kon niet worden opgeslagen",
 }
 _DE: Final = {
     "kind_cumulative": "Zählwerk",
@@ -232,6 +290,36 @@ _DE: Final = {
     " Verbrauch aus dem Verlauf des Zählers oder durch Interpolation geschätzt. Schätzungen"
     " werden durch Messwerte ersetzt, sobald diese eintreffen.",
     "change": "Änderung",
+    "forecast_expected": "Erwartete Rechnung",
+    "forecast_range": "wahrscheinlich zwischen",
+    "forecast_and": "und",
+    "forecast_so_far": "bisher",
+    "forecast_basis": "Inklusive Steuer, aus Ihrem eigenen Wochentags- und Stundenmuster und Ihrem"
+    " Tarif.",
+    "forecast_straight": "Weniger als eine Woche Messwerte: diese Prognose beruht auf wenigen"
+    " Tagen (oder einer Geraden aus dem bisherigen Verbrauch), nur ein grober Richtwert.",
+    "forecast_none": "Noch zu wenige Daten für eine Prognose: für Ihre Zähler wurde in diesem"
+    " Zeitraum noch kein Verbrauch erfasst.",
+    "alerts_intro": "Erhalten Sie eine Benachrichtigung, wenn Verbrauch oder Rechnung dieses"
+    " Zeitraums eine von Ihnen gesetzte Grenze überschreiten.",
+    "alerts_manage": "Benachrichtigungen einrichten oder entfernen",
+    "alert_rules": "Ihre Benachrichtigungen",
+    "alert_no_rules": "Sie haben keine Benachrichtigungen eingerichtet.",
+    "alert_recent": "Letzte Benachrichtigungen",
+    "alert_none": "Es wurde noch keine Benachrichtigung ausgelöst.",
+    "alert_what": "Benachrichtigen bei",
+    "alert_quantity": "Verbrauch",
+    "alert_amount": "Rechnungsbetrag",
+    "alert_unit": "Einheit (für Verbrauch)",
+    "alert_threshold": "Grenze",
+    "alert_relative": "Grenze ist ein Prozentsatz des vorigen Zeitraums",
+    "alert_name": "Name (optional)",
+    "alert_add": "Benachrichtigung hinzufügen",
+    "alert_remove": "Entfernen",
+    "alert_limit": "Grenze",
+    "alert_value": "Wert",
+    "alert_when": "Überschritten am",
+    "alert_bad": "Diese Benachrichtigung konnte nicht gespeichert werden",
 }
 _FR: Final = {
     "kind_cumulative": "index",
@@ -307,6 +395,36 @@ _FR: Final = {
     " données), la consommation est estimée à partir de l'historique du compteur ou par"
     " interpolation. Les estimations sont remplacées par les mesures dès leur arrivée.",
     "change": "écart",
+    "forecast_expected": "Facture prévue",
+    "forecast_range": "probablement entre",
+    "forecast_and": "et",
+    "forecast_so_far": "jusqu'ici",
+    "forecast_basis": "TVA comprise, d'après votre propre profil par jour de semaine et par"
+    " heure et votre offre.",
+    "forecast_straight": "Moins d'une semaine de relevés : cette prévision repose sur quelques"
+    " jours (ou une ligne droite depuis la consommation jusqu'ici), c'est un ordre de grandeur.",
+    "forecast_none": "Pas encore assez de données pour une prévision : aucune consommation n'a été"
+    " enregistrée pour vos compteurs sur cette période.",
+    "alerts_intro": "Recevez une alerte quand la consommation ou la facture de cette période"
+    " dépasse une limite que vous fixez.",
+    "alerts_manage": "Créer ou supprimer des alertes",
+    "alert_rules": "Vos alertes",
+    "alert_no_rules": "Vous n'avez défini aucune alerte.",
+    "alert_recent": "Alertes récentes",
+    "alert_none": "Aucune alerte n'a été déclenchée.",
+    "alert_what": "Alerte sur",
+    "alert_quantity": "la consommation",
+    "alert_amount": "le montant de la facture",
+    "alert_unit": "Unité (pour la consommation)",
+    "alert_threshold": "Limite",
+    "alert_relative": "La limite est un pourcentage de la période précédente",
+    "alert_name": "Nom (facultatif)",
+    "alert_add": "Ajouter l'alerte",
+    "alert_remove": "Supprimer",
+    "alert_limit": "Limite",
+    "alert_value": "Valeur",
+    "alert_when": "Dépassée le",
+    "alert_bad": "Cette alerte n'a pas pu être enregistrée",
 }
 
 LANGUAGES: Final = MappingProxyType({"en": _EN, "nl": _NL, "de": _DE, "fr": _FR})

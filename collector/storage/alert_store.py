@@ -18,6 +18,7 @@ __all__ = [
     "Alert",
     "create_rule",
     "customer_ids",
+    "deactivate_customer_rule",
     "deactivate_rule",
     "insert_alert",
     "invoice_total",
@@ -37,16 +38,27 @@ def _rule(r: Sequence[Any]) -> AlertRule:
 
 def create_rule(conn: Conn, rule: AlertRule) -> AlertRule:
     with translate_errors("create alert rule"):
-        if rule.customer_id is not None and conn.execute(
-            "SELECT 1 FROM customers WHERE customer_id = %s", (rule.customer_id,)
-        ).fetchone() is None:
+        if (
+            rule.customer_id is not None
+            and conn.execute(
+                "SELECT 1 FROM customers WHERE customer_id = %s", (rule.customer_id,)
+            ).fetchone()
+            is None
+        ):
             raise NotFound(f"customer {rule.customer_id} does not exist")
         row = conn.execute(
             "INSERT INTO alert_rules (owner, customer_id, metric, unit, threshold, relative,"
             " name) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING rule_id, owner, customer_id,"
             " metric, unit, threshold, relative, name, active",
-            (rule.owner, rule.customer_id, rule.metric.value, rule.unit, rule.threshold,
-             rule.relative, rule.name),
+            (
+                rule.owner,
+                rule.customer_id,
+                rule.metric.value,
+                rule.unit,
+                rule.threshold,
+                rule.relative,
+                rule.name,
+            ),
         ).fetchone()
     assert row is not None
     return _rule(row)
@@ -68,6 +80,19 @@ def list_rules(
 def deactivate_rule(conn: Conn, rule_id: int) -> None:
     with translate_errors("deactivate alert rule"):
         cur = conn.execute("UPDATE alert_rules SET active = false WHERE rule_id = %s", (rule_id,))
+    if cur.rowcount == 0:
+        raise NotFound(f"alert rule {rule_id} does not exist")
+
+
+def deactivate_customer_rule(conn: Conn, rule_id: int, customer_id: int) -> None:
+    """Stop a rule the customer set itself; NotFound for any other rule (another customer's,
+    a staff rule, an unknown id), so one customer cannot tell another's rules exist."""
+    with translate_errors("deactivate alert rule"):
+        cur = conn.execute(
+            "UPDATE alert_rules SET active = false WHERE rule_id = %s AND customer_id = %s"
+            " AND owner = 'customer'",
+            (rule_id, customer_id),
+        )
     if cur.rowcount == 0:
         raise NotFound(f"alert rule {rule_id} does not exist")
 
