@@ -24,10 +24,11 @@ from collector.billing import serialize as out
 from collector.billing.model import Customer, InvoiceStatus
 from collector.billing.periods import period_for
 from collector.errors import AnalyticsError, NotFound, UsageError, ValidationFailed
-from collector.portal import dashboard, forecast_panel, meter_page, pages
+from collector.portal import credit_notes_panel, dashboard, forecast_panel, meter_page, pages
 from collector.portal.layout import Frame, page
 from collector.portal.locale_format import LocalFormat
 from collector.portal.navigation import current_period, parse_view
+from collector.storage import billing_credit_note_store as credit_notes
 from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_store as customers
 from collector.storage import portal_queries as pq
@@ -176,6 +177,41 @@ def my_invoice(
             f'attachment; filename="invoice-{invoice_id}.{documents.MEDIA[fmt][1]}"'
         )
     return Response(data, media_type=_MEDIA[fmt], headers=headers)
+
+
+CreditNoteFormat = Literal["json", "pdf", "ubl", "cii", "facturx"]
+
+
+@router.get(
+    "/invoices/{invoice_id}/credit-notes/{credit_note_id}",
+    dependencies=CUSTOMER,
+    responses={200: {"content": {"application/pdf": {}, "application/xml": {}}}},
+)
+def my_credit_note(
+    invoice_id: Id,
+    credit_note_id: Id,
+    *,
+    pool: PoolDep,
+    customer_id: CustomerDep,
+    format: CreditNoteFormat = "json",
+) -> Response:
+    """A credit note correcting one of the customer's final invoices, as JSON (default), PDF,
+    UBL 2.1 CreditNote, CII (type 381) or Factur-X; anyone else's answers 404."""
+    _own_final_invoice(pool, customer_id, invoice_id)
+    gone = HTTPException(404, "credit note not found")
+    with pool.connection() as conn:
+        try:
+            cn = credit_notes.get_credit_note(conn, credit_note_id)
+        except NotFound as exc:
+            raise gone from exc
+        if cn.corrects_invoice_id != invoice_id or cn.customer_id != customer_id:
+            raise gone
+        data = documents.render_credit_note(conn, credit_note_id, format)
+    media, suffix = documents.MEDIA[format]
+    headers = {}
+    if format != "json":
+        headers["Content-Disposition"] = f'attachment; filename="credit-note-{cn.number}.{suffix}"'
+    return Response(data, media_type=media, headers=headers)
 
 
 @router.get("/invoices/{invoice_id}/lines/{line_id}/explain", dependencies=CUSTOMER)
@@ -359,7 +395,10 @@ def _invoice_page(pool: Pool, invoice_id: int, who: Visitor) -> Response:
             inv = invoices.get_invoice(conn, invoice_id)
         except NotFound:
             return _html(pages.not_found_html(f), 404)
+        notes = credit_notes.list_for_invoice(conn, invoice_id)
     if inv.customer_id != who.customer_id or inv.status is not InvoiceStatus.FINAL:
         return _html(pages.not_found_html(f), 404)
-    body = pages.invoice_html(inv, _fmt(c), DOCUMENT_FORMATS)
+    body = pages.invoice_html(inv, _fmt(c), DOCUMENT_FORMATS) + (
+        credit_notes_panel.credit_notes_html(invoice_id, notes, _fmt(c), f.words)
+    )
     return _html(page(f"{f.words['invoice']} {inv.number}", body, f))

@@ -112,6 +112,10 @@ _EN: Final = {
     "alert_value": "Value",
     "alert_when": "Crossed at",
     "alert_bad": "This alert could not be saved",
+    "credit_note": "Credit note",
+    "credit_notes_none": "No credit notes correct this invoice.",
+    "issued": "Issued",
+    "reason": "Reason",
 }
 _NL: Final = {
     "kind_cumulative": "telwerk",
@@ -216,6 +220,10 @@ _NL: Final = {
     "alert_value": "Waarde",
     "alert_when": "Overschreden op",
     "alert_bad": "Deze melding kon niet worden opgeslagen",
+    "credit_note": "Creditnota",
+    "credit_notes_none": "Geen creditnota's corrigeren deze factuur.",
+    "issued": "Uitgegeven",
+    "reason": "Reden",
 }
 _DE: Final = {
     "kind_cumulative": "Zählwerk",
@@ -320,6 +328,10 @@ _DE: Final = {
     "alert_value": "Wert",
     "alert_when": "Überschritten am",
     "alert_bad": "Diese Benachrichtigung konnte nicht gespeichert werden",
+    "credit_note": "Gutschrift",
+    "credit_notes_none": "Keine Gutschrift korrigiert diese Rechnung.",
+    "issued": "Ausgestellt",
+    "reason": "Grund",
 }
 _FR: Final = {
     "kind_cumulative": "index",
@@ -425,6 +437,10 @@ _FR: Final = {
     "alert_value": "Valeur",
     "alert_when": "Dépassée le",
     "alert_bad": "Cette alerte n'a pas pu être enregistrée",
+    "credit_note": "Avoir",
+    "credit_notes_none": "Aucun avoir ne corrige cette facture.",
+    "issued": "Émis le",
+    "reason": "Motif",
 }
 
 LANGUAGES: Final = MappingProxyType({"en": _EN, "nl": _NL, "de": _DE, "fr": _FR})
