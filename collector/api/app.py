@@ -21,6 +21,7 @@ from collector.upkeep import UpkeepTracker
 from . import (
     access_routes,
     billing_routes,
+    console_ops_routes,
     console_routes,
     devices_routes,
     ingest_routes,
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(portal_signin.staff_router)
     # The staff console signs staff in with its own session (collector.api.console_routes).
     app.include_router(console_routes.router)
+    app.include_router(console_ops_routes.router)
     declare_error_responses(app)
     app.add_middleware(
         AccessMiddleware,
