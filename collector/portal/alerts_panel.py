@@ -29,6 +29,7 @@ class AlertsView:
     recent: tuple[Alert, ...]
     units: tuple[str, ...]
     currency: str
+    owned: tuple[AlertRule, ...] = ()  # every rule of the customer's, stopped ones included
 
 
 def own_view(
@@ -51,6 +52,7 @@ def own_view(
         ],
         units=tuple(sorted(set(units))),
         currency=currency,
+        owned=tuple(own),
     )
 
 
@@ -92,7 +94,7 @@ def _rules_list(v: AlertsView, f: LocalFormat, w: Words, csrf: str | None) -> st
 def _recent_table(v: AlertsView, f: LocalFormat, w: Words) -> str:
     if not v.recent:
         return f'<p class="note" data-state="no-alerts">{text(w["alert_none"])}</p>'
-    by_id = {r.rule_id: r for r in v.rules}
+    by_id = {r.rule_id: r for r in v.owned or v.rules}
     rows = "".join(
         f"<tr><td>{text(f.day(a.crossed_at))} {text(f.clock(a.crossed_at))}</td>"
         f"<td>{text(a.period)}</td>"

@@ -144,6 +144,18 @@ def test_customer_sets_and_removes_an_alert_in_the_browser(
     )
     assert gone.status_code == 303
     assert alert_store.list_rules(conn, customer_id=acct.customer_id, active_only=True) == []
+    alert_store.insert_alert(
+        conn,
+        rule.rule_id,
+        acct.customer_id,
+        "2026-04",
+        value=Decimal("512.5"),
+        limit_value=Decimal(500),
+        at=utc(2026, 4, 9, 8),
+    )
+    page = client.get("/portal/alerts", headers=HTML).text
+    assert 'data-state="no-rules"' in page
+    assert "512.5 kWh" in page  # a stopped rule's alert keeps its unit
 
 
 def test_bad_alert_forms_are_refused_with_a_reason(
