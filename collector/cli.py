@@ -23,9 +23,7 @@ __all__ = ["EXTENSION_MODULES", "Command", "build_parser", "main"]
 
 # Modules that contribute subcommands (each has ``commands() -> Sequence[Command]``).
 EXTENSION_MODULES: tuple[str, ...] = (
-    "collector.billing.cli",
-    "collector.access.cli",
-    "collector.devices.cli",
+    "collector.billing.cli", "collector.access.cli", "collector.devices.cli",
     "collector.operations.cli",
 )
 
@@ -53,12 +51,8 @@ def _migrate(args: argparse.Namespace, config: CollectorConfig) -> int:
 
 
 def _configure_migrate(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--timescale",
-        choices=("auto", "yes", "no"),
-        default="auto",
-        help="use the TimescaleDB flavour of migrations (default: autodetect)",
-    )
+    p.add_argument("--timescale", choices=("auto", "yes", "no"), default="auto",
+                   help="use the TimescaleDB flavour of migrations (default: autodetect)")
 
 
 def _run(args: argparse.Namespace, config: CollectorConfig) -> int:
@@ -90,22 +84,16 @@ def _status(args: argparse.Namespace, config: CollectorConfig) -> int:
                 print(f"device {args.device!r} has sent nothing", file=sys.stderr)
                 return 1
             gaps = ", ".join(f"{g.first}-{g.last}" for g in d.gaps) or "none"
-            print(
-                f"{d.device_id}: {d.batches} batches, {d.readings} readings, seq "
-                f"{d.first_seq}..{d.last_seq}, missing {d.missing_batches} (gaps: {gaps}), "
-                f"last seen {d.last_seen}"
-            )
+            print(f"{d.device_id}: {d.batches} batches, {d.readings} readings, seq "
+                  f"{d.first_seq}..{d.last_seq}, missing {d.missing_batches} (gaps: {gaps}), "
+                  f"last seen {d.last_seen}")
             if d.status is not None:
-                print(
-                    f"  status {d.status.state} buffer={d.status.buffer_depth} "
-                    f"at {d.status.received_at}: {json.dumps(d.status.document)}"
-                )
+                print(f"  status {d.status.state} buffer={d.status.buffer_depth} "
+                      f"at {d.status.received_at}: {json.dumps(d.status.document)}")
             return 0
         for d in q.list_devices(pool):
-            print(
-                f"{d.device_id:<32} batches={d.batches:<8} readings={d.readings:<10} "
-                f"last_seq={d.last_seq} missing={d.missing_batches} last_seen={d.last_seen}"
-            )
+            print(f"{d.device_id:<32} batches={d.batches:<8} readings={d.readings:<10} "
+                  f"last_seq={d.last_seq} missing={d.missing_batches} last_seen={d.last_seen}")
         return 0
     finally:
         pool.close()
@@ -151,9 +139,8 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
         "variables, e.g. TALLY_DATABASE_URL, TALLY_MQTT_URL; see docs/operations.md.",
     )
     parser.add_argument("--config", type=Path, help="TOML configuration file ($TALLY_CONFIG)")
-    parser.add_argument(
-        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
-    )
+    parser.add_argument("--log-level", default="INFO",
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for cmd in commands:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)

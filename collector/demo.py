@@ -139,13 +139,8 @@ class Demo:
             self.stopper.check()
             self._api(stack, pool, collector)
             self.stopper.check()
-            spec = FleetSpec(
-                self.opts.devices,
-                self.opts.prefix,
-                self.opts.interval_s,
-                mqtt_url,
-                self.opts.workdir / "agents",
-            )
+            spec = FleetSpec(self.opts.devices, self.opts.prefix, self.opts.interval_s,
+                             mqtt_url, self.opts.workdir / "agents")
             return asyncio.run(self._fleet_and_view(spec, pool, collector))
         return 0  # pragma: no cover - the with block always returns
 
@@ -221,21 +216,11 @@ class Demo:
         return collector
 
     def _api(self, stack: contextlib.ExitStack, pool: Pool, collector: Collector) -> None:
-        app = create_app(
-            pool,
-            ingest_probe=collector.probe,
-            title="Tally collector (demo)",
-            upkeep=collector.upkeep,
-        )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=self.opts.api_port,
-                log_level="warning",
-                lifespan="off",
-            )
-        )
+        app = create_app(pool, ingest_probe=collector.probe, title="Tally collector (demo)",
+                         upkeep=collector.upkeep)
+        server = uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=self.opts.api_port, log_level="warning", lifespan="off",
+        ))
         thread = threading.Thread(target=server.run, name="demo-api", daemon=True)
         thread.start()
 
@@ -269,41 +254,27 @@ class Demo:
         # The collector stores batches only from registered devices: register the simulated
         # ones (the demo broker is open, so they get no broker credentials).
         now = datetime.now(UTC)
-        DeviceStore(pool).register(
-            [Device(d, "demo", "demo", DeviceState.ACTIVE, (), 1, now) for d in devices]
-        )
+        DeviceStore(pool).register([
+            Device(d, "demo", "demo", DeviceState.ACTIVE, (), 1, now) for d in devices
+        ])
         fleet = Fleet(agent_configs(spec))
         fleet.start()
-        self._say(
-            f"started {len(devices)} simulated agents ({', '.join(devices)}), "
-            f"each with energy, water and data meters read every {spec.interval_s:g}s"
-        )
+        self._say(f"started {len(devices)} simulated agents ({', '.join(devices)}), "
+                  f"each with energy, water and data meters read every {spec.interval_s:g}s")
         started = time.monotonic()
         ticker = _BillingTicker(pool, devices, log_lines=not self.opts.live)
         billing = asyncio.create_task(ticker.run(stop)) if self.opts.billing else None
         self._billing = ticker
         try:
             if self.opts.live:
-                with Live(
-                    console=self.console, refresh_per_second=4, redirect_stderr=False
-                ) as live:
-                    await self._loop(
-                        stop,
-                        started=started,
-                        pool=pool,
-                        collector=collector,
-                        devices=devices,
-                        show=lambda s, e: live.update(render_table(s, datetime.now(UTC), e)),
-                    )
+                with Live(console=self.console, refresh_per_second=4,
+                          redirect_stderr=False) as live:
+                    await self._loop(stop, started=started, pool=pool, collector=collector,
+                                     devices=devices, show=lambda s, e: live.update(
+                                         render_table(s, datetime.now(UTC), e)))
             else:
-                await self._loop(
-                    stop,
-                    started=started,
-                    pool=pool,
-                    collector=collector,
-                    devices=devices,
-                    show=lambda s, e: _log.info(render_line(s, e)),
-                )
+                await self._loop(stop, started=started, pool=pool, collector=collector,
+                                 devices=devices, show=lambda s, e: _log.info(render_line(s, e)))
         finally:
             stop.set()
             self._say("stopping agents (flushing their buffers)")
@@ -315,14 +286,8 @@ class Demo:
         return 0
 
     async def _loop(
-        self,
-        stop: asyncio.Event,
-        *,
-        started: float,
-        pool: Pool,
-        collector: Collector,
-        devices: Sequence[str],
-        show: Callable[..., None],
+        self, stop: asyncio.Event, *, started: float, pool: Pool, collector: Collector,
+        devices: Sequence[str], show: Callable[..., None],
     ) -> None:
         period = 1.0 if self.opts.live else 2.0
         while not stop.is_set():
@@ -330,13 +295,8 @@ class Demo:
             await asyncio.to_thread(self._watch_broker)
             try:
                 snap = await asyncio.to_thread(
-                    take_snapshot,
-                    pool,
-                    devices,
-                    collector.probe,
-                    self.api_url,
-                    self._billing.line if self._billing else None,
-                )
+                    take_snapshot, pool, devices, collector.probe, self.api_url,
+                    self._billing.line if self._billing else None)
                 show(snap, elapsed)
             except CollectorError as exc:
                 _log.warning("cannot read ingest status: %s", exc)
@@ -359,57 +319,25 @@ def _parser() -> argparse.ArgumentParser:
         "by the next run. Ctrl-C stops everything.",
     )
     p.add_argument("--devices", type=int, default=5, help="simulated devices (default 5)")
-    p.add_argument(
-        "--interval",
-        type=float,
-        default=1.0,
-        help="seconds between two readings of a meter (default 1)",
-    )
+    p.add_argument("--interval", type=float, default=1.0,
+                   help="seconds between two readings of a meter (default 1)")
     p.add_argument("--api-port", type=int, default=8000, help="API port (default 8000)")
-    p.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop by itself after this many seconds (default: until Ctrl-C)",
-    )
-    p.add_argument(
-        "--no-live",
-        action="store_true",
-        help="plain log lines instead of the live table (automatic without a TTY)",
-    )
-    p.add_argument(
-        "--database-url",
-        default=os.environ.get("TALLY_DATABASE_URL"),
-        help="use this PostgreSQL instead of the embedded one ($TALLY_DATABASE_URL)",
-    )
-    p.add_argument(
-        "--mqtt-url",
-        default=os.environ.get("TALLY_MQTT_URL"),
-        help="use this MQTT broker instead of starting one ($TALLY_MQTT_URL)",
-    )
-    p.add_argument(
-        "--workdir",
-        type=Path,
-        default=Path(".tally-demo"),
-        help="where the demo keeps its state (default ./.tally-demo)",
-    )
-    p.add_argument(
-        "--broker",
-        choices=("auto", "mosquitto", "amqtt"),
-        default="auto",
-        help="embedded broker: Mosquitto if installed (auto), or the pure-Python amqtt",
-    )
-    p.add_argument(
-        "--no-billing",
-        action="store_true",
-        help="do not seed a demo customer nor show its draft invoice",
-    )
-    p.add_argument(
-        "--device-prefix",
-        default="demo",
-        help="device ids are <prefix>-01, <prefix>-02, ... (default demo)",
-    )
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="stop by itself after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--no-live", action="store_true",
+                   help="plain log lines instead of the live table (automatic without a TTY)")
+    p.add_argument("--database-url", default=os.environ.get("TALLY_DATABASE_URL"),
+                   help="use this PostgreSQL instead of the embedded one ($TALLY_DATABASE_URL)")
+    p.add_argument("--mqtt-url", default=os.environ.get("TALLY_MQTT_URL"),
+                   help="use this MQTT broker instead of starting one ($TALLY_MQTT_URL)")
+    p.add_argument("--workdir", type=Path, default=Path(".tally-demo"),
+                   help="where the demo keeps its state (default ./.tally-demo)")
+    p.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto",
+                   help="embedded broker: Mosquitto if installed (auto), or the pure-Python amqtt")
+    p.add_argument("--no-billing", action="store_true",
+                   help="do not seed a demo customer nor show its draft invoice")
+    p.add_argument("--device-prefix", default="demo",
+                   help="device ids are <prefix>-01, <prefix>-02, ... (default demo)")
     return p
 
 
@@ -425,17 +353,10 @@ def _options(argv: Sequence[str] | None, console: Console) -> DemoOptions:
     if a.duration is not None and a.duration <= 0:
         parser.error("--duration must be > 0")
     return DemoOptions(
-        workdir=a.workdir,
-        devices=a.devices,
-        prefix=a.device_prefix,
-        interval_s=a.interval,
-        api_port=a.api_port,
-        duration_s=a.duration,
-        live=not a.no_live and console.is_terminal,
-        database_url=a.database_url or None,
-        mqtt_url=a.mqtt_url or None,
-        billing=not a.no_billing,
-        broker=a.broker,
+        workdir=a.workdir, devices=a.devices, prefix=a.device_prefix, interval_s=a.interval,
+        api_port=a.api_port, duration_s=a.duration, live=not a.no_live and console.is_terminal,
+        database_url=a.database_url or None, mqtt_url=a.mqtt_url or None,
+        billing=not a.no_billing, broker=a.broker,
     )
 
 
@@ -478,19 +399,14 @@ def run_demo(opts: DemoOptions, console: Console) -> int:
                 return 130
             except CollectorError as exc:
                 _log.debug("demo failed", exc_info=True)
-                console.print(
-                    f"tally-demo: {exc}", style="red", markup=False, highlight=False, soft_wrap=True
-                )
+                console.print(f"tally-demo: {exc}", style="red", markup=False, highlight=False,
+                              soft_wrap=True)
                 return 2
             except Exception as exc:
                 _log.exception("demo failed")
-                console.print(
-                    f"tally-demo: unexpected error: {exc} (details in {opts.workdir / 'demo.log'})",
-                    style="red",
-                    markup=False,
-                    highlight=False,
-                    soft_wrap=True,
-                )
+                console.print(f"tally-demo: unexpected error: {exc} (details in "
+                              f"{opts.workdir / 'demo.log'})", style="red", markup=False,
+                              highlight=False, soft_wrap=True)
                 return 1
     finally:
         for s, h in previous.items():

@@ -44,47 +44,23 @@ def agent_configs(spec: FleetSpec) -> list[AgentConfig]:
     """One validated agent configuration per simulated device."""
     out = []
     for n, device in enumerate(device_ids(spec)):
-        out.append(
-            parse_config(
-                {
-                    "device_id": device,
-                    "status_interval_s": 2,
-                    "shutdown_timeout_s": spec.shutdown_timeout_s,
-                    "broker": {
-                        "url": spec.mqtt_url,
-                        "reconnect_min_s": 0.2,
-                        "reconnect_max_s": 5,
-                        "keepalive_s": 15,
-                    },
-                    "buffer": {"path": str(spec.agents_dir / device / "buffer.db")},
-                    "batch": {"max_readings": 500, "max_age_s": spec.interval_s, "in_flight": 8},
-                    "sources": [
-                        {
-                            "type": "simulated-energy",
-                            "name": "energy",
-                            "interval_s": spec.interval_s,
-                            "seed": n,
-                            "base_kw": 2.0 + n,
-                            "peak_kw": 8.0 + 2 * n,
-                        },
-                        {
-                            "type": "simulated-water",
-                            "name": "water",
-                            "interval_s": spec.interval_s,
-                            "seed": n,
-                            "daily_m3": 0.2 + 0.05 * n,
-                        },
-                        {
-                            "type": "simulated-data",
-                            "name": "data",
-                            "interval_s": spec.interval_s,
-                            "seed": n,
-                            "daily_gb": 2.0 + n,
-                        },
-                    ],
-                }
-            )
-        )
+        out.append(parse_config({
+            "device_id": device,
+            "status_interval_s": 2,
+            "shutdown_timeout_s": spec.shutdown_timeout_s,
+            "broker": {"url": spec.mqtt_url, "reconnect_min_s": 0.2, "reconnect_max_s": 5,
+                       "keepalive_s": 15},
+            "buffer": {"path": str(spec.agents_dir / device / "buffer.db")},
+            "batch": {"max_readings": 500, "max_age_s": spec.interval_s, "in_flight": 8},
+            "sources": [
+                {"type": "simulated-energy", "name": "energy", "interval_s": spec.interval_s,
+                 "seed": n, "base_kw": 2.0 + n, "peak_kw": 8.0 + 2 * n},
+                {"type": "simulated-water", "name": "water", "interval_s": spec.interval_s,
+                 "seed": n, "daily_m3": 0.2 + 0.05 * n},
+                {"type": "simulated-data", "name": "data", "interval_s": spec.interval_s,
+                 "seed": n, "daily_gb": 2.0 + n},
+            ],
+        }))
     return out
 
 

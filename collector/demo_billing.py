@@ -68,32 +68,22 @@ class DemoBilling:
     def setup(self) -> None:
         """Find or create the customer and the plan."""
         with self._pool.connection() as conn, conn.transaction():
-            found = [
-                c
-                for c in store.list_customers(conn, name_contains=CUSTOMER_NAME).items
-                if c.spec.name == CUSTOMER_NAME
-            ]
+            found = [c for c in store.list_customers(conn, name_contains=CUSTOMER_NAME).items
+                     if c.spec.name == CUSTOMER_NAME]
             if found:
                 self._customer_id = found[0].customer_id
             else:
-                self._customer_id = accounts.create_customer(
-                    conn,
-                    CustomerSpec(
-                        name=CUSTOMER_NAME,
-                        address=Address("1 Demo Street", "Amsterdam", "NL"),
-                        currency="EUR",
-                        time_zone="UTC",
-                        tax_rate=Decimal("0.21"),
-                        invoice_prefix="DEMO",
-                    ),
-                ).customer_id
+                self._customer_id = accounts.create_customer(conn, CustomerSpec(
+                    name=CUSTOMER_NAME, address=Address("1 Demo Street", "Amsterdam", "NL"),
+                    currency="EUR", time_zone="UTC", tax_rate=Decimal("0.21"),
+                    invoice_prefix="DEMO",
+                )).customer_id
             if not [i for i in issuers.list_issuers(conn) if i.code == DEMO_ISSUER.code]:
                 issuers.put_issuer(conn, DEMO_ISSUER)
             plans = [p for p in store.list_plans(conn).items if p.code == PLAN_CODE]
             if plans:
-                self._plan_version_id = store.list_plan_versions(conn, plans[0].plan_id)[
-                    -1
-                ].plan_version_id
+                self._plan_version_id = store.list_plan_versions(
+                    conn, plans[0].plan_id)[-1].plan_version_id
             else:
                 _, version = accounts.create_plan(conn, PLAN_CODE, "", _plan_document())
                 self._plan_version_id = version.plan_version_id
@@ -113,9 +103,8 @@ class DemoBilling:
                     continue
                 subs = store.list_subscriptions(conn, series_id=info.series_id).items
                 if not subs:
-                    accounts.assign_meter(
-                        conn, customer_id, info.series_id, plan_version_id, period_start
-                    )
+                    accounts.assign_meter(conn, customer_id, info.series_id, plan_version_id,
+                                          period_start)
             self._assigned.add(device)
 
     def tick(self, now: datetime) -> str:
@@ -133,15 +122,12 @@ class DemoBilling:
             close_period(self._pool, key, now)
             self._closed.add(str(key))
         with self._pool.connection() as conn:
-            mine = invoices.list_invoices(
-                conn, customer_id=self._customer_id, period=str(key)
-            ).items
+            mine = invoices.list_invoices(conn, customer_id=self._customer_id,
+                                          period=str(key)).items
             inv = invoices.get_invoice(conn, mine[-1].invoice_id) if mine else None
         if inv is None:
             return f"draft invoice for {CUSTOMER_NAME} ({key}): none yet"
         kwh = sum((line.quantity for line in inv.lines if line.unit == "kWh"), Decimal(0))
-        return (
-            f"{inv.status.value} invoice for {CUSTOMER_NAME} ({key}): "
-            f"{kwh.quantize(Decimal('0.001'))} kWh on "
-            f"{len(self._assigned)} meters, total {inv.total} {inv.currency} incl. tax"
-        )
+        return (f"{inv.status.value} invoice for {CUSTOMER_NAME} ({key}): "
+                f"{kwh.quantize(Decimal('0.001'))} kWh on "
+                f"{len(self._assigned)} meters, total {inv.total} {inv.currency} incl. tax")

@@ -55,10 +55,7 @@ class Snapshot:
 
 
 def take_snapshot(
-    pool: Pool,
-    devices: Sequence[str],
-    probe: Callable[[], IngestProbe],
-    api_url: str,
+    pool: Pool, devices: Sequence[str], probe: Callable[[], IngestProbe], api_url: str,
     invoice_line: str | None = None,
 ) -> Snapshot:
     """Read the per-device ingest figures of ``devices`` (others in the database are ignored)."""
@@ -70,17 +67,10 @@ def take_snapshot(
             rows.append(DeviceRow(device, 0, 0, None, 0, None, None))
             continue
         status = d.status
-        rows.append(
-            DeviceRow(
-                device,
-                d.readings,
-                d.batches,
-                d.last_seen,
-                d.missing_batches,
-                status.buffer_depth if status else None,
-                status.state if status else None,
-            )
-        )
+        rows.append(DeviceRow(
+            device, d.readings, d.batches, d.last_seen, d.missing_batches,
+            status.buffer_depth if status else None, status.state if status else None,
+        ))
     p = probe()
     return Snapshot(tuple(rows), p.dead_letters, p.connected, p.pending, api_url, invoice_line)
 
@@ -100,10 +90,8 @@ def _opt(value: int | None) -> str:
 
 def render_table(snap: Snapshot, now: datetime, elapsed_s: float) -> Group:
     """The live view: one row per device, totals, and where the API is."""
-    table = Table(
-        title=f"Tally demo - {len(snap.devices)} simulated devices, running {elapsed_s:.0f}s",
-        title_justify="left",
-    )
+    table = Table(title=f"Tally demo - {len(snap.devices)} simulated devices, "
+                  f"running {elapsed_s:.0f}s", title_justify="left")
     table.add_column("device")
     table.add_column("readings stored", justify="right")
     table.add_column("batches", justify="right")
@@ -113,34 +101,15 @@ def render_table(snap: Snapshot, now: datetime, elapsed_s: float) -> Group:
     table.add_column("agent", justify="left")
     for d in snap.devices:
         gaps = Text(str(d.missing_batches), style="red" if d.missing_batches else "green")
-        table.add_row(
-            d.device_id,
-            f"{d.readings:,}",
-            f"{d.batches:,}",
-            _ago(d.last_seen, now),
-            gaps,
-            _opt(d.buffer_depth),
-            d.state or "-",
-        )
+        table.add_row(d.device_id, f"{d.readings:,}", f"{d.batches:,}", _ago(d.last_seen, now),
+                      gaps, _opt(d.buffer_depth), d.state or "-")
     table.add_section()
-    table.add_row(
-        Text("total", style="bold"),
-        Text(f"{snap.readings:,}", style="bold"),
-        f"{snap.batches:,}",
-        "",
-        "",
-        "",
-        "",
-    )
-    consumer = (
-        Text("connected", style="green")
-        if snap.consumer_connected
-        else Text("disconnected", style="red")
-    )
+    table.add_row(Text("total", style="bold"), Text(f"{snap.readings:,}", style="bold"),
+                  f"{snap.batches:,}", "", "", "", "")
+    consumer = Text("connected", style="green") if snap.consumer_connected else Text(
+        "disconnected", style="red")
     footer = Text.assemble(
-        "collector: ",
-        consumer,
-        f"   pending messages: {snap.pending}",
+        "collector: ", consumer, f"   pending messages: {snap.pending}",
         "   dead letters (this run): ",
         Text(str(snap.dead_letters), style="red" if snap.dead_letters else "green"),
         f"\nAPI: {snap.api_url}/docs   health: {snap.api_url}/health",
@@ -156,8 +125,6 @@ def render_line(snap: Snapshot, elapsed_s: float) -> str:
     """The plain (non-TTY) view: one log line with totals and readings per device."""
     per_device = " ".join(f"{d.device_id}={d.readings}" for d in snap.devices)
     gaps = sum(d.missing_batches for d in snap.devices)
-    return (
-        f"t={elapsed_s:.0f}s readings={snap.readings} batches={snap.batches} gaps={gaps} "
-        f"dead_letters={snap.dead_letters} consumer="
-        f"{'up' if snap.consumer_connected else 'down'} | {per_device}"
-    )
+    return (f"t={elapsed_s:.0f}s readings={snap.readings} batches={snap.batches} gaps={gaps} "
+            f"dead_letters={snap.dead_letters} consumer="
+            f"{'up' if snap.consumer_connected else 'down'} | {per_device}")

@@ -157,16 +157,10 @@ class Collector:
         if st.last_flush_ms is not None:
             last = datetime.fromtimestamp(st.last_flush_ms / 1000, UTC)
         return IngestProbe(
-            connected=self.consumer.connected,
-            pending=st.pending,
-            lag_s=max(lag, 0.0),
-            last_flush_at=last,
-            storage_ok=st.storage_ok,
-            batches=st.batches,
-            readings=st.readings,
-            dead_letters=st.dead_letters,
-            flushes=st.flushes,
-            flush_seconds_total=st.flush_seconds_total,
+            connected=self.consumer.connected, pending=st.pending, lag_s=max(lag, 0.0),
+            last_flush_at=last, storage_ok=st.storage_ok, batches=st.batches,
+            readings=st.readings, dead_letters=st.dead_letters,
+            flushes=st.flushes, flush_seconds_total=st.flush_seconds_total,
         )
 
     def _usage(self) -> None:
@@ -236,8 +230,7 @@ def _api_server(
             "`tally-collector keys create`) or api.staff_tokens, or listen on 127.0.0.1"
         )
     app = create_app(
-        pool,
-        ingest_probe=collector.probe if collector else None,
+        pool, ingest_probe=collector.probe if collector else None,
         staff_tokens=api.staff_tokens or None,
         require_staff_key=api.require_staff_key,
         key_cache_s=api.key_cache_s,
@@ -247,10 +240,7 @@ def _api_server(
     app.state.devices = build_device_service(app_config.devices, pool)
     return uvicorn.Server(
         uvicorn.Config(
-            app,
-            host=app_config.api.host,
-            port=app_config.api.port,
-            log_level="warning",
+            app, host=app_config.api.host, port=app_config.api.port, log_level="warning",
             lifespan="off",
         )
     )
@@ -267,9 +257,7 @@ def _notification_thread(
         pool,
         SystemClock().now,
         LoopSettings(
-            poll_s=w.poll_s,
-            check_s=w.check_s,
-            offline_after_s=w.offline_after_s,
+            poll_s=w.poll_s, check_s=w.check_s, offline_after_s=w.offline_after_s,
             delivery=DeliverySettings(timeout_s=w.timeout_s),
         ),
     )

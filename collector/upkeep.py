@@ -63,11 +63,7 @@ class UpkeepTracker:
         with self._lock:
             st = self._current(task)
             self._tasks[task] = replace(
-                st,
-                failing=False,
-                runs=st.runs + 1,
-                consecutive_failures=0,
-                last_run_at=at,
+                st, failing=False, runs=st.runs + 1, consecutive_failures=0, last_run_at=at,
                 last_success_at=at,
             )
         if self._hook is not None:
@@ -79,12 +75,8 @@ class UpkeepTracker:
             st = self._current(task)
             streak = st.consecutive_failures + 1
             self._tasks[task] = replace(
-                st,
-                failing=streak >= self._failing_after,
-                runs=st.runs + 1,
-                failures=st.failures + 1,
-                consecutive_failures=streak,
-                last_run_at=at,
+                st, failing=streak >= self._failing_after, runs=st.runs + 1,
+                failures=st.failures + 1, consecutive_failures=streak, last_run_at=at,
                 last_error=error,
             )
         if self._hook is not None:

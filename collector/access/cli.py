@@ -23,15 +23,8 @@ __all__ = ["commands"]
 
 
 def _audit(action: str, status: int, target: str, now: datetime) -> AuditEntry:
-    return AuditEntry(
-        at=now,
-        actor="cli",
-        role=None,
-        method="CLI",
-        path=f"keys {action}",
-        status=status,
-        target=target,
-    )
+    return AuditEntry(at=now, actor="cli", role=None, method="CLI", path=f"keys {action}",
+                      status=status, target=target)
 
 
 def _line(k: StaffKey) -> str:
@@ -49,20 +42,13 @@ def _run(args: argparse.Namespace, config: CollectorConfig) -> int:
     try:
         with translate_errors("keys"), pool.connection() as conn, conn.transaction():
             if args.keys_command == "create":
-                expires = (
-                    now + timedelta(days=args.expires_in_days) if args.expires_in_days else None
-                )
-                issued = issue_key(
-                    role=Role(args.role),
-                    name=args.name,
-                    now=now,
-                    created_by="cli",
-                    expires_at=expires,
-                )
+                expires = now + timedelta(days=args.expires_in_days) if args.expires_in_days \
+                    else None
+                issued = issue_key(role=Role(args.role), name=args.name, now=now,
+                                   created_by="cli", expires_at=expires)
                 access_store.add_key(conn, issued)
-                access_store.record_audit(
-                    conn, _audit("create", 201, f"key:{issued.key.key_id}", now)
-                )
+                access_store.record_audit(conn, _audit("create", 201,
+                                                       f"key:{issued.key.key_id}", now))
                 print(f"key (give it to {issued.key.name}; shown once): {issued.secret}")
                 print(_line(issued.key))
             elif args.keys_command == "list":
@@ -82,12 +68,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("create", help="make a staff key (printed once)")
     c.add_argument("--name", required=True, help="who or what the key is for")
     c.add_argument("--role", required=True, choices=[r.value for r in Role])
-    c.add_argument(
-        "--expires-in-days",
-        type=float,
-        default=None,
-        help="the key stops working after this many days (default: never)",
-    )
+    c.add_argument("--expires-in-days", type=float, default=None,
+                   help="the key stops working after this many days (default: never)")
     lst = sub.add_parser("list", help="list staff keys (never the keys themselves)")
     lst.add_argument("--all", action="store_true", help="include revoked keys")
     r = sub.add_parser("revoke", help="revoke a key by its id")
@@ -97,4 +79,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 def commands() -> Sequence[Command]:
     from collector.cli import Command  # noqa: PLC0415 - collector.cli imports this module
 
-    return [Command("keys", "create, list and revoke staff API keys with roles", _run, _configure)]
+    return [Command("keys", "create, list and revoke staff API keys with roles", _run,
+                    _configure)]
+
+

@@ -1,7 +1,7 @@
 """Usage and spend alerts: thresholds per billing period, one alert per crossing.
 
-limit_for(rule, previous) -> Decimal | None     pure: the threshold in force
-evaluate_alerts(conn, now, sink) -> [Alert]     records crossings and emits their events
+    limit_for(rule, previous) -> Decimal | None     pure: the threshold in force
+    evaluate_alerts(conn, now, sink) -> [Alert]     records crossings and emits their events
 """
 
 from __future__ import annotations

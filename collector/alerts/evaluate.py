@@ -41,9 +41,9 @@ class Fired:
     event_id: str | None
 
 
-def _value(
-    conn: Conn, rule: AlertRule, customer_id: int, now: datetime
-) -> tuple[str, Decimal, Decimal | None]:
+def _value(conn: Conn, rule: AlertRule, customer_id: int, now: datetime) -> tuple[
+    str, Decimal, Decimal | None
+]:
     """(period, value so far, previous period's value) of ``rule`` for the customer."""
     c = billing_store.get_customer(conn, customer_id)
     period = current_period(now, c.spec.time_zone, c.spec.anchor_day)
@@ -64,9 +64,9 @@ def evaluate_alerts(pool: Pool, now: datetime, sink: EventSink) -> list[Fired]:
     """Check every active rule; returns the alerts recorded now."""
     with pool.connection() as conn:
         rules = alert_store.list_rules(conn, active_only=True)
-        everyone = (
-            alert_store.customer_ids(conn) if any(r.customer_id is None for r in rules) else []
-        )
+        everyone = alert_store.customer_ids(conn) if any(
+            r.customer_id is None for r in rules
+        ) else []
     fired: list[Fired] = []
     for rule in rules:
         for cid in [rule.customer_id] if rule.customer_id is not None else everyone:
@@ -84,18 +84,11 @@ def evaluate_alerts(pool: Pool, now: datetime, sink: EventSink) -> list[Fired]:
                     conn,
                     EventType.ALERT_TRIGGERED,
                     {
-                        "alert_id": alert_id,
-                        "rule_id": rule.rule_id,
-                        "rule": rule.name,
-                        "owner": rule.owner,
-                        "customer_id": cid,
-                        "period": period,
-                        "metric": rule.metric.value,
-                        "unit": rule.unit,
-                        "value": str(value),
-                        "limit": str(limit),
-                        "relative": rule.relative,
-                        "threshold": str(rule.threshold),
+                        "alert_id": alert_id, "rule_id": rule.rule_id, "rule": rule.name,
+                        "owner": rule.owner, "customer_id": cid, "period": period,
+                        "metric": rule.metric.value, "unit": rule.unit,
+                        "value": str(value), "limit": str(limit),
+                        "relative": rule.relative, "threshold": str(rule.threshold),
                     },
                     at=now,
                     customer_id=cid,

@@ -227,7 +227,8 @@ def _jumps(u: MeterUsage, daily: F64, d: _Days, cfg: AnomalyConfig) -> list[Anom
                     f"{v:.4g} used on the day starting {_when(int(d.starts[peak]))},"
                     f" {v / m:.1f}x the meter's usual {m:.4g} per day"
                     f" (median of the {cfg.baseline_days} days before)",
-                    {"day_quantity": v, "baseline_median": m, "ratio": v / m, "days": float(e - a)},
+                    {"day_quantity": v, "baseline_median": m, "ratio": v / m,
+                     "days": float(e - a)},
                 )
             )
     return out
@@ -320,11 +321,8 @@ def _estimated(u: MeterUsage, cfg: AnomalyConfig) -> list[Anomaly]:
                 f"{share[i] * 100:.0f}% of this meter's usage is estimated"
                 f" ({e[i]:.4g} of {q[i]:.4g}; threshold {cfg.estimated_share * 100:.0f}%):"
                 " readings are missing",
-                {
-                    "estimated_share": float(share[i]),
-                    "estimated": float(e[i]),
-                    "quantity": float(q[i]),
-                },
+                {"estimated_share": float(share[i]), "estimated": float(e[i]),
+                 "quantity": float(q[i])},
             )
         )
     return out

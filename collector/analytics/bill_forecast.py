@@ -122,7 +122,9 @@ def price_scenarios(
     tables (TOU periods, tiers) once for all of them."""
     n = len(segments)
     if len(scenarios) > 8 or any(sg.series_id >= _SCENARIO_SHIFT for sg in segments):
-        return [price_usage(customer, period, segments, plans, units, rows=r) for r in scenarios]
+        return [
+            price_usage(customer, period, segments, plans, units, rows=r) for r in scenarios
+        ]
     all_segments: list[Segment] = []
     all_units: dict[int, str] = {}
     parts: list[UsageRows] = []
@@ -134,9 +136,8 @@ def price_scenarios(
         ]
         all_units.update({sid + shift: u for sid, u in units.items()})
         parts.append(
-            UsageRows(
-                rows.series + shift, rows.bucket, rows.quantity, rows.estimated, rows.readings
-            )
+            UsageRows(rows.series + shift, rows.bucket, rows.quantity, rows.estimated,
+                      rows.readings)
         )
     merged = parts[0]
     for more in parts[1:]:
@@ -147,11 +148,8 @@ def price_scenarios(
         segs = all_segments[k * n : (k + 1) * n]
         labels = {s.series_id: str(s.series_id) for s in segs}
         draft = draft_invoice(
-            customer,
-            period,
-            [(s, rated.facts[s.index], rated.lines.get(s.index, [])) for s in segs],
-            [],
-            labels,
+            customer, period,
+            [(s, rated.facts[s.index], rated.lines.get(s.index, [])) for s in segs], [], labels,
         )
         by_charge: dict[str, Decimal] = {}
         for s in segs:

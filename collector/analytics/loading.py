@@ -56,15 +56,11 @@ def load_grid(
             end=hi,
             windows=chunk_windows,
         )
-        grid = (
-            g
-            if grid is None
-            else UsageGrid(
-                grid.starts,
-                grid.quantity + g.quantity,
-                grid.estimated + g.estimated,
-                grid.readings + g.readings,
-            )
+        grid = g if grid is None else UsageGrid(
+            grid.starts,
+            grid.quantity + g.quantity,
+            grid.estimated + g.estimated,
+            grid.readings + g.readings,
         )
     assert grid is not None
     return grid

@@ -51,13 +51,8 @@ def _bump(h: F64, centre: float, width: float) -> F64:
 
 
 def labelled_fleet(  # noqa: PLR0915 - one generator, read top to bottom
-    meters: int = 400,
-    days: int = 42,
-    *,
-    seed: int = 1,
-    start: int = 1_772_323_200,
-    tz: str = "Europe/Amsterdam",
-    rate: float = 0.25,
+    meters: int = 400, days: int = 42, *, seed: int = 1, start: int = 1_772_323_200,
+    tz: str = "Europe/Amsterdam", rate: float = 0.25,
 ) -> LabelledFleet:
     """``meters`` meters over ``days`` days from ``start`` (default 2026-03-01T00:00Z); each
     anomaly kind is injected into about ``rate`` of the meters it applies to."""
@@ -151,10 +146,8 @@ def labelled_fleet(  # noqa: PLR0915 - one generator, read top to bottom
 
 
 def _overlaps(a: Anomaly, b: Label, slack: int = DAY) -> bool:
-    return (
-        a.series_id == b.series_id
-        and a.kind is b.kind
-        and (a.start < b.end + slack and b.start < a.end + slack)
+    return a.series_id == b.series_id and a.kind is b.kind and (
+        a.start < b.end + slack and b.start < a.end + slack
     )
 
 

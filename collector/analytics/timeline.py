@@ -168,7 +168,7 @@ def comparison_windows(start: datetime, end: datetime, tz: str) -> Windows:
         months = (b.year - a.year) * 12 + b.month - a.month
         prev = (_at(_shift_months(a.date(), -months), a, tz), a)
     else:
-        days = b.replace(tzinfo=None) - a.replace(tzinfo=None)
+        days = (b.replace(tzinfo=None) - a.replace(tzinfo=None))
         pa = a.replace(tzinfo=None) - days
         prev = (datetime(pa.year, pa.month, pa.day, pa.hour, pa.minute, tzinfo=zone(tz)), a)
     ya = (_at(_shift_months(a.date(), -12), a, tz), _at(_shift_months(b.date(), -12), b, tz))

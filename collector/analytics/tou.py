@@ -36,4 +36,6 @@ def tou_breakdown(grid: UsageGrid, plan: Plan) -> TouBreakdown:
     idx = table.lookup(grid.starts).astype(np.int64)
     q = np.bincount(idx, weights=grid.quantity, minlength=len(names))
     e = np.bincount(idx, weights=grid.estimated, minlength=len(names))
-    return TouBreakdown(names, tuple(float(x) for x in q), tuple(float(x) for x in e))
+    return TouBreakdown(
+        names, tuple(float(x) for x in q), tuple(float(x) for x in e)
+    )

@@ -56,11 +56,7 @@ class StaffGate:
 
     @classmethod
     def create(
-        cls,
-        pool: Pool,
-        tokens: Iterable[str] = (),
-        *,
-        require_key: bool = False,
+        cls, pool: Pool, tokens: Iterable[str] = (), *, require_key: bool = False,
         cache_s: float = 5.0,
     ) -> StaffGate:
         digests = frozenset(t if t.startswith("sha256:") else hash_token(t) for t in tokens)

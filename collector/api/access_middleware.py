@@ -74,7 +74,8 @@ class _Refusal:
 
 async def _answer(send: Send, refusal: _Refusal) -> None:
     body = json.dumps({"detail": refusal.detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
     if refusal.header is not None:
         headers.append(refusal.header)
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
@@ -136,9 +137,8 @@ class AccessMiddleware:
         scope.setdefault("state", {})["principal"] = who
         need = access.role or Role.ADMIN
         if not who.role.grants(need):
-            return _Refusal(
-                403, f"this route needs the {need.value} role; the key has {who.role.value}"
-            )
+            return _Refusal(403, f"this route needs the {need.value} role; "
+                                 f"the key has {who.role.value}")
         return None
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | _Refusal:
@@ -226,23 +226,13 @@ class _Audit:
         query = self.scope.get("query_string", b"").decode("latin-1")
         path = self.scope["path"] + (f"?{query}" if query else "")
         entry = AuditEntry(
-            at=self.policy.clock(),
-            actor=actor,
-            role=role,
-            method=self.scope["method"],
-            path=path[:2000],
-            status=status,
-            client=client[0] if client else None,
+            at=self.policy.clock(), actor=actor, role=role, method=self.scope["method"],
+            path=path[:2000], status=status, client=client[0] if client else None,
             target=state.get("audit_target"),
         )
         try:
             with translate_errors("write audit log"), self.policy.gate.pool.connection() as conn:
                 access_store.record_audit(conn, entry)
         except StorageError as exc:
-            log.warning(
-                "audit entry not written (%s %s by %s): %s",
-                entry.method,
-                entry.path,
-                entry.actor,
-                exc,
-            )
+            log.warning("audit entry not written (%s %s by %s): %s",
+                      entry.method, entry.path, entry.actor, exc)

@@ -87,15 +87,8 @@ def _now(request: Request) -> datetime:
 
 
 def _out(k: StaffKey) -> KeyOut:
-    return KeyOut(
-        key_id=k.key_id,
-        name=k.name,
-        role=k.role,
-        created_at=k.created_at,
-        created_by=k.created_by,
-        expires_at=k.expires_at,
-        revoked_at=k.revoked_at,
-    )
+    return KeyOut(key_id=k.key_id, name=k.name, role=k.role, created_at=k.created_at,
+                  created_by=k.created_by, expires_at=k.expires_at, revoked_at=k.revoked_at)
 
 
 @router.get("/staff/me", response_model=MeOut)
@@ -110,9 +103,8 @@ def create_key(body: KeyIn, request: Request, pool: PoolDep, who: Admin) -> NewK
     now = _now(request)
     expires = now + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     try:
-        issued = issue_key(
-            role=body.role, name=body.name, now=now, created_by=who.actor, expires_at=expires
-        )
+        issued = issue_key(role=body.role, name=body.name, now=now, created_by=who.actor,
+                           expires_at=expires)
     except InvalidKey as exc:
         raise HTTPException(422, str(exc)) from exc
     with pool.connection() as conn:
@@ -124,9 +116,7 @@ def create_key(body: KeyIn, request: Request, pool: PoolDep, who: Admin) -> NewK
 
 @router.get("/staff/keys", response_model=KeyList)
 def list_keys(
-    pool: PoolDep,
-    _: Admin,
-    include_revoked: bool = False,
+    pool: PoolDep, _: Admin, include_revoked: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> KeyList:
     """Staff keys, newest first (never the keys themselves)."""
@@ -161,9 +151,8 @@ def audit_log(
     """State-changing calls, newest first: who, what, when, outcome; ``before=next_before``
     pages on."""
     with pool.connection() as conn:
-        rows = access_store.list_audit(
-            conn, limit=limit, before_id=before, actor=actor, since=since
-        )
+        rows = access_store.list_audit(conn, limit=limit, before_id=before, actor=actor,
+                                       since=since)
     return AuditPage(
         items=[_audit(e) for e in rows],
         next_before=rows[-1].id if len(rows) == limit else None,
@@ -171,15 +160,6 @@ def audit_log(
 
 
 def _audit(e: AuditEntry) -> AuditOut:
-    return AuditOut(
-        id=e.id or 0,
-        at=e.at,
-        actor=e.actor,
-        role=e.role,
-        method=e.method,
-        path=e.path,
-        status=e.status,
-        outcome=e.outcome,
-        client=e.client,
-        target=e.target,
-    )
+    return AuditOut(id=e.id or 0, at=e.at, actor=e.actor, role=e.role, method=e.method,
+                    path=e.path, status=e.status, outcome=e.outcome, client=e.client,
+                    target=e.target)

@@ -148,8 +148,7 @@ def _document(invoice_id: int, pool: PoolDep, fmt: str) -> Response:
 
 
 @router.get(
-    "/invoices/{invoice_id}",
-    dependencies=READ,
+    "/invoices/{invoice_id}", dependencies=READ,
     responses={200: {"content": {m: {} for m, _ in documents.MEDIA.values()}}},
 )
 def get_invoice(invoice_id: Id, pool: PoolDep, format: Format = "json") -> Response:

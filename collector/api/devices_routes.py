@@ -43,14 +43,8 @@ TECH = [requires(Role.TECHNICIAN)]
 ADMIN = [requires(Role.ADMIN)]
 enroll_router = APIRouter(tags=["enrollment"])
 
-_REFUSAL_STATUS = {
-    "malformed": 400,
-    "secret": 400,
-    "unknown": 404,
-    "used": 409,
-    "expired": 410,
-    "rate_limited": 429,
-}
+_REFUSAL_STATUS = {"malformed": 400, "secret": 400, "unknown": 404, "used": 409,
+                   "expired": 410, "rate_limited": 429}
 
 
 def get_devices(request: Request) -> DeviceService:
@@ -67,11 +61,8 @@ PoolDep = Annotated[Pool, Depends(get_pool)]
 def _raise(exc: DeviceError) -> NoReturn:
     if isinstance(exc, EnrollmentRefused):
         headers = {"Retry-After": "600"} if exc.kind == "rate_limited" else None
-        raise HTTPException(
-            _REFUSAL_STATUS.get(exc.kind, 400),
-            {"reason": exc.kind, "message": str(exc)},
-            headers=headers,
-        ) from exc
+        raise HTTPException(_REFUSAL_STATUS.get(exc.kind, 400),
+                            {"reason": exc.kind, "message": str(exc)}, headers=headers) from exc
     if isinstance(exc, DeviceNotFound):
         raise HTTPException(404, str(exc)) from exc
     if isinstance(exc, DeviceStateError):
@@ -165,14 +156,9 @@ class ConfigIn(BaseModel):
 
 def _device_out(d: Device) -> DeviceOut:
     return DeviceOut(
-        device_id=d.device_id,
-        customer_id=d.customer_id,
-        site=d.site,
-        state=d.state.value,
-        config_version=d.config_version,
-        meters=[m.as_source() for m in d.meters],
-        enrolled_at=d.enrolled_at,
-        decommissioned_at=d.decommissioned_at,
+        device_id=d.device_id, customer_id=d.customer_id, site=d.site, state=d.state.value,
+        config_version=d.config_version, meters=[m.as_source() for m in d.meters],
+        enrolled_at=d.enrolled_at, decommissioned_at=d.decommissioned_at,
         replaced_by=d.replaced_by,
     )
 
@@ -192,11 +178,8 @@ def create_enrollment(body: EnrollmentIn, service: ServiceDep) -> EnrollmentOut:
     """Role: technician or admin. A one-time code (shown once) and its QR code."""
     try:
         issued = service.create_enrollment(
-            body.customer_id,
-            body.site,
-            [m.spec() for m in body.meters],
-            timedelta(seconds=body.expires_in_s),
-            purpose=EnrollmentPurpose(body.purpose),
+            body.customer_id, body.site, [m.spec() for m in body.meters],
+            timedelta(seconds=body.expires_in_s), purpose=EnrollmentPurpose(body.purpose),
             target_device=body.target_device,
         )
     except DeviceError as exc:
@@ -204,14 +187,9 @@ def create_enrollment(body: EnrollmentIn, service: ServiceDep) -> EnrollmentOut:
     svg, png = _qr(issued.qr_text)
     e = issued.enrollment
     return EnrollmentOut(
-        enrollment_id=e.enrollment_id,
-        code=issued.code,
-        expires_at=e.expires_at,
-        purpose=e.purpose.value,
-        target_device=e.target_device,
-        qr_text=issued.qr_text,
-        qr_svg=svg,
-        qr_png_base64=png,
+        enrollment_id=e.enrollment_id, code=issued.code, expires_at=e.expires_at,
+        purpose=e.purpose.value, target_device=e.target_device, qr_text=issued.qr_text,
+        qr_svg=svg, qr_png_base64=png,
     )
 
 
@@ -220,12 +198,8 @@ def pending_enrollments(service: ServiceDep) -> list[PendingEnrollmentOut]:
     """Role: read-only. Enrollments not yet redeemed and not expired (never their codes)."""
     return [
         PendingEnrollmentOut(
-            enrollment_id=e.enrollment_id,
-            customer_id=e.customer_id,
-            site=e.site,
-            purpose=e.purpose.value,
-            target_device=e.target_device,
-            created_at=e.created_at,
+            enrollment_id=e.enrollment_id, customer_id=e.customer_id, site=e.site,
+            purpose=e.purpose.value, target_device=e.target_device, created_at=e.created_at,
             expires_at=e.expires_at,
         )
         for e in service.store.enrollments(pending_at=service.clock())
@@ -278,12 +252,8 @@ def batch_conflicts(
 ) -> list[ConflictOut]:
     """Role: read-only. Batches that reused a stored (device, seq) with different readings:
     kept aside with their reason, never counted (newest first)."""
-    return [
-        ConflictOut(**asdict(c))
-        for c in ingest_conflicts.list_conflicts(
-            pool, device_id=device_id, limit=limit, before_id=before_id
-        )
-    ]
+    return [ConflictOut(**asdict(c)) for c in ingest_conflicts.list_conflicts(
+        pool, device_id=device_id, limit=limit, before_id=before_id)]
 
 
 @router.get("/devices/registry", dependencies=READ, response_model=list[DeviceOut])
@@ -329,17 +299,13 @@ def redeem(body: RedeemIn, request: Request, service: ServiceDep) -> RedeemOut:
     the code and a secret it made itself; it receives its identity, broker and topics."""
     client = request.client.host if request.client else "?"
     try:
-        got = service.redeem(body.code, body.secret, installation=body.installation, client=client)
+        got = service.redeem(body.code, body.secret, installation=body.installation,
+                             client=client)
     except DeviceError as exc:
         _raise(exc)
     d = got.device
     return RedeemOut(
-        device_id=d.device_id,
-        username=d.device_id,
-        broker_url=got.broker_url,
-        topics=got.topics.as_dict(),
-        config_version=d.config_version,
-        sources=[m.as_source() for m in d.meters],
-        customer_id=d.customer_id,
-        site=d.site,
+        device_id=d.device_id, username=d.device_id, broker_url=got.broker_url,
+        topics=got.topics.as_dict(), config_version=d.config_version,
+        sources=[m.as_source() for m in d.meters], customer_id=d.customer_id, site=d.site,
     )

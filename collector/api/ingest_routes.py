@@ -154,14 +154,9 @@ def health(request: Request, response: Response, pool: PoolDep) -> Health:
     if probe_fn is not None:
         p = probe_fn()
         consumer = ConsumerHealth(
-            connected=p.connected,
-            pending_messages=p.pending,
-            lag_s=p.lag_s,
-            last_flush_at=p.last_flush_at,
-            storage_ok=p.storage_ok,
-            batches_stored=p.batches,
-            readings_stored=p.readings,
-            dead_letters=p.dead_letters,
+            connected=p.connected, pending_messages=p.pending, lag_s=p.lag_s,
+            last_flush_at=p.last_flush_at, storage_ok=p.storage_ok, batches_stored=p.batches,
+            readings_stored=p.readings, dead_letters=p.dead_letters,
         )
         ok = ok and p.connected and p.storage_ok
     problems: list[str] = []
@@ -177,29 +172,20 @@ def health(request: Request, response: Response, pool: PoolDep) -> Health:
     problems += [
         f"TimescaleDB job {j.job_id} ({j.name}) "
         + ("failing: " + (j.last_error or j.last_run_status or "") if j.failing else "overdue")
-        for j in jobs
-        if j.failing or j.overdue
+        for j in jobs if j.failing or j.overdue
     ]
     ok = ok and not problems
     if not ok:
         response.status_code = 503
-    return Health(
-        status="ok" if ok else "degraded",
-        database=db,
-        consumer=consumer,
-        upkeep=upkeep,
-        timescale_jobs=jobs,
-        problems=problems,
-    )
+    return Health(status="ok" if ok else "degraded", database=db, consumer=consumer,
+                  upkeep=upkeep, timescale_jobs=jobs, problems=problems)
 
 
 def _status(row: q.DeviceStatusRow | None) -> StatusOut | None:
     if row is None:
         return None
     return StatusOut(
-        received_at=row.received_at,
-        as_of=row.as_of,
-        state=row.state,
+        received_at=row.received_at, as_of=row.as_of, state=row.state,
         buffer_depth=row.buffer_depth,
         message=row.document,
     )
@@ -207,13 +193,8 @@ def _status(row: q.DeviceStatusRow | None) -> StatusOut | None:
 
 def _device(d: q.DeviceIngest, *, detail: bool) -> DeviceIngestOut:
     return DeviceIngestOut(
-        device_id=d.device_id,
-        batches=d.batches,
-        readings=d.readings,
-        first_seq=d.first_seq,
-        last_seq=d.last_seq,
-        last_seen=d.last_seen,
-        missing_batches=d.missing_batches,
+        device_id=d.device_id, batches=d.batches, readings=d.readings, first_seq=d.first_seq,
+        last_seq=d.last_seq, last_seen=d.last_seen, missing_batches=d.missing_batches,
         series=d.series if detail else None,
         gaps=[SeqGapOut(first=g.first, last=g.last) for g in d.gaps] if detail else None,
         status=_status(d.status),
@@ -280,15 +261,10 @@ def dead_letters(
     rows = q.dead_letters(pool, limit=limit, before_id=before)
     items = [
         DeadLetterOut(
-            id=r.id,
-            received_at=r.received_at,
-            topic=r.topic,
-            reason=r.reason,
-            field=r.field,
+            id=r.id, received_at=r.received_at, topic=r.topic, reason=r.reason, field=r.field,
             payload_base64=base64.b64encode(r.payload).decode("ascii"),
             payload_text=_text(r.payload),
-            payload_size=r.payload_size,
-            payload_sha256=r.payload_sha256.hex(),
+            payload_size=r.payload_size, payload_sha256=r.payload_sha256.hex(),
             truncated=len(r.payload) < r.payload_size,
         )
         for r in rows

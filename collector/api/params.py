@@ -34,7 +34,9 @@ MAX_TIME: Final = datetime(3000, 1, 1, tzinfo=UTC)
 def check_time(value: datetime) -> datetime:
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if not MIN_TIME <= aware < MAX_TIME:
-        raise ValueError(f"time must be between {MIN_TIME:%Y-%m-%d} and {MAX_TIME:%Y-%m-%d} (UTC)")
+        raise ValueError(
+            f"time must be between {MIN_TIME:%Y-%m-%d} and {MAX_TIME:%Y-%m-%d} (UTC)"
+        )
     return value
 
 

@@ -147,9 +147,7 @@ def my_invoices(
 
 
 @router.get(
-    "/invoices/{invoice_id}",
-    dependencies=CUSTOMER,
-    response_model=None,
+    "/invoices/{invoice_id}", dependencies=CUSTOMER, response_model=None,
     responses={200: {"content": {m: {} for m in set(_MEDIA.values())}}},
 )
 def my_invoice(

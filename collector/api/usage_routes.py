@@ -31,12 +31,8 @@ PoolDep = Annotated[Pool, Depends(get_pool)]
 MAX_BUCKETS: Final = 20_000
 # The shortest bucket of each resolution (a month has at least 28 days): the bound on how many
 # buckets one response can hold, whatever the resolution.
-_BUCKET_S: Final = {
-    Resolution.M15: 900,
-    Resolution.H1: 3600,
-    Resolution.D1: 23 * 3600,
-    Resolution.MO1: 28 * 86_400,
-}
+_BUCKET_S: Final = {Resolution.M15: 900, Resolution.H1: 3600, Resolution.D1: 23 * 3600,
+                    Resolution.MO1: 28 * 86_400}
 
 
 def _now(request: Request) -> datetime:
@@ -124,26 +120,17 @@ def _window(
 def _check_span(start: datetime, end: datetime, resolution: Resolution) -> None:
     if (end - start).total_seconds() / _BUCKET_S[resolution] > MAX_BUCKETS:
         raise HTTPException(
-            422,
-            f"too many {resolution.value} buckets (at most {MAX_BUCKETS} per response); "
+            422, f"too many {resolution.value} buckets (at most {MAX_BUCKETS} per response); "
             "use a shorter range or a coarser resolution",
         )
 
 
-def _usage(
-    pool: Pool,
-    info: usage_queries.SeriesInfo,
-    start: datetime,
-    end: datetime,
-    *,
-    resolution: Resolution,
-    tz: str,
-) -> UsageOut:
+def _usage(pool: Pool, info: usage_queries.SeriesInfo, start: datetime, end: datetime, *,
+           resolution: Resolution, tz: str) -> UsageOut:
     try:
         with pool.connection() as conn:
             u = usage_queries.usage_for_series(
-                conn, [info.series_id], start, end, resolution=resolution, tz=tz
-            )
+                conn, [info.series_id], start, end, resolution=resolution, tz=tz)
     except UsageError as exc:
         raise HTTPException(422, str(exc)) from exc
     q, e = u.quantity[0], u.estimated[0]
@@ -164,21 +151,11 @@ def _usage(
     ]
     total, total_est = float(q.sum()), float(e.sum())
     return UsageOut(
-        series_id=info.series_id,
-        device_id=info.device_id,
-        meter=info.meter,
-        metric=info.metric,
-        unit=info.unit if info.kind != "gauge" else f"{info.unit}·h",
-        kind=info.kind,
-        resolution=resolution.value,
-        tz=tz,
-        start=start,
-        end=end,
-        total=total,
-        total_estimated=total_est,
-        estimated_share=_share(total_est, total),
-        total_quarantined=float(u.quarantined.sum()),
-        buckets=buckets,
+        series_id=info.series_id, device_id=info.device_id, meter=info.meter,
+        metric=info.metric, unit=info.unit if info.kind != "gauge" else f"{info.unit}·h",
+        kind=info.kind, resolution=resolution.value, tz=tz, start=start, end=end,
+        total=total, total_estimated=total_est, estimated_share=_share(total_est, total),
+        total_quarantined=float(u.quarantined.sum()), buckets=buckets,
     )
 
 
@@ -189,16 +166,8 @@ TzQ = Annotated[str, Query(max_length=64)]
 
 
 @router.get("/usage/series/{series_id}", dependencies=READ, response_model=UsageOut)
-def series_usage(
-    series_id: Id,
-    pool: PoolDep,
-    now: NowDep,
-    *,
-    from_: FromQ = None,
-    to: ToQ = None,
-    resolution: ResQ = Resolution.H1,
-    tz: TzQ = "UTC",
-) -> UsageOut:
+def series_usage(series_id: Id, pool: PoolDep, now: NowDep, *, from_: FromQ = None,
+                 to: ToQ = None, resolution: ResQ = Resolution.H1, tz: TzQ = "UTC") -> UsageOut:
     """Usage of one series per bucket, with the estimated share per bucket and in total."""
     start, end = _window(from_, to, now)
     _check_span(start, end, resolution)
@@ -210,18 +179,9 @@ def series_usage(
 
 
 @router.get("/devices/{device}/meters/{meter}/usage", dependencies=READ, response_model=UsageOut)
-def meter_usage(
-    device: str,
-    meter: str,
-    pool: PoolDep,
-    now: NowDep,
-    *,
-    metric: Annotated[str, Query(min_length=1)],
-    from_: FromQ = None,
-    to: ToQ = None,
-    resolution: ResQ = Resolution.H1,
-    tz: TzQ = "UTC",
-) -> UsageOut:
+def meter_usage(device: str, meter: str, pool: PoolDep, now: NowDep, *,
+                metric: Annotated[str, Query(min_length=1)], from_: FromQ = None,
+                to: ToQ = None, resolution: ResQ = Resolution.H1, tz: TzQ = "UTC") -> UsageOut:
     """Usage of a device's meter metric (e.g. ``metric=energy_import``)."""
     start, end = _window(from_, to, now)
     _check_span(start, end, resolution)
@@ -263,9 +223,8 @@ def put_config(series_id: Id, body: ConfigIn, pool: PoolDep, now: NowDep) -> Con
     status_code=201,
     response_model=ReplacementIn,
 )
-def post_replacement(
-    series_id: Id, body: ReplacementIn, pool: PoolDep, now: NowDep
-) -> ReplacementIn:
+def post_replacement(series_id: Id, body: ReplacementIn, pool: PoolDep,
+                     now: NowDep) -> ReplacementIn:
     """Record a meter swap (staff): old meter's final and new meter's first register value."""
     if body.at.tzinfo is None:
         raise HTTPException(422, "at needs a time zone offset")

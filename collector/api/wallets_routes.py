@@ -61,7 +61,9 @@ def wallet_out(w: store.Wallet, at: datetime) -> dict[str, Any]:
     }
 
 
-@router.post("/billing/customers/{customer_id}/wallet", dependencies=BILLING, status_code=201)
+@router.post(
+    "/billing/customers/{customer_id}/wallet", dependencies=BILLING, status_code=201
+)
 def create_wallet(
     customer_id: Id, request: Request, pool: PoolDep, key: KeyHeader = None
 ) -> JSONResponse:

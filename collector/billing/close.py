@@ -326,7 +326,9 @@ def refresh_period(
     progress: Progress | None = None,
 ) -> runs.BillingRun:
     """Re-draft every non-final invoice of ``key`` from the current usage (late readings)."""
-    return _draft_run(pool, key, "refresh", now=now, cfg=config or CloseConfig(), progress=progress)
+    return _draft_run(
+        pool, key, "refresh", now=now, cfg=config or CloseConfig(), progress=progress
+    )
 
 
 def _draft_run(

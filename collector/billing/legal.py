@@ -322,3 +322,4 @@ def credit_note_document(
         ),
         corrects=corrects,
     )
+

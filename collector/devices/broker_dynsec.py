@@ -75,11 +75,7 @@ class DynsecBrokerAccess:
 
     # -- paho callbacks (network thread) --
     def _on_connect(
-        self,
-        client: mqtt.Client,
-        _u: object,
-        _f: object,
-        rc: ReasonCode,
+        self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode,
         _p: Properties | None = None,
     ) -> None:
         if rc.is_failure:
@@ -181,16 +177,8 @@ class DynsecBrokerAccess:
         if errors[1] is not None:  # the client exists: new secret, enabled, role attached
             self.execute(dynsec.reprovision_commands(device_id, password))
             if dynsec.role_name(device_id) not in self.client_roles(device_id):
-                self.execute(
-                    [
-                        {
-                            "command": "addClientRole",
-                            "username": device_id,
-                            "rolename": dynsec.role_name(device_id),
-                            "priority": 0,
-                        }
-                    ]
-                )
+                self.execute([{"command": "addClientRole", "username": device_id,
+                               "rolename": dynsec.role_name(device_id), "priority": 0}])
 
     def revoke(self, device_id: str) -> None:
         self.execute(dynsec.revoke_commands(device_id), tolerate=_GONE)
@@ -198,24 +186,14 @@ class DynsecBrokerAccess:
     def bootstrap(self, collector_username: str, collector_password: str) -> None:
         """Once per broker: the ``tally-collector`` role, held by this admin account (it
         publishes device configs) and by the collector's own account (created here)."""
-        self.execute(
-            dynsec.collector_role_commands(collector_username, collector_password),
-            tolerate=_ALREADY,
-        )
+        self.execute(dynsec.collector_role_commands(collector_username, collector_password),
+                     tolerate=_ALREADY)
         # Changing the roles of the connected admin account makes Mosquitto drop this very
         # connection, and the plugin then answers "Internal error"; paho reconnects, and the
         # role is checked afterwards.
-        self.execute(
-            [
-                {
-                    "command": "addClientRole",
-                    "username": self._s.username,
-                    "rolename": dynsec.COLLECTOR_ROLE,
-                    "priority": 0,
-                }
-            ],
-            tolerate=(*_ALREADY, "internal error"),
-        )
+        self.execute([{"command": "addClientRole", "username": self._s.username,
+                       "rolename": dynsec.COLLECTOR_ROLE, "priority": 0}],
+                     tolerate=(*_ALREADY, "internal error"))
         time.sleep(0.2)
         for _ in range(50):
             try:
@@ -230,7 +208,8 @@ class DynsecBrokerAccess:
         """The role names of a broker client."""
         answer = self._exchange([{"command": "getClient", "username": username}])[0]
         if answer.get("error"):
-            raise BrokerAccessError(f"getClient {username}: {answer['error']}", command="getClient")
+            raise BrokerAccessError(f"getClient {username}: {answer['error']}",
+                                    command="getClient")
         data = answer.get("data")
         client = data.get("client", {}) if isinstance(data, dict) else {}
         roles = client.get("roles", []) if isinstance(client, dict) else []

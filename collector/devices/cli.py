@@ -44,12 +44,9 @@ def _run(args: argparse.Namespace, config: CollectorConfig) -> int:
         service = service_for(config.devices, pool)
         if args.action == "enroll":
             issued = service.create_enrollment(
-                args.customer,
-                args.site,
-                _meters(args.meters),
+                args.customer, args.site, _meters(args.meters),
                 timedelta(hours=args.expires_hours),
-                purpose=EnrollmentPurpose(args.purpose),
-                target_device=args.device,
+                purpose=EnrollmentPurpose(args.purpose), target_device=args.device,
             )
             _write_qr(issued.qr_text, args.qr)
             print(f"code (give to the technician; shown once): {issued.code}")
@@ -58,11 +55,9 @@ def _run(args: argparse.Namespace, config: CollectorConfig) -> int:
                 print(f"QR code: {args.qr}.png, {args.qr}.svg")
         elif args.action == "list":
             for d in service.store.devices():
-                print(
-                    f"{d.device_id:<24} {d.state.value:<15} customer={d.customer_id} "
-                    f"site={d.site!r} config=v{d.config_version} "
-                    f"meters={','.join(m.name for m in d.meters)}"
-                )
+                print(f"{d.device_id:<24} {d.state.value:<15} customer={d.customer_id} "
+                      f"site={d.site!r} config=v{d.config_version} "
+                      f"meters={','.join(m.name for m in d.meters)}")
         elif args.action == "decommission":
             d = service.decommission(args.device)
             print(f"{d.device_id} decommissioned; broker credentials revoked")
@@ -89,11 +84,8 @@ def _bootstrap(config: CollectorConfig) -> int:
 
     ep = parse_mqtt_url(config.mqtt.url)
     if not ep.username or not ep.password:
-        print(
-            "mqtt.url must carry the collector's username and password "
-            "(mqtt://collector:<password>@broker:1883)",
-            file=sys.stderr,
-        )
+        print("mqtt.url must carry the collector's username and password "
+              "(mqtt://collector:<password>@broker:1883)", file=sys.stderr)
         return 2
     access = DynsecBrokerAccess(dynsec_settings(config.devices))
     try:
@@ -109,9 +101,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     e = sub.add_parser("enroll", help="create a one-time enrollment code (and QR code)")
     e.add_argument("--customer", required=True)
     e.add_argument("--site", required=True)
-    e.add_argument(
-        "--meters", type=Path, help="JSON list of meters: [{name, type, interval_s, ...options}]"
-    )
+    e.add_argument("--meters", type=Path,
+                   help="JSON list of meters: [{name, type, interval_s, ...options}]")
     e.add_argument("--expires-hours", type=float, default=168.0)
     e.add_argument("--purpose", choices=[p.value for p in EnrollmentPurpose], default="new")
     e.add_argument("--device", help="target device (reenroll, replace)")
@@ -122,9 +113,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("configure", help="publish new meters/intervals to a device")
     c.add_argument("device")
     c.add_argument("--meters", type=Path, required=True)
-    sub.add_parser(
-        "broker-bootstrap", help="once per broker: create the collector's broker role and account"
-    )
+    sub.add_parser("broker-bootstrap",
+                   help="once per broker: create the collector's broker role and account")
 
 
 def commands() -> Sequence[Command]:

@@ -60,12 +60,8 @@ def provision_commands(device_id: str, password: str) -> list[Command]:
     role = role_name(device_id)
     return [
         {"command": "createRole", "rolename": role, "acls": _device_acls(device_id)},
-        {
-            "command": "createClient",
-            "username": device_id,
-            "password": password,
-            "roles": [{"rolename": role, "priority": 0}],
-        },
+        {"command": "createClient", "username": device_id, "password": password,
+         "roles": [{"rolename": role, "priority": 0}]},
     ]
 
 
@@ -91,28 +87,17 @@ def collector_role_commands(username: str, password: str) -> list[Command]:
     subscriptions) and publish device configs and acks."""
     acls: list[dict[str, object]] = [
         {"acltype": "subscribePattern", "topic": "tally/v1/#", "priority": 0, "allow": True},
-        {
-            "acltype": "subscribePattern",
-            "topic": "$share/+/tally/v1/#",
-            "priority": 0,
-            "allow": True,
-        },
-        {
-            "acltype": "publishClientSend",
-            "topic": "tally/v1/+/config",
-            "priority": 0,
-            "allow": True,
-        },
-        {"acltype": "publishClientSend", "topic": "tally/v1/+/ack", "priority": 0, "allow": True},
+        {"acltype": "subscribePattern", "topic": "$share/+/tally/v1/#", "priority": 0,
+         "allow": True},
+        {"acltype": "publishClientSend", "topic": "tally/v1/+/config", "priority": 0,
+         "allow": True},
+        {"acltype": "publishClientSend", "topic": "tally/v1/+/ack", "priority": 0,
+         "allow": True},
     ]
     return [
         {"command": "createRole", "rolename": COLLECTOR_ROLE, "acls": acls},
-        {
-            "command": "createClient",
-            "username": username,
-            "password": password,
-            "roles": [{"rolename": COLLECTOR_ROLE, "priority": 0}],
-        },
+        {"command": "createClient", "username": username, "password": password,
+         "roles": [{"rolename": COLLECTOR_ROLE, "priority": 0}]},
     ]
 
 

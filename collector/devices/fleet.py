@@ -39,19 +39,9 @@ def _int(value: Any) -> int | None:
 
 
 def fleet_entry(
-    *,
-    device_id: str,
-    customer_id: str,
-    site: str,
-    state: str,
-    config_version: int,
-    status_at: datetime | None,
-    status: dict[str, Any] | None,
-    last_batch_at: datetime | None,
-    batches: int,
-    readings: int,
-    now: datetime,
-    stale_after: timedelta,
+    *, device_id: str, customer_id: str, site: str, state: str, config_version: int,
+    status_at: datetime | None, status: dict[str, Any] | None, last_batch_at: datetime | None,
+    batches: int, readings: int, now: datetime, stale_after: timedelta,
 ) -> FleetEntry:
     doc = status or {}
     if status_at is None:
@@ -67,18 +57,11 @@ def fleet_entry(
     seen = [t for t in (status_at, last_batch_at) if t is not None]
     agent = doc.get("agent")
     return FleetEntry(
-        device_id=device_id,
-        customer_id=customer_id,
-        site=site,
-        state=state,
-        connection=connection,
-        last_seen=max(seen) if seen else None,
-        last_status_at=status_at,
-        buffer_depth=_int(doc.get("buffer_depth")),
-        clock_offset_ms=offset,
+        device_id=device_id, customer_id=customer_id, site=site, state=state,
+        connection=connection, last_seen=max(seen) if seen else None, last_status_at=status_at,
+        buffer_depth=_int(doc.get("buffer_depth")), clock_offset_ms=offset,
         agent_version=agent if isinstance(agent, str) else None,
         config_version=config_version,
         running_config_version=_int(doc.get("config_version")),
-        batches=batches,
-        readings=readings,
+        batches=batches, readings=readings,
     )

@@ -77,12 +77,8 @@ class MeterSpec:
 
     def as_source(self) -> dict[str, object]:
         """The agent's source entry (``{"type", "name", "interval_s", **options}``)."""
-        return {
-            "type": self.type,
-            "name": self.name,
-            "interval_s": self.interval_s,
-            **dict(self.options),
-        }
+        return {"type": self.type, "name": self.name, "interval_s": self.interval_s,
+                **dict(self.options)}
 
     @classmethod
     def from_source(cls, doc: Mapping[str, object]) -> MeterSpec:

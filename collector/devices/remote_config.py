@@ -20,13 +20,7 @@ def config_document(
     device_id: str, version: int, meters: Sequence[MeterSpec], issued_at: datetime
 ) -> bytes:
     return json.dumps(
-        {
-            "v": 1,
-            "device_id": device_id,
-            "version": version,
-            "issued_at": issued_at.isoformat(),
-            "sources": [m.as_source() for m in meters],
-        },
-        separators=(",", ":"),
-        allow_nan=False,
+        {"v": 1, "device_id": device_id, "version": version,
+         "issued_at": issued_at.isoformat(), "sources": [m.as_source() for m in meters]},
+        separators=(",", ":"), allow_nan=False,
     ).encode()

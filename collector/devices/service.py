@@ -105,23 +105,15 @@ class DeviceService:
         now = self.clock()
         code = new_code()
         enrollment = Enrollment(
-            enrollment_id=0,
-            customer_id=customer_id,
-            site=site,
-            meters=check_meters(tuple(meters)),
-            created_at=now,
-            expires_at=now + lifetime,
-            purpose=purpose,
-            target_device=target_device,
+            enrollment_id=0, customer_id=customer_id, site=site,
+            meters=check_meters(tuple(meters)), created_at=now, expires_at=now + lifetime,
+            purpose=purpose, target_device=target_device,
         )
         eid = self.store.create_enrollment(code_digest(code), enrollment)
-        query = {
-            "code": code,
-            **({"collector": self.settings.public_url} if self.settings.public_url else {}),
-        }
+        query = {"code": code, **({"collector": self.settings.public_url}
+                                  if self.settings.public_url else {})}
         return IssuedEnrollment(
-            replace(enrollment, enrollment_id=eid),
-            code,
+            replace(enrollment, enrollment_id=eid), code,
             "tally-enroll:?" + urlencode(query),
         )
 
@@ -164,9 +156,8 @@ class DeviceService:
         device, fresh = result
         if not fresh:  # a retry: make sure the broker has the (same) secret
             self.broker.provision(device.device_id, secret)
-        return EnrolledDevice(
-            device, self.settings.broker_url, DeviceTopics(device.device_id), fresh
-        )
+        return EnrolledDevice(device, self.settings.broker_url, DeviceTopics(device.device_id),
+                              fresh)
 
     def decommission(self, device_id: str) -> Device:
         """Revoke the device at the broker (its connection is dropped) and mark it."""
@@ -185,7 +176,8 @@ class DeviceService:
     def _publish_config(self, device: Device) -> None:
         self.broker.publish_retained(
             DeviceTopics(device.device_id).config,
-            config_document(device.device_id, device.config_version, device.meters, self.clock()),
+            config_document(device.device_id, device.config_version, device.meters,
+                            self.clock()),
         )
 
 
@@ -198,16 +190,8 @@ def _device_for(r: Redemption, now: datetime, installation: str) -> Device:
             raise DeviceStateError(
                 f"device {old.device_id} is decommissioned; enroll a replacement instead"
             )
-        return Device(
-            old.device_id,
-            old.customer_id,
-            old.site,
-            DeviceState.ACTIVE,
-            old.meters,
-            old.config_version,
-            old.enrolled_at,
-            installation,
-        )
+        return Device(old.device_id, old.customer_id, old.site, DeviceState.ACTIVE, old.meters,
+                      old.config_version, old.enrolled_at, installation)
     meters = e.meters
     if e.purpose is EnrollmentPurpose.REPLACE:
         old = r.existing
@@ -215,6 +199,5 @@ def _device_for(r: Redemption, now: datetime, installation: str) -> Device:
         if old.state is not DeviceState.ACTIVE:
             raise DeviceStateError(f"device {old.device_id} is already decommissioned")
         meters = meters or old.meters
-    return Device(
-        new_device_id(), e.customer_id, e.site, DeviceState.ACTIVE, meters, 1, now, installation
-    )
+    return Device(new_device_id(), e.customer_id, e.site, DeviceState.ACTIVE, meters, 1, now,
+                  installation)

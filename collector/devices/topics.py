@@ -45,10 +45,5 @@ class DeviceTopics:
         return (self.config, self.ack)
 
     def as_dict(self) -> dict[str, str]:
-        return {
-            "readings": self.readings,
-            "status": self.status,
-            "senml": self.senml,
-            "config": self.config,
-            "ack": self.ack,
-        }
+        return {"readings": self.readings, "status": self.status, "senml": self.senml,
+                "config": self.config, "ack": self.ack}

@@ -26,7 +26,8 @@ def dynsec_settings(config: DevicesConfig) -> DynsecSettings:
     ep = parse_mqtt_url(config.broker_admin_url)
     if not ep.username or not ep.password:
         raise ConfigError("devices.broker_admin_url must carry the admin username and password")
-    return DynsecSettings(ep.host, ep.port, ep.username, ep.password, ep.tls, config.broker_ca_file)
+    return DynsecSettings(ep.host, ep.port, ep.username, ep.password, ep.tls,
+                          config.broker_ca_file)
 
 
 class UnconfiguredBroker:
@@ -49,15 +50,12 @@ class UnconfiguredBroker:
 def service_for(config: DevicesConfig, pool: Pool) -> DeviceService:
     """The service with the dynamic-security broker adapter (or ``UnconfiguredBroker``)."""
     broker: BrokerAccess = (
-        DynsecBrokerAccess(dynsec_settings(config))
-        if config.broker_admin_url
+        DynsecBrokerAccess(dynsec_settings(config)) if config.broker_admin_url
         else UnconfiguredBroker()
     )
     return DeviceService(
-        DeviceStore(pool),
-        broker,
-        ServiceSettings(config.device_broker_url, config.public_url),
-        _now,
+        DeviceStore(pool), broker,
+        ServiceSettings(config.device_broker_url, config.public_url), _now,
     )
 
 

@@ -81,11 +81,8 @@ def build_acks(plan: FlushPlan, outcome: FlushOutcome) -> list[OutboundAck]:
     out: list[OutboundAck] = []
     for device in sorted(floors):
         ack = Ack(
-            device,
-            floors[device],
-            seq_ranges(durable.get(device, ())),
-            seq_ranges(dups.get(device, ())),
-            tuple(sorted(dead.get(device, ()))),
+            device, floors[device], seq_ranges(durable.get(device, ())),
+            seq_ranges(dups.get(device, ())), tuple(sorted(dead.get(device, ()))),
         )
         enc = Encoding.CBOR if device in cbor else Encoding.JSON
         out.append(OutboundAck(ack_topic(device), encode_ack(ack, enc)))

@@ -145,3 +145,5 @@ def _has_nul(value: object) -> bool:
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a number")
+
+

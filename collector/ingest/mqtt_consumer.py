@@ -232,6 +232,5 @@ class MqttConsumer:
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")
         now_ms = int(self._clock.now().timestamp() * 1000)
-        self._sink(
-            InboundMessage(topic, bytes(msg.payload), msg.mid, msg.qos, now_ms, self._generation)
-        )
+        self._sink(InboundMessage(topic, bytes(msg.payload), msg.mid, msg.qos, now_ms,
+                                  self._generation))

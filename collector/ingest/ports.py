@@ -70,15 +70,8 @@ class InMemoryIngestStore:
             (d, tuple(sorted(s for dd, s in self.batch_keys if dd == d and s >= floor)))
             for d, floor in plan.ack_from
         )
-        return FlushOutcome(
-            new,
-            dup,
-            count,
-            len(plan.statuses),
-            len(plan.dead_letters),
-            duplicates=tuple(sorted(set(dups))),
-            durable=durable,
-        )
+        return FlushOutcome(new, dup, count, len(plan.statuses), len(plan.dead_letters),
+                            duplicates=tuple(sorted(set(dups))), durable=durable)
 
 
 class RecordingAcknowledger:

@@ -90,7 +90,9 @@ class IngestWriter:
         self._clock = clock
         self._decoders = decoders or DecoderTable()
         self._settings = settings or WriterSettings()
-        self._backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s, rng)
+        self._backoff = Backoff(
+            self._settings.retry_initial_s, self._settings.retry_max_s, rng
+        )
         self._queue: queue.SimpleQueue[InboundMessage] = queue.SimpleQueue()
         self._handoff: queue.Queue[_Flush | None] = queue.Queue(maxsize=1)
         self._stats = WriterStats()

@@ -1,7 +1,7 @@
 """Prometheus metrics of the collector: a registry built in the composition root.
 
-registry = metrics_registry(pool, ingest_probe)   # a fresh CollectorRegistry (no globals)
-prometheus_client.generate_latest(registry)        # what GET /metrics serves
+    registry = metrics_registry(pool, ingest_probe)   # a fresh CollectorRegistry (no globals)
+    prometheus_client.generate_latest(registry)        # what GET /metrics serves
 """
 
 from __future__ import annotations

@@ -59,26 +59,17 @@ class TallyMetrics(Collector):
                 "tally_ingest_flushes", "Flushes stored since start", value=p.flushes
             )
             yield CounterMetricFamily(
-                "tally_ingest_flush_seconds",
-                "Time spent storing flushes",
+                "tally_ingest_flush_seconds", "Time spent storing flushes",
                 value=p.flush_seconds_total,
             )
-            yield _gauge(
-                "tally_ingest_unacknowledged_messages",
-                "Messages received and not yet acknowledged",
-                p.pending,
-            )
-            yield _gauge(
-                "tally_ingest_lag_seconds", "Age of the oldest unacknowledged message", p.lag_s
-            )
-            yield _gauge(
-                "tally_ingest_connected", "1 when connected to the broker", float(p.connected)
-            )
-            yield _gauge(
-                "tally_storage_ok",
-                "1 when the last flush reached the database",
-                float(p.storage_ok),
-            )
+            yield _gauge("tally_ingest_unacknowledged_messages",
+                         "Messages received and not yet acknowledged", p.pending)
+            yield _gauge("tally_ingest_lag_seconds",
+                         "Age of the oldest unacknowledged message", p.lag_s)
+            yield _gauge("tally_ingest_connected", "1 when connected to the broker",
+                         float(p.connected))
+            yield _gauge("tally_storage_ok", "1 when the last flush reached the database",
+                         float(p.storage_ok))
         yield from self._database()
 
     def _database(self) -> Iterator[Metric]:
@@ -89,43 +80,30 @@ class TallyMetrics(Collector):
             yield _gauge("tally_metrics_database_up", "1 when the database figures were read", 0)
             return
         yield _gauge("tally_metrics_database_up", "1 when the database figures were read", 1)
-        dl = GaugeMetricFamily(
-            "tally_dead_letters", "Dead letters kept, by reason", labels=["reason"]
-        )
+        dl = GaugeMetricFamily("tally_dead_letters", "Dead letters kept, by reason",
+                               labels=["reason"])
         for reason, n in f.dead_letters_by_reason.items():
             dl.add_metric([reason], n)
         yield dl
-        yield _gauge(
-            "tally_usage_refresh_pending_ranges",
-            "Ranges waiting for the usage refresh",
-            f.usage_dirty_rows,
-        )
-        yield _gauge(
-            "tally_usage_refresh_lag_seconds",
-            "Age of the oldest range waiting for the usage refresh",
-            f.usage_refresh_lag_s,
-        )
-        done = GaugeMetricFamily(
-            "tally_billing_run_customers_done",
-            "Customers done by billing runs in progress",
-            labels=["period", "kind"],
-        )
-        total = GaugeMetricFamily(
-            "tally_billing_run_customers_total",
-            "Customers of billing runs in progress",
-            labels=["period", "kind"],
-        )
+        yield _gauge("tally_usage_refresh_pending_ranges",
+                     "Ranges waiting for the usage refresh", f.usage_dirty_rows)
+        yield _gauge("tally_usage_refresh_lag_seconds",
+                     "Age of the oldest range waiting for the usage refresh",
+                     f.usage_refresh_lag_s)
+        done = GaugeMetricFamily("tally_billing_run_customers_done",
+                                 "Customers done by billing runs in progress",
+                                 labels=["period", "kind"])
+        total = GaugeMetricFamily("tally_billing_run_customers_total",
+                                  "Customers of billing runs in progress",
+                                  labels=["period", "kind"])
         for period, kind, d, t in f.runs:
             done.add_metric([period, kind], d)
             total.add_metric([period, kind], t)
         yield done
         yield total
         yield _gauge("tally_webhook_backlog", "Webhook deliveries pending", f.webhook_pending)
-        yield _gauge(
-            "tally_webhook_oldest_seconds",
-            "Age of the oldest pending webhook event",
-            f.webhook_oldest_s,
-        )
+        yield _gauge("tally_webhook_oldest_seconds", "Age of the oldest pending webhook event",
+                     f.webhook_oldest_s)
         yield _gauge("tally_webhook_failed", "Webhook deliveries that gave up", f.webhook_failed)
 
 

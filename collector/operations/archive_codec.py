@@ -22,13 +22,11 @@ __all__ = ["SCHEMA", "ArchiveRows", "decode_block", "encode_block", "sort_rows"]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-SCHEMA: Final = pa.schema(
-    [
-        ("series_id", pa.int64()),  # sorted: run-length encoded by Parquet
-        ("ts_delta", pa.int64()),  # µs since 2000-01-01 UTC, as differences (first row: itself)
-        ("value_delta", pa.int64()),  # float8 bit patterns, as differences (first row: itself)
-    ]
-)
+SCHEMA: Final = pa.schema([
+    ("series_id", pa.int64()),   # sorted: run-length encoded by Parquet
+    ("ts_delta", pa.int64()),    # µs since 2000-01-01 UTC, as differences (first row: itself)
+    ("value_delta", pa.int64()),  # float8 bit patterns, as differences (first row: itself)
+])
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +47,10 @@ class ArchiveRows:
 
     def equals(self, other: ArchiveRows) -> bool:
         """Row for row and bit for bit (values compared as bit patterns)."""
-        return (
-            len(self) == len(other)
-            and bool(np.array_equal(self.series_id, other.series_id))
-            and bool(np.array_equal(self.ts_us, other.ts_us))
-            and bool(np.array_equal(self.value.view(np.int64), other.value.view(np.int64)))
-        )
+        return (len(self) == len(other)
+                and bool(np.array_equal(self.series_id, other.series_id))
+                and bool(np.array_equal(self.ts_us, other.ts_us))
+                and bool(np.array_equal(self.value.view(np.int64), other.value.view(np.int64))))
 
 
 def sort_rows(rows: ArchiveRows) -> ArchiveRows:
@@ -74,14 +70,11 @@ def _delta(a: I64) -> I64:
 def encode_block(rows: ArchiveRows) -> pa.Table:
     """One block (row group) of sorted rows as the archive's columns."""
     with np.errstate(over="ignore"):
-        return pa.table(
-            {
-                "series_id": pa.array(rows.series_id, pa.int64()),
-                "ts_delta": pa.array(_delta(rows.ts_us), pa.int64()),
-                "value_delta": pa.array(_delta(rows.value.view(np.int64)), pa.int64()),
-            },
-            schema=SCHEMA,
-        )
+        return pa.table({
+            "series_id": pa.array(rows.series_id, pa.int64()),
+            "ts_delta": pa.array(_delta(rows.ts_us), pa.int64()),
+            "value_delta": pa.array(_delta(rows.value.view(np.int64)), pa.int64()),
+        }, schema=SCHEMA)
 
 
 def decode_block(table: pa.Table) -> ArchiveRows:

@@ -29,23 +29,12 @@ def _grant(args: argparse.Namespace, config: CollectorConfig) -> int:
 
 
 def _configure_backfill(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--from",
-        dest="ts_from",
-        required=True,
-        type=_timestamp,
-        help="start of the range, ISO 8601 (e.g. 2026-03-01T00:00:00Z)",
-    )
-    p.add_argument(
-        "--to",
-        dest="ts_to",
-        required=True,
-        type=_timestamp,
-        help="end of the range (inclusive), ISO 8601",
-    )
-    p.add_argument(
-        "--series", type=int, nargs="*", default=None, help="series ids (default: every series)"
-    )
+    p.add_argument("--from", dest="ts_from", required=True, type=_timestamp,
+                   help="start of the range, ISO 8601 (e.g. 2026-03-01T00:00:00Z)")
+    p.add_argument("--to", dest="ts_to", required=True, type=_timestamp,
+                   help="end of the range (inclusive), ISO 8601")
+    p.add_argument("--series", type=int, nargs="*", default=None,
+                   help="series ids (default: every series)")
 
 
 def _timestamp(text: str) -> datetime:
@@ -62,10 +51,8 @@ def _backfill(args: argparse.Namespace, config: CollectorConfig) -> int:
     started = time.monotonic()
     rep = run_backfill(config.database.url, args.ts_from, args.ts_to, args.series)
     took = time.monotonic() - started
-    print(
-        f"backfilled {rep.series} series: {rep.readings_loaded:,} readings,"
-        f" {rep.buckets_written:,} buckets and {rep.days_packed:,} days written in {took:.1f} s"
-    )
+    print(f"backfilled {rep.series} series: {rep.readings_loaded:,} readings,"
+          f" {rep.buckets_written:,} buckets and {rep.days_packed:,} days written in {took:.1f} s")
     return 0
 
 
@@ -73,13 +60,9 @@ def _configure_archive(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="archive_action", required=True, metavar="ACTION")
     run = sub.add_parser("run", help="export old monthly partitions to Parquet, verify, drop")
     run.add_argument("--dir", type=Path, required=True, help="where the Parquet files go")
-    run.add_argument(
-        "--older-than-days",
-        type=int,
-        default=400,
-        help="archive months that ended at least this many days ago (the "
-        "correction horizon; default 400)",
-    )
+    run.add_argument("--older-than-days", type=int, default=400,
+                     help="archive months that ended at least this many days ago (the "
+                     "correction horizon; default 400)")
     run.add_argument("--dry-run", action="store_true", help="only list what would be archived")
     sub.add_parser("list", help="archived months: file, readings, bytes per reading")
     restore = sub.add_parser("restore", help="attach an archived month again from its file")
@@ -89,10 +72,8 @@ def _configure_archive(p: argparse.ArgumentParser) -> None:
 def _archive(args: argparse.Namespace, config: CollectorConfig) -> int:
     if args.archive_action == "list":
         for e in list_archive(config.database.url):
-            print(
-                f"{e.partition}  {e.ts_from:%Y-%m-%d} .. {e.ts_to:%Y-%m-%d}  {e.readings:,}"
-                f" readings  {e.bytes:,} bytes ({e.bytes_per_reading:.2f} B/reading)  {e.path}"
-            )
+            print(f"{e.partition}  {e.ts_from:%Y-%m-%d} .. {e.ts_to:%Y-%m-%d}  {e.readings:,}"
+                  f" readings  {e.bytes:,} bytes ({e.bytes_per_reading:.2f} B/reading)  {e.path}")
         return 0
     if args.archive_action == "restore":
         e = restore_partition(config.database.url, args.partition)
@@ -100,22 +81,16 @@ def _archive(args: argparse.Namespace, config: CollectorConfig) -> int:
         return 0
     if args.older_than_days < 1:
         raise ConfigError("--older-than-days must be >= 1")
-    parts, done = run_archive(
-        config.database.url,
-        datetime.now(UTC),
-        timedelta(days=args.older_than_days),
-        args.dir,
-        dry_run=args.dry_run,
-    )
+    parts, done = run_archive(config.database.url, datetime.now(UTC),
+                              timedelta(days=args.older_than_days), args.dir,
+                              dry_run=args.dry_run)
     if args.dry_run:
         for p in parts:
             print(f"would archive {p.name} ({p.ts_from:%Y-%m-%d} .. {p.ts_to:%Y-%m-%d})")
         return 0
     for e in done:
-        print(
-            f"archived {e.partition}: {e.readings:,} readings, {e.bytes:,} bytes"
-            f" ({e.bytes_per_reading:.2f} B/reading) -> {e.path}"
-        )
+        print(f"archived {e.partition}: {e.readings:,} readings, {e.bytes:,} bytes"
+              f" ({e.bytes_per_reading:.2f} B/reading) -> {e.path}")
     if not done:
         print("nothing to archive")
     return 0

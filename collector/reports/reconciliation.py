@@ -31,18 +31,8 @@ __all__ = ["reconcile_period"]
 
 Conn = psycopg.Connection[Any]
 COLUMNS = (
-    "invoice_id",
-    "number",
-    "customer_id",
-    "period",
-    "currency",
-    "usage_quantity",
-    "estimated_quantity",
-    "billed",
-    "corrections",
-    "rerated",
-    "unexplained",
-    "status",
+    "invoice_id", "number", "customer_id", "period", "currency", "usage_quantity",
+    "estimated_quantity", "billed", "corrections", "rerated", "unexplained", "status",
 )
 
 
@@ -97,17 +87,8 @@ def reconcile_period(conn: Conn, period: str) -> Table:
         diff = rerated[cid] - billed - corrections
         rows.append(
             (
-                inv,
-                number,
-                cid,
-                period,
-                customers[cid].spec.currency,
-                qty[cid],
-                est[cid],
-                billed,
-                corrections,
-                rerated[cid],
-                diff,
+                inv, number, cid, period, customers[cid].spec.currency, qty[cid], est[cid],
+                billed, corrections, rerated[cid], diff,
                 "ok" if diff == 0 else "usage not yet billed" if diff > 0 else "over-billed",
             )
         )

@@ -37,15 +37,8 @@ def add_key(conn: Conn, issued: IssuedKey) -> StaffKey:
         conn.execute(
             "INSERT INTO staff_keys (key_id, key_sha256, name, role, created_at, created_by,"
             " expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                k.key_id,
-                issued.digest,
-                k.name,
-                k.role.value,
-                k.created_at,
-                k.created_by,
-                k.expires_at,
-            ),
+            (k.key_id, issued.digest, k.name, k.role.value, k.created_at, k.created_by,
+             k.expires_at),
         )
     return k
 
@@ -114,17 +107,8 @@ def record_audit(conn: Conn, entry: AuditEntry) -> None:
         conn.execute(
             "INSERT INTO audit_log (at, actor, role, method, path, status, outcome, client,"
             " target) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                entry.at,
-                entry.actor,
-                entry.role,
-                entry.method,
-                entry.path,
-                entry.status,
-                entry.outcome,
-                entry.client,
-                entry.target,
-            ),
+            (entry.at, entry.actor, entry.role, entry.method, entry.path, entry.status,
+             entry.outcome, entry.client, entry.target),
         )
 
 
@@ -147,16 +131,7 @@ def list_audit(
             {"before": before_id, "actor": actor, "since": since, "limit": limit},
         ).fetchall()
     return [
-        AuditEntry(
-            at=r[1],
-            actor=r[2],
-            role=r[3],
-            method=r[4],
-            path=r[5],
-            status=r[6],
-            client=r[7],
-            target=r[8],
-            id=r[0],
-        )
+        AuditEntry(at=r[1], actor=r[2], role=r[3], method=r[4], path=r[5], status=r[6],
+                   client=r[7], target=r[8], id=r[0])
         for r in rows
     ]

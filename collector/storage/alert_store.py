@@ -38,27 +38,16 @@ def _rule(r: Sequence[Any]) -> AlertRule:
 
 def create_rule(conn: Conn, rule: AlertRule) -> AlertRule:
     with translate_errors("create alert rule"):
-        if (
-            rule.customer_id is not None
-            and conn.execute(
-                "SELECT 1 FROM customers WHERE customer_id = %s", (rule.customer_id,)
-            ).fetchone()
-            is None
-        ):
+        if rule.customer_id is not None and conn.execute(
+            "SELECT 1 FROM customers WHERE customer_id = %s", (rule.customer_id,)
+        ).fetchone() is None:
             raise NotFound(f"customer {rule.customer_id} does not exist")
         row = conn.execute(
             "INSERT INTO alert_rules (owner, customer_id, metric, unit, threshold, relative,"
             " name) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING rule_id, owner, customer_id,"
             " metric, unit, threshold, relative, name, active",
-            (
-                rule.owner,
-                rule.customer_id,
-                rule.metric.value,
-                rule.unit,
-                rule.threshold,
-                rule.relative,
-                rule.name,
-            ),
+            (rule.owner, rule.customer_id, rule.metric.value, rule.unit, rule.threshold,
+             rule.relative, rule.name),
         ).fetchone()
     assert row is not None
     return _rule(row)

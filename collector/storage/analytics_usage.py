@@ -26,8 +26,6 @@ Conn = psycopg.Connection[Any]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 _PG_EPOCH_S: Final = 946_684_800
-
-
 class DailySums:
     """Summed usage per UTC day ``day0 + k`` (Unix s of midnight) and quarter hour."""
 

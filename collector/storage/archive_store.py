@@ -59,17 +59,8 @@ Conn = psycopg.Connection[Any]
 _PART_RE: Final = re.compile(r"^readings_p(\d{4})(\d{2})$")
 _BLOCK_ROWS: Final = 1_000_000
 _PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
-_WIRE_ROW: Final = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l_sid", ">i4"),
-        ("sid", ">i8"),
-        ("l_ts", ">i4"),
-        ("ts", ">i8"),
-        ("l_v", ">i4"),
-        ("value", ">f8"),
-    ]
-)
+_WIRE_ROW: Final = np.dtype([("n", ">i2"), ("l_sid", ">i4"), ("sid", ">i8"), ("l_ts", ">i4"),
+                             ("ts", ">i8"), ("l_v", ">i4"), ("value", ">f8")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +113,11 @@ def archivable_partitions(conn: Conn, now: datetime, older_than: timedelta) -> l
     invoice overlapping it and no pending usage refresh for it."""
     with translate_errors("archivable partitions"):
         flavour = conn.execute(
-            "SELECT flavour FROM tally_schema_migrations WHERE version = 2"
-        ).fetchone()
+            "SELECT flavour FROM tally_schema_migrations WHERE version = 2").fetchone()
         if flavour is not None and flavour[0] == "timescale":
             raise StorageError(
                 "archive works on the plain PostgreSQL schema's monthly partitions; on "
-                "TimescaleDB use compression and add_retention_policy (docs/operations.md)"
-            )
+                "TimescaleDB use compression and add_retention_policy (docs/operations.md)")
         out = []
         for p in _partitions(conn):
             if p.ts_to > now - older_than:
@@ -150,8 +139,7 @@ def _read_partition(conn: Conn, name: str) -> ArchiveRows:
     vals: list[np.ndarray[Any, Any]] = []
     query = sql.SQL(
         "COPY (SELECT series_id, array_agg(ts), array_agg(value) FROM {} GROUP BY series_id)"
-        " TO STDOUT (FORMAT BINARY)"
-    ).format(sql.Identifier(name))
+        " TO STDOUT (FORMAT BINARY)").format(sql.Identifier(name))
     conn.execute("SET LOCAL work_mem = '512MB'")
     with conn.cursor() as cur, cur.copy(query) as cp:
         for data in cp:
@@ -163,24 +151,18 @@ def _read_partition(conn: Conn, name: str) -> ArchiveRows:
                 vals.append(v)
     if not sids:
         return ArchiveRows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    return sort_rows(ArchiveRows(np.concatenate(sids), np.concatenate(ts), np.concatenate(vals)))
+    return sort_rows(ArchiveRows(np.concatenate(sids), np.concatenate(ts),
+                                 np.concatenate(vals)))
 
 
 def _write_file(rows: ArchiveRows, path: Path) -> None:
     tmp = path.with_suffix(".parquet.tmp")
-    with pq.ParquetWriter(
-        str(tmp),
-        SCHEMA,
-        compression="zstd",
-        compression_level=9,
-        use_dictionary=["series_id"],  # type: ignore[arg-type]
-    ) as writer:
+    with pq.ParquetWriter(str(tmp), SCHEMA, compression="zstd", compression_level=9,
+                          use_dictionary=["series_id"],  # type: ignore[arg-type]
+                          ) as writer:
         for i in range(0, max(len(rows), 1), _BLOCK_ROWS):
-            block = ArchiveRows(
-                rows.series_id[i : i + _BLOCK_ROWS],
-                rows.ts_us[i : i + _BLOCK_ROWS],
-                rows.value[i : i + _BLOCK_ROWS],
-            )
+            block = ArchiveRows(rows.series_id[i:i + _BLOCK_ROWS], rows.ts_us[i:i + _BLOCK_ROWS],
+                                rows.value[i:i + _BLOCK_ROWS])
             writer.write_table(encode_block(block), row_group_size=_BLOCK_ROWS)
     with tmp.open("rb+") as fh:
         os.fsync(fh.fileno())
@@ -205,11 +187,9 @@ def _read_file(path: Path, series: Sequence[int] | None = None) -> ArchiveRows:
         parts.append(block)
     if not parts:
         return ArchiveRows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    return ArchiveRows(
-        np.concatenate([p.series_id for p in parts]),
-        np.concatenate([p.ts_us for p in parts]),
-        np.concatenate([p.value for p in parts]),
-    )
+    return ArchiveRows(np.concatenate([p.series_id for p in parts]),
+                       np.concatenate([p.ts_us for p in parts]),
+                       np.concatenate([p.value for p in parts]))
 
 
 def _sha256(path: Path) -> str:
@@ -221,7 +201,8 @@ def _sha256(path: Path) -> str:
 
 
 def _check_count(conn: Conn, name: str, n: int) -> None:
-    count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))).fetchone()
+    count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+        sql.Identifier(name))).fetchone()
     if count is None or int(count[0]) != n:
         raise StorageError(f"archive {name}: read {n} rows of {count}")
 
@@ -237,38 +218,22 @@ def archive_partition(conn: Conn, part: Partition, directory: Path) -> ArchiveEn
     path = (directory / f"{part.name}.parquet").resolve()
     try:
         with translate_errors(f"archive {part.name}"), conn.transaction():
-            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.Identifier(part.name)))
+            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
+                sql.Identifier(part.name)))
             rows = _read_partition(conn, part.name)
             _check_count(conn, part.name, len(rows))
             _write_file(rows, path)
             _check_file(path, rows, part.name)
-            entry = ArchiveEntry(
-                part.name,
-                part.ts_from,
-                part.ts_to,
-                str(path),
-                len(rows),
-                path.stat().st_size,
-                _sha256(path),
-            )
+            entry = ArchiveEntry(part.name, part.ts_from, part.ts_to, str(path), len(rows),
+                                 path.stat().st_size, _sha256(path))
             conn.execute(
                 "INSERT INTO readings_archive (partition, ts_from, ts_to, path, readings,"
                 " bytes, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (
-                    entry.partition,
-                    entry.ts_from,
-                    entry.ts_to,
-                    entry.path,
-                    entry.readings,
-                    entry.bytes,
-                    entry.sha256,
-                ),
+                (entry.partition, entry.ts_from, entry.ts_to, entry.path, entry.readings,
+                 entry.bytes, entry.sha256),
             )
-            conn.execute(
-                sql.SQL("ALTER TABLE readings DETACH PARTITION {}").format(
-                    sql.Identifier(part.name)
-                )
-            )
+            conn.execute(sql.SQL("ALTER TABLE readings DETACH PARTITION {}").format(
+                sql.Identifier(part.name)))
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(part.name)))
     except BaseException:
         path.unlink(missing_ok=True)
@@ -276,9 +241,8 @@ def archive_partition(conn: Conn, part: Partition, directory: Path) -> ArchiveEn
     return entry
 
 
-def archived_entries(
-    conn: Conn, ts_from: datetime | None = None, ts_to: datetime | None = None
-) -> list[ArchiveEntry]:
+def archived_entries(conn: Conn, ts_from: datetime | None = None,
+                     ts_to: datetime | None = None) -> list[ArchiveEntry]:
     """Archived months overlapping ``[ts_from, ts_to]`` (all without bounds)."""
     with translate_errors("archived partitions"):
         if conn.execute("SELECT to_regclass('readings_archive')").fetchone() == (None,):
@@ -289,15 +253,12 @@ def archived_entries(
             " AND (%s::timestamptz IS NULL OR ts_from <= %s) ORDER BY ts_from",
             (ts_from, ts_from, ts_to, ts_to),
         ).fetchall()
-    return [
-        ArchiveEntry(str(r[0]), r[1], r[2], str(r[3]), int(r[4]), int(r[5]), str(r[6]))
-        for r in rows
-    ]
+    return [ArchiveEntry(str(r[0]), r[1], r[2], str(r[3]), int(r[4]), int(r[5]), str(r[6]))
+            for r in rows]
 
 
-def read_archived(
-    conn: Conn, series: Sequence[int], ts_from: datetime, ts_to: datetime
-) -> ArchiveRows:
+def read_archived(conn: Conn, series: Sequence[int], ts_from: datetime,
+                  ts_to: datetime) -> ArchiveRows:
     """Archived readings of ``series`` with ``ts_from <= ts <= ts_to``, by series and time."""
     parts = []
     lo = int((ts_from - _PG_EPOCH) / timedelta(microseconds=1))
@@ -306,25 +267,19 @@ def read_archived(
         try:
             rows = _read_file(Path(e.path), series)
         except OSError as exc:
-            raise StorageError(
-                f"archived readings of {e.partition} unreadable at {e.path}: {exc}"
-            ) from exc
+            raise StorageError(f"archived readings of {e.partition} unreadable at {e.path}:"
+                               f" {exc}") from exc
         keep = (rows.ts_us >= lo) & (rows.ts_us <= hi)
         parts.append(ArchiveRows(rows.series_id[keep], rows.ts_us[keep], rows.value[keep]))
     if not parts:
         return ArchiveRows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    return sort_rows(
-        ArchiveRows(
-            np.concatenate([p.series_id for p in parts]),
-            np.concatenate([p.ts_us for p in parts]),
-            np.concatenate([p.value for p in parts]),
-        )
-    )
+    return sort_rows(ArchiveRows(np.concatenate([p.series_id for p in parts]),
+                                 np.concatenate([p.ts_us for p in parts]),
+                                 np.concatenate([p.value for p in parts])))
 
 
-def run_archive(
-    dsn: str, now: datetime, older_than: timedelta, directory: Path, *, dry_run: bool = False
-) -> tuple[list[Partition], list[ArchiveEntry]]:
+def run_archive(dsn: str, now: datetime, older_than: timedelta, directory: Path, *,
+                dry_run: bool = False) -> tuple[list[Partition], list[ArchiveEntry]]:
     """The CLI's entry: archive every archivable partition (or only list them)."""
     with translate_errors("archive"), psycopg.connect(dsn, autocommit=True) as conn:
         parts = archivable_partitions(conn, now, older_than)
@@ -356,24 +311,20 @@ def restore_partition(dsn: str, partition: str) -> ArchiveEntry:
             raise StorageError(f"restore: {path} holds {len(rows)} rows, {e.readings} recorded")
         with conn.transaction():
             name = sql.Identifier(partition)
-            conn.execute(sql.SQL("CREATE TABLE {} (LIKE readings INCLUDING DEFAULTS)").format(name))
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE readings INCLUDING DEFAULTS)").format(
+                name))
             wire = np.empty(len(rows), dtype=_WIRE_ROW)
             wire["n"], wire["l_sid"], wire["l_ts"], wire["l_v"] = 3, 8, 8, 8
             wire["sid"], wire["ts"], wire["value"] = rows.series_id, rows.ts_us, rows.value
             copy = sql.SQL("COPY {} (series_id, ts, value) FROM STDIN (FORMAT BINARY)")
             with conn.cursor() as cur, cur.copy(copy.format(name)) as cp:
                 cp.write(COPY_HEADER + wire.tobytes() + b"\xff\xff")
-            conn.execute(
-                sql.SQL(
-                    "WITH moved AS (DELETE FROM readings_default WHERE ts >= %s AND ts < %s"
-                    " RETURNING *) INSERT INTO {} SELECT * FROM moved"
-                ).format(name),
-                (e.ts_from, e.ts_to),
-            )
-            conn.execute(
-                sql.SQL(  # DDL takes no bind parameters: literals, quoted by psycopg
-                    "ALTER TABLE readings ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
-                ).format(name, sql.Literal(e.ts_from), sql.Literal(e.ts_to))
-            )
+            conn.execute(sql.SQL(
+                "WITH moved AS (DELETE FROM readings_default WHERE ts >= %s AND ts < %s"
+                " RETURNING *) INSERT INTO {} SELECT * FROM moved").format(name),
+                (e.ts_from, e.ts_to))
+            conn.execute(sql.SQL(  # DDL takes no bind parameters: literals, quoted by psycopg
+                "ALTER TABLE readings ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
+            ).format(name, sql.Literal(e.ts_from), sql.Literal(e.ts_to)))
             conn.execute("DELETE FROM readings_archive WHERE partition = %s", (partition,))
         return e

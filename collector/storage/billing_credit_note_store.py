@@ -153,7 +153,8 @@ def snapshots(conn: Conn, credit_note_id: int) -> tuple[dict[str, Any], dict[str
     """The customer and issuer snapshots of a credit note."""
     with translated("get credit note snapshots"):
         row = conn.execute(
-            "SELECT customer_snapshot, issuer_snapshot FROM credit_notes WHERE credit_note_id = %s",
+            "SELECT customer_snapshot, issuer_snapshot FROM credit_notes"
+            " WHERE credit_note_id = %s",
             (credit_note_id,),
         ).fetchone()
     if row is None:

@@ -13,7 +13,6 @@ from collector.storage.billing_errors import translated
 
 Conn = psycopg.Connection[Any]
 
-
 def put_issuer(conn: Conn, issuer: Issuer) -> Issuer:
     """Create or replace the issuer ``issuer.code``. Final invoices keep their snapshot."""
     with translated("put issuer"):

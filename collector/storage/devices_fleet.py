@@ -13,10 +13,7 @@ __all__ = ["fleet"]
 
 
 def fleet(
-    pool: Pool,
-    now: datetime,
-    *,
-    stale_after: timedelta = timedelta(minutes=5),
+    pool: Pool, now: datetime, *, stale_after: timedelta = timedelta(minutes=5),
     device_id: str | None = None,
 ) -> list[FleetEntry]:
     with translate_errors("fleet view"), pool.connection() as conn:
@@ -34,20 +31,11 @@ def fleet(
     out = []
     for r in rows:
         payload: Any = r[6]
-        out.append(
-            fleet_entry(
-                device_id=str(r[0]),
-                customer_id=str(r[1]),
-                site=str(r[2]),
-                state=str(r[3]),
-                config_version=int(r[4]),
-                status_at=r[5],
-                status=payload if isinstance(payload, dict) else None,
-                last_batch_at=r[7],
-                batches=int(r[8]),
-                readings=int(r[9]),
-                now=now,
-                stale_after=stale_after,
-            )
-        )
+        out.append(fleet_entry(
+            device_id=str(r[0]), customer_id=str(r[1]), site=str(r[2]), state=str(r[3]),
+            config_version=int(r[4]), status_at=r[5],
+            status=payload if isinstance(payload, dict) else None,
+            last_batch_at=r[7], batches=int(r[8]), readings=int(r[9]),
+            now=now, stale_after=stale_after,
+        ))
     return out

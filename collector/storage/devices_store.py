@@ -52,32 +52,17 @@ def _meters(doc: Any) -> tuple[MeterSpec, ...]:
 
 def _device(row: Sequence[Any]) -> Device:
     return Device(
-        device_id=row[0],
-        customer_id=row[1],
-        site=row[2],
-        state=DeviceState(row[3]),
-        meters=_meters(row[4]),
-        config_version=int(row[5]),
-        enrolled_at=row[6],
-        installation=row[7],
-        decommissioned_at=row[8],
-        replaced_by=row[9],
+        device_id=row[0], customer_id=row[1], site=row[2], state=DeviceState(row[3]),
+        meters=_meters(row[4]), config_version=int(row[5]), enrolled_at=row[6],
+        installation=row[7], decommissioned_at=row[8], replaced_by=row[9],
     )
 
 
 def _enrollment(row: Sequence[Any]) -> Enrollment:
     return Enrollment(
-        enrollment_id=int(row[0]),
-        customer_id=row[1],
-        site=row[2],
-        meters=_meters(row[3]),
-        created_at=row[4],
-        expires_at=row[5],
-        purpose=EnrollmentPurpose(row[6]),
-        target_device=row[7],
-        redeemed_at=row[8],
-        device_id=row[9],
-        secret_digest=row[10],
+        enrollment_id=int(row[0]), customer_id=row[1], site=row[2], meters=_meters(row[3]),
+        created_at=row[4], expires_at=row[5], purpose=EnrollmentPurpose(row[6]),
+        target_device=row[7], redeemed_at=row[8], device_id=row[9], secret_digest=row[10],
     )
 
 
@@ -106,16 +91,8 @@ class DeviceStore:
                 "INSERT INTO device_enrollments (code_digest, customer_id, site, meters, purpose,"
                 " target_device, created_at, expires_at)"
                 " VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s) RETURNING enrollment_id",
-                (
-                    code_digest,
-                    e.customer_id,
-                    e.site,
-                    _meters_json(e.meters),
-                    e.purpose.value,
-                    e.target_device,
-                    e.created_at,
-                    e.expires_at,
-                ),
+                (code_digest, e.customer_id, e.site, _meters_json(e.meters), e.purpose.value,
+                 e.target_device, e.created_at, e.expires_at),
             ).fetchone()
         assert row is not None
         return int(row[0])
@@ -155,11 +132,8 @@ class DeviceStore:
                 return None
             enrollment = _enrollment(row)
             # a used code: the device it enrolled; otherwise the device it re-enrolls/replaces
-            target = (
-                enrollment.device_id
-                if enrollment.redeemed_at is not None
-                else (enrollment.target_device)
-            )
+            target = enrollment.device_id if enrollment.redeemed_at is not None else (
+                enrollment.target_device)
             existing = _require_device(conn, target, lock=True) if target else None
             device = decide(Redemption(enrollment, existing))
             if device is None:
@@ -179,16 +153,9 @@ class DeviceStore:
                 " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, NULL, NULL)"
                 " ON CONFLICT (device_id) DO UPDATE SET state = EXCLUDED.state,"
                 " installation = EXCLUDED.installation, decommissioned_at = NULL",
-                (
-                    device.device_id,
-                    device.customer_id,
-                    device.site,
-                    device.state.value,
-                    _meters_json(device.meters),
-                    device.config_version,
-                    device.enrolled_at,
-                    device.installation,
-                ),
+                (device.device_id, device.customer_id, device.site, device.state.value,
+                 _meters_json(device.meters), device.config_version, device.enrolled_at,
+                 device.installation),
             )
             if replaced is not None:
                 conn.execute(
@@ -222,16 +189,8 @@ class DeviceStore:
                     " config_version, enrolled_at, installation)"
                     " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
                     " ON CONFLICT (device_id) DO NOTHING",
-                    (
-                        d.device_id,
-                        d.customer_id,
-                        d.site,
-                        d.state.value,
-                        _meters_json(d.meters),
-                        d.config_version,
-                        d.enrolled_at,
-                        d.installation,
-                    ),
+                    (d.device_id, d.customer_id, d.site, d.state.value, _meters_json(d.meters),
+                     d.config_version, d.enrolled_at, d.installation),
                 )
 
     def device(self, device_id: str) -> Device:
@@ -275,9 +234,7 @@ class DeviceStore:
             return _require_device(conn, device_id, lock=False)
 
     def set_meters(
-        self,
-        device_id: str,
-        meters: Sequence[MeterSpec],
+        self, device_id: str, meters: Sequence[MeterSpec],
         before_commit: Callable[[Device], None],
     ) -> Device:
         """New meter configuration, next config version; ``before_commit`` publishes it."""

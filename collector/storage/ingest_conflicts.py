@@ -36,18 +36,6 @@ def list_conflicts(
             " ORDER BY id DESC LIMIT %s",
             (device_id, device_id, before_id, before_id, limit),
         ).fetchall()
-    return [
-        BatchConflict(
-            int(r[0]),
-            str(r[1]),
-            int(r[2]),
-            r[3],
-            str(r[4]),
-            int(r[5]),
-            int(r[6]),
-            str(r[7]),
-            None if r[8] is None else str(r[8]),
-            str(r[9]),
-        )
-        for r in rows
-    ]
+    return [BatchConflict(int(r[0]), str(r[1]), int(r[2]), r[3], str(r[4]), int(r[5]),
+                          int(r[6]), str(r[7]), None if r[8] is None else str(r[8]), str(r[9]))
+            for r in rows]

@@ -151,19 +151,8 @@ def device_ingest(pool: Pool, device_id: str, *, max_gaps: int = 100) -> DeviceI
     _, batches, readings, first, last, seen, series, confirmed, confirmed_at = row
     missing = int(last) - int(first) + 1 - int(batches) - skips
     return DeviceIngest(
-        device_id,
-        int(batches),
-        int(readings),
-        first,
-        last,
-        seen,
-        int(series),
-        gaps,
-        missing,
-        status,
-        confirmed,
-        confirmed_at,
-        skips,
+        device_id, int(batches), int(readings), first, last, seen, int(series), gaps, missing,
+        status, confirmed, confirmed_at, skips,
     )
 
 
@@ -190,31 +179,18 @@ def meter_readings(
         ).fetchall()
         out = [ReadingRow(m, u, t, float(v)) for m, u, t, v in rows]
         if archived_entries(conn, ts_from, ts_to):  # months moved to the Parquet archive
-            out = sorted(
-                out
-                + _archived(conn, device_id, meter, metric=metric, ts_from=ts_from, ts_to=ts_to),
-                key=lambda r: (r.metric, r.ts),
-            )[:limit]
+            out = sorted(out + _archived(conn, device_id, meter, metric=metric,
+                                         ts_from=ts_from, ts_to=ts_to),
+                         key=lambda r: (r.metric, r.ts))[:limit]
     return out
 
 
-def _archived(
-    conn: psycopg.Connection[Any],
-    device_id: str,
-    meter: str,
-    *,
-    metric: str | None,
-    ts_from: datetime,
-    ts_to: datetime,
-) -> list[ReadingRow]:
-    series = {
-        int(s): (str(m), str(u))
-        for s, m, u in conn.execute(
-            "SELECT series_id, metric, unit FROM series WHERE device_id = %s AND meter = %s"
-            " AND (%s::text IS NULL OR metric = %s::text)",
-            (device_id, meter, metric, metric),
-        ).fetchall()
-    }
+def _archived(conn: psycopg.Connection[Any], device_id: str, meter: str, *, metric: str | None,
+              ts_from: datetime, ts_to: datetime) -> list[ReadingRow]:
+    series = {int(s): (str(m), str(u)) for s, m, u in conn.execute(
+        "SELECT series_id, metric, unit FROM series WHERE device_id = %s AND meter = %s"
+        " AND (%s::text IS NULL OR metric = %s::text)", (device_id, meter, metric, metric),
+    ).fetchall()}
     if not series:
         return []
     rows = read_archived(conn, list(series), ts_from, ts_to)
@@ -235,4 +211,5 @@ def dead_letters(pool: Pool, *, limit: int, before_id: int | None = None) -> lis
             " WHERE %s::bigint IS NULL OR id < %s::bigint ORDER BY id DESC LIMIT %s",
             (before_id, before_id, limit),
         ).fetchall()
-    return [DeadLetterRow(i, t, o, bytes(p), r, f, n, bytes(h)) for i, t, o, p, r, f, n, h in rows]
+    return [DeadLetterRow(i, t, o, bytes(p), r, f, n, bytes(h))
+            for i, t, o, p, r, f, n, h in rows]

@@ -129,8 +129,7 @@ class ReadingStore:
 
     @staticmethod
     def _insert_conflicts(
-        conn: psycopg.Connection[tuple[object, ...]],
-        conflicts: list[_Conflict],
+        conn: psycopg.Connection[tuple[object, ...]], conflicts: list[_Conflict],
         digests: Mapping[int, bytes],
     ) -> None:
         if not conflicts:
@@ -143,14 +142,10 @@ class ReadingStore:
             " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bytea[],"
             " %s::int[], %s::bytea[], %s::bytea[], %s::text[]) AS x(d, s, t, o, p, n, g, sg, r)",
             (
-                [i.batch.device for i in items],
-                [i.batch.seq for i in items],
-                [i.received_ms for i in items],
-                [_clean(i.topic) for i in items],
-                [i.payload for i in items],
-                [i.batch.reading_count for i in items],
-                [digests[id(i)] for i in items],
-                [c.stored_digest for c in conflicts],
+                [i.batch.device for i in items], [i.batch.seq for i in items],
+                [i.received_ms for i in items], [_clean(i.topic) for i in items],
+                [i.payload for i in items], [i.batch.reading_count for i in items],
+                [digests[id(i)] for i in items], [c.stored_digest for c in conflicts],
                 [c.reason for c in conflicts],
             ),
         )
@@ -160,14 +155,8 @@ class ReadingStore:
         conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch]
     ) -> None:
         """Seqs the agents report as dropped unsent (``skipped`` in the envelope)."""
-        keys = sorted(
-            {
-                (b.batch.device, seq)
-                for b in batches
-                for lo, hi in b.batch.skipped
-                for seq in range(lo, hi + 1)
-            }
-        )
+        keys = sorted({(b.batch.device, seq) for b in batches
+                       for lo, hi in b.batch.skipped for seq in range(lo, hi + 1)})
         if not keys:
             return
         conn.execute(
@@ -201,11 +190,8 @@ class ReadingStore:
         floors: tuple[tuple[str, int], ...],
         durable: dict[str, tuple[int, ...]],
     ) -> None:
-        tops = [
-            (d, top)
-            for d, f in floors
-            if (top := confirmed_upto(f, durable.get(d, ()))) is not None
-        ]
+        tops = [(d, top) for d, f in floors
+                if (top := confirmed_upto(f, durable.get(d, ()))) is not None]
         if not tops:
             return
         conn.execute(
@@ -236,11 +222,8 @@ class ReadingStore:
             " %s::bigint[]) AS x(d, m, q, u, k, t)"
             " ON CONFLICT (device_id, meter, metric) DO NOTHING",
             (
-                list(cols[0]),
-                list(cols[1]),
-                list(cols[2]),
-                [wanted[k][0] for k in keys],
-                [wanted[k][1] for k in keys],
+                list(cols[0]), list(cols[1]), list(cols[2]),
+                [wanted[k][0] for k in keys], [wanted[k][1] for k in keys],
                 [wanted[k][2] for k in keys],
             ),
         )
@@ -256,8 +239,7 @@ class ReadingStore:
 
     @staticmethod
     def _insert_batch_keys(
-        conn: psycopg.Connection[tuple[object, ...]],
-        batches: list[DecodedBatch],
+        conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch],
         digests: Mapping[int, bytes],
     ) -> set[tuple[str, int]]:
         if not batches:
@@ -296,10 +278,8 @@ class ReadingStore:
             " last_seq = greatest(di.last_seq, EXCLUDED.last_seq),"
             " last_seen = greatest(di.last_seen, EXCLUDED.last_seen)",
             (
-                [b.batch.device for b in batches],
-                [b.batch.seq for b in batches],
-                [b.batch.reading_count for b in batches],
-                [b.received_ms for b in batches],
+                [b.batch.device for b in batches], [b.batch.seq for b in batches],
+                [b.batch.reading_count for b in batches], [b.received_ms for b in batches],
             ),
         )
 
@@ -362,12 +342,9 @@ class ReadingStore:
             " payload = EXCLUDED.payload, as_of = EXCLUDED.as_of"
             " WHERE device_status.as_of <= EXCLUDED.as_of",
             (
-                [s.device for s in items],
-                [s.received_ms for s in items],
-                [s.state for s in items],
-                [s.buffer_depth for s in items],
-                [s.document for s in items],
-                [s.as_of_ms for s in items],
+                [s.device for s in items], [s.received_ms for s in items],
+                [s.state for s in items], [s.buffer_depth for s in items],
+                [s.document for s in items], [s.as_of_ms for s in items],
             ),
         )
 
@@ -384,13 +361,10 @@ class ReadingStore:
             " FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::text[], %s::text[],"
             " %s::bigint[], %s::bytea[]) AS x(t, o, p, r, f, n, h)",
             (
-                [d.received_ms for d in letters],
-                [_clean(d.topic) for d in letters],
-                [d.kept_payload for d in letters],
-                [_clean(d.reason) for d in letters],
+                [d.received_ms for d in letters], [_clean(d.topic) for d in letters],
+                [d.kept_payload for d in letters], [_clean(d.reason) for d in letters],
                 [_clean(d.field) if d.field is not None else None for d in letters],
-                [d.payload_size for d in letters],
-                [d.payload_sha256 for d in letters],
+                [d.payload_size for d in letters], [d.payload_sha256 for d in letters],
             ),
         )
 
@@ -443,20 +417,14 @@ def _conflicts_in_flush(
         key = (item.batch.device, item.batch.seq)
         kept = first.setdefault(key, item)
         if kept is not item and digests[id(kept)] != digests[id(item)]:
-            out.append(
-                _Conflict(
-                    item,
-                    digests[id(kept)],
-                    f"batch {key[1]} of {key[0]} arrived twice in one flush with "
-                    "different readings; the first copy was stored",
-                )
-            )
+            out.append(_Conflict(item, digests[id(kept)],
+                                 f"batch {key[1]} of {key[0]} arrived twice in one flush with "
+                                 "different readings; the first copy was stored"))
     return out
 
 
 def _conflicts_with_stored(
-    conn: psycopg.Connection[tuple[object, ...]],
-    seen: list[DecodedBatch],
+    conn: psycopg.Connection[tuple[object, ...]], seen: list[DecodedBatch],
     digests: Mapping[int, bytes],
 ) -> list[_Conflict]:
     """Batches whose key is already stored with different readings (not a redelivery)."""
@@ -474,26 +442,17 @@ def _conflicts_with_stored(
     out: list[_Conflict] = []
     for item in seen:
         digest, count = stored[(item.batch.device, item.batch.seq)]
-        differs = (
-            (digest != digests[id(item)])
-            if digest is not None
-            else (count != item.batch.reading_count)
-        )
+        differs = (digest != digests[id(item)]) if digest is not None else (
+            count != item.batch.reading_count)
         if differs:
-            out.append(
-                _Conflict(
-                    item,
-                    digest,
-                    f"batch {item.batch.seq} of {item.batch.device} is already "
-                    "stored with different readings; this copy was not counted",
-                )
-            )
+            out.append(_Conflict(item, digest,
+                                 f"batch {item.batch.seq} of {item.batch.device} is already "
+                                 "stored with different readings; this copy was not counted"))
     return out
 
 
 def _only_registered(
-    conn: psycopg.Connection[tuple[object, ...]],
-    batches: list[DecodedBatch],
+    conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch],
     statuses: tuple[StatusUpdate, ...],
 ) -> tuple[list[DecodedBatch], list[DeadLetter], tuple[StatusUpdate, ...]]:
     """Batches of registered, active devices; dead letters for the others; statuses of
@@ -512,11 +471,8 @@ def _only_registered(
         if st == "active":
             kept.append(item)
             continue
-        reason = (
-            f"device {item.batch.device} is not registered; batches are accepted only "
-            "from enrolled devices"
-            if st is None
-            else f"device {item.batch.device} is {st}; its batches are no longer accepted"
-        )
+        reason = (f"device {item.batch.device} is not registered; batches are accepted only "
+                  "from enrolled devices" if st is None else
+                  f"device {item.batch.device} is {st}; its batches are no longer accepted")
         dead.append(DeadLetter(item.topic, item.payload, reason, "device", item.received_ms))
     return kept, dead, tuple(s for s in statuses if state.get(s.device) == "active")

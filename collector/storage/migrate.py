@@ -66,7 +66,7 @@ def check_timescale_loadable(conn: psycopg.Connection[object]) -> None:
             "the TimescaleDB extension is installed on the server but not preloaded: add "
             "shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL"
             " (see docs/operations.md), or choose the plain PostgreSQL schema with "
-            'database.timescale = "no" (TALLY_DATABASE_TIMESCALE=no)'
+            "database.timescale = \"no\" (TALLY_DATABASE_TIMESCALE=no)"
         )
 
 

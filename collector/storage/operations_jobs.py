@@ -60,7 +60,9 @@ def job_health(conn: psycopg.Connection[Any], *, grace_s: float = 3600.0) -> lis
     failed; ``overdue``: the next start is more than ``grace_s`` in the past (the scheduler is
     not running it)."""
     with translate_errors("timescale jobs"):
-        has = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        has = conn.execute(
+            "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
         if not has:
             return []
         errors = conn.execute(
@@ -70,17 +72,7 @@ def job_health(conn: psycopg.Connection[Any], *, grace_s: float = 3600.0) -> lis
             _JOBS_WITH_ERRORS if errors and errors[0] else _JOBS, (grace_s,)
         ).fetchall()
     return [
-        JobHealth(
-            int(r[0]),
-            str(r[1]),
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            int(r[6]),
-            r[7],
-            r[3] == "Failed",
-            bool(r[8]),
-        )
+        JobHealth(int(r[0]), str(r[1]), r[2], r[3], r[4], r[5], int(r[6]), r[7],
+                  r[3] == "Failed", bool(r[8]))
         for r in rows
     ]

@@ -86,8 +86,7 @@ def top_consumers(conn: Conn, start: datetime, end: datetime, *, limit: int) -> 
             (start, end, limit),
         ).fetchall()
     return _table(
-        "top_consumers",
-        ("unit", "rank", "customer_id", "customer", "quantity", "estimated"),
+        "top_consumers", ("unit", "rank", "customer_id", "customer", "quantity", "estimated"),
         rows,
     )
 
@@ -113,17 +112,8 @@ def unbilled_usage(conn: Conn, start: datetime, end: datetime) -> Table:
         ).fetchall()
     return _table(
         "unbilled_usage",
-        (
-            "reason",
-            "customer_id",
-            "series_id",
-            "device_id",
-            "unit",
-            "first_bucket",
-            "end_of_last_bucket",
-            "quantity",
-            "estimated",
-        ),
+        ("reason", "customer_id", "series_id", "device_id", "unit", "first_bucket",
+         "end_of_last_bucket", "quantity", "estimated"),
         rows,
     )
 

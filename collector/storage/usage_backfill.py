@@ -53,20 +53,9 @@ __all__ = ["BackfillReport", "backfill_usage", "parse_series_arrays", "run_backf
 Conn = psycopg.Connection[Any]
 _DAY_S: Final = 86_400
 _DAILY_ROW: Final = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l_sid", ">i4"),
-        ("sid", ">i8"),
-        ("l_day", ">i4"),
-        ("day", ">i8"),
-        ("l_q", ">i4"),
-        ("q", ">f8", (96,)),
-        ("l_e", ">i4"),
-        ("e", ">f8", (96,)),
-        ("l_rc", ">i4"),
-        ("rc", ">i4", (96,)),
-        ("empty", ">i2"),
-    ]
+    [("n", ">i2"), ("l_sid", ">i4"), ("sid", ">i8"), ("l_day", ">i4"), ("day", ">i8"),
+     ("l_q", ">i4"), ("q", ">f8", (96,)), ("l_e", ">i4"), ("e", ">f8", (96,)),
+     ("l_rc", ">i4"), ("rc", ">i4", (96,)), ("empty", ">i2")]
 )
 
 
@@ -81,13 +70,8 @@ class BackfillReport:
 
 
 def backfill_usage(
-    conn: Conn,
-    now: datetime,
-    ts_from: datetime,
-    ts_to: datetime,
-    *,
-    series_ids: Sequence[int] | None = None,
-    group_size: int = 2000,
+    conn: Conn, now: datetime, ts_from: datetime, ts_to: datetime, *,
+    series_ids: Sequence[int] | None = None, group_size: int = 2000,
     group_readings: int = 5_000_000,
 ) -> BackfillReport:
     """Re-derive the usage of ``series_ids`` (default: every series) for ``[ts_from, ts_to]``.
@@ -102,35 +86,23 @@ def backfill_usage(
     with translate_errors("backfill usage"):
         every = series_ids is None
         if series_ids is None:
-            series_ids = [
-                int(r[0])
-                for r in conn.execute("SELECT series_id FROM series ORDER BY series_id").fetchall()
-            ]
+            series_ids = [int(r[0]) for r in conn.execute(
+                "SELECT series_id FROM series ORDER BY series_id").fetchall()]
         group_size = _group_size(conn, ts_from, ts_to, group_size, group_readings)
         total = BackfillReport(0, 0, 0, 0)
         for i in range(0, len(series_ids), group_size):
-            group = list(series_ids[i : i + group_size])
-            rep = _backfill_group(
-                conn, now, ts_from, ts_to, group, scan_all=every and len(series_ids) <= group_size
-            )
-            total = BackfillReport(
-                total.series + rep.series,
-                total.readings_loaded + rep.readings_loaded,
-                total.buckets_written + rep.buckets_written,
-                total.days_packed + rep.days_packed,
-            )
+            group = list(series_ids[i:i + group_size])
+            rep = _backfill_group(conn, now, ts_from, ts_to, group,
+                                  scan_all=every and len(series_ids) <= group_size)
+            total = BackfillReport(total.series + rep.series,
+                                   total.readings_loaded + rep.readings_loaded,
+                                   total.buckets_written + rep.buckets_written,
+                                   total.days_packed + rep.days_packed)
         return total
 
 
-def _backfill_group(
-    conn: Conn,
-    now: datetime,
-    ts_from: datetime,
-    ts_to: datetime,
-    sids: list[int],
-    *,
-    scan_all: bool,
-) -> BackfillReport:
+def _backfill_group(conn: Conn, now: datetime, ts_from: datetime, ts_to: datetime,
+                    sids: list[int], *, scan_all: bool) -> BackfillReport:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         conn.execute("SET LOCAL jit = off")
@@ -159,15 +131,15 @@ def _backfill_group(
     return BackfillReport(len(derived), loaded, written, days)
 
 
-def run_backfill(
-    dsn: str, ts_from: datetime, ts_to: datetime, series_ids: Sequence[int] | None = None
-) -> BackfillReport:
+def run_backfill(dsn: str, ts_from: datetime, ts_to: datetime,
+                 series_ids: Sequence[int] | None = None) -> BackfillReport:
     """:func:`backfill_usage` on a connection of its own (the CLI's entry)."""
     with translate_errors("backfill usage"), psycopg.connect(dsn, autocommit=True) as conn:
         return backfill_usage(conn, datetime.now(UTC), ts_from, ts_to, series_ids=series_ids)
 
 
-def _group_size(conn: Conn, ts_from: datetime, ts_to: datetime, most: int, readings: int) -> int:
+def _group_size(conn: Conn, ts_from: datetime, ts_to: datetime, most: int,
+                readings: int) -> int:
     """Series per group so that a group holds about ``readings`` readings."""
     plan = conn.execute(
         "EXPLAIN (FORMAT JSON) SELECT 1 FROM readings WHERE ts >= %s AND ts <= %s",
@@ -182,7 +154,8 @@ def _group_size(conn: Conn, ts_from: datetime, ts_to: datetime, most: int, readi
 
 
 def _timescale(conn: Conn) -> bool:
-    row = conn.execute("SELECT flavour FROM tally_schema_migrations WHERE version = 10").fetchone()
+    row = conn.execute(
+        "SELECT flavour FROM tally_schema_migrations WHERE version = 10").fetchone()
     return row is not None and row[0] == "timescale"
 
 
@@ -208,10 +181,8 @@ def _scan(conn: Conn, windows: Sequence[Window], *, scan_all: bool) -> int:
     if math.isfinite(hi):
         where.append("ts <= to_timestamp(%s)")
         params.append(hi)
-    query = (
-        "COPY (SELECT series_id, array_agg(ts), array_agg(value) FROM readings"
-        " WHERE {} GROUP BY series_id) TO STDOUT (FORMAT BINARY)"
-    )
+    query = ("COPY (SELECT series_id, array_agg(ts), array_agg(value) FROM readings"
+             " WHERE {} GROUP BY series_id) TO STDOUT (FORMAT BINARY)")
     conn.execute("SET LOCAL work_mem = '512MB'")  # the per-series arrays: hash in memory
     by_sid: dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
     with conn.cursor() as cur, cur.copy(query.format(" AND ".join(where)), params) as cp:
@@ -235,11 +206,9 @@ def _scan(conn: Conn, windows: Sequence[Window], *, scan_all: bool) -> int:
 
 
 def _add_archived(
-    conn: Conn,
-    windows: Sequence[Window],
+    conn: Conn, windows: Sequence[Window],
     by_sid: dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
-    lo: float,
-    hi: float,
+    lo: float, hi: float,
 ) -> None:
     """Add the readings of archived months (Parquet) that the windows reach into."""
     from collector.storage.archive_store import (  # noqa: PLC0415 - archive imports this module
@@ -259,10 +228,8 @@ def _add_archived(
     for start, end in zip(bounds, [*bounds[1:], len(rows)], strict=True):
         sid = int(rows.series_id[start])
         old_ts, old_v = by_sid.get(sid, (np.zeros(0), np.zeros(0)))
-        by_sid[sid] = (
-            np.concatenate([ts[start:end], old_ts]),
-            np.concatenate([rows.value[start:end], old_v]),
-        )
+        by_sid[sid] = (np.concatenate([ts[start:end], old_ts]),
+                       np.concatenate([rows.value[start:end], old_v]))
 
 
 _ELEM_I8: Final = np.dtype([("l", ">i4"), ("v", ">i8")])
@@ -275,20 +242,20 @@ def parse_series_arrays(
     """One binary COPY row ``(bigint, timestamptz[], float8[])`` as (series id, µs since
     2000-01-01 UTC, values); None for the trailer."""
     buf = memoryview(data)
-    if buf[: len(COPY_HEADER)] == COPY_HEADER:
-        buf = buf[len(COPY_HEADER) :]
+    if buf[:len(COPY_HEADER)] == COPY_HEADER:
+        buf = buf[len(COPY_HEADER):]
     if len(buf) < 2 or int.from_bytes(buf[:2], "big", signed=True) != 3:
         return None
     sid = int.from_bytes(buf[6:14], "big", signed=True)
     pos = 14
     arrays: list[npt.NDArray[Any]] = []
     for dtype in (_ELEM_I8, _ELEM_F8):
-        size = int.from_bytes(buf[pos : pos + 4], "big", signed=True)
-        arr = buf[pos + 4 : pos + 4 + size]
+        size = int.from_bytes(buf[pos:pos + 4], "big", signed=True)
+        arr = buf[pos + 4:pos + 4 + size]
         ndim = int.from_bytes(arr[:4], "big")
         head = 12 + 8 * ndim
         count = int.from_bytes(arr[12:16], "big") if ndim else 0
-        arrays.append(np.frombuffer(arr[head : head + count * 12], dtype=dtype)["v"])
+        arrays.append(np.frombuffer(arr[head:head + count * 12], dtype=dtype)["v"])
         pos += 4 + size
     return sid, arrays[0].astype(np.int64), arrays[1].astype(np.float64)
 
@@ -325,7 +292,7 @@ def _daily_rows(
             partial.append(_edge(w, d1, hi))
         i = int(offsets[k]) + (d0 - lo) // BUCKET_15M_S
         ndays = (d1 - d0) // _DAY_S
-        part = rows[i : i + ndays * 96]
+        part = rows[i:i + ndays * 96]
         first = int(part["bucket"][0]) // 1_000_000 + PG_EPOCH_S if part.shape[0] else -1
         if part.shape[0] != ndays * 96 or first != d0:
             partial.append(_edge(w, d0, d1))  # not the expected grid: let SQL pack it
@@ -337,13 +304,8 @@ def _daily_rows(
         out["l_day"] = 8
         out["day"] = (d0 + np.arange(ndays, dtype=np.int64) * _DAY_S - PG_EPOCH_S) * 1_000_000
         # a bucket without usage has no usage_15m row: SQL packing reads it as 0 (+0.0)
-        blank = (
-            (part["c"] == 0)
-            & (part["rc"] == 0)
-            & (part["f"] == 0)
-            & (part["qu"] == 0)
-            & (part["q"] == 0)
-        ).reshape(ndays, 96)
+        blank = ((part["c"] == 0) & (part["rc"] == 0) & (part["f"] == 0) & (part["qu"] == 0)
+                 & (part["q"] == 0)).reshape(ndays, 96)
         out["l_q"] = 768
         out["q"] = np.where(blank, 0.0, part["q"].reshape(ndays, 96))
         out["l_e"] = 768
@@ -405,24 +367,10 @@ def _write_daily(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int:
     """Upsert packed days; days without any usage are written only over an existing row."""
     if rows.shape[0] == 0:
         return 0
-    wire = np.empty(
-        rows.shape[0],
-        dtype=[
-            ("n", ">i2"),
-            ("l_sid", ">i4"),
-            ("sid", ">i8"),
-            ("l_day", ">i4"),
-            ("day", ">i8"),
-            ("l_q", ">i4"),
-            ("q", ">f8", (96,)),
-            ("l_e", ">i4"),
-            ("e", ">f8", (96,)),
-            ("l_rc", ">i4"),
-            ("rc", ">i4", (96,)),
-            ("l_empty", ">i4"),
-            ("empty", "u1"),
-        ],
-    )
+    wire = np.empty(rows.shape[0], dtype=[
+        ("n", ">i2"), ("l_sid", ">i4"), ("sid", ">i8"), ("l_day", ">i4"), ("day", ">i8"),
+        ("l_q", ">i4"), ("q", ">f8", (96,)), ("l_e", ">i4"), ("e", ">f8", (96,)),
+        ("l_rc", ">i4"), ("rc", ">i4", (96,)), ("l_empty", ">i4"), ("empty", "u1")])
     for f in ("n", "l_sid", "sid", "l_day", "day", "l_q", "q", "l_e", "e", "l_rc", "rc"):
         wire[f] = rows[f]
     wire["n"] = 6
@@ -433,7 +381,9 @@ def _write_daily(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int:
         " day timestamptz, quantity bytea, estimated bytea, reading_count bytea, empty boolean)"
         " ON COMMIT DELETE ROWS"
     )
-    with conn.cursor() as cur, cur.copy("COPY usage_daily_stage FROM STDIN (FORMAT BINARY)") as cp:
+    with conn.cursor() as cur, cur.copy(
+        "COPY usage_daily_stage FROM STDIN (FORMAT BINARY)"
+    ) as cp:
         cp.write(COPY_HEADER + wire.tobytes() + b"\xff\xff")
     cur_ins = conn.execute(
         "INSERT INTO usage_15m_daily AS t (series_id, day, quantity, estimated,"

@@ -173,21 +173,17 @@ def load_usage_matrix(
     estimated = np.zeros_like(quantity)
     counts = np.zeros((ids.shape[0], ndays, 96), dtype=np.int64)
     chunks: list[bytes] = []
-    with (
-        translate_errors("load usage matrix"),
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY (SELECT series_id,"
-            " string_agg(int8send(extract(epoch FROM day)::int8), ''::bytea ORDER BY day),"
-            " string_agg(quantity, ''::bytea ORDER BY day),"
-            " string_agg(estimated, ''::bytea ORDER BY day),"
-            " string_agg(reading_count, ''::bytea ORDER BY day)"
-            " FROM usage_15m_daily WHERE series_id = ANY(%s)"
-            " AND day >= to_timestamp(%s) AND day < to_timestamp(%s)"
-            " GROUP BY series_id) TO STDOUT (FORMAT BINARY)",
-            (ids.tolist(), float(d0), float(d1)),
-        ) as copy,
-    ):
+    with translate_errors("load usage matrix"), conn.cursor() as cur, cur.copy(
+        "COPY (SELECT series_id,"
+        " string_agg(int8send(extract(epoch FROM day)::int8), ''::bytea ORDER BY day),"
+        " string_agg(quantity, ''::bytea ORDER BY day),"
+        " string_agg(estimated, ''::bytea ORDER BY day),"
+        " string_agg(reading_count, ''::bytea ORDER BY day)"
+        " FROM usage_15m_daily WHERE series_id = ANY(%s)"
+        " AND day >= to_timestamp(%s) AND day < to_timestamp(%s)"
+        " GROUP BY series_id) TO STDOUT (FORMAT BINARY)",
+        (ids.tolist(), float(d0), float(d1)),
+    ) as copy:
         chunks.extend(bytes(c) for c in copy)
     data = memoryview(b"".join(chunks))
     pos, end_pos = _COPY_HEADER_LEN, len(data) - 2

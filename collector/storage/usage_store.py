@@ -61,13 +61,14 @@ class _Window:
 
 def uses_timescale(conn: Conn) -> bool:
     """True when the usage schema was created by the TimescaleDB flavour."""
-    row = conn.execute("SELECT flavour FROM tally_schema_migrations WHERE version = 10").fetchone()
+    row = conn.execute(
+        "SELECT flavour FROM tally_schema_migrations WHERE version = 10"
+    ).fetchone()
     return row is not None and row[0] == "timescale"
 
 
-def _windows(
-    conn: Conn, dirty: dict[int, tuple[datetime, datetime]], meta: dict[int, SeriesMeta]
-) -> list[_Window]:
+def _windows(conn: Conn, dirty: dict[int, tuple[datetime, datetime]],
+             meta: dict[int, SeriesMeta]) -> list[_Window]:
     sids = [s for s in dirty if s in meta]
     if not sids:
         return []
@@ -96,7 +97,9 @@ def _windows(
         (sids, [dirty[s][0] for s in sids], [dirty[s][1] for s in sids], k),
     ).fetchall()
     empty = np.zeros(0)
-    return [_Window(meta[int(r[0])], r[1], r[2], r[3], r[4], empty, empty) for r in rows]
+    return [
+        _Window(meta[int(r[0])], r[1], r[2], r[3], r[4], empty, empty) for r in rows
+    ]
 
 
 def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
@@ -107,22 +110,19 @@ def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
     if history:
         lo = [w.load_from - w.meta.config.profile_weeks * _WEEK_S for w in windows]
     buf = bytearray()
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY (SELECT w.i, r.ts, r.value"
-            " FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::float8[]) AS w(i, sid, lo, hi)"
-            " JOIN readings r ON r.series_id = w.sid"
-            "  AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi)"
-            " ORDER BY w.i, r.ts) TO STDOUT (FORMAT BINARY)",
-            (
-                list(range(len(windows))),
-                [w.meta.series_id for w in windows],
-                [min(a, w.load_from) for a, w in zip(lo, windows, strict=True)],
-                [w.load_to for w in windows],
-            ),
-        ) as cp,
-    ):
+    with conn.cursor() as cur, cur.copy(
+        "COPY (SELECT w.i, r.ts, r.value"
+        " FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::float8[]) AS w(i, sid, lo, hi)"
+        " JOIN readings r ON r.series_id = w.sid"
+        "  AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi)"
+        " ORDER BY w.i, r.ts) TO STDOUT (FORMAT BINARY)",
+        (
+            list(range(len(windows))),
+            [w.meta.series_id for w in windows],
+            [min(a, w.load_from) for a, w in zip(lo, windows, strict=True)],
+            [w.load_to for w in windows],
+        ),
+    ) as cp:
         for data in cp:
             buf += data
     if len(buf) <= len(_COPY_HEADER) + 2:
@@ -166,36 +166,20 @@ def _chunks(windows: list[_Window]) -> list[list[_Window]]:
 _STAGE_ROW: Final = np.dtype(
     [
         ("n", ">i2"),
-        ("l_sid", ">i4"),
-        ("sid", ">i8"),
-        ("l_bucket", ">i4"),
-        ("bucket", ">i8"),
-        ("l_q", ">i4"),
-        ("q", ">f8"),
-        ("l_e", ">i4"),
-        ("e", ">f8"),
-        ("l_qu", ">i4"),
-        ("qu", ">f8"),
-        ("l_c", ">i4"),
-        ("c", ">f8"),
-        ("l_rc", ">i4"),
-        ("rc", ">i4"),
-        ("l_f", ">i4"),
-        ("f", ">i4"),
-        ("l_p", ">i4"),
-        ("p", ">f8"),
+        ("l_sid", ">i4"), ("sid", ">i8"),
+        ("l_bucket", ">i4"), ("bucket", ">i8"),
+        ("l_q", ">i4"), ("q", ">f8"),
+        ("l_e", ">i4"), ("e", ">f8"),
+        ("l_qu", ">i4"), ("qu", ">f8"),
+        ("l_c", ">i4"), ("c", ">f8"),
+        ("l_rc", ">i4"), ("rc", ">i4"),
+        ("l_f", ">i4"), ("f", ">i4"),
+        ("l_p", ">i4"), ("p", ">f8"),
     ]
 )
 _READING_ROW: Final = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l_i", ">i4"),
-        ("i", ">i4"),
-        ("l_ts", ">i4"),
-        ("ts", ">i8"),
-        ("l_v", ">i4"),
-        ("value", ">f8"),
-    ]
+    [("n", ">i2"), ("l_i", ">i4"), ("i", ">i4"), ("l_ts", ">i4"), ("ts", ">i8"),
+     ("l_v", ">i4"), ("value", ">f8")]
 )
 _COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _PG_EPOCH_S: Final = 946_684_800

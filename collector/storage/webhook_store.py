@@ -46,9 +46,8 @@ class Endpoint:
 
 
 def _endpoint(r: Sequence[Any]) -> Endpoint:
-    return Endpoint(
-        int(r[0]), r[1], r[2], tuple(r[3]) if r[3] is not None else None, r[4], r[5], bool(r[6])
-    )
+    return Endpoint(int(r[0]), r[1], r[2], tuple(r[3]) if r[3] is not None else None,
+                    r[4], r[5], bool(r[6]))
 
 
 def create_endpoint(
@@ -61,25 +60,16 @@ def create_endpoint(
     description: str | None,
 ) -> Endpoint:
     with translate_errors("create webhook endpoint"):
-        if (
-            customer_id is not None
-            and conn.execute(
-                "SELECT 1 FROM customers WHERE customer_id = %s", (customer_id,)
-            ).fetchone()
-            is None
-        ):
+        if customer_id is not None and conn.execute(
+            "SELECT 1 FROM customers WHERE customer_id = %s", (customer_id,)
+        ).fetchone() is None:
             raise NotFound(f"customer {customer_id} does not exist")
         row = conn.execute(
             "INSERT INTO webhook_endpoints (url, secret, event_types, customer_id, description)"
             " VALUES (%s, %s, %s, %s, %s) RETURNING endpoint_id, url, secret, event_types,"
             " customer_id, description, active",
-            (
-                url,
-                secret,
-                list(event_types) if event_types is not None else None,
-                customer_id,
-                description,
-            ),
+            (url, secret, list(event_types) if event_types is not None else None, customer_id,
+             description),
         ).fetchone()
     assert row is not None
     return _endpoint(row)

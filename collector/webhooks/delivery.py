@@ -86,9 +86,8 @@ class DeliveryWorker:
         error: str | None = None
         tic = time.perf_counter()
         try:
-            r = self._client.post(
-                d.url, content=d.body, headers=headers, timeout=self._settings.timeout_s
-            )
+            r = self._client.post(d.url, content=d.body, headers=headers,
+                                  timeout=self._settings.timeout_s)
             status = r.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
@@ -102,12 +101,6 @@ class DeliveryWorker:
             retry_at = None if delay is None else now + timedelta(seconds=delay)
         with self._pool.connection() as conn, conn.transaction():
             webhook_store.record_attempt(
-                conn,
-                d.delivery_id,
-                at=now,
-                status_code=status,
-                error=error,
-                duration_ms=duration_ms,
-                delivered=ok,
-                retry_at=retry_at,
+                conn, d.delivery_id, at=now, status_code=status, error=error,
+                duration_ms=duration_ms, delivered=ok, retry_at=retry_at,
             )

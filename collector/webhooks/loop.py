@@ -42,11 +42,8 @@ def announce_offline_devices(
             sink.emit(
                 conn,
                 EventType.DEVICE_OFFLINE,
-                {
-                    "device_id": device_id,
-                    "last_seen": last_seen.isoformat(),
-                    "silent_for_s": (now - last_seen).total_seconds(),
-                },
+                {"device_id": device_id, "last_seen": last_seen.isoformat(),
+                 "silent_for_s": (now - last_seen).total_seconds()},
                 at=now,
             )
     return len(found)

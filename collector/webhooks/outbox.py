@@ -26,6 +26,5 @@ class OutboxSink:
         at: datetime,
         customer_id: int | None = None,
     ) -> str | None:
-        return webhook_store.emit(
-            conn, str(EventType(event_type)), data, at=at, customer_id=customer_id
-        )
+        return webhook_store.emit(conn, str(EventType(event_type)), data, at=at,
+                                  customer_id=customer_id)
