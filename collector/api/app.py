@@ -21,9 +21,11 @@ from collector.upkeep import UpkeepTracker
 from . import (
     access_routes,
     billing_routes,
+    console_ops_routes,
     console_routes,
     devices_routes,
     ingest_routes,
+    portal_alert_routes,
     portal_routes,
     portal_signin,
     usage_routes,
@@ -83,6 +85,7 @@ def create_app(
     app.state.metrics_registry = metrics_registry(pool, ingest_probe)
     app.include_router(metrics_router)
     app.include_router(portal_routes.router)
+    app.include_router(portal_alert_routes.router)
     # Device identity: staff routes, and the public redemption of one-time codes. The service
     # is ``app.state.devices`` (set by the runner; routes answer 503 without it).
     app.state.devices = None
@@ -92,6 +95,7 @@ def create_app(
     app.include_router(portal_signin.staff_router)
     # The staff console signs staff in with its own session (collector.api.console_routes).
     app.include_router(console_routes.router)
+    app.include_router(console_ops_routes.router)
     declare_error_responses(app)
     app.add_middleware(
         AccessMiddleware,

@@ -18,15 +18,17 @@ import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from collector.analytics.forecasting import forecast_from_context, load_customer_context
 from collector.billing import documents
 from collector.billing import serialize as out
 from collector.billing.model import Customer, InvoiceStatus
 from collector.billing.periods import period_for
-from collector.errors import NotFound, UsageError, ValidationFailed
-from collector.portal import dashboard, meter_page, pages
+from collector.errors import AnalyticsError, NotFound, UsageError, ValidationFailed
+from collector.portal import credit_notes_panel, dashboard, forecast_panel, meter_page, pages
 from collector.portal.layout import Frame, page
 from collector.portal.locale_format import LocalFormat
 from collector.portal.navigation import current_period, parse_view
+from collector.storage import billing_credit_note_store as credit_notes
 from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_store as customers
 from collector.storage import portal_queries as pq
@@ -36,6 +38,7 @@ from collector.usage import Resolution
 from .access import customer_only
 from .deps import get_pool
 from .params import Id, When
+from .portal_alert_routes import alerts_view
 from .portal_signin import Visitor, get_now, require_customer, sign_in_page, visitor
 from .web_session import PAGE_HEADERS
 
@@ -174,6 +177,41 @@ def my_invoice(
     return Response(data, media_type=_MEDIA[fmt], headers=headers)
 
 
+CreditNoteFormat = Literal["json", "pdf", "ubl", "cii", "facturx"]
+
+
+@router.get(
+    "/invoices/{invoice_id}/credit-notes/{credit_note_id}",
+    dependencies=CUSTOMER,
+    responses={200: {"content": {"application/pdf": {}, "application/xml": {}}}},
+)
+def my_credit_note(
+    invoice_id: Id,
+    credit_note_id: Id,
+    *,
+    pool: PoolDep,
+    customer_id: CustomerDep,
+    format: CreditNoteFormat = "json",
+) -> Response:
+    """A credit note correcting one of the customer's final invoices, as JSON (default), PDF,
+    UBL 2.1 CreditNote, CII (type 381) or Factur-X; anyone else's answers 404."""
+    _own_final_invoice(pool, customer_id, invoice_id)
+    gone = HTTPException(404, "credit note not found")
+    with pool.connection() as conn:
+        try:
+            cn = credit_notes.get_credit_note(conn, credit_note_id)
+        except NotFound as exc:
+            raise gone from exc
+        if cn.corrects_invoice_id != invoice_id or cn.customer_id != customer_id:
+            raise gone
+        data = documents.render_credit_note(conn, credit_note_id, format)
+    media, suffix = documents.MEDIA[format]
+    headers = {}
+    if format != "json":
+        headers["Content-Disposition"] = f'attachment; filename="credit-note-{cn.number}.{suffix}"'
+    return Response(data, media_type=media, headers=headers)
+
+
 @router.get("/invoices/{invoice_id}/lines/{line_id}/explain", dependencies=CUSTOMER)
 def my_line_explained(
     invoice_id: Id, line_id: int, *, pool: PoolDep, customer_id: CustomerDep
@@ -267,7 +305,20 @@ def _dashboard(conn: Conn, customer_id: int, now: datetime) -> dashboard.Dashboa
         draft_lines=draft_lines,
         invoices=pq.latest_final_invoices(conn, customer_id, limit=5),
         data_as_of=pq.latest_reading_time(conn, meters, now),
+        forecast=_forecast(conn, customer_id, now),
+        alerts=alerts_view(conn, customer_id),
     )
+
+
+def _forecast(conn: Conn, customer_id: int, now: datetime) -> forecast_panel.PortalForecast | None:
+    """The bill forecast of the current period; None when there is too little to go on (no
+    meter subscribed in the period, or no usage recorded in it yet)."""
+    try:
+        ctx = load_customer_context(conn, customer_id, now)
+        bill = forecast_from_context(ctx)
+    except AnalyticsError:
+        return None
+    return forecast_panel.portal_forecast(bill, ctx.history, ctx.history_start, ctx.until)
 
 
 @router.get("/consumption/current", dependencies=CUSTOMER)
@@ -342,7 +393,10 @@ def _invoice_page(pool: Pool, invoice_id: int, who: Visitor) -> Response:
             inv = invoices.get_invoice(conn, invoice_id)
         except NotFound:
             return _html(pages.not_found_html(f), 404)
+        notes = credit_notes.list_for_invoice(conn, invoice_id)
     if inv.customer_id != who.customer_id or inv.status is not InvoiceStatus.FINAL:
         return _html(pages.not_found_html(f), 404)
-    body = pages.invoice_html(inv, _fmt(c), DOCUMENT_FORMATS)
+    body = pages.invoice_html(inv, _fmt(c), DOCUMENT_FORMATS) + (
+        credit_notes_panel.credit_notes_html(invoice_id, notes, _fmt(c), f.words)
+    )
     return _html(page(f"{f.words['invoice']} {inv.number}", body, f))

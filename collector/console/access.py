@@ -25,6 +25,12 @@ class Action(StrEnum):
     RUN_CLOSE = "run_close"
     FINALIZE = "finalize"
     VIEW_DEAD_LETTERS = "view_dead_letters"
+    VIEW_ENROLLMENTS = "view_enrollments"
+    CREATE_ENROLLMENT = "create_enrollment"
+    VIEW_CONFLICTS = "view_conflicts"
+    VIEW_ALERTS = "view_alerts"
+    VIEW_DELIVERIES = "view_deliveries"
+    REDELIVER = "redeliver"
 
 
 _READ = frozenset(
@@ -34,12 +40,23 @@ _READ = frozenset(
         Action.VIEW_FLEET,
         Action.VIEW_BILLING,
         Action.VIEW_DEAD_LETTERS,
+        Action.VIEW_CONFLICTS,
+        Action.VIEW_ALERTS,
+        Action.VIEW_DELIVERIES,
     }
 )
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "admin": frozenset(Action),
-    "billing": _READ | {Action.PREVIEW_PLAN, Action.RUN_CLOSE, Action.FINALIZE},
-    "technician": frozenset({Action.VIEW_FLEET, Action.VIEW_DEAD_LETTERS}),
+    "billing": _READ | {Action.PREVIEW_PLAN, Action.RUN_CLOSE, Action.FINALIZE, Action.REDELIVER},
+    "technician": frozenset(
+        {
+            Action.VIEW_FLEET,
+            Action.VIEW_DEAD_LETTERS,
+            Action.VIEW_CONFLICTS,
+            Action.VIEW_ENROLLMENTS,
+            Action.CREATE_ENROLLMENT,
+        }
+    ),
     "read-only": _READ,
 }
 
@@ -80,6 +97,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("/console/devices", "Devices and fleet health", Action.VIEW_FLEET),
     Section("/console/billing", "Period close", Action.VIEW_BILLING),
     Section("/console/dead-letters", "Dead letters", Action.VIEW_DEAD_LETTERS),
-    # Extension points: enrollments (QR codes), alerts and webhook deliveries are added here as
-    # Section entries with their own actions and routes in collector/api/console_routes.py.
+    # Pages of the sections below: collector/api/console_ops_routes.py.
+    Section("/console/enrollments", "Enrollments", Action.VIEW_ENROLLMENTS),
+    Section("/console/conflicts", "Batch conflicts", Action.VIEW_CONFLICTS),
+    Section("/console/alerts", "Alerts", Action.VIEW_ALERTS),
+    Section("/console/webhooks", "Webhook deliveries", Action.VIEW_DELIVERIES),
 )

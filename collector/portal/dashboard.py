@@ -14,8 +14,10 @@ import numpy.typing as npt
 
 from collector.billing.model import InvoiceLine
 from collector.billing.periods import BillingPeriod
+from collector.portal.alerts_panel import AlertsView, alerts_slot_html
 from collector.portal.charts import Bar, bar_chart
 from collector.portal.consumption import BucketState, MeterUsage, share
+from collector.portal.forecast_panel import PortalForecast, forecast_html, forecast_json
 from collector.portal.layout import fill, text
 from collector.portal.locale_format import LocalFormat
 from collector.portal.model import InvoiceSummary, PortalMeter
@@ -71,6 +73,8 @@ class Dashboard:
     invoices: tuple[InvoiceSummary, ...]
     draft_lines: tuple[InvoiceLine, ...] = ()
     data_as_of: datetime | None = None
+    forecast: PortalForecast | None = None  # None: too little data for a forecast
+    alerts: AlertsView | None = None
 
 
 def _totals(starts: I64, q: F64, e: F64, cut: int, now: datetime) -> Totals:
@@ -98,6 +102,8 @@ def build_dashboard(
     invoices: Sequence[InvoiceSummary],
     draft_lines: Sequence[InvoiceLine] = (),
     data_as_of: datetime | None = None,
+    forecast: PortalForecast | None = None,
+    alerts: AlertsView | None = None,
 ) -> Dashboard:
     """``daily``: each meter's daily usage (customer's share) over ``[previous.start,
     period.end)``, in the order of ``meters``."""
@@ -141,6 +147,8 @@ def build_dashboard(
         invoices=tuple(invoices),
         draft_lines=tuple(draft_lines),
         data_as_of=data_as_of,
+        forecast=forecast,
+        alerts=alerts,
     )
 
 
@@ -210,6 +218,7 @@ def dashboard_json(d: Dashboard) -> dict[str, Any]:
         if d.draft is None
         else {**_invoice_json(d.draft), "note": "draft: an estimate until the period is closed"},
         "latest_invoices": [_invoice_json(i) for i in d.invoices],
+        "forecast": forecast_json(d.forecast),
     }
 
 
@@ -410,7 +419,7 @@ def dashboard_html(d: Dashboard, f: LocalFormat, w: Words) -> str:
         as_of_label=text(w["data_as_of"] if d.data_as_of else ""),
         as_of=text(fresh),
         cards="\n".join([*_unit_cards(d, f, w), _charge_card(d, f, w)]),
-        forecast=_slot("forecast", w["forecast"], w["forecast_slot"]),
+        forecast=forecast_html(d.forecast, f, w),
         charts="".join(_unit_chart(d, k, u, f, w) for k, u in enumerate(d.units)),
         tou_title=text(w["tou"]),
         tou=_tou_table(d, f, w),
@@ -419,6 +428,8 @@ def dashboard_html(d: Dashboard, f: LocalFormat, w: Words) -> str:
         invoices_title=text(w["latest_invoices"]),
         invoices=_invoices_table(d, f, w),
         all_invoices=text(w["invoices"]),
-        alerts=_slot("alerts", w["alerts"], w["alerts_slot"]),
+        alerts=_slot("alerts", w["alerts"], w["alerts_slot"])
+        if d.alerts is None
+        else alerts_slot_html(d.alerts, f, w),
         estimate_note=text(w["estimate_note"]),
     )

@@ -18,6 +18,7 @@ __all__ = [
     "Alert",
     "create_rule",
     "customer_ids",
+    "deactivate_customer_rule",
     "deactivate_rule",
     "insert_alert",
     "invoice_total",
@@ -68,6 +69,19 @@ def list_rules(
 def deactivate_rule(conn: Conn, rule_id: int) -> None:
     with translate_errors("deactivate alert rule"):
         cur = conn.execute("UPDATE alert_rules SET active = false WHERE rule_id = %s", (rule_id,))
+    if cur.rowcount == 0:
+        raise NotFound(f"alert rule {rule_id} does not exist")
+
+
+def deactivate_customer_rule(conn: Conn, rule_id: int, customer_id: int) -> None:
+    """Stop a rule the customer set itself; NotFound for any other rule (another customer's,
+    a staff rule, an unknown id), so one customer cannot tell another's rules exist."""
+    with translate_errors("deactivate alert rule"):
+        cur = conn.execute(
+            "UPDATE alert_rules SET active = false WHERE rule_id = %s AND customer_id = %s"
+            " AND owner = 'customer'",
+            (rule_id, customer_id),
+        )
     if cur.rowcount == 0:
         raise NotFound(f"alert rule {rule_id} does not exist")
 

@@ -228,3 +228,42 @@ def test_keyboard_and_sign_out(browser: Any, site: Site) -> None:
     assert r is not None
     assert r.status == 401
     ctx.close()
+
+
+@pytest.mark.parametrize(("viewport", "tag"), [(DESKTOP, "desktop"), (PHONE, "phone")])
+def test_forecast_and_alert_settings(
+    browser: Any, site: Site, viewport: dict[str, int], tag: str
+) -> None:
+    """The dashboard's forecast shows the expected bill between its low and high (as the JSON
+    says); the customer sets an alert with the form, sees it, and removes it again."""
+    ctx = _context(browser, viewport)
+    page = ctx.new_page()
+    _sign_in(page, site, site.a)
+    fc = ctx.request.get(f"{site.base}/portal/consumption/current").json()["forecast"]
+    assert fc is not None
+    panel = page.locator("#forecast")
+    for key in ("expected", "low", "high"):
+        shown = panel.locator(f'[data-forecast="{key}"]').inner_text()
+        assert re.sub(r"[^0-9.]", "", shown) == fc[key], key
+    assert page.locator("#alerts a[href='/portal/alerts']").count() == 1
+
+    page.locator("#alerts a[href='/portal/alerts']").click()
+    page.wait_for_url(f"{site.base}/portal/alerts")
+    _check(page, f"portal-alerts-{tag}")
+    page.get_by_label("Alert on").select_option("quantity")
+    page.get_by_label("Unit (for usage)").select_option("kWh")
+    page.get_by_label("Limit", exact=True).fill("250")
+    page.get_by_label("Name (optional)").fill("April cap")
+    page.get_by_role("button", name="Add alert").click()
+    page.wait_for_url(f"{site.base}/portal/alerts")
+    rules = page.locator("ul.rules li")
+    assert rules.count() == 1
+    assert "April cap" in rules.first.inner_text()
+    _check(page, f"portal-alerts-set-{tag}")
+    page.goto(site.base + "/portal/")
+    assert "April cap" in page.locator("#alerts").inner_text()
+    page.goto(site.base + "/portal/alerts")
+    page.get_by_role("button", name=re.compile("^Remove")).click()
+    page.wait_for_url(f"{site.base}/portal/alerts")
+    assert page.locator("ul.rules li").count() == 0
+    ctx.close()
