@@ -31,11 +31,14 @@ def rate_segments(
     *,
     keys: Mapping[int, PeriodKey] | None = None,
     history: PeakHistory | None = None,
+    billed_in_advance: Mapping[int, Decimal] | None = None,
 ) -> RatedSegments:
     """Assign usage to segments and rate every (plan version, unit) group in one engine call.
 
     Demand ratchets see ``history`` (final invoices' peaks) relative to ``keys[segment.index]``,
-    the period each segment is billed in; without them ratchets have no history."""
+    the period each segment is billed in; without them ratchets have no history.
+    ``billed_in_advance``: per segment index, what interim invoices of its period billed
+    (deducted by the progressive billing charge; ``interim.advance_by_segment``)."""
     seg_usage = assign_usage(
         segments,
         usage.series,
@@ -51,7 +54,7 @@ def rate_segments(
         prev = None
         if keys is not None and history:
             prev = previous_peaks(group.plan, group.segments, keys, history)
-        result = rate_group(group, seg_usage, cycles, prev)
+        result = rate_group(group, seg_usage, cycles, prev, billed_in_advance)
         lines.update(result.lines)
         peaks.update(result.peaks)
     return RatedSegments(facts, lines, peaks)
