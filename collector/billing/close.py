@@ -34,6 +34,7 @@ from collector.billing.pricing import parse_plan_document
 from collector.billing.ratchets import previous_periods, ratchet_months
 from collector.billing.rating_pass import rate_segments
 from collector.billing.segments import Segment, build_segments
+from collector.billing.wallet_on_finalize import apply_on_finalize
 from collector.errors import CollectorError, ValidationFailed
 from collector.rating import Plan
 from collector.storage import billing_interim_store as interim_store
@@ -402,6 +403,7 @@ def finalize_period(
             period_end_before=ready_before,
             forced_reason=reason,
         )
+        apply_on_finalize(conn, [iid for iid, _ in done], now)  # auto_apply_wallet customers
         issue_credit_notes(
             conn,
             key,
