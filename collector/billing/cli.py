@@ -21,6 +21,7 @@ import psycopg_pool
 import yaml
 
 from collector.billing import accounts
+from collector.billing.advance_run import run_advance_billing
 from collector.billing.close import CloseConfig, close_period, finalize_period, refresh_period
 from collector.billing.documents import render
 from collector.billing.finalize_guard import force_reason
@@ -137,6 +138,20 @@ def _progressive(args: argparse.Namespace, pool: Pool) -> int:
             f"  threshold {i.threshold}  amount {i.amount} {i.currency}  total {i.total}"
         )
     print(f"{len(issued)} interim invoices issued")
+    return 0
+
+
+def _advance(args: argparse.Namespace, pool: Pool) -> int:
+    with pool.connection() as conn:
+        issued = run_advance_billing(
+            conn, PeriodKey.parse(args.period), _now(args), chunk_size=args.chunk_size
+        )
+    for a in issued:
+        print(
+            f"{a.number}  customer {a.customer_id}  subtotal {a.subtotal} {a.currency}"
+            f"  total {a.total}"
+        )
+    print(f"{len(issued)} advance invoices issued")
     return 0
 
 
@@ -300,6 +315,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     pc.add_argument("--now", type=_when, help="check as of this instant (default: now)")
     pc.add_argument("--chunk-size", type=int, default=500)
     pc.set_defaults(billing_handler=_progressive)
+    ab = sub.add_parser("advance", help="issue the advance invoices of pay-in-advance fees")
+    ab.add_argument("period", help="YYYY-MM")
+    ab.add_argument("--now", type=_when, help="run as of this instant (default: now)")
+    ab.add_argument("--chunk-size", type=int, default=500)
+    ab.set_defaults(billing_handler=_advance)
 
     _configure_master_data(sub)
 
