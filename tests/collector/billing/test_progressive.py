@@ -160,3 +160,25 @@ def test_cli_issues_interim_invoices(
     assert "amount 102.00 EUR" in out
     assert cli_main(argv) == 0
     assert "0 interim invoices issued" in capsys.readouterr().out
+
+
+def test_late_data_after_finalize_is_corrected_net_of_interim_invoices(
+    conn: Conn, pool: Pool
+) -> None:
+    """March billed 185.75 in advance and deducted it; late data raising 14 March by 0.25 kWh
+    per 15 min (24 kWh = 6.00) is an adjustment of exactly 6.00 on April's invoice: the
+    re-rating deducts the interim invoices too."""
+    cid, sid = _setup(conn)
+    put_usage(conn, sid, START, END, 0.25)
+    with psycopg.connect(conn.info.dsn) as tx:
+        assert len(run_progressive_check(tx, MARCH, utc(2026, 4, 1))) == 1
+    close_period(pool, MARCH, utc(2026, 4, 10))
+    finalize_period(pool, MARCH, utc(2026, 4, 10))
+    put_usage(
+        conn, sid, utc(2026, 3, 13, 23), utc(2026, 3, 14, 23), 0.5, updated_at=utc(2026, 4, 15)
+    )
+    close_period(pool, PeriodKey(2026, 4), utc(2026, 5, 10))
+    (april,) = invoices.list_invoices(conn, customer_id=cid, period="2026-04").items
+    inv = invoices.get_invoice(conn, april.invoice_id)
+    adjustments = [ln.amount for ln in inv.lines if ln.lineage.corrects_invoice_id is not None]
+    assert adjustments == [D("6.00")]
