@@ -4,6 +4,7 @@ deducts exactly what they billed."""
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -182,3 +183,28 @@ def test_late_data_after_finalize_is_corrected_net_of_interim_invoices(
     inv = invoices.get_invoice(conn, april.invoice_id)
     adjustments = [ln.amount for ln in inv.lines if ln.lineage.corrects_invoice_id is not None]
     assert adjustments == [D("6.00")]
+
+
+def test_concurrent_checks_issue_one_interim_invoice(conn: Conn) -> None:
+    """Two checks at once: the subscription row lock serializes them; one invoice, one number."""
+    _, sid = _setup(conn)
+    put_usage(conn, sid, START, utc(2026, 3, 17, 23), 0.25)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            with psycopg.connect(conn.info.dsn) as tx:
+                results.append(len(run_progressive_check(tx, MARCH, utc(2026, 3, 18))))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sorted(results) == [0, 0, 0, 1]
+    numbers = [i.number for i in interim_store.list_interim(conn, period="2026-03")]
+    assert numbers == ["INV-2026-000001"]
