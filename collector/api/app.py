@@ -35,10 +35,13 @@ from .access_gate import StaffGate
 from .access_middleware import AccessMiddleware, AccessPolicy
 from .alert_routes import router as alert_router
 from .analytics_routes import router as analytics_router
+from .billing_advance_routes import router as billing_advance_router
+from .billing_progressive_routes import router as billing_progressive_router
 from .error_docs import declare_error_responses
 from .ingest_routes import IngestProbe
 from .metrics_routes import router as metrics_router
 from .report_routes import router as report_router
+from .wallets_auto_apply_routes import router as wallets_auto_apply_router
 from .webhook_routes import router as webhook_router
 
 __all__ = ["create_app"]
@@ -78,6 +81,9 @@ def create_app(
     app.include_router(billing_routes.router)
     app.include_router(access_routes.router)
     app.include_router(wallets_routes.router)
+    app.include_router(billing_progressive_router)
+    app.include_router(billing_advance_router)
+    app.include_router(wallets_auto_apply_router)
     app.include_router(analytics_router)
     app.include_router(report_router)
     app.include_router(alert_router)

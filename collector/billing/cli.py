@@ -21,12 +21,14 @@ import psycopg_pool
 import yaml
 
 from collector.billing import accounts
+from collector.billing.advance_run import run_advance_billing
 from collector.billing.close import CloseConfig, close_period, finalize_period, refresh_period
 from collector.billing.documents import render
 from collector.billing.finalize_guard import force_reason
 from collector.billing.model import Address, CustomerSpec
 from collector.billing.parties import BuyerTax, Issuer, TaxCategory
 from collector.billing.periods import PeriodKey
+from collector.billing.progressive_run import run_progressive_check
 from collector.errors import CollectorError
 from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_issuer_store as issuers
@@ -122,6 +124,34 @@ def _finalize(args: argparse.Namespace, pool: Pool) -> int:
             progress=_progress_bar(args),
         )
     )
+    return 0
+
+
+def _progressive(args: argparse.Namespace, pool: Pool) -> int:
+    with pool.connection() as conn:
+        issued = run_progressive_check(
+            conn, PeriodKey.parse(args.period), _now(args), chunk_size=args.chunk_size
+        )
+    for i in issued:
+        print(
+            f"{i.number}  customer {i.customer_id}  subscription {i.subscription_id}"
+            f"  threshold {i.threshold}  amount {i.amount} {i.currency}  total {i.total}"
+        )
+    print(f"{len(issued)} interim invoices issued")
+    return 0
+
+
+def _advance(args: argparse.Namespace, pool: Pool) -> int:
+    with pool.connection() as conn:
+        issued = run_advance_billing(
+            conn, PeriodKey.parse(args.period), _now(args), chunk_size=args.chunk_size
+        )
+    for a in issued:
+        print(
+            f"{a.number}  customer {a.customer_id}  subtotal {a.subtotal} {a.currency}"
+            f"  total {a.total}"
+        )
+    print(f"{len(issued)} advance invoices issued")
     return 0
 
 
@@ -278,6 +308,18 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     f.add_argument("--reason", help="why the finalize is forced (recorded on each invoice)")
     f.set_defaults(billing_handler=_finalize)
+    pc = sub.add_parser(
+        "progressive-check", help="issue the interim invoices due now (progressive billing)"
+    )
+    pc.add_argument("period", help="YYYY-MM")
+    pc.add_argument("--now", type=_when, help="check as of this instant (default: now)")
+    pc.add_argument("--chunk-size", type=int, default=500)
+    pc.set_defaults(billing_handler=_progressive)
+    ab = sub.add_parser("advance", help="issue the advance invoices of pay-in-advance fees")
+    ab.add_argument("period", help="YYYY-MM")
+    ab.add_argument("--now", type=_when, help="run as of this instant (default: now)")
+    ab.add_argument("--chunk-size", type=int, default=500)
+    ab.set_defaults(billing_handler=_advance)
 
     _configure_master_data(sub)
 

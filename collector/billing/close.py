@@ -27,14 +27,17 @@ from collector.billing.credit_note_run import issue_credit_notes
 from collector.billing.drafting import draft_invoice
 from collector.billing.finalize_guard import ForceReason
 from collector.billing.finalizing import check_period
+from collector.billing.interim import advance_by_segment
 from collector.billing.model import Customer, DemandPeak, DraftInvoice
 from collector.billing.periods import BillingPeriod, PeriodKey, period_for
 from collector.billing.pricing import parse_plan_document
 from collector.billing.ratchets import previous_periods, ratchet_months
 from collector.billing.rating_pass import rate_segments
 from collector.billing.segments import Segment, build_segments
+from collector.billing.wallet_on_finalize import apply_on_finalize
 from collector.errors import CollectorError, ValidationFailed
 from collector.rating import Plan
+from collector.storage import billing_interim_store as interim_store
 from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_peak_store as peak_store
 from collector.storage import billing_run_store as runs
@@ -184,6 +187,13 @@ def draft_chunk(
         {k: v[3] for k, v in info.items()},
         keys={s.index: key for s in segments},
         history=peak_store.peak_history(conn, list(customers), previous_periods(key, months)),
+        billed_in_advance=advance_by_segment(
+            segments,
+            lambda _seg: period_text,
+            interim_store.billed_in_advance(
+                conn, [period_text], [s.subscription_id for s in segments]
+            ),
+        ),
     )
     drafts_now = invoices.draft_invoice_ids(conn, period_text, list(customers))
     corrections = compute_corrections(
@@ -326,9 +336,7 @@ def refresh_period(
     progress: Progress | None = None,
 ) -> runs.BillingRun:
     """Re-draft every non-final invoice of ``key`` from the current usage (late readings)."""
-    return _draft_run(
-        pool, key, "refresh", now=now, cfg=config or CloseConfig(), progress=progress
-    )
+    return _draft_run(pool, key, "refresh", now=now, cfg=config or CloseConfig(), progress=progress)
 
 
 def _draft_run(
@@ -395,6 +403,7 @@ def finalize_period(
             period_end_before=ready_before,
             forced_reason=reason,
         )
+        apply_on_finalize(conn, [iid for iid, _ in done], now)  # auto_apply_wallet customers
         issue_credit_notes(
             conn,
             key,

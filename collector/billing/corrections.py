@@ -16,12 +16,14 @@ from typing import Any
 import psycopg
 
 from collector.billing.drafting import CorrectionLine
+from collector.billing.interim import advance_by_segment
 from collector.billing.model import Customer
 from collector.billing.periods import BillingPeriod, PeriodKey, zone
 from collector.billing.ratchets import previous_periods, ratchet_months
 from collector.billing.rating_pass import rate_segments
 from collector.billing.segments import Segment, build_segments
 from collector.rating import Plan
+from collector.storage import billing_interim_store as interim_store
 from collector.storage import billing_peak_store as peak_store
 from collector.storage import billing_store as store
 from collector.storage import billing_usage_store as usage_store
@@ -86,6 +88,14 @@ def compute_corrections(
         {k: v[3] for k, v in info.items()},
         keys=keys,
         history=peak_store.peak_history(conn, list(customers), wanted),
+        # the original invoice deducted its interim invoices: so does the re-rating
+        billed_in_advance=advance_by_segment(
+            segments,
+            lambda seg: owner[seg.index].period,
+            interim_store.billed_in_advance(
+                conn, [i.period for i in late], [s.subscription_id for s in segments]
+            ),
+        ),
     )
     new: dict[tuple[int, int], Decimal] = {}
     versions: dict[tuple[int, int], set[int]] = {}

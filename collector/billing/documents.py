@@ -9,6 +9,7 @@ import html
 import io
 import json
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -21,6 +22,7 @@ from collector.billing.einvoice_ubl import ubl_xml
 from collector.billing.labels import labels_for
 from collector.billing.legal import LegalDocument, credit_note_document, invoice_document
 from collector.billing.model import Invoice, InvoiceLine
+from collector.billing.money import minor_units
 from collector.billing.parties import Issuer
 from collector.billing.pdf_fonts import PdfFonts, find_fonts
 from collector.storage import billing_credit_note_store as credit_notes
@@ -28,6 +30,7 @@ from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_issuer_store as issuers
 from collector.storage import billing_store as store
 from collector.storage import billing_usage_store as usage_store
+from collector.storage import wallets_auto_apply
 
 Conn = psycopg.Connection[Any]
 ESTIMATE_NOTE = labels_for("en")["estimate_note"]
@@ -371,6 +374,10 @@ def render(conn: Conn, invoice_id: int, fmt: str) -> bytes:
         customer = invoices.customer_snapshot(conn, invoice_id)
         doc = invoice_json(inv, customer)
         doc["legal"] = legal_json(legal_document(conn, invoice_id))
+        none = Decimal(0).quantize(Decimal(1).scaleb(-minor_units(inv.currency)))
+        credits = wallets_auto_apply.credits_applied(conn, invoice_id) or none
+        doc["credits_applied"] = str(credits)  # prepaid credits that paid it (wallets)
+        doc["amount_due"] = str(inv.total - credits)
         return json.dumps(doc, indent=2).encode()
     if fmt == "csv":
         return invoice_csv(invoices.get_invoice(conn, invoice_id)).encode()

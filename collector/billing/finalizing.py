@@ -12,6 +12,7 @@ import psycopg
 from collector.billing.finalize_guard import ForceReason, check_ready
 from collector.billing.model import Invoice
 from collector.billing.periods import PeriodKey, period_for
+from collector.billing.wallet_on_finalize import apply_on_finalize
 from collector.errors import Conflict
 from collector.storage import billing_invoice_store as invoices
 
@@ -41,13 +42,15 @@ def finalize_one(
         grace,
         forced,
     )
-    return invoices.finalize_invoice(
+    final = invoices.finalize_invoice(
         conn,
         invoice_id,
         now,
         period_end_before=now - grace,
         forced_reason=None if forced is None else forced.text,
     )
+    apply_on_finalize(conn, [invoice_id], now)  # customers with auto_apply_wallet
+    return final
 
 
 def check_period(

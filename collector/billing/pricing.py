@@ -20,6 +20,7 @@ from collector.rating import (
     LineItem,
     Plan,
     Subscriptions,
+    minor_unit_exponent,
     parse_plan,
     rate,
 )
@@ -65,11 +66,31 @@ class GroupResult:
     peaks: dict[int, dict[str, Decimal]]
 
 
+def _advance(
+    group: RatingGroup, billed: Mapping[int, Decimal] | None
+) -> npt.NDArray[np.int64] | None:
+    """Minor units billed in advance per segment of ``group`` (None when nothing was)."""
+    if not billed:
+        return None
+    exp = minor_unit_exponent(group.plan.currency)
+    out = np.zeros(len(group.segments), dtype=np.int64)
+    for k, seg in enumerate(group.segments):
+        amount = billed.get(seg.index)
+        if amount is None:
+            continue
+        minor = amount.scaleb(exp)
+        if minor != minor.to_integral_value():
+            raise ValidationFailed(f"billed in advance {amount} is not in whole minor units")
+        out[k] = int(minor)
+    return out if out.any() else None
+
+
 def rate_group(
     group: RatingGroup,
     usage: SegmentUsage,
     cycles: Sequence[BillingPeriod],
     previous_peaks: Mapping[str, F64] | None = None,
+    billed_in_advance: Mapping[int, Decimal] | None = None,
 ) -> GroupResult:
     """Lines of each segment of ``group`` (by global segment index), in invoice order.
 
@@ -80,6 +101,9 @@ def rate_group(
     ``cycles[i]`` is the billing period of segment ``i``. Each
     segment is a rating subscription whose period is the segment and whose cycle is its
     customer's billing period (recurring fees are prorated by days by the engine).
+
+    ``billed_in_advance``: per global segment index, what interim invoices of its period
+    billed (progressive billing; ``collector.billing.interim.advance_by_segment``).
     """
     local = np.full(len(cycles), -1, dtype=np.int64)
     idx = np.array([s.index for s in group.segments], dtype=np.int64)
@@ -96,6 +120,7 @@ def rate_group(
             [int(cycles[s.index].end.timestamp()) for s in group.segments], dtype=np.int64
         ),
         previous_peaks=dict(previous_peaks or {}),
+        billed_in_advance=_advance(group, billed_in_advance),
     )
     iu = IntervalUsage(
         unit=group.unit,

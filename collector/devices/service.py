@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from collector.errors import DeviceStateError, EnrollmentRefused, InvalidDeviceRequest
-from collector.storage.devices_store import DeviceStore, Redemption
+from collector.storage.devices_store import Conn, DeviceStore, Redemption
+from collector.webhooks.events import EventSink, EventType
 
+from . import lifecycle_events
 from .broker_port import BrokerAccess
 from .codes import code_digest, new_code
 from .guessing import AttemptLimiter
@@ -73,6 +75,8 @@ class DeviceService:
     settings: ServiceSettings
     clock: Callable[[], datetime]
     limiter: AttemptLimiter = field(default_factory=AttemptLimiter)
+    # enrollment.done / device.decommissioned, in the change's transaction (None: not emitted)
+    events: EventSink | None = None
     # The API serves requests from a thread pool; the limiter is plain data.
     _limiter_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -134,8 +138,10 @@ class DeviceService:
             self._failed(client, now_s)
             raise
         sdigest = secret_digest(secret)
+        purpose: list[EnrollmentPurpose] = []
 
         def decide(r: Redemption) -> Device | None:
+            purpose[:] = [r.enrollment.purpose]
             if check_redeemable(r.enrollment, now, sdigest):
                 if r.existing is None or r.existing.state is not DeviceState.ACTIVE:
                     # never bring a decommissioned identity back through an old code
@@ -149,7 +155,29 @@ class DeviceService:
                 self._retire(replaced)
             self._publish_config(device)
 
-        result = self.store.redeem(digest, decide, sdigest, now, before_commit)
+        def emit(conn: Conn, device: Device, replaced: Device | None) -> None:
+            if self.events is None:
+                return
+            if replaced is not None:
+                gone = replace(
+                    replaced, state=DeviceState.DECOMMISSIONED, decommissioned_at=now
+                )
+                self.events.emit(
+                    conn,
+                    EventType.DEVICE_DECOMMISSIONED,
+                    lifecycle_events.decommissioned(gone, replaced_by=device.device_id),
+                    at=now,
+                )
+            self.events.emit(
+                conn,
+                EventType.ENROLLMENT_DONE,
+                lifecycle_events.enrollment_done(device, purpose[0], replaced),
+                at=now,
+            )
+
+        result = self.store.redeem(
+            digest, decide, sdigest, now, before_commit, in_transaction=emit
+        )
         if result is None:
             self._failed(client, now_s)
             raise EnrollmentRefused("unknown", "unknown enrollment code")
@@ -161,7 +189,18 @@ class DeviceService:
 
     def decommission(self, device_id: str) -> Device:
         """Revoke the device at the broker (its connection is dropped) and mark it."""
-        return self.store.decommission(device_id, self.clock(), self._retire)
+        now = self.clock()
+
+        def emit(conn: Conn, device: Device) -> None:
+            if self.events is not None:
+                self.events.emit(
+                    conn,
+                    EventType.DEVICE_DECOMMISSIONED,
+                    lifecycle_events.decommissioned(device),
+                    at=now,
+                )
+
+        return self.store.decommission(device_id, now, self._retire, emit)
 
     def _retire(self, device: Device) -> None:
         """Revoke at the broker and clear the retained config (an empty retained message

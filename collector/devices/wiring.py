@@ -8,6 +8,7 @@ from collector.config import DevicesConfig, parse_mqtt_url
 from collector.errors import BrokerAccessError, ConfigError
 from collector.storage.database import Pool
 from collector.storage.devices_store import DeviceStore
+from collector.webhooks.outbox import OutboxSink
 
 from .broker_dynsec import DynsecBrokerAccess, DynsecSettings
 from .broker_port import BrokerAccess
@@ -56,6 +57,7 @@ def service_for(config: DevicesConfig, pool: Pool) -> DeviceService:
     return DeviceService(
         DeviceStore(pool), broker,
         ServiceSettings(config.device_broker_url, config.public_url), _now,
+        events=OutboxSink(),
     )
 
 

@@ -581,11 +581,17 @@ class MinimumCommitment(_Charge):
 
 
 class Recurring(_Charge):
-    """A flat fee per billing period, prorated by days for partial periods if ``prorate``."""
+    """A flat fee per billing period, prorated by days for partial periods if ``prorate``.
+
+    ``pay_in_advance``: billed at the start of the period on an invoice of its own (Lago's
+    ``pay_in_advance``; ``collector.billing.advance_run``) and left off the period's final
+    invoice. The rating engine rates it the same either way; billing decides where it goes.
+    """
 
     type: Literal["recurring"]
     amount: Decimal
     prorate: bool = True
+    pay_in_advance: bool = False
 
     @field_validator("amount")
     @classmethod

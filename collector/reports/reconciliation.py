@@ -16,12 +16,14 @@ from typing import Any
 
 import psycopg
 
+from collector.billing.interim import advance_by_segment
 from collector.billing.periods import PeriodKey, period_for
 from collector.billing.pricing import parse_plan_document
 from collector.billing.ratchets import previous_periods, ratchet_months
 from collector.billing.rating_pass import rate_segments
 from collector.billing.segments import build_segments
 from collector.reports.table import Table
+from collector.storage import billing_interim_store as interim_store
 from collector.storage import billing_peak_store as peak_store
 from collector.storage import billing_store as store
 from collector.storage import billing_usage_store as usage_store
@@ -66,6 +68,12 @@ def reconcile_period(conn: Conn, period: str) -> Table:
         units,
         keys={s.index: key for s in segments},
         history=peak_store.peak_history(conn, ids, previous_periods(key, months)),
+        # final invoices deducted their interim invoices: so does the re-rating
+        billed_in_advance=advance_by_segment(
+            segments,
+            lambda _seg: period,
+            interim_store.billed_in_advance(conn, [period], [s.subscription_id for s in segments]),
+        ),
     )
     rerated: dict[int, Decimal] = dict.fromkeys(ids, Decimal(0))
     qty: dict[int, Decimal] = dict.fromkeys(ids, Decimal(0))

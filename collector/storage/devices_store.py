@@ -113,12 +113,16 @@ class DeviceStore:
         secret_digest: str,
         now: datetime,
         before_commit: Callable[[Device, Device | None], None],
+        *,
+        in_transaction: Callable[[Conn, Device, Device | None], None] | None = None,
     ) -> tuple[Device, bool] | None:
         """Redeem the code with digest ``code_digest``; ``None`` if there is no such code.
 
         ``decide`` returns the device to register (``None``: a retry of a redemption already
         made: the enrolled device is returned unchanged); ``before_commit(device, replaced)``
-        runs before the commit (broker provisioning). Returns (device, is_new_redemption)."""
+        runs before the commit (broker provisioning), after ``in_transaction(conn, device,
+        replaced)`` (webhook events in the same transaction). Returns (device,
+        is_new_redemption)."""
         with (
             translate_errors("redeem enrollment"),
             self._pool.connection(self._timeout) as conn,
@@ -175,6 +179,8 @@ class DeviceStore:
                 " secret_digest = %s WHERE enrollment_id = %s",
                 (now, device.device_id, secret_digest, enrollment.enrollment_id),
             )
+            if in_transaction is not None:
+                in_transaction(conn, device, replaced)
             before_commit(device, replaced)
         return device, True
 
@@ -215,8 +221,14 @@ class DeviceStore:
         return {str(r[0]) for r in rows}
 
     def decommission(
-        self, device_id: str, now: datetime, before_commit: Callable[[Device], None]
+        self,
+        device_id: str,
+        now: datetime,
+        before_commit: Callable[[Device], None],
+        in_transaction: Callable[[Conn, Device], None] | None = None,
     ) -> Device:
+        """Mark the device decommissioned; ``in_transaction(conn, device)`` (webhook events)
+        then ``before_commit(device)`` (broker revocation) run before the commit."""
         with (
             translate_errors("decommission device"),
             self._pool.connection(self._timeout) as conn,
@@ -230,8 +242,11 @@ class DeviceStore:
                 " WHERE device_id = %s",
                 (now, device_id),
             )
+            done = _require_device(conn, device_id, lock=False)
+            if in_transaction is not None:
+                in_transaction(conn, done)
             before_commit(device)
-            return _require_device(conn, device_id, lock=False)
+            return done
 
     def set_meters(
         self, device_id: str, meters: Sequence[MeterSpec],

@@ -30,6 +30,7 @@ class EventType(enum.StrEnum):
     INVOICE_CORRECTED = "invoice.corrected"
     DEVICE_OFFLINE = "device.offline"
     ENROLLMENT_DONE = "enrollment.done"
+    DEVICE_DECOMMISSIONED = "device.decommissioned"
 
 
 class EventSink(Protocol):
