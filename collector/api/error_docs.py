@@ -21,8 +21,9 @@ __all__ = ["ErrorOut", "declare_error_responses"]
 class ErrorOut(BaseModel):
     """An error answer."""
 
-    detail: str | list[dict[str, Any]] = Field(
-        description="What was wrong: a message, or the list of invalid request fields."
+    detail: str | list[dict[str, Any]] | dict[str, Any] = Field(
+        description="What was wrong: a message, the list of invalid request fields, or a"
+        " structured refusal such as an enrollment's ``{reason, message}``."
     )
 
 
@@ -32,6 +33,9 @@ _TEXT = {
     403: "The staff key's role does not allow this route.",
     404: "Not found.",
     409: "Conflicts with the current state.",
+    410: "Expired (an enrollment code).",
+    429: "Too many attempts; retry after the Retry-After delay.",
+    502: "The MQTT broker refused or did not answer (device provisioning).",
     413: "Request body larger than the configured limit.",
     422: "Invalid request parameters or body.",
     503: "The database is unavailable; retry later.",
@@ -47,6 +51,8 @@ def _codes(route: Any) -> list[int]:
         codes.append(403)
     if (route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}:
         codes += [400, 409, 413]
+    if route.path == "/enroll" or route.path.startswith("/devices/"):
+        codes += [410, 429, 502] if route.path == "/enroll" else [502]
     return sorted(codes)
 
 

@@ -151,7 +151,10 @@ def login(
     return resp
 
 
-@router.post("/logout")
+@router.post(
+    "/logout", response_class=HTMLResponse,
+    responses={303: {"description": "To the sign-in page."}},
+)
 def logout(
     request: Request,
     *,

@@ -42,6 +42,10 @@ class Format(enum.StrEnum):
 
 
 FormatQ = Annotated[Format, Query()]
+# Every report answers in the format asked for: declared so clients know all three.
+EXPORTS: dict[int | str, dict[str, Any]] = {200: {"content": {
+    "application/json": {}, "text/csv": {}, "application/vnd.apache.parquet": {},
+}}}
 FromQ = Annotated[datetime, Query(alias="from")]
 ToQ = Annotated[datetime, Query(alias="to")]
 PeriodQ = Annotated[str, Query(pattern=r"^\d{4}-\d{2}$")]
@@ -100,7 +104,7 @@ def _run(pool: Pool, fmt: Format, build: Callable[[Any], Table]) -> Response:
 
 @router.get(
     "/revenue",
-    dependencies=READ,
+    dependencies=READ, responses=EXPORTS,
 )
 def revenue(
     *,
@@ -124,7 +128,7 @@ def revenue(
 
 @router.get(
     "/top-consumers",
-    dependencies=READ,
+    dependencies=READ, responses=EXPORTS,
 )
 def top_consumers(
     pool: PoolDep,
@@ -141,7 +145,7 @@ def top_consumers(
 
 @router.get(
     "/unbilled",
-    dependencies=READ,
+    dependencies=READ, responses=EXPORTS,
 )
 def unbilled(pool: PoolDep, start: FromQ, end: ToQ, format: FormatQ = Format.JSON) -> Response:
     """Usage no final invoice covers: unsubscribed meters, and customers without a final
@@ -152,7 +156,7 @@ def unbilled(pool: PoolDep, start: FromQ, end: ToQ, format: FormatQ = Format.JSO
 
 @router.get(
     "/estimated",
-    dependencies=READ,
+    dependencies=READ, responses=EXPORTS,
 )
 def estimated(pool: PoolDep, start: FromQ, end: ToQ, format: FormatQ = Format.JSON) -> Response:
     """Meters with estimated usage, highest estimated share first. Role intent: read-only."""
@@ -162,7 +166,7 @@ def estimated(pool: PoolDep, start: FromQ, end: ToQ, format: FormatQ = Format.JS
 
 @router.get(
     "/device-health",
-    dependencies=READ,
+    dependencies=READ, responses=EXPORTS,
 )
 def device_health(pool: PoolDep, start: FromQ, end: ToQ, format: FormatQ = Format.JSON) -> Response:
     """Devices with reading gaps or dead letters in the window. Role intent: read-only."""
@@ -172,7 +176,7 @@ def device_health(pool: PoolDep, start: FromQ, end: ToQ, format: FormatQ = Forma
 
 @router.get(
     "/reconciliation",
-    dependencies=READ,
+    dependencies=READ, responses=EXPORTS,
 )
 def reconciliation(pool: PoolDep, period: PeriodQ, format: FormatQ = Format.JSON) -> Response:
     """Each final invoice of ``period`` against its usage re-rated today: billed, later
