@@ -290,6 +290,7 @@ def main() -> int:
         if os.environ.get("BENCH_PROFILE"):
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         with psycopg.connect(url) as conn:
             tot = conn.execute(
                 "SELECT count(*), sum(total) FROM invoices WHERE status='final'"

@@ -102,9 +102,14 @@ def plan_chunk(conn: Conn, key: PeriodKey, customer_ids: Sequence[int]) -> Chunk
     }
     if not customers:
         return ChunkPlan({}, {}, [], (), None, None)
-    periods: dict[int, BillingPeriod] = {
-        cid: period_for(key, c.spec.time_zone, c.spec.anchor_day) for cid, c in customers.items()
-    }
+    by_cycle: dict[tuple[str, int], BillingPeriod] = {}  # few zones and anchors, many customers
+    periods: dict[int, BillingPeriod] = {}
+    for cid, c in customers.items():
+        cycle = (c.spec.time_zone, c.spec.anchor_day)
+        p = by_cycle.get(cycle)
+        if p is None:
+            p = by_cycle[cycle] = period_for(key, *cycle)
+        periods[cid] = p
     lo = min(p.start for p in periods.values())
     hi = max(p.end for p in periods.values())
     segments = build_segments(
@@ -326,9 +331,7 @@ def refresh_period(
     progress: Progress | None = None,
 ) -> runs.BillingRun:
     """Re-draft every non-final invoice of ``key`` from the current usage (late readings)."""
-    return _draft_run(
-        pool, key, "refresh", now=now, cfg=config or CloseConfig(), progress=progress
-    )
+    return _draft_run(pool, key, "refresh", now=now, cfg=config or CloseConfig(), progress=progress)
 
 
 def _draft_run(
