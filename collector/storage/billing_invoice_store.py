@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from collector.billing.model import (
     DraftInvoice,
@@ -178,7 +179,8 @@ def _upsert_drafts(
     """Upsert the drafts' invoice rows with one COPY into a staging table and one
     ``INSERT … SELECT … ON CONFLICT``; returns customer id -> invoice id of every draft written
     (a customer whose invoice is final is left out: the upsert does not touch it)."""
-    if conn.autocommit:  # the staged rows must live until the INSERT reads them
+    if conn.info.transaction_status is TransactionStatus.IDLE:
+        # outside a transaction each statement would commit and empty the staging table
         with conn.transaction():
             return _upsert_drafts(conn, period, drafts, run_id=run_id, now=now)
     conn.execute(
