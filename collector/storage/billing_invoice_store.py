@@ -285,20 +285,25 @@ def finalize_drafts(
     if invoice_ids is None and (period is None or customer_ids is None):
         raise ValidationFailed("finalize needs invoice ids or a period and customers")
     with translated("finalize invoices"):
+        # Two statements rather than one with OR: each uses its index (invoice_id, or
+        # (customer_id, period)) instead of scanning every invoice once per chunk.
+        by = (
+            "invoice_id = ANY(%s::bigint[])"
+            if invoice_ids
+            else "period = %s::text AND customer_id = ANY(%s::bigint[])"
+        )
+        keys: tuple[Any, ...] = (
+            (list(invoice_ids),) if invoice_ids else (period, list(customer_ids or []))
+        )
         rows = conn.execute(
-            "SELECT invoice_id, issuer, prefix, customer_snapshot->>'time_zone' FROM invoices"
-            " WHERE status = 'draft' AND ("
-            "   (%s::bigint[] IS NOT NULL AND invoice_id = ANY(%s::bigint[]))"
-            "   OR (%s::text IS NOT NULL AND period = %s::text AND customer_id ="
-            " ANY(%s::bigint[])))"
-            " AND (%s::timestamptz IS NULL OR period_end <= %s::timestamptz)"
-            " ORDER BY customer_id, invoice_id FOR UPDATE",
+            sql.SQL(
+                "SELECT invoice_id, issuer, prefix, customer_snapshot->>'time_zone' FROM invoices"
+                " WHERE status = 'draft' AND {}"
+                " AND (%s::timestamptz IS NULL OR period_end <= %s::timestamptz)"
+                " ORDER BY customer_id, invoice_id FOR UPDATE"
+            ).format(sql.SQL(by)),
             (
-                invoice_ids and list(invoice_ids),
-                invoice_ids and list(invoice_ids),
-                period,
-                period,
-                list(customer_ids or []),
+                *keys,
                 None if forced_reason else period_end_before,
                 None if forced_reason else period_end_before,
             ),
