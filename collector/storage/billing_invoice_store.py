@@ -326,7 +326,9 @@ def finalize_drafts(
                 " (%s::timestamptz IS NULL OR period_end > %s::timestamptz)"
                 " THEN %s::text END"
                 " FROM unnest(%s::bigint[], %s::text[]) AS a (invoice_id, number)"
-                " WHERE invoices.invoice_id = a.invoice_id",
+                # the ANY lets the planner reach the rows by primary key instead of hashing
+                # the unnest against a scan of every invoice
+                " WHERE invoices.invoice_id = a.invoice_id AND invoices.invoice_id = ANY(%s)",
                 (
                     now,
                     forced_reason,
@@ -335,6 +337,7 @@ def finalize_drafts(
                     forced_reason,
                     [iid for iid, _ in assigned],
                     [number for _, number in assigned],
+                    [iid for iid, _ in assigned],
                 ),
             )
     return assigned
