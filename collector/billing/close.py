@@ -3,11 +3,13 @@
 Customers are processed in chunks (ordered by id), each chunk in ONE transaction together with
 the run's progress row, so a killed close resumes after the last committed chunk and re-running
 never duplicates an invoice. Per chunk everything is set-based: one query for the customers,
-one for their subscriptions, one binary COPY of all their interval usage (the usage engine's
-packed ``usage_15m_daily``, decoded by numpy; the next chunk's usage is prefetched on a second
-connection meanwhile), one query of the demand peaks of earlier final invoices (ratchets), one
-rating-engine call per (plan version, unit), one upsert of invoices and one COPY each of lines
-and of the new demand peaks.
+one for their subscriptions, one query per 500 meters for their interval usage (the usage
+engine's packed ``usage_15m_daily``, concatenated server-side into one row of byte strings and
+decoded by numpy; the next chunk's usage is prefetched on a second connection meanwhile), one
+query of the demand peaks of earlier final invoices (ratchets), one rating-engine call per (plan
+version, unit), one COPY of the invoices into a staging table and one ``INSERT … SELECT … ON
+CONFLICT`` from it, and one COPY each of lines and of the new demand peaks. Finalizing numbers a
+chunk with one UPDATE.
 """
 
 from __future__ import annotations
@@ -105,9 +107,14 @@ def plan_chunk(conn: Conn, key: PeriodKey, customer_ids: Sequence[int]) -> Chunk
     }
     if not customers:
         return ChunkPlan({}, {}, [], (), None, None)
-    periods: dict[int, BillingPeriod] = {
-        cid: period_for(key, c.spec.time_zone, c.spec.anchor_day) for cid, c in customers.items()
-    }
+    by_cycle: dict[tuple[str, int], BillingPeriod] = {}  # few zones and anchors, many customers
+    periods: dict[int, BillingPeriod] = {}
+    for cid, c in customers.items():
+        cycle = (c.spec.time_zone, c.spec.anchor_day)
+        p = by_cycle.get(cycle)
+        if p is None:
+            p = by_cycle[cycle] = period_for(key, *cycle)
+        periods[cid] = p
     lo = min(p.start for p in periods.values())
     hi = max(p.end for p in periods.values())
     segments = build_segments(

@@ -85,8 +85,21 @@ def customer_snapshot(customer: Customer) -> dict[str, object]:
     }
 
 
+def _segment_lineage(seg: Segment, facts: SegmentFacts) -> Lineage:
+    return Lineage(
+        series_ids=(seg.series_id,),
+        subscription_ids=(seg.subscription_id,),
+        interval_from=seg.start,
+        interval_to=seg.end,
+        interval_count=facts.intervals,
+        reading_count=facts.readings,
+        estimated_quantity=facts.estimated,
+        plan_version_id=seg.plan_version_id,
+    )
+
+
 def _usage_line(
-    no: int, seg: Segment, facts: SegmentFacts, item: LineItem, label: str
+    no: int, facts: SegmentFacts, item: LineItem, label: str, lineage: Lineage
 ) -> InvoiceLine:
     kind = _KIND.get(item.kind, LineKind.USAGE)
     share = Decimal(0)
@@ -104,16 +117,7 @@ def _usage_line(
         tier=None if item.tier is None else str(item.tier + 1),
         tou_period=item.period,
         estimated_share=share,
-        lineage=Lineage(
-            series_ids=(seg.series_id,),
-            subscription_ids=(seg.subscription_id,),
-            interval_from=seg.start,
-            interval_to=seg.end,
-            interval_count=facts.intervals,
-            reading_count=facts.readings,
-            estimated_quantity=facts.estimated,
-            plan_version_id=seg.plan_version_id,
-        ),
+        lineage=lineage,
     )
 
 
@@ -158,8 +162,9 @@ def draft_invoice(
     """The draft of ``customer`` for ``period``; None when there is nothing to bill."""
     lines: list[InvoiceLine] = []
     for seg, facts, items in segments:
+        lineage = _segment_lineage(seg, facts)  # shared by the segment's lines (immutable)
         for item in items:
-            lines.append(_usage_line(len(lines) + 1, seg, facts, item, labels[seg.series_id]))
+            lines.append(_usage_line(len(lines) + 1, facts, item, labels[seg.series_id], lineage))
     for c in corrections:
         # more to bill: an adjustment line here; less: a credit note at finalization
         # (``credit_notes``), never a negative line on this invoice

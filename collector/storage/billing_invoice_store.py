@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
+from psycopg.pq import TransactionStatus
 
 from collector.billing.model import (
     DraftInvoice,
@@ -118,51 +118,7 @@ def store_drafts(
             )
         if not drafts:
             return 0
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO invoices (customer_id, period, period_start, period_end, status,"
-                " currency, tax_rate, subtotal, subtotal_unrounded, tax, total, issuer, prefix,"
-                " customer_snapshot, drafted_at, run_id, issuer_snapshot)"
-                " VALUES (%s,%s,%s,%s,'draft',%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,"
-                " (SELECT document FROM issuers WHERE code = %s))"
-                " ON CONFLICT (customer_id, period) DO UPDATE SET"
-                " period_start=EXCLUDED.period_start,"
-                " period_end=EXCLUDED.period_end, currency=EXCLUDED.currency,"
-                " tax_rate=EXCLUDED.tax_rate, subtotal=EXCLUDED.subtotal,"
-                " subtotal_unrounded=EXCLUDED.subtotal_unrounded, tax=EXCLUDED.tax,"
-                " total=EXCLUDED.total, issuer=EXCLUDED.issuer, prefix=EXCLUDED.prefix,"
-                " customer_snapshot=EXCLUDED.customer_snapshot, drafted_at=EXCLUDED.drafted_at,"
-                " run_id=EXCLUDED.run_id, issuer_snapshot=EXCLUDED.issuer_snapshot"
-                " WHERE invoices.status = 'draft'",
-                [
-                    (
-                        d.customer_id,
-                        period,
-                        d.period_start,
-                        d.period_end,
-                        d.currency,
-                        d.tax_rate,
-                        d.subtotal,
-                        d.subtotal_unrounded,
-                        d.tax,
-                        d.total,
-                        d.issuer,
-                        d.prefix,
-                        Jsonb(d.customer_snapshot),
-                        now,
-                        run_id,
-                        d.issuer,
-                    )
-                    for d in drafts
-                ],
-            )
-        ids = dict(
-            conn.execute(
-                "SELECT customer_id, invoice_id FROM invoices WHERE customer_id = ANY(%s)"
-                " AND period = %s AND status = 'draft'",
-                (list(keep), period),
-            ).fetchall()
-        )
+        ids = _upsert_drafts(conn, period, drafts, run_id=run_id, now=now)
         written = 0
         lineage_json: dict[Lineage, str] = {}  # a segment's lines share one lineage: dump once
         with (
@@ -204,6 +160,82 @@ def store_drafts(
                     written += 1
     write_peaks(conn, period, drafts, ids)
     return written
+
+
+_STAGE_COLS = (
+    "customer_id, period, period_start, period_end, currency, tax_rate, subtotal,"
+    " subtotal_unrounded, tax, total, issuer, prefix, customer_snapshot, drafted_at, run_id"
+)
+
+
+def _upsert_drafts(
+    conn: Conn,
+    period: str,
+    drafts: Sequence[DraftInvoice],
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> dict[int, int]:
+    """Upsert the drafts' invoice rows with one COPY into a staging table and one
+    ``INSERT … SELECT … ON CONFLICT``; returns customer id -> invoice id of every draft written
+    (a customer whose invoice is final is left out: the upsert does not touch it)."""
+    if conn.info.transaction_status is TransactionStatus.IDLE:
+        # outside a transaction each statement would commit and empty the staging table
+        with conn.transaction():
+            return _upsert_drafts(conn, period, drafts, run_id=run_id, now=now)
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS invoice_draft_stage (customer_id bigint, period text,"
+        " period_start timestamptz, period_end timestamptz, currency text, tax_rate numeric,"
+        " subtotal numeric, subtotal_unrounded numeric, tax numeric, total numeric,"
+        " issuer text, prefix text, customer_snapshot jsonb, drafted_at timestamptz,"
+        " run_id bigint) ON COMMIT DELETE ROWS"
+    )
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY invoice_draft_stage ({_STAGE_COLS}) FROM STDIN") as copy,
+    ):
+        for d in drafts:
+            copy.write_row(
+                (
+                    d.customer_id,
+                    period,
+                    d.period_start,
+                    d.period_end,
+                    d.currency,
+                    d.tax_rate,
+                    d.subtotal,
+                    d.subtotal_unrounded,
+                    d.tax,
+                    d.total,
+                    d.issuer,
+                    d.prefix,
+                    json.dumps(d.customer_snapshot),
+                    now,
+                    run_id,
+                )
+            )
+    rows = conn.execute(
+        "INSERT INTO invoices (customer_id, period, period_start, period_end, status,"
+        " currency, tax_rate, subtotal, subtotal_unrounded, tax, total, issuer, prefix,"
+        " customer_snapshot, drafted_at, run_id, issuer_snapshot)"
+        " SELECT s.customer_id, s.period, s.period_start, s.period_end, 'draft', s.currency,"
+        " s.tax_rate, s.subtotal, s.subtotal_unrounded, s.tax, s.total, s.issuer, s.prefix,"
+        " s.customer_snapshot, s.drafted_at, s.run_id,"
+        " (SELECT document FROM issuers WHERE code = s.issuer)"
+        " FROM invoice_draft_stage s ORDER BY s.customer_id"
+        " ON CONFLICT (customer_id, period) DO UPDATE SET"
+        " period_start=EXCLUDED.period_start,"
+        " period_end=EXCLUDED.period_end, currency=EXCLUDED.currency,"
+        " tax_rate=EXCLUDED.tax_rate, subtotal=EXCLUDED.subtotal,"
+        " subtotal_unrounded=EXCLUDED.subtotal_unrounded, tax=EXCLUDED.tax,"
+        " total=EXCLUDED.total, issuer=EXCLUDED.issuer, prefix=EXCLUDED.prefix,"
+        " customer_snapshot=EXCLUDED.customer_snapshot, drafted_at=EXCLUDED.drafted_at,"
+        " run_id=EXCLUDED.run_id, issuer_snapshot=EXCLUDED.issuer_snapshot"
+        " WHERE invoices.status = 'draft'"
+        " RETURNING customer_id, invoice_id"
+    ).fetchall()
+    conn.execute("TRUNCATE invoice_draft_stage")  # a second call in this transaction
+    return {int(c): int(i) for c, i in rows}
 
 
 def final_customer_ids(conn: Conn, period: str, customer_ids: Sequence[int]) -> set[int]:
@@ -253,20 +285,25 @@ def finalize_drafts(
     if invoice_ids is None and (period is None or customer_ids is None):
         raise ValidationFailed("finalize needs invoice ids or a period and customers")
     with translated("finalize invoices"):
+        # Two statements rather than one with OR: each uses its index (invoice_id, or
+        # (customer_id, period)) instead of scanning every invoice once per chunk.
+        by = (
+            "invoice_id = ANY(%s::bigint[])"
+            if invoice_ids
+            else "period = %s::text AND customer_id = ANY(%s::bigint[])"
+        )
+        keys: tuple[Any, ...] = (
+            (list(invoice_ids),) if invoice_ids else (period, list(customer_ids or []))
+        )
         rows = conn.execute(
-            "SELECT invoice_id, issuer, prefix, customer_snapshot->>'time_zone' FROM invoices"
-            " WHERE status = 'draft' AND ("
-            "   (%s::bigint[] IS NOT NULL AND invoice_id = ANY(%s::bigint[]))"
-            "   OR (%s::text IS NOT NULL AND period = %s::text AND customer_id ="
-            " ANY(%s::bigint[])))"
-            " AND (%s::timestamptz IS NULL OR period_end <= %s::timestamptz)"
-            " ORDER BY customer_id, invoice_id FOR UPDATE",
+            sql.SQL(
+                "SELECT invoice_id, issuer, prefix, customer_snapshot->>'time_zone' FROM invoices"
+                " WHERE status = 'draft' AND {}"
+                " AND (%s::timestamptz IS NULL OR period_end <= %s::timestamptz)"
+                " ORDER BY customer_id, invoice_id FOR UPDATE"
+            ).format(sql.SQL(by)),
             (
-                invoice_ids and list(invoice_ids),
-                invoice_ids and list(invoice_ids),
-                period,
-                period,
-                list(customer_ids or []),
+                *keys,
                 None if forced_reason else period_end_before,
                 None if forced_reason else period_end_before,
             ),
@@ -281,27 +318,28 @@ def finalize_drafts(
                 (iid, format_invoice_number(prefix, year, first + k)) for k, iid in enumerate(ids)
             ]
         if assigned:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "UPDATE invoices SET status = 'final', number = %s, finalized_at = %s,"
-                    " issuer_snapshot = coalesce((SELECT document FROM issuers"
-                    " WHERE code = invoices.issuer), issuer_snapshot),"
-                    " forced_reason = CASE WHEN %s::text IS NOT NULL AND"
-                    " (%s::timestamptz IS NULL OR period_end > %s::timestamptz)"
-                    " THEN %s::text END WHERE invoice_id = %s",
-                    [
-                        (
-                            number,
-                            now,
-                            forced_reason,
-                            period_end_before,
-                            period_end_before,
-                            forced_reason,
-                            iid,
-                        )
-                        for iid, number in assigned
-                    ],
-                )
+            conn.execute(
+                "UPDATE invoices SET status = 'final', number = a.number, finalized_at = %s,"
+                " issuer_snapshot = coalesce((SELECT document FROM issuers"
+                " WHERE code = invoices.issuer), issuer_snapshot),"
+                " forced_reason = CASE WHEN %s::text IS NOT NULL AND"
+                " (%s::timestamptz IS NULL OR period_end > %s::timestamptz)"
+                " THEN %s::text END"
+                " FROM unnest(%s::bigint[], %s::text[]) AS a (invoice_id, number)"
+                # the ANY lets the planner reach the rows by primary key instead of hashing
+                # the unnest against a scan of every invoice
+                " WHERE invoices.invoice_id = a.invoice_id AND invoices.invoice_id = ANY(%s)",
+                (
+                    now,
+                    forced_reason,
+                    period_end_before,
+                    period_end_before,
+                    forced_reason,
+                    [iid for iid, _ in assigned],
+                    [number for _, number in assigned],
+                    [iid for iid, _ in assigned],
+                ),
+            )
     return assigned
 
 

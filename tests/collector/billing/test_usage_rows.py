@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 
+from collector.storage import billing_usage_store as usage_store
 from collector.storage.billing_usage_store import load_usage_rows
 from tests.collector.billing.conftest import make_series, put_usage, utc
 
@@ -38,3 +40,26 @@ def test_rows_match_usage_15m_inside_the_range(conn: Conn) -> None:
     )
     assert got == {tuple(r) for r in expected}
     assert len(rows) == 99 + 3  # a: 23:00 to 23:45 next day = 99 quarter hours; b: 3
+
+
+def test_series_read_in_batches_give_the_same_rows(
+    conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Series beyond one query's batch are read by further queries, in the same order and with
+    nothing lost or repeated (batches of one series here)."""
+    ids = [make_series(conn, f"dev-{k}") for k in range(3)]
+    for k, sid in enumerate(ids):
+        put_usage(conn, sid, utc(2026, 3, 1), utc(2026, 3, 3), 0.25 * (k + 1), readings=k + 1)
+    start, end = utc(2026, 3, 1, 6), utc(2026, 3, 2, 18)
+    whole = load_usage_rows(conn, ids, start, end)
+    monkeypatch.setattr(usage_store, "_SERIES_PER_QUERY", 1)
+    batched = load_usage_rows(conn, ids, start, end)
+    assert len(whole) == 3 * 36 * 4
+    for name in ("series", "bucket", "quantity", "estimated", "readings"):
+        assert getattr(batched, name).tolist() == getattr(whole, name).tolist()
+    assert sorted(set(batched.series.tolist())) == sorted(ids)
+
+
+def test_no_packed_days_gives_no_rows(conn: Conn) -> None:
+    sid = make_series(conn, "dev-empty")
+    assert len(load_usage_rows(conn, [sid], utc(2026, 3, 1), utc(2026, 4, 1))) == 0
