@@ -21,11 +21,10 @@ from collector.billing.advance import (
     advance_lines,
 )
 from collector.billing.close import PlanCache, plan_chunk
+from collector.billing.customer_chunks import in_customer_chunks
 from collector.billing.periods import PeriodKey
 from collector.billing.rating_pass import advance_charge_ids, rate_segments
-from collector.errors import ValidationFailed
 from collector.storage import billing_advance_store as advance_store
-from collector.storage import billing_store as store
 from collector.storage import billing_usage_store as usage_store
 
 Conn = psycopg.Connection[Any]
@@ -76,15 +75,5 @@ def run_advance_billing(
     conn: Conn, key: PeriodKey, now: datetime, *, chunk_size: int = 500
 ) -> list[advance_store.AdvanceInvoice]:
     """Issue the advance invoices of ``key`` not issued yet; each chunk commits on its own."""
-    if not 1 <= chunk_size <= 10_000:
-        raise ValidationFailed("chunk_size must be 1..10000")
     plans = PlanCache()
-    issued: list[advance_store.AdvanceInvoice] = []
-    after = 0
-    while True:
-        with conn.transaction():
-            ids = store.customer_ids(conn, after=after, limit=chunk_size)
-            if not ids:
-                return issued
-            issued += _chunk(conn, key, ids, now, plans)
-        after = ids[-1]
+    return in_customer_chunks(conn, chunk_size, lambda ids: _chunk(conn, key, ids, now, plans))

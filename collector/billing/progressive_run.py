@@ -17,14 +17,13 @@ from typing import Any
 import psycopg
 
 from collector.billing.close import PlanCache, plan_chunk
+from collector.billing.customer_chunks import in_customer_chunks
 from collector.billing.interim import InterimContext, interim_for, usage_amount
 from collector.billing.periods import PeriodKey
 from collector.billing.rating_pass import rate_segments
-from collector.errors import ValidationFailed
 from collector.rating import LineItem
 from collector.rating.progressive import progressive_charge
 from collector.storage import billing_interim_store as interim_store
-from collector.storage import billing_store as store
 from collector.storage import billing_usage_store as usage_store
 
 Conn = psycopg.Connection[Any]
@@ -98,15 +97,5 @@ def run_progressive_check(
     conn: Conn, key: PeriodKey, now: datetime, *, chunk_size: int = 500
 ) -> list[interim_store.InterimInvoice]:
     """Check every customer for ``key`` at ``now``; each chunk commits on its own."""
-    if not 1 <= chunk_size <= 10_000:
-        raise ValidationFailed("chunk_size must be 1..10000")
     plans = PlanCache()
-    issued: list[interim_store.InterimInvoice] = []
-    after = 0
-    while True:
-        with conn.transaction():
-            ids = store.customer_ids(conn, after=after, limit=chunk_size)
-            if not ids:
-                return issued
-            issued += check_chunk(conn, key, ids, now, plans)
-        after = ids[-1]
+    return in_customer_chunks(conn, chunk_size, lambda ids: check_chunk(conn, key, ids, now, plans))
