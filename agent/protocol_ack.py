@@ -15,12 +15,16 @@ in any order, from any of several collectors::
     {"v": 1, "device": "gw-1", "from": 42,
      "ok": [[42, 47], [49, 49]],          # seqs >= from that are durable in the database
      "dup": [[45, 45]],                   # of this flush's batches: already stored before
+     "conflict": [[46, 46]],              # of this flush's batches: seq stored with other readings
      "dead": [[48, "series gw-1/main/energy_import is registered as unit=kWh ..."]]}
 
 ``ok`` lists, as inclusive ranges, the batch seqs of the device that are stored for good, from
 ``from`` (the ``low`` the agent put in its batch: the lowest seq it still holds) upwards, at the
 moment of the commit; it is the watermark that the retained copy hands to a reconnecting agent.
 ``dup`` marks the batches of this flush that were duplicates of stored ones (also in ``ok``),
+``conflict`` the batches of this flush whose seq is already stored with *different* readings (a
+device whose seqs went backwards, or a forged batch): the stored batch stays, this copy is kept
+aside for staff and never counted, and re-sending it would only conflict again.
 ``dead`` the batches of this flush that were dead-lettered, with the reason: they are never
 stored, and re-sending them would only dead-letter them again. A seq in none of the three lists
 is not confirmed (yet): the agent keeps it and sends it again after a timeout or a reconnect.
@@ -68,6 +72,7 @@ class Outcome(enum.StrEnum):
 
     STORED = "stored"
     DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
     DEAD_LETTERED = "dead_lettered"
 
 
@@ -80,22 +85,25 @@ class Ack:
     ok: tuple[SeqRange, ...]
     dup: tuple[SeqRange, ...] = ()
     dead: tuple[tuple[int, str], ...] = ()
+    conflict: tuple[SeqRange, ...] = ()
 
     def __post_init__(self) -> None:
         _check_id("device", self.device)
         if not 0 <= self.from_seq <= _SEQ_MAX:
             raise ProtocolError(f"'from'={self.from_seq} is not a seq", field="from")
-        for name, ranges in (("ok", self.ok), ("dup", self.dup)):
+        for name, ranges in (("ok", self.ok), ("dup", self.dup), ("conflict", self.conflict)):
             for lo, hi in ranges:
                 if not 0 <= lo <= hi <= _SEQ_MAX:
                     raise ProtocolError(f"{name!r} range [{lo}, {hi}] is not ordered", field=name)
-        if len(self.ok) + len(self.dup) + len(self.dead) > MAX_ACK_RANGES:
+        if len(self.ok) + len(self.dup) + len(self.conflict) + len(self.dead) > MAX_ACK_RANGES:
             raise ProtocolError(f"more than {MAX_ACK_RANGES} ranges", field="ok")
 
     def outcome(self, seq: int) -> Outcome | None:
         """What this message says about ``seq``; None when it says nothing (not confirmed)."""
         if any(s == seq for s, _ in self.dead):
             return Outcome.DEAD_LETTERED
+        if _within(seq, self.conflict):
+            return Outcome.CONFLICT
         if _within(seq, self.dup):
             return Outcome.DUPLICATE
         if _within(seq, self.ok):
@@ -141,6 +149,8 @@ def encode_ack(ack: Ack, encoding: Encoding = Encoding.JSON) -> bytes:
     }
     if ack.dup:
         doc["dup"] = [[lo, hi] for lo, hi in ack.dup]
+    if ack.conflict:
+        doc["conflict"] = [[lo, hi] for lo, hi in ack.conflict]
     if ack.dead:
         doc["dead"] = [[seq, reason[:MAX_REASON_CHARS]] for seq, reason in ack.dead]
     if encoding is Encoding.CBOR:
@@ -197,7 +207,8 @@ def decode_ack(payload: bytes, *, topic_device: str | None) -> Ack:
             f"device {device!r} in ack differs from {topic_device!r} in topic", field="device"
         )
     return Ack(device, _seq(doc.get("from"), "from"), _ranges(doc.get("ok"), "ok"),
-               _ranges(doc.get("dup"), "dup"), _dead(doc.get("dead")))
+               _ranges(doc.get("dup"), "dup"), _dead(doc.get("dead")),
+               _ranges(doc.get("conflict"), "conflict"))
 
 
 def peek_batch_key(payload: bytes) -> int | None:

@@ -299,6 +299,14 @@ class Agent:
                 log.error("batch %d was dead-lettered by the collector: %s", seq, reason)
             elif outcome is Outcome.DUPLICATE:
                 self.health.duplicate_batches += 1
+            elif outcome is Outcome.CONFLICT:
+                self.health.conflicting_batches += 1
+                self.health.error(
+                    f"batch {seq} conflicts with a stored batch of the same seq: kept aside by "
+                    "the collector, not counted", self._now_ms())
+                log.error("batch %d conflicts with a batch of the same seq already stored by the "
+                          "collector (different readings): kept aside for staff, not counted; "
+                          "was the buffer restored from an old copy?", seq)
             if outcome is not Outcome.DEAD_LETTERED:  # its skipped seqs are recorded too
                 self._reported.extend(self._carried.pop(seq, ()))
             self.health.confirmed_batches += 1

@@ -22,6 +22,7 @@ class Health:
     lost_readings: int = 0  # readings that could not be stored at all (disk full for long)
     confirmed_batches: int = 0  # acknowledged by the collector after its commit
     duplicate_batches: int = 0  # of those: already stored before (a re-send)
+    conflicting_batches: int = 0  # of those: seq stored before with other readings (kept aside)
     dead_lettered_batches: int = 0  # of those: rejected by the collector, kept as dead letters
     resent_batches: int = 0  # sent again: unconfirmed after the timeout or a reconnect
     buffer_errors: int = 0  # failed buffer deletes (retried with backoff)
@@ -52,6 +53,7 @@ def online_status(
                       "readings": health.published_readings},
         "confirmed": {"batches": health.confirmed_batches,
                       "duplicates": health.duplicate_batches,
+                      "conflicts": health.conflicting_batches,
                       "dead_lettered": health.dead_lettered_batches,
                       "resent": health.resent_batches},
         "buffer_errors": health.buffer_errors,

@@ -203,10 +203,13 @@ class DeviceService:
         return self.store.decommission(device_id, now, self._retire, emit)
 
     def _retire(self, device: Device) -> None:
-        """Revoke at the broker and clear the retained config (an empty retained message
-        deletes it), so no configuration lingers for an identity that no longer exists."""
+        """Revoke at the broker and clear the retained config and acknowledgement (an empty
+        retained message deletes it), so nothing lingers at the broker for an identity that no
+        longer exists."""
+        topics = DeviceTopics(device.device_id)
         self.broker.revoke(device.device_id)
-        self.broker.publish_retained(DeviceTopics(device.device_id).config, b"")
+        self.broker.publish_retained(topics.config, b"")
+        self.broker.publish_retained(topics.ack, b"")
 
     def configure(self, device_id: str, meters: Sequence[MeterSpec]) -> Device:
         """New meters/intervals: stored with the next version and published, retained."""

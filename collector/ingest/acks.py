@@ -73,6 +73,9 @@ def build_acks(plan: FlushPlan, outcome: FlushOutcome) -> list[OutboundAck]:
     dups: dict[str, list[int]] = {}
     for device, seq in outcome.duplicates:
         dups.setdefault(device, []).append(seq)
+    conflicts: dict[str, list[int]] = {}
+    for device, seq in outcome.conflicting:
+        conflicts.setdefault(device, []).append(seq)
     dead: dict[str, list[tuple[int, str]]] = {}
     for device, seq, reason in _dead_keys((*plan.dead_letters, *outcome.rejected)):
         dead.setdefault(device, []).append((seq, reason))
@@ -83,6 +86,7 @@ def build_acks(plan: FlushPlan, outcome: FlushOutcome) -> list[OutboundAck]:
         ack = Ack(
             device, floors[device], seq_ranges(durable.get(device, ())),
             seq_ranges(dups.get(device, ())), tuple(sorted(dead.get(device, ()))),
+            seq_ranges(conflicts.get(device, ())),
         )
         enc = Encoding.CBOR if device in cbor else Encoding.JSON
         out.append(OutboundAck(ack_topic(device), encode_ack(ack, enc)))

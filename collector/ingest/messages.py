@@ -104,6 +104,7 @@ class FlushOutcome:
     rejected: tuple[DeadLetter, ...] = field(default=())  # batches the store dead-lettered
     conflicts: int = 0  # same (device, seq) as a stored batch, different readings: kept aside
     duplicates: tuple[tuple[str, int], ...] = ()  # (device, seq) of batches stored before
+    conflicting: tuple[tuple[str, int], ...] = ()  # (device, seq) of the conflicts (kept aside)
     durable: tuple[tuple[str, tuple[int, ...]], ...] = ()  # per ``ack_from`` device: stored
     # seqs >= its floor, ascending, as of the commit (bounded; see ReadingStore.DURABLE_LIMIT)
 

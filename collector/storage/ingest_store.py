@@ -115,6 +115,7 @@ class ReadingStore:
         self._series.update(resolved)
         duplicates = [(b.batch.device, b.batch.seq) for b in plan.batches]
         stored = {(b.batch.device, b.batch.seq) for b in new_batches}
+        conflicting = {(c.item.batch.device, c.item.batch.seq) for c in conflicts}
         return FlushOutcome(
             new_batches=len(new_batches),
             duplicate_batches=repeats + len(accepted) - len(new_batches) - len(conflicts),
@@ -123,7 +124,9 @@ class ReadingStore:
             dead_letters=len(plan.dead_letters) + len(rejected),
             rejected=tuple(rejected),
             conflicts=len(conflicts),
-            duplicates=tuple(sorted(set(duplicates) - stored - _keys(rejected, plan))),
+            duplicates=tuple(sorted(
+                set(duplicates) - stored - conflicting - _keys(rejected, plan))),
+            conflicting=tuple(sorted(conflicting)),
             durable=tuple(sorted(durable.items())),
         )
 

@@ -146,6 +146,25 @@ async def test_a_dead_lettered_batch_is_forgotten_and_reported() -> None:
     await asyncio.wait_for(task, 10)
 
 
+async def test_a_conflicting_batch_is_forgotten_and_reported_as_a_conflict() -> None:
+    """A batch whose seq the collector already stored with other readings is forgotten (re-sending
+    would only conflict again), counted as a conflict (not a duplicate) and reported."""
+    buf, pub = MemoryBuffer(now_ms=to_ms(START)), FakePublisher(hold_confirms=True)
+    await buf.append(readings(10))
+    agent = Agent(cfg(), buffer=buf, publisher=pub, sources=[], clock=FakeClock(START))
+    stop, task = await start(agent)
+    await asyncio.sleep(0.3)
+    (seq,) = buf.pending()
+    pub.deliver(ACK_TOPIC, encode_ack(Ack(DEVICE, seq, ((seq, seq),), conflict=((seq, seq),))))
+    await asyncio.sleep(0.2)
+    assert buf.pending() == []
+    assert agent.health.conflicting_batches == 1
+    assert agent.health.duplicate_batches == 0
+    assert "conflicts" in (agent.health.last_error or "")
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
 async def test_acknowledgements_for_other_seqs_or_devices_change_nothing() -> None:
     """An acknowledgement naming other seqs, or a malformed one, deletes nothing."""
     buf, pub = MemoryBuffer(now_ms=to_ms(START)), FakePublisher(hold_confirms=True)

@@ -66,6 +66,21 @@ def test_outcome_of_each_seq() -> None:
     assert ack.outcomes([S - 1, S + 1, S + 8]) == {S + 1: Outcome.STORED}
 
 
+def test_conflict_ranges_are_named_and_take_precedence_over_ok() -> None:
+    """A seq in ``conflict`` (stored before with other readings) is a conflict even though the
+    stored batch makes it durable (``ok``); the field round-trips and older readers ignore it."""
+    payload = b'{"v":1,"device":"gw-0001","from":5,"ok":[[5,9]],"conflict":[[7,8]]}'
+    ack = decode_ack(payload, topic_device="gw-0001")
+    assert ack.conflict == ((7, 8),)
+    assert [ack.outcome(s) for s in (5, 7, 8, 9)] == [
+        Outcome.STORED, Outcome.CONFLICT, Outcome.CONFLICT, Outcome.STORED]
+    assert encode_ack(ack) == payload
+    with pytest.raises(ProtocolError) as err:
+        decode_ack(b'{"v":1,"device":"d","from":1,"ok":[],"conflict":[[2,1]]}',
+                   topic_device=None)
+    assert err.value.field == "conflict"
+
+
 def test_topic() -> None:
     assert ack_topic("gw-0001") == "tally/v1/gw-0001/ack"
     with pytest.raises(ProtocolError):
@@ -83,7 +98,7 @@ def acks(draw: st.DrawFn) -> Ack:
 
     dead = draw(st.lists(st.tuples(seqs, st.text(max_size=200)), max_size=4))
     return Ack(draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,20}\Z")), draw(seqs),
-               ranges(), ranges(), tuple(dead))
+               ranges(), ranges(), tuple(dead), ranges())
 
 
 @settings(max_examples=150, deadline=None)

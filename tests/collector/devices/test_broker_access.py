@@ -146,3 +146,22 @@ def test_oversized_messages_are_refused(
     assert all(len(p) < 2 * 1024 * 1024 for _, p in collector.messages)
     a.close()
     collector.close()
+
+
+def test_retiring_clears_the_retained_ack_at_the_broker(
+    dynsec_broker: DynsecBroker, broker_access: DynsecBrokerAccess
+) -> None:
+    """The collector's account may clear a device's retained acknowledgement: after an empty
+    retained message, a new subscriber gets nothing for that topic."""
+    broker_access.provision("dev-a", PW_A)
+    broker_access.publish_retained("tally/v1/dev-a/ack", b'{"v":1,"ok":[[1,4]]}')
+    before = _device(dynsec_broker, "collector", COLLECTOR_PASSWORD)
+    assert not before.subscribe("tally/v1/dev-a/ack").is_failure
+    assert before.wait_messages(1) == [("tally/v1/dev-a/ack", b'{"v":1,"ok":[[1,4]]}')]
+    before.close()
+    broker_access.publish_retained("tally/v1/dev-a/ack", b"")
+    after = _device(dynsec_broker, "collector", COLLECTOR_PASSWORD)
+    assert not after.subscribe("tally/v1/dev-a/ack").is_failure
+    time.sleep(0.5)
+    assert after.messages == []
+    after.close()

@@ -138,6 +138,7 @@ def test_decommission_revokes_at_the_broker(
     assert broker.revoked == [dev]
     assert dev not in broker.passwords
     assert broker.retained[f"tally/v1/{dev}/config"] == b""  # retained config cleared
+    assert broker.retained[f"tally/v1/{dev}/ack"] == b""  # and the last acknowledgement
     assert client.post(f"/devices/registry/{dev}/decommission").status_code == 409
     assert client.post("/devices/registry/nope/decommission").status_code == 404
 

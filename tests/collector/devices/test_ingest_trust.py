@@ -10,7 +10,9 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from agent.protocol import Batch, encode_batch, readings_topic
+from agent.protocol_ack import Outcome, decode_ack
 from collector.devices.model import Device, DeviceState
+from collector.ingest.acks import build_acks
 from collector.ingest.messages import DecodedBatch, FlushPlan, StatusUpdate
 from collector.storage.database import Pool
 from collector.storage.devices_store import DeviceStore
@@ -77,10 +79,17 @@ def test_same_seq_with_other_readings_is_a_conflict_not_a_duplicate(
     s = genuine.series[0]
     forged = Batch("dev-a", 7, genuine.sent_ms, "forged", (
         type(s)(s.meter, s.metric, s.unit, s.kind, s.ts_ms, s.values + np.float64(1e6)),))
-    out = store.write(_plan(forged))
+    plan = FlushPlan(_plan(forged).batches, ack_from=(("dev-a", 7),))
+    out = store.write(plan)
     assert out.conflicts == 1
     assert out.duplicate_batches == 0
     assert out.new_batches == 0
+    # the device is told it is a conflict (not a duplicate): it forgets the copy and says so
+    [ack] = build_acks(plan, out)
+    assert decode_ack(ack.payload, topic_device="dev-a").outcome(7) is Outcome.CONFLICT
+    redelivery = FlushPlan(_plan(genuine).batches, ack_from=(("dev-a", 7),))
+    [ack] = build_acks(redelivery, store.write(redelivery))
+    assert decode_ack(ack.payload, topic_device="dev-a").outcome(7) is Outcome.DUPLICATE
     # the stored readings are still the genuine ones
     with pool.connection() as conn:
         total = conn.execute("SELECT sum(value) FROM readings").fetchone()
