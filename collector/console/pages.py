@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -28,20 +29,33 @@ FMT = LocalFormat("en", "UTC")
 _NUM = ' class="n"'
 
 
+_TAGS = re.compile(r"<[^>]*>")
+_PROSE_CHARS = 40
+
+
+def _cell_class(i: int, numeric: frozenset[int], prose: set[int]) -> str:
+    if i in numeric:
+        return _NUM
+    return ' class="t"' if i in prose else ""
+
+
 def _table(
     heads: Sequence[str], rows: Sequence[Sequence[str]], numeric: frozenset[int] = frozenset()
 ) -> str:
-    """A table; cells are HTML already."""
+    """A table; cells are HTML already. Cells stay on one line (a wide table scrolls in its
+    own box) except in columns of long free text (reasons, descriptions), which wrap."""
+    prose = {i for i in range(len(heads))
+             if any(len(_TAGS.sub("", r[i])) > _PROSE_CHARS for r in rows if i < len(r))}
     th = "".join(
         f'<th scope="col"{_NUM if i in numeric else ""}>{text(h)}</th>' for i, h in enumerate(heads)
     )
     body = "".join(
         "<tr>"
-        + "".join(f"<td{_NUM if i in numeric else ''}>{c}</td>" for i, c in enumerate(r))
+        + "".join(f"<td{_cell_class(i, numeric, prose)}>{c}</td>" for i, c in enumerate(r))
         + "</tr>"
         for r in rows
     )
-    return f'<div class="scroll"><table><tr>{th}</tr>{body}</table></div>'
+    return f'<div class="scroll" tabindex="0"><table><tr>{th}</tr>{body}</table></div>'
 
 
 def _when(t: datetime | None) -> str:

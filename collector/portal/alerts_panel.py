@@ -103,7 +103,7 @@ def _recent_table(v: AlertsView, f: LocalFormat, w: Words) -> str:
         for a in v.recent
     )
     return (
-        f'<div class="scroll"><table><tr><th scope="col">{text(w["alert_when"])}</th>'
+        f'<div class="scroll" tabindex="0"><table><tr><th scope="col">{text(w["alert_when"])}</th>'
         f'<th scope="col">{text(w["period"])}</th>'
         f'<th class="n" scope="col">{text(w["alert_value"])}</th>'
         f'<th class="n" scope="col">{text(w["alert_limit"])}</th></tr>{rows}</table></div>'

@@ -42,13 +42,14 @@ def credit_notes_html(
         return f'{head}<p class="note">{text(w["credit_notes_none"])}</p></section>'
     rows = "".join(
         f'<tr data-credit-note="{cn.credit_note_id}"><td>{text(cn.number)}</td>'
-        f"<td>{text(f.day(cn.issued_at))}</td><td>{text(cn.reason)}</td>"
+        f'<td>{text(f.day(cn.issued_at))}</td><td class="t">{text(cn.reason)}</td>'
         f'<td class="n">{text(f.money(cn.total, cn.currency))}</td>'
         f"<td>{_links(invoice_id, cn, w)}</td></tr>"
         for cn in notes
     )
     return (
-        f'{head}<div class="scroll"><table><tr><th scope="col">{text(w["credit_note"])}</th>'
+        f'{head}<div class="scroll" tabindex="0"><table>'
+        f'<tr><th scope="col">{text(w["credit_note"])}</th>'
         f'<th scope="col">{text(w["issued"])}</th><th scope="col">{text(w["reason"])}</th>'
         f'<th class="n" scope="col">{text(w["total"])}</th>'
         f'<th scope="col">{text(w["download"])}</th></tr>{rows}</table></div></section>'

@@ -341,7 +341,7 @@ def _meters_table(d: Dashboard, f: LocalFormat, w: Words) -> str:
             f'<td class="n">{text(f.quantity(t.last, m.usage_unit))}</td></tr>'
         )
     return (
-        f'<div class="scroll"><table><tr><th scope="col">{text(w["meter"])}</th>'
+        f'<div class="scroll" tabindex="0"><table><tr><th scope="col">{text(w["meter"])}</th>'
         f'<th class="n" scope="col">{text(w["this_period"])}</th>'
         f'<th class="n" scope="col">{text(w["estimated"])}</th>'
         f'<th class="n" scope="col">{text(w["previous_period"])}</th></tr>'
@@ -360,13 +360,14 @@ def _tou_table(d: Dashboard, f: LocalFormat, w: Words) -> str:
         q, a = groups.get(key, (Decimal(0), Decimal(0)))
         groups[key] = (q + ln.quantity, a + ln.amount)
     rows = "".join(
-        f"<tr><td>{text(desc)}</td><td>{text(tou or '—')}</td>"
+        f'<tr><td class="t">{text(desc)}</td>'
+        f"<td>{text(tou or '—')}</td>"
         f'<td class="n">{text(f.number(q, 3))} {text(unit)}</td>'
         f'<td class="n">{text(f.money(a, d.draft.currency))}</td></tr>'
         for (desc, tou, unit), (q, a) in groups.items()
     )
     return (
-        f'<div class="scroll"><table><tr><th scope="col">{text(w["charge"])}</th>'
+        f'<div class="scroll" tabindex="0"><table><tr><th scope="col">{text(w["charge"])}</th>'
         f'<th scope="col">{text(w["time_of_use"])}</th>'
         f'<th class="n" scope="col">{text(w["quantity"])}</th>'
         f'<th class="n" scope="col">{text(w["amount"])}</th></tr>{rows}</table></div>'
@@ -385,7 +386,7 @@ def _invoices_table(d: Dashboard, f: LocalFormat, w: Words) -> str:
         for i in d.invoices
     ]
     return (
-        f'<div class="scroll"><table><tr><th scope="col">{text(w["invoice"])}</th>'
+        f'<div class="scroll" tabindex="0"><table><tr><th scope="col">{text(w["invoice"])}</th>'
         f'<th scope="col">{text(w["period"])}</th>'
         f'<th class="n" scope="col">{text(w["total"])}</th>'
         f'<th scope="col">{text(w["download"])}</th></tr>' + "".join(rows) + "</table></div>"

@@ -261,7 +261,7 @@ def meter_html(
         hint=text(w["click_day"] if month else ""),
         table_title=text(per),
         table=(
-            f'<div class="scroll"><table><tr><th scope="col">{text(w["when"])}</th>'
+            f'<div class="scroll" tabindex="0"><table><tr><th scope="col">{text(w["when"])}</th>'
             f'<th class="n" scope="col">{text(w["consumption"])}</th>'
             f'<th class="n" scope="col">{text(w["of_which_estimated"])}</th></tr>'
             + "".join(rows)

@@ -32,7 +32,7 @@ def invoice_html(inv: Invoice, f: LocalFormat, formats: Formats) -> str:
     lab = labels_for(f.language)
     w = words(f.language)
     rows = "".join(
-        f"<tr><td>{text(ln.description)}{' *' if ln.is_estimated else ''}</td>"
+        f'<tr><td class="t">{text(ln.description)}{" *" if ln.is_estimated else ""}</td>'
         f'<td class="n">{text(f"{f.number(ln.quantity)} {ln.unit}")}</td>'
         f'<td class="n">{text("" if ln.unit_price is None else f.number(ln.unit_price))}'
         f'</td><td class="n">{text(f.money(ln.amount, inv.currency))}</td></tr>'
@@ -51,7 +51,8 @@ def invoice_html(inv: Invoice, f: LocalFormat, formats: Formats) -> str:
         issued=text(f.day(inv.finalized_at) if inv.finalized_at else ""),
         downloads=_downloads(inv.invoice_id, number, formats, w["download"]),
         lines=(
-            f'<div class="scroll"><table><tr><th scope="col">{text(lab["description"])}</th>'
+            f'<div class="scroll" tabindex="0"><table>'
+            f'<tr><th scope="col">{text(lab["description"])}</th>'
             f'<th class="n" scope="col">{text(lab["quantity"])}</th>'
             f'<th class="n" scope="col">{text(lab["unit_price"])}</th>'
             f'<th class="n" scope="col">{text(lab["amount"])}</th></tr>{rows}</table></div>'
@@ -81,7 +82,7 @@ def invoices_html(items: Sequence[InvoiceSummary], f: LocalFormat, formats: Form
     )
     return (
         f"<h1>{text(w['invoices'])}</h1>"
-        f'<div class="scroll"><table><tr><th scope="col">{text(w["invoice"])}</th>'
+        f'<div class="scroll" tabindex="0"><table><tr><th scope="col">{text(w["invoice"])}</th>'
         f'<th scope="col">{text(w["period"])}</th>'
         f'<th class="n" scope="col">{text(w["total"])}</th>'
         f'<th scope="col">{text(w["download"])}</th></tr>{rows}</table></div>'

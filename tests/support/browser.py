@@ -115,6 +115,30 @@ def chart_text_px(page: Any) -> list[float]:
     return sizes
 
 
+def split_words_in_tables(page: Any) -> list[str]:
+    """Words in table cells that the layout broke over two lines ("QUAN / TITY", "€63. / 00")."""
+    words: list[str] = page.evaluate(
+        """() => {
+            const broken = [];
+            for (const cell of document.querySelectorAll('td, th')) {
+                const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+                for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+                    for (const m of node.data.matchAll(/\S+/g)) {
+                        const r = document.createRange();
+                        r.setStart(node, m.index);
+                        r.setEnd(node, m.index + m[0].length);
+                        const tops = new Set([...r.getClientRects()]
+                            .filter(x => x.width > 0).map(x => Math.round(x.top)));
+                        if (tops.size > 1) broken.push(m[0]);
+                    }
+                }
+            }
+            return broken;
+        }"""
+    )
+    return words
+
+
 @contextmanager
 def launch() -> Iterator[Any]:
     """Debian's Chromium, headless, driven by Playwright."""
@@ -129,11 +153,15 @@ def launch() -> Iterator[Any]:
 
 
 def check_page(page: Any, name: str) -> None:
-    """No sideways scroll, chart text >= 11 px, no serious/critical axe violation; screenshot
-    saved as ``test-artifacts/<name>.png``."""
+    """No sideways scroll, no word broken inside a table cell (wide tables scroll in their own
+    box instead), chart text >= 11 px, no serious/critical axe violation; screenshot saved as
+    ``test-artifacts/<name>.png``."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     assert sideways_scroll(page) <= 0, name
+    split = split_words_in_tables(page)
+    assert split == [], (name, split[:10])
     sizes = chart_text_px(page)
     assert all(s >= 11 for s in sizes), (name, min(sizes, default=None))
-    assert axe_violations(page) == [], name
+    found = axe_violations(page)
+    assert found == [], (name, [v.get("id") for v in found])
