@@ -59,6 +59,7 @@ from agent.status import Health, offline_status, online_status
 log = logging.getLogger(__name__)
 _CARRY_MAX = 10_000  # readings a poll loop holds in memory while the disk is full
 _STABLE_S = 30.0  # a connection that lasted this long resets the backoff
+_IDLE_S = 5.0  # the publish loop looks around at least this often, woken or not
 
 
 class Agent:
@@ -220,6 +221,9 @@ class Agent:
     # -- batching --------------------------------------------------------------------------
 
     async def _batcher(self) -> None:
+        """Seal batches. While readings wait to be sealed it looks every ``tick``; otherwise
+        it sleeps until an append or a deletion wakes it, or ``max_age_s`` has passed (a host
+        running thousands of agents would spend itself waking idle batchers every tick)."""
         bc = self.cfg.batch
         tick = min(0.25, bc.max_age_s / 4)
         max_pending = max(bc.window, bc.in_flight) + bc.in_flight
@@ -246,8 +250,10 @@ class Agent:
             if final and self.buffer.unbatched == 0:
                 return
             self._appended.clear()
+            # nothing to seal, or no room until a deletion: sleep until woken (or max_age_s)
+            wait = tick if self._oldest_mono is not None and room > 0 else bc.max_age_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._appended.wait(), tick)
+                await asyncio.wait_for(self._appended.wait(), wait)
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -399,6 +405,7 @@ class Agent:
         for seq in confirmed:
             self._ready.pop(seq, None)
             self._confirmed.discard(seq)
+        self._appended.set()  # wake the batcher: the window has room again
         return True
 
     async def _pump(self, stop: asyncio.Event) -> None:
@@ -416,11 +423,18 @@ class Agent:
                 waits: list[asyncio.Future[Any]] = [down, asyncio.ensure_future(
                     self._sealed.wait())]
                 waits += [f for f, _ in self._in_flight.values()]
-                await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, timeout=self._pump_wait(),
+                                   return_when=asyncio.FIRST_COMPLETED)
                 waits[1].cancel()
             self._take_done()
         finally:
             down.cancel()
+
+    def _pump_wait(self) -> float:
+        """How long the pump may sleep when nothing wakes it (a seal, an acknowledgement, a
+        PUBACK, a disconnect, the stop): 1 s while batches await confirmation (their timeout
+        is watched), else ``_IDLE_S``."""
+        return 1.0 if self._unconfirmed else _IDLE_S
 
     async def _status(self) -> None:
         if not self.publisher.connected:
@@ -511,6 +525,7 @@ class Agent:
                     await asyncio.wait(polls, timeout=left())  # a poll still running is cancelled
             self._polling_done.set()
             self._appended.set()
+            self._sealed.set()  # the pump returns once all is flushed: let it look now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(batcher), left())
             with contextlib.suppress(TimeoutError):
