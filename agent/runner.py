@@ -423,9 +423,11 @@ class Agent:
                 waits: list[asyncio.Future[Any]] = [down, asyncio.ensure_future(
                     self._sealed.wait())]
                 waits += [f for f, _ in self._in_flight.values()]
-                await asyncio.wait(waits, timeout=self._pump_wait(),
-                                   return_when=asyncio.FIRST_COMPLETED)
-                waits[1].cancel()
+                try:
+                    await asyncio.wait(waits, timeout=self._pump_wait(),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:  # also when cancelled: no task left pending on a discarded agent
+                    waits[1].cancel()
             self._take_done()
         finally:
             down.cancel()
