@@ -18,7 +18,7 @@ import errno
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
@@ -82,16 +82,21 @@ class SqliteBuffer:
 
     @classmethod
     async def open(
-        cls, path: Path, *, device_id: str, now_ms: int, limits: BufferLimits | None = None
+        cls, path: Path, *, device_id: str, now_ms: int, limits: BufferLimits | None = None,
+        connect: Callable[..., aiosqlite.Connection] = aiosqlite.connect,
     ) -> SqliteBuffer:
-        """Open (creating if needed) the buffer of ``device_id``; refuses another device's file."""
+        """Open (creating if needed) the buffer of ``device_id``; refuses another device's file.
+
+        ``connect``: how the connection is made (``agent.sqlite_threads`` shares a few threads
+        among the buffers of many agents in one process; aiosqlite's default is a thread each).
+        """
         try:
             # Owner-only from the start; SQLite gives the -wal/-shm files the same mode.
             make_private(path)
             for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
                 if side.exists():
                     side.chmod(PRIVATE_MODE)
-            conn = await aiosqlite.connect(path, isolation_level=None)
+            conn = await connect(path, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:
             raise BufferError_(f"cannot open buffer {path}: {exc}") from exc
         buf = cls(conn, path, limits or BufferLimits())

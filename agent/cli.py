@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("aiosqlite").setLevel(logging.INFO)  # one line per SQL call
             lost = asyncio.run(_run(cfg))
             if lost:
-                print(f"tally-agent: {lost} reading(s) could not be stored (disk full) and "
-                      "are lost", file=sys.stderr)
+                print(f"tally-agent: {lost} reading(s) could not be stored and are lost "
+                      "(the log above says why)", file=sys.stderr)
                 return EXIT_LOST
     except ConfigError as exc:
         print(f"tally-agent: configuration error: {exc}", file=sys.stderr)

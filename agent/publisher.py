@@ -1,7 +1,8 @@
 """MQTT publisher: a thin asyncio adapter over paho-mqtt 2.x (QoS 1, persistent session).
 
 paho runs in the event loop's thread: its socket is watched with ``add_reader``/``add_writer``
-(paho's external-loop callbacks) and ``loop_misc`` runs every second for keepalive. Only the
+(paho's external-loop callbacks) and ``loop_misc`` runs every tenth of the keepalive (at
+least 1 s apart) for keepalive. Only the
 blocking TCP/TLS connect runs in an executor; paho's socket callbacks fired from there are
 handed back with ``loop.call_soon_threadsafe``. ``publish`` returns a future keyed by paho's
 mid and completed by ``on_publish`` (PUBACK). paho return codes become ``PublishError`` here,
@@ -230,9 +231,12 @@ class MqttPublisher:
             self._misc = loop.create_task(self._housekeeping(), name="mqtt-misc")
 
     async def _housekeeping(self) -> None:
+        # loop_misc only sends PINGREQ and notices a missing PINGRESP: a tenth of the keepalive
+        # is precise enough, and spares hosts running thousands of clients a wakeup per second
+        period = max(1.0, self._broker.keepalive_s / 10)
         while self._connected:
             self._client.loop_misc()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(period)
 
     async def wait_disconnected(self) -> None:
         await self._down.wait()

@@ -59,6 +59,7 @@ from agent.status import Health, offline_status, online_status
 log = logging.getLogger(__name__)
 _CARRY_MAX = 10_000  # readings a poll loop holds in memory while the disk is full
 _STABLE_S = 30.0  # a connection that lasted this long resets the backoff
+_IDLE_S = 5.0  # the publish loop looks around at least this often, woken or not
 
 
 class Agent:
@@ -94,6 +95,8 @@ class Agent:
         self._config_lock = asyncio.Lock()
         self._append_retry_at = 0.0  # loop time before which a failed append is not retried
         self._append_failures = 0
+        self._unstored_reason = "not stored"  # why readings held in memory are not stored yet
+        self._lost_reasons: dict[str, int] = {}  # reason -> readings lost for it
         self._carried: dict[int, tuple[int, ...]] = {}  # seq -> skipped seqs its envelope named
         self._reported: list[int] = []  # skipped seqs the collector has recorded
         publisher.subscribe(ack_topic(cfg.device_id), self._on_ack)
@@ -107,12 +110,12 @@ class Agent:
         carry: list[Reading] = []
         try:
             await self._poll_until(source, stop, carry)
-            carry[:] = await self._store(carry, force=True)  # one last try, backoff or not
+            await self._store(carry, force=True)  # one last try, backoff or not
         finally:
-            if carry:  # readings taken that the buffer could not store (disk full): lost
-                self.health.lost_readings += len(carry)
-                log.error("source %s: %d reading(s) could not be stored before shutdown",
-                          source.name, len(carry))
+            if carry:  # taken, and the buffer never stored them: truly lost
+                self._lose(len(carry), self._unstored_reason)
+                log.error("source %s: %d reading(s) could not be stored when polling stopped "
+                          "(%s)", source.name, len(carry), self._unstored_reason)
 
     async def _poll_until(self, source: Source, stop: asyncio.Event,
                           carry: list[Reading]) -> None:
@@ -126,7 +129,7 @@ class Agent:
                 self.health.source_errors += 1
                 self.health.error(f"source {source.name}: {exc}", self._now_ms())
                 log.warning("source %s failed: %s", source.name, exc)
-            carry[:] = await self._store(carry)
+            await self._store(carry)
             due += source.interval_s
             delay = due - self.clock.monotonic()
             if delay < 0:  # fell behind (slow source, suspended host): skip missed polls
@@ -135,42 +138,79 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
-    async def _store(self, readings: list[Reading], *, force: bool = False) -> list[Reading]:
-        """Append; returns what must be retried (disk full), bounded to _CARRY_MAX.
+    async def _store(self, carry: list[Reading], *, force: bool = False) -> None:
+        """Append ``carry``; what is stored leaves it, what must be retried stays (bounded to
+        _CARRY_MAX).
 
         After a failed append the next attempts back off (up to 2 s apart, shared by all
-        sources: one disk), unless ``force`` (the last attempt before shutdown).
+        sources: one disk), unless ``force`` (the last attempt before shutdown). An append
+        once started runs to its end even if the poll is cancelled meanwhile (the shutdown
+        budget ran out, a new configuration): its outcome, not the cancellation, decides
+        whether the readings were stored, so a committed reading is never counted lost.
         """
-        if not readings:
-            return readings
+        if not carry:
+            return
         loop = asyncio.get_running_loop()
         if not force and loop.time() < self._append_retry_at:
-            return self._bounded(readings)
+            self._bound(carry)
+            return
+        readings = list(carry)
+        append = asyncio.ensure_future(self.buffer.append(readings))
+        cancelled = False
+        while not append.done():
+            try:
+                await asyncio.wait((append,))
+            except asyncio.CancelledError:
+                cancelled = True  # re-raised once the outcome is recorded
         try:
-            await self.buffer.append(readings)
-        except BufferFullError as exc:
+            self._appended_outcome(append, carry, len(readings), loop)
+        finally:
+            if cancelled:
+                raise asyncio.CancelledError
+
+    def _appended_outcome(self, append: asyncio.Future[None], carry: list[Reading], n: int,
+                          loop: asyncio.AbstractEventLoop) -> None:
+        exc = append.exception()
+        if isinstance(exc, BufferFullError):  # refused by policy: counted by the buffer itself
             self.health.error(str(exc), self._now_ms())
-            return []
-        except DiskFullError as exc:
-            self._disk_full(exc)
+            del carry[:n]
+            return
+        if isinstance(exc, BufferError_):  # disk full or another I/O error: retry later
+            if isinstance(exc, DiskFullError):
+                self._disk_full(exc)
+                self._unstored_reason = "disk full"
+            else:
+                self.health.buffer_errors += 1
+                self.health.error(str(exc), self._now_ms())
+                if self._append_failures == 0:
+                    log.error("buffer append failed, will keep retrying: %s", exc)
+                self._unstored_reason = f"buffer error: {exc}"
             self._append_retry_at = loop.time() + backoff_delay(
                 self._append_failures, base_s=0.05, cap_s=2.0, rng=self._rng)
             self._append_failures += 1
-            return self._bounded(readings)
+            self._bound(carry)
+            return
+        if exc is not None:
+            self._unstored_reason = f"{type(exc).__name__}: {exc}"
+            raise exc
+        del carry[:n]
         self._append_failures = 0
         self._append_retry_at = 0.0
         self.health.disk_full = False
         if self._oldest_mono is None:
             self._oldest_mono = self.clock.monotonic()
         self._appended.set()
-        return []
 
-    def _bounded(self, readings: list[Reading]) -> list[Reading]:
-        """What a poll loop may keep in memory; the excess is counted as lost."""
-        if len(readings) > _CARRY_MAX:
-            self.health.lost_readings += len(readings) - _CARRY_MAX
-            return readings[-_CARRY_MAX:]
-        return readings
+    def _bound(self, carry: list[Reading]) -> None:
+        """What a poll loop may keep in memory; the excess (the oldest) is counted as lost."""
+        if len(carry) > _CARRY_MAX:
+            excess = len(carry) - _CARRY_MAX
+            self._lose(excess, self._unstored_reason)
+            del carry[:excess]
+
+    def _lose(self, n: int, reason: str) -> None:
+        self.health.lost_readings += n
+        self._lost_reasons[reason] = self._lost_reasons.get(reason, 0) + n
 
     def _disk_full(self, exc: Exception) -> None:
         if not self.health.disk_full:
@@ -181,6 +221,9 @@ class Agent:
     # -- batching --------------------------------------------------------------------------
 
     async def _batcher(self) -> None:
+        """Seal batches. While readings wait to be sealed it looks every ``tick``; otherwise
+        it sleeps until an append or a deletion wakes it, or ``max_age_s`` has passed (a host
+        running thousands of agents would spend itself waking idle batchers every tick)."""
         bc = self.cfg.batch
         tick = min(0.25, bc.max_age_s / 4)
         max_pending = max(bc.window, bc.in_flight) + bc.in_flight
@@ -207,8 +250,10 @@ class Agent:
             if final and self.buffer.unbatched == 0:
                 return
             self._appended.clear()
+            # nothing to seal, or no room until a deletion: sleep until woken (or max_age_s)
+            wait = tick if self._oldest_mono is not None and room > 0 else bc.max_age_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._appended.wait(), tick)
+                await asyncio.wait_for(self._appended.wait(), wait)
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -368,6 +413,7 @@ class Agent:
         for seq in confirmed:
             self._ready.pop(seq, None)
             self._confirmed.discard(seq)
+        self._appended.set()  # wake the batcher: the window has room again
         return True
 
     async def _pump(self, stop: asyncio.Event) -> None:
@@ -385,11 +431,20 @@ class Agent:
                 waits: list[asyncio.Future[Any]] = [down, asyncio.ensure_future(
                     self._sealed.wait())]
                 waits += [f for f, _ in self._in_flight.values()]
-                await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-                waits[1].cancel()
+                try:
+                    await asyncio.wait(waits, timeout=self._pump_wait(),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:  # also when cancelled: no task left pending on a discarded agent
+                    waits[1].cancel()
             self._take_done()
         finally:
             down.cancel()
+
+    def _pump_wait(self) -> float:
+        """How long the pump may sleep when nothing wakes it (a seal, an acknowledgement, a
+        PUBACK, a disconnect, the stop): 1 s while batches await confirmation (their timeout
+        is watched), else ``_IDLE_S``."""
+        return 1.0 if self._unconfirmed else _IDLE_S
 
     async def _status(self) -> None:
         if not self.publisher.connected:
@@ -453,7 +508,10 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> int:
         """Run until ``stop`` is set, then shut down within ``shutdown_timeout_s``.
 
-        Returns how many readings could not be stored at all (disk full): 0 on a clean run.
+        Returns how many readings taken could not be stored at all (a full disk, a failing
+        buffer, for longer than the run lasted): 0 on a clean run. A reading whose append
+        was under way when the shutdown budget ran out is waited for, never counted lost once
+        it is committed.
         """
         deadline = asyncio.Event()
         self._stop = stop
@@ -477,6 +535,7 @@ class Agent:
                     await asyncio.wait(polls, timeout=left())  # a poll still running is cancelled
             self._polling_done.set()
             self._appended.set()
+            self._sealed.set()  # the pump returns once all is flushed: let it look now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(batcher), left())
             with contextlib.suppress(TimeoutError):
@@ -494,9 +553,13 @@ class Agent:
                     await source.close()
             await self.buffer.close()
         if self.health.lost_readings:
-            log.error("%d reading(s) could not be stored (disk full) and are lost",
-                      self.health.lost_readings)
+            log.error("%d reading(s) could not be stored and are lost (%s)",
+                      self.health.lost_readings, self.lost_summary())
         return self.health.lost_readings
+
+    def lost_summary(self) -> str:
+        """Why readings were lost, e.g. ``"12 disk full"``; empty when none were."""
+        return ", ".join(f"{n} {reason}" for reason, n in sorted(self._lost_reasons.items()))
 
     def _start_polls(self, stop: asyncio.Event) -> None:
         self._polls = {s.name: asyncio.create_task(self._poll(s, stop), name=f"poll-{s.name}")

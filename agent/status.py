@@ -19,7 +19,7 @@ class Health:
     published_batches: int = 0
     published_readings: int = 0
     connects: int = 0
-    lost_readings: int = 0  # readings that could not be stored at all (disk full for long)
+    lost_readings: int = 0  # taken, never stored (disk full, buffer errors) until the stop
     confirmed_batches: int = 0  # acknowledged by the collector after its commit
     duplicate_batches: int = 0  # of those: already stored before (a re-send)
     conflicting_batches: int = 0  # of those: seq stored before with other readings (kept aside)
