@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from collector.errors import RatingError
 from collector.rating.inputs import IntervalUsage, Subscriptions
-from collector.rating.intmath import exact_sums, narrow
+from collector.rating.intmath import exact_sums, narrow, run_starts
 from collector.rating.tou_table import PeriodTable
 
 I16 = npt.NDArray[np.int16]
@@ -195,8 +195,12 @@ def _all_inside(sub: I32, start: I64, ps: I64, pe: I64) -> bool:
 
 
 def max_per(keys: npt.NDArray[Any], values: I64, bins: int) -> I64:
-    """``max(values[keys == k])`` per bin (0 for empty bins; values are non-negative)."""
+    """``max(values[keys == k])`` per bin (0 for empty bins; values are non-negative); the
+    maximum of each run of equal consecutive keys first, when the keys come in runs."""
     out = np.zeros(bins, dtype=np.int64)
     if values.size:
+        starts = run_starts(keys)
+        if starts.size * 2 <= keys.size:
+            keys, values = keys[starts], np.maximum.reduceat(values, starts)
         np.maximum.at(out, keys, values)
     return out

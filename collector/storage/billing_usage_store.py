@@ -14,8 +14,10 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import psycopg
+from psycopg import sql
 
 from collector.errors import StorageError
+from collector.storage.billing_chunk_sql import CHUNK_DRAFTS
 from collector.storage.billing_errors import translated
 
 Conn = psycopg.Connection[Any]
@@ -188,10 +190,12 @@ def invoices_with_late_usage(
         # The candidates first, by (customer, period): a ``min(finalized_at)`` over the same
         # filter is planned as a walk of the finalized_at index in order, which passes every
         # final invoice of the database when the customers have none (once per chunk).
-        candidates = conn.execute(
-            "SELECT invoice_id, finalized_at FROM invoices WHERE customer_id = ANY(%s)"
-            " AND status = 'final' AND period < %s AND period_end > %s",
-            (list(customer_ids), before_period, now - horizon),
+        candidates = conn.execute(  # one probe per customer (OFFSET 0: see CHUNK_DRAFTS)
+            "SELECT i.invoice_id, i.finalized_at FROM unnest(%s::bigint[]) AS c (customer_id)"
+            " CROSS JOIN LATERAL (SELECT invoice_id, finalized_at FROM invoices"
+            " WHERE customer_id = c.customer_id AND period < %s AND status = 'final'"
+            " AND period_end > %s OFFSET 0) i",
+            (sorted(customer_ids), before_period, now - horizon),
         ).fetchall()
         if not candidates:
             return []
@@ -252,22 +256,22 @@ def series_info(conn: Conn, series_ids: Sequence[int]) -> dict[int, tuple[str, s
 def stale_draft_customers(conn: Conn, period: str, customer_ids: Sequence[int]) -> list[int]:
     """Customers whose draft of ``period`` is older than some usage of its meters in the period."""
     with translated("find stale drafts"):
+        ids = sorted(customer_ids)
         floor = conn.execute(
-            "SELECT min(drafted_at) FROM invoices WHERE period = %s AND status = 'draft'"
-            " AND customer_id = ANY(%s)",
-            (period, list(customer_ids)),
+            sql.SQL("SELECT min(i.drafted_at) FROM {}").format(CHUNK_DRAFTS), (ids, period)
         ).fetchone()
         if floor is None or floor[0] is None:
             return []
         rows = conn.execute(
-            "SELECT i.customer_id FROM invoices i WHERE i.period = %s AND i.status = 'draft'"
-            " AND i.customer_id = ANY(%s) AND EXISTS ("
-            "   SELECT 1 FROM subscriptions s JOIN usage_15m u ON u.series_id = s.series_id"
-            "   WHERE s.customer_id = i.customer_id AND s.valid_from < i.period_end"
-            "   AND coalesce(s.valid_to, 'infinity') > i.period_start"
-            "   AND u.bucket >= i.period_start AND u.bucket < i.period_end"
-            "   AND u.updated_at > i.drafted_at AND u.updated_at > %s)"
-            " ORDER BY i.customer_id",
-            (period, list(customer_ids), floor[0]),
+            sql.SQL(
+                "SELECT i.customer_id FROM {} WHERE EXISTS ("
+                "   SELECT 1 FROM subscriptions s JOIN usage_15m u ON u.series_id = s.series_id"
+                "   WHERE s.customer_id = i.customer_id AND s.valid_from < i.period_end"
+                "   AND coalesce(s.valid_to, 'infinity') > i.period_start"
+                "   AND u.bucket >= i.period_start AND u.bucket < i.period_end"
+                "   AND u.updated_at > i.drafted_at AND u.updated_at > %s)"
+                " ORDER BY i.customer_id"
+            ).format(CHUNK_DRAFTS),
+            (ids, period, floor[0]),
         ).fetchall()
     return [int(r[0]) for r in rows]
