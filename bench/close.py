@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import psycopg
 import psycopg_pool
+from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -228,6 +229,49 @@ def pack_daily(rows: np.ndarray) -> np.ndarray:
     return out
 
 
+# Everything a close and a finalize write; the usage, customers, meters and plans stay.
+BILLING_TABLES = (
+    "invoice_lines",
+    "invoice_demand_peaks",
+    "credit_note_lines",
+    "credit_notes",
+    "credit_note_sequences",
+    "wallet_uses",
+    "wallet_applications",
+    "invoices",
+    "invoice_number_sequences",
+    "billing_runs",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_events",
+)
+
+
+def reset_billing(url: str, customers: int) -> int:
+    """Empty what an earlier close wrote in a kept database (the immutability and truncate
+    triggers are bypassed for this one transaction); returns the number of usage intervals."""
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT count(*) FROM customers").fetchone()
+        if found is None or found[0] != customers:
+            raise SystemExit(f"the kept database has {found} customers, not {customers}")
+        conn.execute("SET LOCAL session_replication_role = replica")  # no user triggers
+        conn.execute(
+            sql.SQL("TRUNCATE {} CASCADE").format(
+                sql.SQL(", ").join(map(sql.Identifier, BILLING_TABLES))
+            )
+        )
+        zones = conn.execute("SELECT time_zone, count(*) FROM customers GROUP BY 1").fetchall()
+        conn.commit()
+        conn.autocommit = True
+        conn.execute(  # the emptied tables only: the usage is as it was loaded
+            sql.SQL("VACUUM ANALYZE {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, BILLING_TABLES))
+            )
+        )
+    spans = {tz: period_for(KEY, tz) for tz, _ in zones}
+    return sum((spans[tz].end - spans[tz].start) // timedelta(minutes=15) * n for tz, n in zones)
+
+
 def naive(url: str, sample: int, now: datetime) -> float:
     """Seconds per customer drafting one customer per transaction (rolled back)."""
     plans = PlanCache()
@@ -258,25 +302,55 @@ def main() -> int:
     )
     ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
     ap.add_argument(
+        "--keep-db",
+        metavar="NAME",
+        help="load into a database of this name and keep it (for --reuse-db; drop it when done:"
+        " DROP DATABASE NAME)",
+    )
+    ap.add_argument(
+        "--reuse-db",
+        metavar="NAME",
+        help="skip the setup: close again in a database kept by --keep-db, after removing its"
+        " invoices, runs and numbering (the usage, customers and plans stay)",
+    )
+    ap.add_argument(
         "--daily-only",
         action="store_true",
         help="load only usage_15m_daily (what the close reads), not usage_15m: makes the setup"
         " of 100,000 customers fit (about 6 GB instead of 36 GB)",
     )
+    ap.add_argument(
+        "--setup-only",
+        action="store_true",
+        help="with --keep-db: load the database and stop (the setup, outside any timing)",
+    )
     args = ap.parse_args()
-    name = f"tally_bench_close_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    if args.keep_db and args.reuse_db:
+        raise SystemExit("--keep-db and --reuse-db exclude each other")
+    if args.setup_only and not args.keep_db:
+        raise SystemExit("--setup-only needs --keep-db NAME")
+    name = args.reuse_db or args.keep_db or f"tally_bench_close_{uuid.uuid4().hex[:8]}"
+    keep = args.keep or bool(args.keep_db or args.reuse_db)
     url = with_db(args.database_url, name)
+    if not args.reuse_db:
+        with psycopg.connect(args.database_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        migrate(url)
-        t0 = time.perf_counter()
-        rows = setup(url, args.customers, np.random.default_rng(1), daily_only=args.daily_only)
-        print(
-            f"setup: {args.customers} customers, {rows:,} usage intervals (15 min) bulk-loaded"
-            f" with binary COPY in {time.perf_counter() - t0:.1f} s"
-            + (" (usage_15m_daily only)" if args.daily_only else "")
-        )
+        if args.reuse_db:
+            migrate(url)  # migrations added since the database was kept
+            rows = reset_billing(url, args.customers)
+            print(f"setup: reused {name}: {args.customers} customers, {rows:,} usage intervals")
+        else:
+            migrate(url)
+            t0 = time.perf_counter()
+            rows = setup(url, args.customers, np.random.default_rng(1), daily_only=args.daily_only)
+            print(
+                f"setup: {args.customers} customers, {rows:,} usage intervals (15 min)"
+                f" bulk-loaded with binary COPY in {time.perf_counter() - t0:.1f} s"
+                + (" (usage_15m_daily only)" if args.daily_only else "")
+            )
+            if args.setup_only:
+                return 0
         now = datetime(2026, 4, 10, tzinfo=UTC)
         sample = min(args.baseline_sample, args.customers)
         per = naive(url, sample, now)  # before the real close: rolled back, leaves nothing
@@ -288,14 +362,14 @@ def main() -> int:
             prof.enable()
         cfg = CloseConfig(chunk_size=args.chunk_size, grace=timedelta(days=3))
         pool: psycopg_pool.ConnectionPool[psycopg.Connection[tuple[object, ...]]] = (
-            psycopg_pool.ConnectionPool(url, min_size=1, max_size=2, open=True)
+            psycopg_pool.ConnectionPool(url, min_size=1, max_size=3, open=True)
         )
         try:
-            t1 = time.perf_counter()
+            c1, t1 = time.process_time(), time.perf_counter()
             run = close_period(pool, KEY, now, cfg)
-            t2 = time.perf_counter()
+            c2, t2 = time.process_time(), time.perf_counter()
             fin = finalize_period(pool, KEY, now, cfg)
-            t3 = time.perf_counter()
+            c3, t3 = time.process_time(), time.perf_counter()
         finally:
             pool.close()
         if os.environ.get("BENCH_PROFILE"):
@@ -314,6 +388,10 @@ def main() -> int:
             f" {run.lines_written} lines"
         )
         print(f"finalize      : {fin_s:7.2f} s  {fin.invoices_written} numbered")
+        print(
+            f"client CPU    : {c2 - c1:7.2f} s in the draft ({(c2 - c1) / close_s:.0%} of its wall"
+            f" time), {c3 - c2:.2f} s in the finalize ({(c3 - c2) / fin_s:.0%})"
+        )
         print(
             f"end to end    : {all_s:7.2f} s  {args.customers / all_s:,.0f} invoices/s,"
             f" {rows / all_s:,.0f} readings/s (15-min usage intervals);"
@@ -334,9 +412,11 @@ def main() -> int:
             f" baseline={1 / per:.0f} invoices/s ratio={per * args.customers / close_s:.1f}x"
         )
     finally:
-        if not args.keep:
+        if not keep:
             with psycopg.connect(args.database_url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
     return 0
 
 

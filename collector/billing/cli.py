@@ -401,7 +401,7 @@ def _configure_master_data(sub: Any) -> None:
 
 
 def run_with_url(args: argparse.Namespace, url: str) -> int:
-    pool: Pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=2, open=True)
+    pool: Pool = psycopg_pool.ConnectionPool(url, min_size=1, max_size=3, open=True)
     try:
         handler: Handler = args.billing_handler
         return handler(args, pool)

@@ -3,18 +3,17 @@
 Customers are processed in chunks (ordered by id), each chunk in ONE transaction together with
 the run's progress row, so a killed close resumes after the last committed chunk and re-running
 never duplicates an invoice. Per chunk everything is set-based: one query for the customers,
-one for their subscriptions, one query per 500 meters for their interval usage (the usage
-engine's packed ``usage_15m_daily``, concatenated server-side into one row of byte strings and
-decoded by numpy; the next chunk's usage is prefetched on a second connection meanwhile), one
-query of the demand peaks of earlier final invoices (ratchets), one rating-engine call per (plan
-version, unit), one COPY of the invoices into a staging table and one ``INSERT … SELECT … ON
-CONFLICT`` from it, and one COPY each of lines and of the new demand peaks. Finalizing numbers a
-chunk with one UPDATE.
+one for their subscriptions, one binary COPY per 500 meters of their interval usage (the usage
+engine's packed ``usage_15m_daily``, decoded by numpy in one go), one query of the demand peaks
+of earlier final invoices (ratchets), one rating-engine call per (plan version, unit), one COPY
+of the invoices into a staging table and one ``INSERT … SELECT … ON CONFLICT`` from it, and one
+COPY each of lines and of the new demand peaks. Drafting is a pipeline (``_pipelined``): the
+next chunk is read and the previous one stored on other connections while a chunk is rated.
+Finalizing numbers a chunk with one UPDATE.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from collector.billing.ratchets import previous_periods, ratchet_months
 from collector.billing.rating_pass import rate_segments
 from collector.billing.segments import Segment, build_segments
 from collector.billing.wallet_on_finalize import apply_on_finalize
-from collector.errors import CollectorError, ValidationFailed
+from collector.errors import ValidationFailed
 from collector.rating import Plan
 from collector.storage import billing_interim_store as interim_store
 from collector.storage import billing_invoice_store as invoices
@@ -58,7 +57,7 @@ class CloseConfig:
     produces adjustments. ``chunk_size``: customers per transaction."""
 
     chunk_size: int = 1000
-    prefetch: bool = True  # load the next chunk's usage on a second connection meanwhile
+    pipeline: bool = True  # drafts: rate, load the next chunk and store the last at once
     grace: timedelta = timedelta(days=3)
     correction_horizon: timedelta = timedelta(days=92)
 
@@ -126,30 +125,15 @@ def plan_chunk(conn: Conn, key: PeriodKey, customer_ids: Sequence[int]) -> Chunk
 
 
 @dataclass(frozen=True, slots=True)
-class Prefetched:
-    """Usage loaded ahead (on another connection) for the chunk after ``after``."""
+class ChunkResult:
+    """The run after one chunk's transaction; ``stored`` False if nothing was written because
+    the run was done or moved on meanwhile (another process works on it too)."""
 
-    series: tuple[int, ...]
-    lo: datetime | None
-    hi: datetime | None
-    rows: usage_store.UsageRows
-
-
-Work = Callable[[Conn, list[int], int, Prefetched | None], tuple[int, int]]
+    run: runs.BillingRun
+    stored: bool
 
 
-def prefetch_usage(pool: Pool, key: PeriodKey, after: int, chunk_size: int) -> Prefetched | None:
-    """Load the next chunk's usage while the current chunk is rated and written."""
-    with pool.connection() as conn:
-        ids = store.customer_ids(conn, after=after, limit=chunk_size)
-        if not ids:
-            return None
-        plan = plan_chunk(conn, key, ids)
-        if plan.lo is None or plan.hi is None:
-            return None
-        rows = usage_store.load_usage_rows(conn, plan.series, plan.lo, plan.hi)
-        conn.rollback()
-    return Prefetched(plan.series, plan.lo, plan.hi, rows)
+Work = Callable[[Conn, list[int], int], tuple[int, int]]
 
 
 def draft_chunk(
@@ -161,28 +145,38 @@ def draft_chunk(
     config: CloseConfig,
     plans: PlanCache,
     run_id: int | None = None,
-    prefetched: Prefetched | None = None,
 ) -> tuple[int, int]:
     """(Re)draft the invoices of these customers for ``key`` in the caller's transaction;
-    customers whose invoice is final are left alone. Returns (invoices, lines) written.
-
-    ``prefetched`` usage is used only if it covers exactly this chunk's meters and range
-    (otherwise it is loaded again here)."""
-    period_text = str(key)
+    customers whose invoice is final are left alone. Returns (invoices, lines) written."""
     plan = plan_chunk(conn, key, customer_ids)
-    customers, periods, segments = plan.customers, plan.periods, plan.segments
-    if not customers or plan.lo is None or plan.hi is None:
+    if not plan.customers or plan.lo is None or plan.hi is None:
         return 0, 0
+    usage = usage_store.load_usage_rows(conn, plan.series, plan.lo, plan.hi)
+    drafts = compute_drafts(conn, key, plan, usage, now=now, config=config, plans=plans)
+    written = invoices.store_drafts(
+        conn, str(key), drafts, list(plan.customers), run_id=run_id, now=now
+    )
+    return len(drafts), written
+
+
+def compute_drafts(
+    conn: Conn,
+    key: PeriodKey,
+    plan: ChunkPlan,
+    usage: usage_store.UsageRows,
+    *,
+    now: datetime,
+    config: CloseConfig,
+    plans: PlanCache,
+) -> list[DraftInvoice]:
+    """The drafts of a planned chunk from its usage (reads only: plan versions, ratchet
+    history, interim invoices, corrections; nothing is written)."""
+    period_text = str(key)
+    customers, periods, segments = plan.customers, plan.periods, plan.segments
+    if not customers:
+        return []
     info = usage_store.series_info(conn, plan.series)
     labels = {sid: _label(v) for sid, v in info.items()}
-    if prefetched is not None and (prefetched.series, prefetched.lo, prefetched.hi) == (
-        plan.series,
-        plan.lo,
-        plan.hi,
-    ):
-        usage = prefetched.rows
-    else:
-        usage = usage_store.load_usage_rows(conn, plan.series, plan.lo, plan.hi)
     cycles = [periods[s.customer_id] for s in segments]
     chunk_plans = plans.load(conn, sorted({s.plan_version_id for s in segments}))
     months = ratchet_months(chunk_plans.values())
@@ -235,20 +229,7 @@ def draft_chunk(
         )
         if d is not None:
             drafts.append(d)
-    written = invoices.store_drafts(
-        conn, period_text, drafts, list(customers), run_id=run_id, now=now
-    )
-    return len(drafts), written
-
-
-def _settled(ahead: Future[Prefetched | None] | None) -> Prefetched | None:
-    """The prefetched usage, or None if there was none or it failed (the chunk loads it)."""
-    if ahead is None:
-        return None
-    try:
-        return ahead.result()
-    except (CollectorError, psycopg.Error, psycopg_pool.PoolTimeout):
-        return None
+    return drafts
 
 
 def _run_chunks(
@@ -264,39 +245,27 @@ def _run_chunks(
     with pool.connection() as conn, conn.transaction():
         total = store.count_customers(conn)
         run = runs.start_or_resume_run(conn, str(key), kind, total, now)
-    ahead: Future[Prefetched | None] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-prefetch") as pool_ahead:
-        while True:
-            # Wait for the prefetch before taking a connection: with a one-connection pool the
-            # prefetch needs the connection this loop would otherwise hold.
-            pre = _settled(ahead)
-            ahead = None
-            with pool.connection() as conn, conn.transaction():
-                current = runs.lock_run(conn, run.run_id)
-                if current.status == "done":
-                    return current
-                ids = store.customer_ids(
-                    conn, after=current.last_customer_id, limit=config.chunk_size
-                )
-                if not ids:
-                    break
-                if config.prefetch:
-                    ahead = pool_ahead.submit(prefetch_usage, pool, key, ids[-1], config.chunk_size)
-                n_inv, n_lines = work(conn, ids, run.run_id, pre)
-                runs.advance_run(
-                    conn,
-                    run.run_id,
-                    last_customer_id=ids[-1],
-                    customers=len(ids),
-                    invoices=n_inv,
-                    lines=n_lines,
-                    now=now,
-                )
-            if progress is not None:
-                with pool.connection() as conn:
-                    progress(runs.get_run(conn, run.run_id))
-        if ahead is not None:
-            ahead.cancel()
+    while True:
+        with pool.connection() as conn, conn.transaction():
+            current = runs.lock_run(conn, run.run_id)
+            if current.status == "done":
+                return current
+            ids = store.customer_ids(conn, after=current.last_customer_id, limit=config.chunk_size)
+            if not ids:
+                break
+            n_inv, n_lines = work(conn, ids, run.run_id)
+            runs.advance_run(
+                conn,
+                run.run_id,
+                last_customer_id=ids[-1],
+                customers=len(ids),
+                invoices=n_inv,
+                lines=n_lines,
+                now=now,
+            )
+        if progress is not None:
+            with pool.connection() as conn:
+                progress(runs.get_run(conn, run.run_id))
     with pool.connection() as conn, conn.transaction():
         done = runs.finish_run(conn, run.run_id, now)
     if progress is not None:
@@ -355,19 +324,149 @@ def _draft_run(
     cfg: CloseConfig,
     progress: Progress | None,
 ) -> runs.BillingRun:
-    """Draft (or re-draft) every customer of ``key`` in chunks, as a run of ``kind``."""
+    """Draft (or re-draft) every customer of ``key`` in chunks, as a run of ``kind``: pipelined
+    (``_pipelined``) unless ``cfg.pipeline`` is off; the chunk-by-chunk loop finishes a run that
+    another process works on too."""
     plans = PlanCache()
+    if cfg.pipeline:
+        done = _pipelined(pool, key, kind, now=now, cfg=cfg, plans=plans, progress=progress)
+        if done is not None:
+            return done
     return _run_chunks(
         pool,
         key,
         kind,
         now=now,
         config=cfg,
-        work=lambda conn, ids, run_id, pre: draft_chunk(
-            conn, key, ids, now=now, config=cfg, plans=plans, run_id=run_id, prefetched=pre
+        work=lambda conn, ids, run_id: draft_chunk(
+            conn, key, ids, now=now, config=cfg, plans=plans, run_id=run_id
         ),
         progress=progress,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    ids: list[int]
+    plan: ChunkPlan
+
+
+def _plan_and_load(
+    pool: Pool, key: PeriodKey, after: int, size: int
+) -> tuple[_Planned, usage_store.UsageRows] | None:
+    """The next chunk of customers after ``after``, what it bills and its usage (read only);
+    None when no customer is left."""
+    with pool.connection() as conn:
+        ids = store.customer_ids(conn, after=after, limit=size)
+        if not ids:
+            return None
+        plan = plan_chunk(conn, key, ids)
+        rows = usage_store.UsageRows.empty()
+        if plan.lo is not None and plan.hi is not None:
+            rows = usage_store.load_usage_rows(conn, plan.series, plan.lo, plan.hi)
+        conn.rollback()
+    return _Planned(ids, plan), rows
+
+
+def _store(
+    pool: Pool,
+    key: PeriodKey,
+    *,
+    run_id: int,
+    after: int,
+    planned: _Planned,
+    drafts: list[DraftInvoice],
+    now: datetime,
+) -> ChunkResult:
+    """One chunk's transaction: its drafts and the run's progress row; nothing is written
+    when the run is done or moved past ``after`` meanwhile (another process closes too)."""
+    with pool.connection() as conn, conn.transaction():
+        current = runs.lock_run(conn, run_id)
+        if current.status == "done" or current.last_customer_id != after:
+            return ChunkResult(current, stored=False)
+        written = 0
+        if planned.plan.customers:
+            written = invoices.store_drafts(
+                conn, str(key), drafts, list(planned.plan.customers), run_id=run_id, now=now
+            )
+        runs.advance_run(
+            conn,
+            run_id,
+            last_customer_id=planned.ids[-1],
+            customers=len(planned.ids),
+            invoices=len(drafts),
+            lines=written,
+            now=now,
+        )
+        return ChunkResult(runs.get_run(conn, run_id), stored=True)
+
+
+def _pipelined(
+    pool: Pool,
+    key: PeriodKey,
+    kind: str,
+    *,
+    now: datetime,
+    cfg: CloseConfig,
+    plans: PlanCache,
+    progress: Progress | None,
+) -> runs.BillingRun | None:
+    """The draft run as a pipeline over three connections: while this thread rates chunk k, a
+    loader reads the customers, subscriptions and usage of chunk k + 1 and a writer stores
+    chunk k - 1 (each chunk still in one transaction with the run's progress row, committed in
+    customer order). The server's work thus overlaps the client's. None if another process
+    advanced the run meanwhile (the caller finishes it chunk by chunk)."""
+    with pool.connection() as conn, conn.transaction():
+        run = runs.start_or_resume_run(conn, str(key), kind, store.count_customers(conn), now)
+    after = run.last_customer_id
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="close-load") as loader,
+        ThreadPoolExecutor(1, thread_name_prefix="close-store") as writer,
+    ):
+        ahead = loader.submit(_plan_and_load, pool, key, after, cfg.chunk_size)
+        stored: Future[ChunkResult] | None = None
+        while (loaded := ahead.result()) is not None:
+            chunk, rows = loaded
+            ahead = loader.submit(_plan_and_load, pool, key, chunk.ids[-1], cfg.chunk_size)
+            with pool.connection() as conn:
+                drafts = compute_drafts(
+                    conn, key, chunk.plan, rows, now=now, config=cfg, plans=plans
+                )
+                conn.rollback()
+            del rows
+            if stored is not None and not (last := _committed(stored, progress)).stored:
+                return last.run if last.run.status == "done" else None
+            stored = writer.submit(
+                _store,
+                pool,
+                key,
+                run_id=run.run_id,
+                after=after,
+                planned=chunk,
+                drafts=drafts,
+                now=now,
+            )
+            after = chunk.ids[-1]
+        if stored is not None and not (last := _committed(stored, progress)).stored:
+            return last.run if last.run.status == "done" else None
+    with pool.connection() as conn, conn.transaction():
+        current = runs.lock_run(conn, run.run_id)
+        if current.status == "done":
+            return current
+        if current.last_customer_id != after:
+            return None
+        done = runs.finish_run(conn, run.run_id, now)
+    if progress is not None:
+        progress(done)
+    return done
+
+
+def _committed(stored: Future[ChunkResult], progress: Progress | None) -> ChunkResult:
+    """Wait for a chunk's transaction (its errors are raised here) and report its progress."""
+    result = stored.result()
+    if result.stored and progress is not None:
+        progress(result.run)
+    return result
 
 
 def finalize_period(
@@ -394,14 +493,13 @@ def finalize_period(
     ready_before = now - cfg.grace
     reason = None if forced is None else forced.text
 
-    def work(conn: Conn, ids: list[int], run_id: int, pre: Prefetched | None) -> tuple[int, int]:
+    def work(conn: Conn, ids: list[int], run_id: int) -> tuple[int, int]:
         stale = usage_store.stale_draft_customers(conn, str(key), ids)
         lines = 0
         if stale:
             lines = draft_chunk(conn, key, stale, now=now, config=cfg, plans=plans, run_id=run_id)[
                 1
             ]
-        del pre  # finalize re-drafts only stale customers; it does not need the usage ahead
         done = invoices.finalize_drafts(
             conn,
             now,
@@ -426,7 +524,7 @@ def finalize_period(
         key,
         "finalize",
         now=now,
-        config=dataclasses.replace(cfg, prefetch=False),
+        config=cfg,
         work=work,
         progress=progress,
     )

@@ -18,6 +18,7 @@ from collector.rating import Plan
 from collector.storage import billing_credit_note_store as notes
 from collector.storage import billing_invoice_store as invoices
 from collector.storage import billing_store as store
+from collector.storage import billing_usage_store as usage_store
 
 Conn = psycopg.Connection[Any]
 
@@ -32,6 +33,8 @@ def issue_credit_notes(
     plans_for: Callable[[Sequence[int]], Mapping[int, Plan]],
 ) -> list[tuple[int, str]]:
     """Credit notes for final invoices of periods before ``key`` of these customers."""
+    if not usage_store.invoices_with_late_usage(conn, customer_ids, str(key), now, horizon):
+        return []  # the usual case: no late data, no customer to load
     customers = {c.customer_id: c for c in store.customers_by_ids(conn, customer_ids)}
     corrections = compute_corrections(
         conn, customers, key, now=now, horizon=horizon, exclude_invoice_ids=(), plans_for=plans_for

@@ -21,6 +21,7 @@ from collector.billing.periods import BillingPeriod
 from collector.billing.segments import Segment, SegmentUsage
 from collector.rating import LineItem
 from collector.rating import LineKind as RatedKind
+from collector.rating.intmath import run_sums
 
 _KIND = {
     RatedKind.DEMAND: LineKind.DEMAND,
@@ -42,10 +43,10 @@ class SegmentFacts:
 
 
 def segment_facts(usage: SegmentUsage, count: int) -> list[SegmentFacts]:
-    """Totals per segment, vectorised with ``bincount``."""
-    q = np.bincount(usage.segment, weights=usage.quantity, minlength=count)
-    e = np.bincount(usage.segment, weights=usage.estimated, minlength=count)
-    r = np.bincount(usage.segment, weights=usage.readings, minlength=count)
+    """Totals per segment, vectorised (sums per run of rows of one segment)."""
+    q = run_sums(usage.segment, usage.quantity, count)
+    e = run_sums(usage.segment, usage.estimated, count)
+    r = run_sums(usage.segment, usage.readings, count)
     n = np.bincount(usage.segment, minlength=count)
     return [
         SegmentFacts(

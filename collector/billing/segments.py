@@ -130,6 +130,17 @@ def assign_usage(
     seg_index = np.array([segments[k].index for k in order], dtype=np.int64)
     keys = seg_series * _KEY_SHIFT + seg_start
     row_keys = series * _KEY_SHIFT + bucket
+    if row_keys.size < 2 or bool((row_keys[1:] >= row_keys[:-1]).all()):
+        return _assign_sorted(
+            keys,
+            seg_series * _KEY_SHIFT + seg_end,
+            seg_index,
+            row_keys,
+            bucket=bucket,
+            quantity=quantity,
+            estimated=estimated,
+            readings=readings,
+        )
     pos = np.searchsorted(keys, row_keys, side="right") - 1
     safe = np.clip(pos, 0, None)
     ok = (pos >= 0) & (seg_series[safe] == series) & (bucket < seg_end[safe])
@@ -140,3 +151,30 @@ def assign_usage(
         estimated=estimated[ok],
         readings=readings[ok],
     )
+
+
+def _assign_sorted(
+    keys: I64,
+    end_keys: I64,
+    seg_index: I64,
+    row_keys: I64,
+    *,
+    bucket: I64,
+    quantity: F64,
+    estimated: F64,
+    readings: I64,
+) -> SegmentUsage:
+    """``assign_usage`` for rows sorted by (series, bucket), as the usage store returns them:
+    each segment owns one run of rows, found by two ``searchsorted`` per segment instead of
+    one per row; when the runs cover every row (the usual case) the columns are not copied."""
+    lo = np.searchsorted(row_keys, keys, side="left")
+    # a row belongs to the last segment starting at or before it, if it starts before its end
+    nxt = np.append(lo[1:], row_keys.size)
+    hi = np.minimum(np.searchsorted(row_keys, end_keys, side="left"), nxt)
+    counts = np.maximum(hi - lo, 0)
+    segment = np.repeat(seg_index, counts)
+    if segment.size == row_keys.size:  # contiguous runs covering every row
+        return SegmentUsage(segment, bucket, quantity, estimated, readings)
+    take = np.repeat(lo - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    take += np.arange(segment.size)
+    return SegmentUsage(segment, bucket[take], quantity[take], estimated[take], readings[take])

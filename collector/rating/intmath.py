@@ -14,11 +14,33 @@ import numpy as np
 import numpy.typing as npt
 
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 AnyInt = npt.NDArray[Any]  # int64 or object (Python int)
 
 _EXACT = 2**53
 _SAFE = 2**62
 _LOW_BITS = 24
+
+
+def run_starts(keys: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+    """Index of the first element of every run of equal consecutive ``keys``."""
+    if keys.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1))
+
+
+def run_sums(keys: npt.NDArray[np.integer[Any]], weights: npt.NDArray[Any], bins: int) -> F64:
+    """``np.bincount(keys, weights, minlength=bins)``, summed per run of equal consecutive keys
+    first (``np.add.reduceat``): rows grouped by key, as billing passes them, cost a few fast
+    passes instead of a weighted scatter per row (about 30 times slower). Integer weights are
+    summed as integers within a run (exact while a key's sum fits int64); float weights in
+    numpy's own order, so a float sum may differ from the scatter's in its last bits."""
+    starts = run_starts(keys)
+    if starts.size * 2 > keys.size:  # hardly any runs: the plain scatter
+        weights = weights.astype(np.float64)
+    else:
+        keys, weights = keys[starts], np.add.reduceat(weights, starts).astype(np.float64)
+    return np.asarray(np.bincount(keys, weights=weights, minlength=bins), dtype=np.float64)
 
 
 def exact_sums(keys: npt.NDArray[np.integer[Any]], values: I64, bins: int) -> AnyInt:
@@ -30,7 +52,8 @@ def exact_sums(keys: npt.NDArray[np.integer[Any]], values: I64, bins: int) -> An
     if top * values.size >= _EXACT and top * int(np.bincount(keys).max()) < _EXACT:
         top = 0  # no single bin can reach 2**53: one float pass is exact
     if top * values.size < _EXACT:
-        return np.bincount(keys, weights=values.astype(np.float64), minlength=bins).astype(np.int64)
+        # every run's integer sum is part of one key's sum (< 2**53): exact as int64 and float
+        return run_sums(keys, values, bins).astype(np.int64)
     lo = np.bincount(
         keys, weights=(values & ((1 << _LOW_BITS) - 1)).astype(np.float64), minlength=bins
     ).astype(np.int64)

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from collector.errors import RatingError
 from collector.rating.inputs import IntervalUsage, Subscriptions
-from collector.rating.intmath import exact_sums, narrow
+from collector.rating.intmath import exact_sums, narrow, run_starts
 from collector.rating.tou_table import PeriodTable
 
 I16 = npt.NDArray[np.int16]
@@ -59,10 +59,9 @@ class MeterUsage:
             if not (int(start.min()) >= ps[0] and int(start.max()) < pe[0]):
                 inside = (start >= ps[0]) & (start < pe[0])
                 sub, start, qm = sub[inside], start[inside], qm[inside]
-        elif start.size:
+        elif start.size and not _all_inside(sub, start, ps, pe):
             inside = (start >= ps[sub]) & (start < pe[sub])
-            if not inside.all():
-                sub, start, qm = sub[inside], start[inside], qm[inside]
+            sub, start, qm = sub[inside], start[inside], qm[inside]
         # negative readings leave the billed rows; their exact total (micro-units, positive)
         # per subscription is kept so that each charge rejects or flags them
         self.negative: I64 | None = None
@@ -180,9 +179,28 @@ class MeterUsage:
         return Windows((k // span).astype(np.int32), (k % span + wmin) * window_seconds, energy)
 
 
+def _all_inside(sub: I32, start: I64, ps: I64, pe: I64) -> bool:
+    """Whether every reading starts inside its subscription's period. Readings grouped by
+    subscription (as billing passes them) are checked with one min and max per run instead of
+    two gathers per reading."""
+    if sub.size > 1 and not bool((sub[1:] >= sub[:-1]).all()):
+        return bool(((start >= ps[sub]) & (start < pe[sub])).all())
+    bounds = np.flatnonzero(np.diff(sub)) + 1
+    firsts = np.concatenate(([0], bounds))
+    owner = sub[firsts]
+    return bool(
+        (np.minimum.reduceat(start, firsts) >= ps[owner]).all()
+        and (np.maximum.reduceat(start, firsts) < pe[owner]).all()
+    )
+
+
 def max_per(keys: npt.NDArray[Any], values: I64, bins: int) -> I64:
-    """``max(values[keys == k])`` per bin (0 for empty bins; values are non-negative)."""
+    """``max(values[keys == k])`` per bin (0 for empty bins; values are non-negative); the
+    maximum of each run of equal consecutive keys first, when the keys come in runs."""
     out = np.zeros(bins, dtype=np.int64)
     if values.size:
+        starts = run_starts(keys)
+        if starts.size * 2 <= keys.size:
+            keys, values = keys[starts], np.maximum.reduceat(values, starts)
         np.maximum.at(out, keys, values)
     return out

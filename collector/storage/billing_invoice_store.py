@@ -28,6 +28,7 @@ from collector.billing.model import (
 )
 from collector.billing.numbering import format_invoice_number
 from collector.errors import Conflict, NotFound, ValidationFailed
+from collector.storage.billing_chunk_sql import CHUNK_DRAFTS, CHUNK_FINALS
 from collector.storage.billing_errors import translated
 from collector.storage.billing_peak_store import delete_draft_peaks, write_peaks
 from collector.storage.billing_store import Page, _check_limit, _cursor_id
@@ -104,17 +105,19 @@ def store_drafts(
     delete_draft_peaks(conn, period, replace_customers)
     with translated("store drafts"):
         conn.execute(
-            "DELETE FROM invoice_lines WHERE invoice_id IN (SELECT invoice_id FROM invoices"
-            " WHERE customer_id = ANY(%s) AND period = %s AND status = 'draft')",
-            (list(replace_customers), period),
+            sql.SQL(
+                "DELETE FROM invoice_lines WHERE invoice_id IN (SELECT i.invoice_id FROM {})"
+            ).format(CHUNK_DRAFTS),
+            (sorted(replace_customers), period),
         )
         keep = {d.customer_id for d in drafts}
         gone = [c for c in replace_customers if c not in keep]
         if gone:
             conn.execute(
-                "DELETE FROM invoices WHERE customer_id = ANY(%s) AND period = %s"
-                " AND status = 'draft'",
-                (gone, period),
+                sql.SQL(
+                    "DELETE FROM invoices WHERE invoice_id IN (SELECT i.invoice_id FROM {})"
+                ).format(CHUNK_DRAFTS),
+                (sorted(gone), period),
             )
         if not drafts:
             return 0
@@ -241,9 +244,8 @@ def _upsert_drafts(
 def final_customer_ids(conn: Conn, period: str, customer_ids: Sequence[int]) -> set[int]:
     with translated("load final invoices"):
         rows = conn.execute(
-            "SELECT customer_id FROM invoices WHERE customer_id = ANY(%s) AND period = %s"
-            " AND status = 'final'",
-            (list(customer_ids), period),
+            sql.SQL("SELECT i.customer_id FROM {}").format(CHUNK_FINALS),
+            (sorted(customer_ids), period),
         ).fetchall()
     return {int(r[0]) for r in rows}
 
@@ -285,29 +287,26 @@ def finalize_drafts(
     if invoice_ids is None and (period is None or customer_ids is None):
         raise ValidationFailed("finalize needs invoice ids or a period and customers")
     with translated("finalize invoices"):
-        # Two statements rather than one with OR: each uses its index (invoice_id, or
-        # (customer_id, period)) instead of scanning every invoice once per chunk.
-        by = (
-            "invoice_id = ANY(%s::bigint[])"
-            if invoice_ids
-            else "period = %s::text AND customer_id = ANY(%s::bigint[])"
-        )
-        keys: tuple[Any, ...] = (
-            (list(invoice_ids),) if invoice_ids else (period, list(customer_ids or []))
-        )
-        rows = conn.execute(
-            sql.SQL(
+        end = None if forced_reason else period_end_before
+        if invoice_ids:
+            rows = conn.execute(
                 "SELECT invoice_id, issuer, prefix, customer_snapshot->>'time_zone' FROM invoices"
-                " WHERE status = 'draft' AND {}"
+                " WHERE invoice_id = ANY(%s::bigint[]) AND status = 'draft'"
                 " AND (%s::timestamptz IS NULL OR period_end <= %s::timestamptz)"
-                " ORDER BY customer_id, invoice_id FOR UPDATE"
-            ).format(sql.SQL(by)),
-            (
-                *keys,
-                None if forced_reason else period_end_before,
-                None if forced_reason else period_end_before,
-            ),
-        ).fetchall()
+                " ORDER BY customer_id, invoice_id FOR UPDATE",
+                (list(invoice_ids), end, end),
+            ).fetchall()
+        else:
+            # one probe per customer (see CHUNK_DRAFTS), locked in customer order
+            rows = conn.execute(
+                "SELECT i.invoice_id, i.issuer, i.prefix, i.customer_snapshot->>'time_zone'"
+                " FROM unnest(%s::bigint[]) AS c (customer_id) CROSS JOIN LATERAL"
+                " (SELECT * FROM invoices WHERE customer_id = c.customer_id AND period = %s"
+                " AND status = 'draft'"
+                " AND (%s::timestamptz IS NULL OR period_end <= %s::timestamptz)"
+                " LIMIT 1 FOR UPDATE) i ORDER BY i.customer_id, i.invoice_id",
+                (sorted(customer_ids or []), period, end, end),
+            ).fetchall()
         groups: dict[tuple[str, str, int], list[int]] = defaultdict(list)
         for invoice_id, issuer, prefix, tz in rows:
             groups[(issuer, prefix, now.astimezone(ZoneInfo(tz)).year)].append(int(invoice_id))
@@ -455,9 +454,8 @@ def list_invoices(
 def draft_invoice_ids(conn: Conn, period: str, customer_ids: Sequence[int]) -> list[int]:
     with translated("list drafts"):
         rows = conn.execute(
-            "SELECT invoice_id FROM invoices WHERE period = %s AND status = 'draft'"
-            " AND customer_id = ANY(%s) ORDER BY customer_id",
-            (period, list(customer_ids)),
+            sql.SQL("SELECT i.invoice_id FROM {} ORDER BY i.customer_id").format(CHUNK_DRAFTS),
+            (sorted(customer_ids), period),
         ).fetchall()
     return [int(r[0]) for r in rows]
 

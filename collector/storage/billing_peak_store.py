@@ -8,8 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from collector.billing.model import DraftInvoice
+from collector.storage.billing_chunk_sql import CHUNK_DRAFTS
 from collector.storage.billing_errors import translated
 
 Conn = psycopg.Connection[Any]
@@ -19,9 +21,10 @@ def delete_draft_peaks(conn: Conn, period: str, customer_ids: Sequence[int]) -> 
     """Forget the peaks of the drafts of ``customer_ids`` for ``period`` (about to be redrafted)."""
     with translated("delete draft peaks"):
         conn.execute(
-            "DELETE FROM invoice_demand_peaks WHERE invoice_id IN (SELECT invoice_id"
-            " FROM invoices WHERE customer_id = ANY(%s) AND period = %s AND status = 'draft')",
-            (list(customer_ids), period),
+            sql.SQL(
+                "DELETE FROM invoice_demand_peaks WHERE invoice_id IN (SELECT i.invoice_id FROM {})"
+            ).format(CHUNK_DRAFTS),
+            (sorted(customer_ids), period),
         )
 
 

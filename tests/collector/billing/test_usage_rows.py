@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from collector.errors import StorageError
 from collector.storage import billing_usage_store as usage_store
 from collector.storage.billing_usage_store import load_usage_rows
 from tests.collector.billing.conftest import make_series, put_usage, utc
@@ -63,3 +64,29 @@ def test_series_read_in_batches_give_the_same_rows(
 def test_no_packed_days_gives_no_rows(conn: Conn) -> None:
     sid = make_series(conn, "dev-empty")
     assert len(load_usage_rows(conn, [sid], utc(2026, 3, 1), utc(2026, 4, 1))) == 0
+
+
+def _copy_stream(q_length: int, e_length: int = 768) -> bytes:
+    """A binary COPY stream of one usage_15m_daily row with these quantity/estimated sizes."""
+    field = [(8).to_bytes(4, "big") + (7).to_bytes(8, "big")]  # series 7
+    field.append((8).to_bytes(4, "big") + (0).to_bytes(8, "big"))  # 2000-01-01
+    field.append(q_length.to_bytes(4, "big") + bytes(q_length))
+    field.append(e_length.to_bytes(4, "big") + bytes(e_length))
+    field.append((384).to_bytes(4, "big") + bytes(384))
+    row = (5).to_bytes(2, "big") + b"".join(field)
+    return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + row + b"\xff\xff"
+
+
+def test_packed_rows_are_decoded_from_a_binary_copy() -> None:
+    """A well-formed stream gives its record: series, day, 96 quarter hours."""
+    rows = usage_store._decode_copy(_copy_stream(768))
+    assert rows["series"].tolist() == [7]
+    assert rows["q"].shape == (1, 96)
+
+
+@pytest.mark.parametrize(("q_length", "e_length"), [(760, 768), (776, 768), (760, 776)])
+def test_a_resized_packed_column_is_an_error_not_a_misread(q_length: int, e_length: int) -> None:
+    """A column that is not 96 values is refused, even when the row keeps its total size
+    (never decoded at the wrong offsets)."""
+    with pytest.raises(StorageError, match="packed layout"):
+        usage_store._decode_copy(_copy_stream(q_length, e_length))

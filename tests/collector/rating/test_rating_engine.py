@@ -50,6 +50,28 @@ def test_readings_outside_the_period_are_ignored() -> None:
     assert line.quantity == Decimal(1)
 
 
+@pytest.mark.parametrize("grouped", [True, False])
+def test_readings_outside_each_subscriptions_own_period_are_ignored(grouped: bool) -> None:
+    """Subscriptions with different periods: a row counts only inside its own subscription's
+    period, whether the rows come grouped by subscription (checked per run) or mixed."""
+    plan = load_plan(EXAMPLES / "per_unit.yaml")
+    subs = Subscriptions(
+        period_start=np.array([MONTH[0], MONTH[0] + 86_400], np.int64),
+        period_end=np.array([MONTH[1], MONTH[1] - 86_400], np.int64),
+    )
+    rows = [
+        (0, MONTH[0], 1000.0),
+        (0, MONTH[1] - 900, 2000.0),
+        (1, MONTH[0], 4000.0),  # before subscription 1's period
+        (1, MONTH[0] + 86_400, 8000.0),
+        (1, MONTH[1] - 900, 16000.0),  # after it
+    ]
+    if not grouped:
+        rows = [rows[2], rows[0], rows[4], rows[1], rows[3]]
+    got = rate(plan, subs, [_usage(rows)]).by_subscription()
+    assert [line.quantity for (line,) in got] == [Decimal(3), Decimal(8)]
+
+
 def test_reading_values_are_quantised_half_even_to_micro_units() -> None:
     """0.0000005 kWh rounds to 0 and 0.0000015 kWh to 0.000002 (half to even)."""
     plan = load_plan(EXAMPLES / "per_unit.yaml")
