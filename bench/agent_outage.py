@@ -318,6 +318,15 @@ async def drain(mode: str, buffer: Path, pg_server: str, work: Path, channels: i
 # ---------------------------------------------------------------- 3. rss
 
 
+def anon_mb(pid: int) -> float:
+    """RssAnon: the process's own resident memory (RSS less shared libraries and files)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    raise OSError(f"no RssAnon for pid {pid}")
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
@@ -390,14 +399,17 @@ def rss_run(buffer: Path, pg_server: str, work: Path, minutes: float, rate: int,
         feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
         samples: list[tuple[float, float]] = []
+        anon: list[float] = []
         t0 = time.time()
-        print("   t_s  rss_MB  readings_sent", flush=True)
+        print("   t_s  rss_MB  anon_MB  readings_sent", flush=True)
         while time.time() - t0 < minutes * 60:
             if agent.poll() is not None:
                 raise SystemExit(f"agent exited ({agent.returncode}); see {work}/agent.log")
             samples.append((time.time() - t0, rss_mb(agent.pid)))
+            anon.append(anon_mb(agent.pid))
             if len(samples) % 15 == 1:
-                print(f"{samples[-1][0]:>6.0f}  {samples[-1][1]:>6.1f}  {sent[0]:>13,}",
+                print(f"{samples[-1][0]:>6.0f}  {samples[-1][1]:>6.1f}  {anon[-1]:>7.1f}"
+                      f"  {sent[0]:>13,}",
                       flush=True)
             time.sleep(2.0)
         stop.set()
@@ -409,7 +421,8 @@ def rss_run(buffer: Path, pg_server: str, work: Path, minutes: float, rate: int,
             if len(tail) > 2 else float("nan")
         return {"start": samples[0][1], "peak": max(r for _, r in samples),
                 "end": samples[-1][1], "slope_mb_h": slope, "sent": float(sent[0]),
-                "seconds": samples[-1][0], "exit": float(code)}
+                "seconds": samples[-1][0], "exit": float(code), "anon_start": anon[0],
+                "anon_peak": max(anon), "anon_end": anon[-1]}
     finally:
         stop.set()
         if agent is not None and agent.poll() is None:
@@ -450,6 +463,7 @@ async def main() -> int:
     ap.add_argument("--rss-minutes", type=float, default=5.0, help="0 skips the RSS run")
     ap.add_argument("--rss-rate", type=int, default=1000, help="readings/s fed to the agent")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--rss-only", action="store_true", help="fill, then only the RSS run")
     ap.add_argument("--lock", default=None, help="flock this file around the timed drains")
     args = ap.parse_args()
     seconds = int(args.days * 86400)
@@ -472,10 +486,10 @@ async def main() -> int:
         for p in copies.values():
             shutil.copyfile(path, p)
         results = {}
-        with locked(args.lock):
+        with locked(None if args.rss_only else args.lock):
             print(f"load before the drains: {os.getloadavg()}", flush=True)
-            modes = [("live-first", path)]
-            if not args.skip_baseline:
+            modes = [] if args.rss_only else [("live-first", path)]
+            if not args.skip_baseline and not args.rss_only:
                 modes.append(("oldest-first", copies["oldest-first"]))
             for mode, p in modes:
                 r = await drain(mode, p, server, work, args.channels, n)
@@ -501,7 +515,10 @@ async def main() -> int:
                   f"{rss['seconds'] / 60:.1f} min: start {rss['start']:.1f} MB, peak"
                   f" {rss['peak']:.1f} MB, end {rss['end']:.1f} MB, slope after 1 min"
                   f" {rss['slope_mb_h']:+.1f} MB/h; {rss['sent']:,.0f} readings fed; exit"
-                  f" {rss['exit']:.0f}")
+                  f" {rss['exit']:.0f}; anonymous (own) memory start {rss['anon_start']:.1f} MB,"
+                  f" peak {rss['anon_peak']:.1f} MB, end {rss['anon_end']:.1f} MB")
+        if args.rss_only:
+            return 0
         live, base = results["live-first"], results.get("oldest-first")
         print(json.dumps({"readings": n, "bytes": size, "bytes_per_reading": round(size / n, 1),
                           "naive_bytes_per_reading": round(naive, 1),
