@@ -216,15 +216,14 @@ class Agent:
         bc = self.cfg.batch
         last = self.buffer.last_id
         live = last - self._live_from  # an upper bound: readings may have been dropped
-        due = self._oldest_mono is not None and (
-            final or self.clock.monotonic() - self._oldest_mono >= bc.max_age_s
-        )
+        due = final or (self._oldest_mono is not None and
+                        self.clock.monotonic() - self._oldest_mono >= bc.max_age_s)
         if live >= bc.max_readings or (due and live > 0):
             upto = min(last, self._live_from + room * bc.max_readings)
             sealed = await self.buffer.seal(bc.max_readings, self._now_ms(), max_batches=room,
                                             lane=(self._live_from, upto))
             self._live_from = upto  # readings left at or below it are sealed as backlog
-            if upto == last:
+            if self.buffer.last_id == upto:  # nothing appended while sealing
                 self._oldest_mono = None
             self._live.update(b.seq for b in sealed)
             if sealed:

@@ -284,7 +284,11 @@ async def drain(mode: str, buffer: Path, pg_server: str, work: Path, channels: i
         t_end = time.time()
         await asyncio.sleep(3.0)  # the last live readings of the drain reach the database
         stop.set()
-        await asyncio.wait_for(task, 60)
+        lost = await asyncio.wait_for(task, 60)
+        # what the shutdown budget did not see confirmed stays in the file for the next start
+        after = await SqliteBuffer.open(buffer, device_id=DEVICE, now_ms=to_ms(clock.now()))
+        left = (await after.stats()).depth
+        await after.close()
         watcher.stop.set()
         watcher.join(5)
         during = [ts for ts in live.taken if ts / 1000 <= t_end]
@@ -295,7 +299,8 @@ async def drain(mode: str, buffer: Path, pg_server: str, work: Path, channels: i
             rows = int(row[0]) if row else 0
             row = conn.execute("SELECT coalesce(sum(reading_count), 0) FROM batches").fetchone()
             in_batches = int(row[0]) if row else 0
-        expected = backlog + len(live.taken) * channels + 1  # + the warm-up reading
+        # + the warm-up reading, less what is still buffered
+        expected = backlog + len(live.taken) * channels + 1 - left
         return {
             "drain_s": drain_s, "speedup": 0.0, "rate": backlog / drain_s,
             "live_n": float(len(lat)), "live_missing": float(missing),
@@ -303,6 +308,7 @@ async def drain(mode: str, buffer: Path, pg_server: str, work: Path, channels: i
             "live_p99_s": lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan"),
             "live_max_s": lat[-1] if lat else float("nan"),
             "rows": float(rows), "in_batches": float(in_batches), "expected": float(expected),
+            "left_in_buffer": float(left), "lost_at_edge": float(lost),
         }
     finally:
         if collector is not None:
@@ -501,7 +507,9 @@ async def main() -> int:
                       f" live readings → PostgreSQL p50 {r['live_p50_s']:.2f} s,"
                       f" p99 {r['live_p99_s']:.2f} s, max {r['live_max_s']:.2f} s"
                       f" ({r['live_n']:.0f} readings of ch0, {r['live_missing']:.0f} not seen);"
-                      f" rows {r['rows']:,.0f} = expected {r['expected']:,.0f}:"
+                      f" rows {r['rows']:,.0f} = expected {r['expected']:,.0f}"
+                      f" (still buffered after the stop: {r['left_in_buffer']:,.0f}; lost at the"
+                      f" edge: {r['lost_at_edge']:,.0f}):"
                       f" {'exact' if exact else 'MISMATCH'}",
                       flush=True)
             print(f"load after the drains: {os.getloadavg()}", flush=True)
