@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agent.buffer import SqliteBuffer
 from agent.buffer_fake import MemoryBuffer
-from agent.buffer_port import ReadingBuffer
+from agent.buffer_port import ReadingBuffer, SealedBatch
 from agent.clock import SystemClock, to_ms
 from agent.config import parse_config
 from agent.protocol import Kind, Reading, decode_batch
@@ -159,3 +159,44 @@ async def test_sqlite_buffer_keeps_its_last_id_on_reopen(tmp_path: Path) -> None
         assert buf.last_id == 6
     finally:
         await buf.close()
+
+
+class _AppendsWhileSealing(MemoryBuffer):
+    """A buffer where a poll's append lands while a seal is in progress (once)."""
+
+    def __init__(self, now_ms: int) -> None:
+        super().__init__(now_ms=now_ms)
+        self.during_seal: list[Reading] = []
+        self.agent: Agent | None = None
+
+    async def seal(self, max_readings: int, now_ms: int, *, max_batches: int = 1,
+                   lane: tuple[int, int] | None = None) -> list[SealedBatch]:
+        out = await super().seal(max_readings, now_ms, max_batches=max_batches, lane=lane)
+        if self.during_seal and self.agent is not None:
+            late, self.during_seal = self.during_seal, []
+            await self.agent._store(late)  # the poll loop's own path
+        return out
+
+
+async def test_a_reading_appended_during_a_seal_is_still_sent() -> None:
+    """The live lane's age is kept for a reading that arrived while the lane was sealing, and
+    at shutdown whatever the lane holds is sealed: nothing stays behind in the buffer."""
+    clock = SystemClock()
+    buf = _AppendsWhileSealing(to_ms(clock.now()))
+    buf.during_seal = [Reading("late", "count", "1", Kind.CUMULATIVE, to_ms(clock.now()), 1.0)]
+    pub = FakePublisher()
+    cfg = parse_config({
+        "device_id": DEVICE, "status_interval_s": 3600, "shutdown_timeout_s": 2,
+        "batch": {"max_readings": 10, "max_age_s": 0.05, "in_flight": 2},
+    })
+    agent = Agent(cfg, buffer=buf, publisher=pub, sources=[Counter("live", interval_s=60)],
+                  clock=clock)
+    buf.agent = agent
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert buf.unbatched == 0
+    assert buf.pending() == []
+    assert sorted(m for m, _ in published(pub)) == ["live", "old"]  # "old": not the live meter
