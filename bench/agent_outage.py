@@ -462,6 +462,10 @@ def locked(path: str | None) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=float, default=7.0)
@@ -472,6 +476,9 @@ async def main() -> int:
     ap.add_argument("--rss-only", action="store_true", help="fill, then only the RSS run")
     ap.add_argument("--lock", default=None, help="flock this file around the timed drains")
     args = ap.parse_args()
+    # SIGTERM and SIGINT (even when a background shell ignored it) run the clean-up below
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     seconds = int(args.days * 86400)
     work = Path(tempfile.mkdtemp(prefix="tally-outage-"))
     pg = EmbeddedPostgres(work / "pg", cleanup=True)
