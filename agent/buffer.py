@@ -79,6 +79,7 @@ class SqliteBuffer:
         self._page_size = 4096
         self._series: dict[SeriesKey, int] = {}
         self._keys: dict[int, SeriesKey] = {}
+        self._last_id = 0  # id of the newest reading ever appended (ids are never reused)
 
     @classmethod
     async def open(
@@ -176,6 +177,8 @@ class SqliteBuffer:
                 await self._scalar(db, "SELECT count(*) FROM readings WHERE batch_seq IS NULL")
                 or 0
             )
+            self._last_id = int(await self._scalar(
+                db, "SELECT seq FROM sqlite_sequence WHERE name = 'readings'") or 0)
             for sid, meter, metric, unit, kind in await db.execute_fetchall(
                 "SELECT id, meter, metric, unit, kind FROM series"
             ):
@@ -208,6 +211,11 @@ class SqliteBuffer:
     def unbatched(self) -> int:
         return self._unbatched
 
+    @property
+    def last_id(self) -> int:
+        """Id of the newest reading appended: readings get ever larger ids, never reused."""
+        return self._last_id
+
     def pending(self) -> list[int]:
         """Seqs of sealed, unacknowledged batches, oldest first."""
         return list(self._pending)  # dict keeps insertion (= seq) order
@@ -233,7 +241,7 @@ class SqliteBuffer:
                     cur = await db.execute(
                         "DELETE FROM readings WHERE id IN (SELECT id FROM readings "
                         "WHERE id > (SELECT value FROM counters WHERE name = 'sealed_upto_id') "
-                        "ORDER BY id LIMIT ?)",
+                        "AND batch_seq IS NULL ORDER BY id LIMIT ?)",
                         (excess - dropped,),
                     )
                     unbatched_dropped = max(cur.rowcount, 0)
@@ -257,6 +265,7 @@ class SqliteBuffer:
                     "INSERT INTO readings(series_id, ts_ms, value) VALUES (?, ?, ?)",
                     [(sid[k], t, v) for k, t, v in keyed],
                 )
+                last_id = int(await self._scalar(db, "SELECT last_insert_rowid()"))
                 taken = Counter(k[0] for k, _, _ in keyed)  # per meter, for reconciliation
                 await db.executemany(
                     "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) "
@@ -277,6 +286,7 @@ class SqliteBuffer:
         self._keys.update((v, k) for k, v in added.items())
         self._rows += len(keyed)
         self._unbatched += len(keyed)
+        self._last_id = last_id
 
     async def _drop_batches(self, db: aiosqlite.Connection, excess: int) -> list[tuple[int, int]]:
         """Delete the oldest sealed batches holding at least ``excess`` readings (or all of
@@ -345,10 +355,13 @@ class SqliteBuffer:
             await db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (by, name))
 
     async def seal(
-        self, max_readings: int, now_ms: int, *, max_batches: int = 1
+        self, max_readings: int, now_ms: int, *, max_batches: int = 1,
+        lane: tuple[int, int] | None = None,
     ) -> list[SealedBatch]:
         """Assign the oldest unbatched readings to new batches (up to ``max_batches``).
 
+        ``lane=(after_id, upto_id)`` takes only unbatched readings with ``after_id < id <=
+        upto_id`` (the runner seals fresh readings before an older backlog this way).
         One transaction: read the rows, mark them with their batch's seq, record each batch's
         id range, advance the seq counter. Returns the sealed batches (what ``load`` gives).
         """
@@ -362,10 +375,14 @@ class SqliteBuffer:
                     "WHERE name IN ('next_seq', 'sealed_upto_id')")
             }
             seq = int(counters["next_seq"])
-            # every id <= sealed_upto_id is batched or gone: the scan starts after it
+            # every id <= sealed_upto_id is batched or gone: the scan starts after it (rows
+            # above it may already be batched, in batches sealed from a lane)
+            upto_before = int(counters["sealed_upto_id"])
+            after, upto = lane if lane is not None else (upto_before, self._last_id)
             rows: list[Row] = list(await db.execute_fetchall(  # type: ignore[arg-type]
-                "SELECT id, series_id, ts_ms, value FROM readings WHERE id > ? ORDER BY id LIMIT ?",
-                (int(counters["sealed_upto_id"]), max_readings * max_batches),
+                "SELECT id, series_id, ts_ms, value FROM readings WHERE id > ? AND id <= ?"
+                " AND batch_seq IS NULL ORDER BY id LIMIT ?",
+                (max(after, upto_before), upto, max_readings * max_batches),
             ))
             heads: list[tuple[int, int, int, int, int]] = []
             chunks: list[list[Row]] = []
@@ -378,7 +395,8 @@ class SqliteBuffer:
                 seq += 1
             if heads:
                 await db.executemany(
-                    "UPDATE readings SET batch_seq = ? WHERE id BETWEEN ? AND ?",
+                    "UPDATE readings SET batch_seq = ? WHERE id BETWEEN ? AND ?"
+                    " AND batch_seq IS NULL",
                     [(h[0], h[1], h[2]) for h in heads],
                 )
                 await db.executemany(
@@ -386,8 +404,12 @@ class SqliteBuffer:
                     "VALUES (?, ?, ?, ?, ?)",
                     heads,
                 )
-                await db.executemany("UPDATE counters SET value = ? WHERE name = ?",
-                                     [(seq, "next_seq"), (heads[-1][2], "sealed_upto_id")])
+                await db.execute("UPDATE counters SET value = ? WHERE name = 'next_seq'", (seq,))
+                if after <= upto_before:  # sealed from the oldest unbatched reading on
+                    await db.execute(
+                        "UPDATE counters SET value = ? WHERE name = 'sealed_upto_id'",
+                        (heads[-1][2],),
+                    )
         self._pending.update((h[0], (h[1], h[2])) for h in heads)
         self._unbatched -= sum(len(c) for c in chunks)
         # columnar series are built after the commit, outside the lock

@@ -16,6 +16,8 @@ class MemoryBuffer:
     def __init__(self, *, now_ms: int = 0, limits: BufferLimits | None = None) -> None:
         self._limits = limits or BufferLimits()
         self._unbatched_rows: list[Reading] = []
+        self._ids: list[int] = []  # id of each unbatched row (ever larger, never reused)
+        self._last_id = 0
         self._batches: dict[int, SealedBatch] = {}
         self._next_seq = initial_seq(now_ms)
         self._state: dict[str, str] = {}
@@ -30,6 +32,10 @@ class MemoryBuffer:
     @property
     def unbatched(self) -> int:
         return len(self._unbatched_rows)
+
+    @property
+    def last_id(self) -> int:
+        return self._last_id
 
     def pending(self) -> list[int]:
         return sorted(self._batches)
@@ -51,24 +57,32 @@ class MemoryBuffer:
                 excess -= batch.reading_count
             drop = min(max(excess, 0), len(self._unbatched_rows))
             del self._unbatched_rows[:drop]
+            del self._ids[:drop]
             self.dropped += drop
             excess -= drop
         if excess > 0:
             self.refused += len(readings)
             raise BufferFullError(f"buffer full; {len(readings)} reading(s) refused")
         self._unbatched_rows.extend(readings)
+        self._ids.extend(range(self._last_id + 1, self._last_id + 1 + len(readings)))
+        self._last_id += len(readings)
         for r in readings:
             self.taken[r.meter] = self.taken.get(r.meter, 0) + 1
 
     async def seal(
-        self, max_readings: int, now_ms: int, *, max_batches: int = 1
+        self, max_readings: int, now_ms: int, *, max_batches: int = 1,
+        lane: tuple[int, int] | None = None,
     ) -> list[SealedBatch]:
+        after, upto = lane if lane is not None else (0, self._last_id)
         sealed: list[SealedBatch] = []
         for _ in range(max_batches):
-            if not self._unbatched_rows:
+            picked = [i for i, rid in enumerate(self._ids) if after < rid <= upto][:max_readings]
+            if not picked:
                 break
-            take = self._unbatched_rows[:max_readings]
-            del self._unbatched_rows[:max_readings]
+            take = [self._unbatched_rows[i] for i in picked]
+            for i in reversed(picked):
+                del self._unbatched_rows[i]
+                del self._ids[i]
             keys = {k: i for i, k in enumerate(dict.fromkeys(
                 (r.meter, r.metric, r.unit, r.kind.value) for r in take))}
             rows = [(i, keys[(r.meter, r.metric, r.unit, r.kind.value)], r.ts_ms, r.value)

@@ -3,7 +3,8 @@
 Pure value types and the ``ReadingBuffer`` protocol shared by the SQLite adapter
 (``agent.buffer.SqliteBuffer``) and the in-memory fake (``agent.buffer_fake.MemoryBuffer``).
 
-Life of a reading: ``append`` (committed) -> ``seal`` (assigned to batch ``seq``, a fixed set)
+Life of a reading: ``append`` (committed; ids ever larger, ``last_id`` the newest) -> ``seal``
+(assigned to batch ``seq``, a fixed set; the oldest unbatched first, or those of an id ``lane``)
 -> ``load(seq)`` (re-read, identical every time) -> ``mark_sent([seq])`` after PUBACK (the
 broker has it: "sent, unconfirmed", kept across restarts) -> ``ack([seq])`` once the collector
 has confirmed it committed (deleted).
@@ -83,12 +84,16 @@ class ReadingBuffer(StateStore, Protocol):
     @property
     def unbatched(self) -> int: ...
 
+    @property
+    def last_id(self) -> int: ...
+
     def pending(self) -> list[int]: ...
 
     async def append(self, readings: Sequence[Reading]) -> None: ...
 
     async def seal(
-        self, max_readings: int, now_ms: int, *, max_batches: int = 1
+        self, max_readings: int, now_ms: int, *, max_batches: int = 1,
+        lane: tuple[int, int] | None = None,
     ) -> list[SealedBatch]: ...
 
     async def load(self, seq: int) -> SealedBatch: ...

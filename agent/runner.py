@@ -81,7 +81,12 @@ class Agent:
         self._sealed = asyncio.Event()
         self._appended = asyncio.Event()
         self._polling_done = asyncio.Event()
-        self._oldest_mono: float | None = None if buffer.unbatched == 0 else float("-inf")
+        # Readings with an id above _live_from are the live lane: sealed and sent before the
+        # backlog (readings at or below it: what the buffer held at start, or what piled up
+        # while batches could not be sealed), so fresh readings never wait behind a drain.
+        self._live_from = buffer.last_id
+        self._live: set[int] = set()  # seqs of pending batches sealed from the live lane
+        self._oldest_mono: float | None = None  # when the live lane's oldest reading came
         self._in_flight: dict[int, tuple[asyncio.Future[None], int]] = {}  # awaiting PUBACK
         self._unconfirmed: dict[int, float] = {}  # PUBACKed on this connection -> when
         self._ready: dict[int, SealedBatch] = {}  # sealed this run: sent without re-reading
@@ -230,23 +235,18 @@ class Agent:
         while True:
             final = self._polling_done.is_set()
             room = max_pending - len(self.buffer.pending())
-            due = self._oldest_mono is not None and (
-                final or self.clock.monotonic() - self._oldest_mono >= bc.max_age_s
-            )
-            if room > 0 and (self.buffer.unbatched >= bc.max_readings or
-                             (due and self.buffer.unbatched > 0)):
-                try:
-                    sealed = await self.buffer.seal(bc.max_readings, self._now_ms(),
-                                                    max_batches=room)
-                except DiskFullError as exc:
-                    self._disk_full(exc)
-                    sealed = []
-                if sealed:
-                    self._ready.update((b.seq, b) for b in sealed)
-                    self._sealed.set()
-                    if self.buffer.unbatched == 0:
-                        self._oldest_mono = None
-                    continue
+            if room <= 0 and self.buffer.last_id - self._live_from > bc.max_readings:
+                # nothing can be sealed (broker or collector away): the lane joins the backlog
+                self._live_from, self._oldest_mono = self.buffer.last_id, None
+            try:
+                sealed = await self._seal_next(room, final) if room > 0 else []
+            except DiskFullError as exc:
+                self._disk_full(exc)
+                sealed = []
+            if sealed:
+                self._ready.update((b.seq, b) for b in sealed)
+                self._sealed.set()
+                continue
             if final and self.buffer.unbatched == 0:
                 return
             self._appended.clear()
@@ -254,6 +254,31 @@ class Agent:
             wait = tick if self._oldest_mono is not None and room > 0 else bc.max_age_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._appended.wait(), wait)
+
+    async def _seal_next(self, room: int, final: bool) -> list[SealedBatch]:
+        """Seal the live lane when due, else the oldest backlog, keeping one slot of ``room``
+        for the live lane while draining (unless shutting down)."""
+        bc = self.cfg.batch
+        last = self.buffer.last_id
+        live = last - self._live_from  # an upper bound: readings may have been dropped
+        due = final or (self._oldest_mono is not None and
+                        self.clock.monotonic() - self._oldest_mono >= bc.max_age_s)
+        if live >= bc.max_readings or (due and live > 0):
+            upto = min(last, self._live_from + room * bc.max_readings)
+            sealed = await self.buffer.seal(bc.max_readings, self._now_ms(), max_batches=room,
+                                            lane=(self._live_from, upto))
+            self._live_from = upto  # readings left at or below it are sealed as backlog
+            if self.buffer.last_id == upto:  # nothing appended while sealing
+                self._oldest_mono = None
+            self._live.update(b.seq for b in sealed)
+            if sealed:
+                return sealed
+        backlog = self.buffer.unbatched - max(self.buffer.last_id - self._live_from, 0)
+        take = room if final else room - 1
+        if backlog <= 0 or take < 1:
+            return []
+        return await self.buffer.seal(bc.max_readings, self._now_ms(), max_batches=take,
+                                      lane=(0, self._live_from))
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -263,11 +288,13 @@ class Agent:
             len(self._in_flight) + len(self._unconfirmed) < max(b.window, b.in_flight)
 
     async def _send_window(self) -> None:
-        """Publish pending batches in seq order while the windows have room."""
+        """Publish pending batches while the windows have room: live ones first, then in seq
+        order."""
         pending = self.buffer.pending()
         low = next((s for s in pending if s not in self._confirmed), None)
         skipped = seq_ranges(self.buffer.skipped())[:MAX_SKIPPED_RANGES] if self._e2e else ()
-        for seq in pending:
+        self._live.intersection_update(pending)
+        for seq in sorted(pending, key=lambda s: s not in self._live):  # stable: seq order kept
             if not self._sendable():
                 return
             if seq in self._in_flight or seq in self._confirmed or seq in self._unconfirmed:
