@@ -143,8 +143,8 @@ def _fit(
     starts: I64,
     now: int,
     cfg: ForecastConfig,
-    first: I64,
     *,
+    first: I64,
     level_buckets: int,
 ) -> tuple[F64, F64]:
     """The recency-weighted pattern ``(n, 288)`` and the level ``(n,)`` of ``hist`` (from its
@@ -198,7 +198,6 @@ def forecast_usage(
     if history.ndim != 2 or history.shape[1] < n_hist:
         raise AnalyticsError(f"history must have {n_hist} buckets per meter")
     hist = history[:, :n_hist]
-    n = hist.shape[0]
     h_starts = history_start + BUCKET_S * np.arange(n_hist, dtype=np.int64)
     f_starts = np.arange(now, period_end, BUCKET_S, dtype=np.int64)
     observed = hist[:, (period_start - history_start) // BUCKET_S :].sum(axis=1)
@@ -241,7 +240,9 @@ def _patterned(
     cells = _day_types(lt.day, lt.weekday, holidays) * 96 + lt.quarter
     elapsed = (now - period_start) // BUCKET_S if cfg.level_from_period else 0
     level_buckets = max(cfg.level_days * 96, elapsed) if cfg.level_days else 0
-    pattern, level = _fit(hist, cells, h_starts, now, cfg, first, level_buckets=level_buckets)
+    pattern, level = _fit(
+        hist, cells, h_starts, now, cfg, first=first, level_buckets=level_buckets
+    )
 
     lf = local_time(f_starts, tz)
     f_cells = _day_types(lf.day, lf.weekday, holidays) * 96 + lf.quarter
@@ -262,7 +263,7 @@ def _patterned(
             h_starts[:-k],
             int(h_starts[-k]),
             cfg,
-            first,
+            first=first,
             level_buckets=level_buckets,
         )
         p_hold = np.where(held[:, None], ph, pattern)

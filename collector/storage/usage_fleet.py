@@ -52,13 +52,17 @@ def apply_stage_deltas(conn: Conn) -> int:
     """Add the changes the rows staged in ``usage_stage`` are about to make to ``usage_15m``
     into the fleet rollup; call it in the writer's transaction BEFORE the staged rows are
     written. Returns the rollup rows touched."""
+    # the stored row of each staged bucket is probed by primary key (LIMIT 1 keeps the
+    # planner from hashing all of usage_15m when it misjudges the stage's size); the upsert
+    # that follows reads the same index pages
     cur = conn.execute(
         "INSERT INTO usage_fleet_15m AS f (unit, bucket, quantity, estimated, reading_count)"
         " SELECT r.unit, s.bucket, sum(s.quantity - coalesce(u.quantity, 0)),"
         "  sum(s.estimated - coalesce(u.estimated, 0)),"
         "  sum(s.reading_count - coalesce(u.reading_count, 0))"
         " FROM usage_stage s JOIN series r ON r.series_id = s.series_id"
-        " LEFT JOIN usage_15m u ON u.series_id = s.series_id AND u.bucket = s.bucket"
+        " LEFT JOIN LATERAL (SELECT x.quantity, x.estimated, x.reading_count FROM usage_15m x"
+        "  WHERE x.series_id = s.series_id AND x.bucket = s.bucket LIMIT 1) u ON true"
         " WHERE s.quantity IS DISTINCT FROM coalesce(u.quantity, 0)"
         "  OR s.estimated IS DISTINCT FROM coalesce(u.estimated, 0)"
         "  OR s.reading_count IS DISTINCT FROM coalesce(u.reading_count, 0)"
