@@ -80,7 +80,7 @@ def test_archive_exports_verifies_drops_and_reads_back_transparently(
         backfill_usage(conn, NOW, JAN, FEB + timedelta(days=3))
         usage_before = _usage(conn)
         fleet_before = _fleet(conn)
-        assert len(fleet_before[0]) > 4000
+        assert len(fleet_before[0]) > 3000  # 34 days of quarter hours
         parts = archivable_partitions(conn, NOW, timedelta(days=400))
         assert [p.name for p in parts] == ["readings_p202601"]  # Feb ended < 400 days ago
 
