@@ -135,6 +135,7 @@ def main() -> int:
                     help="build the database, keep it and print its name; time nothing")
     ap.add_argument("--reuse-db", metavar="NAME", help="time a database --setup-only built")
     ap.add_argument("--drop", action="store_true", help="with --reuse-db: drop it afterwards")
+    ap.add_argument("--fleet-only", action="store_true", help="time the fleet month only")
     ap.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -189,6 +190,13 @@ def main() -> int:
                   f" ({f_packed / f_roll:.0f}x); on one connection: {f_single * 1000:.0f} ms")
             print(f"  naive SQL GROUP BY over usage_15m: {f_naive * 1000:.0f} ms"
                   f" ({f_naive / f_roll:.0f}x)")
+            if args.fleet_only:
+                print(f"RESULT analytics fleet_month_ms={f_roll * 1000:.1f}"
+                      f" (packed {f_packed * 1000:.0f}, naive {f_naive * 1000:.0f})"
+                      f" meters={meters}")
+                conn.rollback()
+                pool.close()
+                return 0
             ids = [r[0] for r in conn.execute("SELECT customer_id FROM customers")]
             rng = np.random.default_rng(2)
             picks = rng.choice(ids, size=min(args.dashboards, len(ids)), replace=False)
