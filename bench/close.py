@@ -45,6 +45,7 @@ from collector.billing.close import (
 from collector.billing.model import Address
 from collector.billing.periods import PeriodKey, period_for
 from collector.storage.migrate import migrate
+from collector.storage.usage_fleet import apply_stage_deltas
 
 PLAN = {
     "format": "tally.plan/v1",
@@ -129,11 +130,15 @@ def with_db(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-def setup(url: str, n: int, rng: np.random.Generator, *, daily_only: bool = False) -> int:
+def setup(
+    url: str, n: int, rng: np.random.Generator, *, daily_only: bool = False, fleet: bool = False
+) -> int:
     """Customers, meters, subscriptions and usage; returns the number of usage intervals.
 
     ``daily_only``: load only the packed ``usage_15m_daily`` the close reads, not the per-interval
-    ``usage_15m`` rows (only the late-data and stale-draft checks look at those, by index)."""
+    ``usage_15m`` rows (only the late-data and stale-draft checks look at those, by index).
+    ``fleet``: also keep the fleet rollup ``usage_fleet_15m``, the way the usage refresh and the
+    backfill do: each batch is staged first and its deltas applied before it is written."""
     with psycopg.connect(url, autocommit=True) as conn:
         _, v = accounts.create_plan(conn, "bench", "Bench TOU", PLAN)
         zones = [
@@ -185,6 +190,8 @@ def setup(url: str, n: int, rng: np.random.Generator, *, daily_only: bool = Fals
                 parts.append(r)
             rows = np.concatenate(parts).astype(ROW)  # concatenate drops the byte order
             daily = pack_daily(rows)
+            if fleet:
+                _stage_fleet(conn, rows)
             if not daily_only:
                 with (
                     conn.cursor() as cur,
@@ -206,6 +213,21 @@ def setup(url: str, n: int, rng: np.random.Generator, *, daily_only: bool = Fals
             total += rows.size
         conn.execute("ANALYZE")
     return total
+
+
+def _stage_fleet(conn: psycopg.Connection[tuple[object, ...]], rows: np.ndarray) -> None:
+    """Add a batch of usage rows to the fleet rollup through the writers' stage (rows not yet
+    in ``usage_15m``: their deltas are their values)."""
+    with conn.transaction():
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS usage_stage (series_id bigint, bucket timestamptz,"
+            " quantity float8, estimated float8, reading_count int, updated_at timestamptz)"
+            " ON COMMIT DELETE ROWS"
+        )
+        with conn.cursor() as cur, cur.copy("COPY usage_stage FROM STDIN (FORMAT BINARY)") as cp:
+            cp.write(HEADER + rows.tobytes() + b"\xff\xff")
+        conn.execute("ANALYZE usage_stage")
+        apply_stage_deltas(conn)
 
 
 def pack_daily(rows: np.ndarray) -> np.ndarray:

@@ -18,6 +18,12 @@ implementation. Also timed ``--repeat`` times, each after a new reading per seri
 Check: after the incremental refreshes, one full recompute of every series (not timed) must give
 the same ``usage_15m`` quantities (within 1e-9), and the month's total must be exact.
 
+Fleet rollup cost (same run): every refresh also keeps ``usage_fleet_15m``
+(``collector.storage.usage_fleet.apply_stage_deltas``). The time spent in that step is summed
+over the backfill and the incremental refreshes, and the incremental refresh is timed again
+``--repeat`` times with the step switched off (the refresh as it was before the rollup; the
+rollup is re-summed afterwards and checked equal to the ``GROUP BY`` of ``usage_15m``).
+
 The final ``RESULT`` line: figure = incremental refresh series/s (steady state),
 baseline = full-recompute series/s, ratio = figure / baseline.
 """
@@ -34,8 +40,10 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from collector.storage import usage_store
 from collector.storage.copy_binary import encode_readings_copy
 from collector.storage.migrate import migrate
+from collector.storage.usage_fleet import apply_stage_deltas, resum_fleet
 from collector.storage.usage_queries import load_usage_matrix
 from collector.storage.usage_store import refresh_usage
 
@@ -80,6 +88,33 @@ def _drain(conn: Conn, now: datetime, limit: int) -> int:
             return buckets
 
 
+class _FleetTimer:
+    """Stands in for the refresh's fleet rollup step: times it, or skips it when off."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.on = True
+
+    def __call__(self, conn: Conn) -> int:
+        if not self.on:
+            return 0
+        t = time.perf_counter()
+        try:
+            return apply_stage_deltas(conn)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+
+def _fleet_equal(conn: Conn) -> bool:
+    got = conn.execute(
+        "SELECT count(*) FROM (SELECT r.unit, u.bucket, sum(u.quantity) AS q"
+        " FROM usage_15m u JOIN series r USING (series_id) GROUP BY 1, 2) n"
+        " FULL JOIN usage_fleet_15m f ON f.unit = n.unit AND f.bucket = n.bucket"
+        " WHERE abs(coalesce(n.q, 0) - coalesce(f.quantity, 0)) > 1e-9"
+    ).fetchone()
+    return got == (0,)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,24 +138,38 @@ def main() -> None:
             per = args.days * 96
             n = _load(conn, sids, per, 0)
             now = datetime(2026, 4, 2, tzinfo=UTC)
+            timer = _FleetTimer()
+            usage_store.apply_stage_deltas = timer  # type: ignore[assignment]
             t = time.perf_counter()
             buckets = _drain(conn, now, 500)
             dt = time.perf_counter() - t
             print(f"backfill: {n:,} readings → {buckets:,} buckets in {dt:.2f} s "
-                  f"= {n / dt:,.0f} readings/s")
+                  f"= {n / dt:,.0f} readings/s (of which fleet rollup {timer.seconds:.2f} s,"
+                  f" {timer.seconds / dt:.1%})")
             conn.execute("ANALYZE")  # as autovacuum would after a bulk load
             nxt = per
-            inc = []
-            for _ in range(args.repeat):
+            inc: list[float] = []
+            bare: list[float] = []
+            fleet_s: list[float] = []
+            for k in range(2 * args.repeat):  # alternating: with the rollup step, without
+                timer.on, timer.seconds = k % 2 == 0, 0.0
                 _load(conn, sids, 1, nxt)
                 nxt += 1
                 t = time.perf_counter()
                 rep = refresh_usage(conn, now)
-                inc.append(time.perf_counter() - t)
+                (inc if timer.on else bare).append(time.perf_counter() - t)
+                if timer.on:
+                    fleet_s.append(timer.seconds)
+            timer.on = True
+            resum_fleet(conn, datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
             best_inc = min(inc)
             print(f"incremental: {len(sids)} series × 1 new reading: best {best_inc * 1000:.0f} ms"
                   f" of {args.repeat} ({rep.readings_loaded} readings loaded,"
                   f" {rep.buckets_written} buckets written in the last)")
+            print(f"  fleet rollup step: median {np.median(fleet_s) * 1000:.1f} ms per refresh;"
+                  f" the same refresh without it: best {min(bare) * 1000:.0f} ms of"
+                  f" {args.repeat} (+{(best_inc - min(bare)) * 1000:.0f} ms,"
+                  f" {best_inc / min(bare) - 1:+.0%})")
 
             before = _quantities(conn)
             conn.execute(
@@ -160,7 +209,9 @@ def main() -> None:
             fig, base = len(sids) / best_inc, len(sids) / best_full
             print(f"RESULT name=usage_refresh figure={fig:.0f} series/s baseline={base:.0f}"
                   f" series/s ratio={fig / base:.1f}x")
-            if not (same and total_ok):
+            fleet_ok = _fleet_equal(conn)
+            print(f"check: fleet rollup == GROUP BY of usage_15m: {fleet_ok}")
+            if not (same and total_ok and fleet_ok):
                 raise SystemExit(1)
     finally:
         with psycopg.connect(admin, autocommit=True) as c:

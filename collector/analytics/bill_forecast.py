@@ -186,6 +186,7 @@ class BillForecast:
     high: Priced
     linear: Priced
     patterned: bool  # False when some meter had too little history (straight line used)
+    history_days: float = 0.0  # days of usage behind the forecast (since the first meter's first)
 
 
 def _rows(series_ids: I64, starts: I64, values: F64) -> UsageRows:
@@ -278,4 +279,5 @@ def forecast_bill(
         high=high,
         linear=linear,
         patterned=bool(f.patterned.all()),
+        history_days=float(f.history_days.max()) if f.history_days.size else 0.0,
     )

@@ -18,8 +18,11 @@ Pure numpy, vectorised over meters. For every meter:
    absences and weather make the errors heavy-tailed: 2.0 is what puts about 80 % of final
    invoices inside the range on the backtest (docs/analytics.md).
 
-A meter with less than ``min_history_days`` of history has no pattern: its forecast is its
-average rate so far (a straight line), and its range is ±50 %.
+A meter's history starts at its first bucket with usage: the zero-filled buckets before it (a
+meter installed mid-window has no readings there) are no history, neither in the pattern nor
+in the level nor in the range. A meter with less than ``min_history_days`` of history has no
+pattern: its forecast is its average rate since the later of the period start and its first
+usage (a straight line), and its range is ±50 %.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class UsageForecast:
     remaining_high: F64
     level: F64
     patterned: npt.NDArray[np.bool_]  # False: too little history, straight line used
+    history_days: F64  # days from the meter's first usage to now (0: none)
 
     @property
     def total(self) -> F64:
@@ -100,42 +104,74 @@ def _day_types(days: I64, weekday: I64, holidays: Collection[date]) -> I64:
     return types
 
 
-def _pattern(values: F64, cells: I64, weights: F64) -> F64:
-    """Weighted mean of ``values[:, j]`` per cell: ``(n, 288)``, NaN where no sample."""
+def _pattern(values: F64, cells: I64, weights: F64, first: I64) -> F64:
+    """Weighted mean of ``values[i, j]`` per cell over ``j >= first[i]``: ``(n, 288)``, NaN
+    where no sample. ``values`` is zero before ``first`` (leading buckets without usage)."""
     order = np.argsort(cells, kind="stable")
     sc = cells[order]
     firsts = np.nonzero(np.r_[True, sc[1:] != sc[:-1]])[0]
     num = np.add.reduceat(values[:, order] * weights[order], firsts, axis=1)
-    den = np.add.reduceat(weights[order], firsts)
+    den = np.broadcast_to(np.add.reduceat(weights[order], firsts), num.shape)
+    cnt = np.broadcast_to(np.bincount(cells, minlength=_CELLS)[sc[firsts]], num.shape)
+    if np.any(first > 0):  # minus each meter's samples before its first usage, per cell
+        rows = np.arange(1, cells.shape[0] + 1)
+        w_before = np.zeros((cells.shape[0] + 1, _CELLS))
+        w_before[rows, cells] = weights
+        n_before = np.zeros((cells.shape[0] + 1, _CELLS), dtype=np.int64)
+        n_before[rows, cells] = 1
+        at = np.minimum(first, cells.shape[0])
+        den = den - np.cumsum(w_before, axis=0)[at][:, sc[firsts]]
+        cnt = cnt - np.cumsum(n_before, axis=0)[at][:, sc[firsts]]
     out: F64 = np.full((values.shape[0], _CELLS), np.nan)
-    out[:, sc[firsts]] = num / den
+    out[:, sc[firsts]] = np.where(cnt > 0, num / np.where(cnt > 0, den, 1.0), np.nan)
     weekday = out[:, :96]
     for t in (1, 2):
         block = out[:, t * 96 : (t + 1) * 96]
         missing = np.isnan(block)
         block[missing] = np.broadcast_to(weekday, block.shape)[missing]
-    means = np.nanmean(np.where(np.isnan(out), np.nan, out), axis=1, keepdims=True)
-    means = np.where(np.isnan(means), 0.0, means)
+    known = ~np.isnan(out)
+    sums = np.where(known, out, 0.0).sum(axis=1, keepdims=True)
+    counts = known.sum(axis=1, keepdims=True)
+    means = sums / np.maximum(counts, 1)
     filled: F64 = np.where(np.isnan(out), means, out)
     return filled
 
 
 def _fit(
-    hist: F64, cells: I64, starts: I64, now: int, cfg: ForecastConfig, *, level_buckets: int
+    hist: F64,
+    cells: I64,
+    starts: I64,
+    now: int,
+    cfg: ForecastConfig,
+    *,
+    first: I64,
+    level_buckets: int,
 ) -> tuple[F64, F64]:
     """The recency-weighted pattern ``(n, 288)`` and the level ``(n,)`` of ``hist`` (from its
-    last ``level_buckets`` buckets)."""
+    last ``level_buckets`` buckets that lie at or after each meter's ``first``)."""
     weights = np.power(0.5, (now - starts) / 86_400.0 / cfg.half_life_days)
-    pattern = _pattern(hist, cells, weights)
+    pattern = _pattern(hist, cells, weights, first)
     level = np.ones(hist.shape[0])
     if level_buckets:
         k = min(level_buckets, hist.shape[1])
-        pred = pattern[:, cells[-k:]].sum(axis=1)
+        j = np.arange(hist.shape[1] - k, hist.shape[1])
+        seen = j[None, :] >= first[:, None]
+        pred = np.where(seen, pattern[:, cells[-k:]], 0.0).sum(axis=1)
         act = hist[:, -k:].sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(pred > 0, act / pred, 1.0)
         level = np.clip(ratio, *cfg.level_clip)
     return pattern, level
+
+
+def _first_usage(hist: F64) -> I64:
+    """Index of each meter's first bucket with usage (``hist.shape[1]`` when it has none)."""
+    if hist.shape[1] == 0:
+        return np.zeros(hist.shape[0], dtype=np.int64)
+    used = hist != 0
+    any_used = used.any(axis=1)
+    out: I64 = np.where(any_used, used.argmax(axis=1), hist.shape[1]).astype(np.int64)
+    return out
 
 
 def forecast_usage(
@@ -162,25 +198,51 @@ def forecast_usage(
     if history.ndim != 2 or history.shape[1] < n_hist:
         raise AnalyticsError(f"history must have {n_hist} buckets per meter")
     hist = history[:, :n_hist]
-    n = hist.shape[0]
     h_starts = history_start + BUCKET_S * np.arange(n_hist, dtype=np.int64)
     f_starts = np.arange(now, period_end, BUCKET_S, dtype=np.int64)
     observed = hist[:, (period_start - history_start) // BUCKET_S :].sum(axis=1)
-    if n_hist == 0 or n_hist * BUCKET_S < cfg.min_history_days * 86_400:
-        return _straight_line(
-            hist,
-            f_starts,
-            observed,
-            period_start=period_start,
-            now=now,
-            history_start=history_start,
-        )
+    first = _first_usage(hist)
+    history_days = (n_hist - first) * BUCKET_S / 86_400.0
+    out = _straight_line(
+        hist, f_starts, observed, first,
+        period_start=period_start, now=now, history_start=history_start,
+    )
+    out.history_days[:] = history_days
+    rows = np.flatnonzero((history_days >= cfg.min_history_days) & (first < n_hist))
+    if n_hist == 0 or rows.shape[0] == 0:
+        return out
+    p = _patterned(
+        hist[rows], first[rows], h_starts, f_starts, cfg,
+        period_start=period_start, now=now, tz=tz, holidays=holidays,
+    )
+    for name in ("expected", "remaining", "remaining_low", "remaining_high", "level"):
+        getattr(out, name)[rows] = p[name]
+    out.patterned[rows] = True
+    return out
 
+
+def _patterned(
+    hist: F64,
+    first: I64,
+    h_starts: I64,
+    f_starts: I64,
+    cfg: ForecastConfig,
+    *,
+    period_start: int,
+    now: int,
+    tz: str,
+    holidays: Collection[date],
+) -> dict[str, F64]:
+    """The pattern forecast of meters with enough history (``first``: each one's first
+    bucket with usage; the buckets before it are left out)."""
+    n, n_hist = hist.shape
     lt = local_time(h_starts, tz)
     cells = _day_types(lt.day, lt.weekday, holidays) * 96 + lt.quarter
     elapsed = (now - period_start) // BUCKET_S if cfg.level_from_period else 0
     level_buckets = max(cfg.level_days * 96, elapsed) if cfg.level_days else 0
-    pattern, level = _fit(hist, cells, h_starts, now, cfg, level_buckets=level_buckets)
+    pattern, level = _fit(
+        hist, cells, h_starts, now, cfg, first=first, level_buckets=level_buckets
+    )
 
     lf = local_time(f_starts, tz)
     f_cells = _day_types(lf.day, lf.weekday, holidays) * 96 + lf.quarter
@@ -190,46 +252,61 @@ def forecast_usage(
     # Range: out-of-sample daily errors. The pattern fitted without the last error_days days
     # predicts them; sums of the errors over windows as long as the days left (autocorrelation
     # of weather and behaviour included) give the spread, scaled by sqrt to the days left.
+    # Meters whose history before those days is too short are predicted in sample.
     k = min(cfg.error_days * 96, n_hist)
-    if (n_hist - k) * BUCKET_S >= cfg.min_history_days * 86_400:
-        p_hold, l_hold = _fit(
+    p_hold, l_hold = pattern, level
+    held = (n_hist - k - first) * BUCKET_S >= cfg.min_history_days * 86_400
+    if held.any():
+        ph, lh = _fit(
             hist[:, :-k],
             cells[:-k],
             h_starts[:-k],
             int(h_starts[-k]),
             cfg,
+            first=first,
             level_buckets=level_buckets,
         )
-    else:
-        p_hold, l_hold = pattern, level
-    res = hist[:, -k:] - p_hold[:, cells[-k:]] * l_hold[:, None]
+        p_hold = np.where(held[:, None], ph, pattern)
+        l_hold = np.where(held, lh, level)
+    seen = np.arange(n_hist - k, n_hist)[None, :] >= first[:, None]
+    res = np.where(seen, hist[:, -k:] - p_hold[:, cells[-k:]] * l_hold[:, None], 0.0)
     day_idx = np.unique(lt.day[-k:], return_inverse=True)[1].reshape(-1)
-    daily = np.zeros((n, int(day_idx.max()) + 1))
+    n_days = int(day_idx.max()) + 1
+    daily = np.zeros((n, n_days))
     np.add.at(daily.T, day_idx, res.T)
+    day_seen = np.zeros((n, n_days), dtype=np.int64)
+    np.add.at(day_seen.T, day_idx, seen.T.astype(np.int64))
+    valid_days = (day_seen > 0).sum(axis=1)  # the days seen are the last ones
     days_left = f_starts.shape[0] / 96.0
-    w = int(min(max(round(days_left), 1), max(daily.shape[1] // 2, 1)))
+    ws = np.minimum(max(round(days_left), 1), np.maximum(valid_days // 2, 1))
     csum = np.concatenate([np.zeros((n, 1)), np.cumsum(daily, axis=1)], axis=1)
-    window_sums = csum[:, w:] - csum[:, :-w]
-    sigma_w = np.sqrt((window_sums**2).mean(axis=1))
-    half = cfg.z * sigma_w * np.sqrt(days_left / w) if days_left > 0 else np.zeros(n)
-    return UsageForecast(
-        f_starts,
-        expected,
-        observed,
-        remaining,
-        np.maximum(remaining - half, 0.0),
-        remaining + half,
-        level,
-        np.ones(n, dtype=np.bool_),
-    )
+    sigma_w = np.zeros(n)
+    for w in np.unique(ws).tolist():
+        m = ws == w
+        window_sums = csum[m, w:] - csum[m, :-w]
+        whole = np.arange(n_days - w + 1)[None, :] >= (n_days - valid_days[m])[:, None]
+        count = np.maximum(whole.sum(axis=1), 1)
+        sigma_w[m] = np.sqrt((np.where(whole, window_sums, 0.0) ** 2).sum(axis=1) / count)
+    half = cfg.z * sigma_w * np.sqrt(days_left / ws) if days_left > 0 else np.zeros(n)
+    return {
+        "expected": expected,
+        "remaining": remaining,
+        "remaining_low": np.maximum(remaining - half, 0.0),
+        "remaining_high": remaining + half,
+        "level": level,
+    }
 
 
 def _straight_line(
-    hist: F64, f_starts: I64, observed: F64, *, period_start: int, now: int, history_start: int
+    hist: F64, f_starts: I64, observed: F64, first: I64, *, period_start: int, now: int,
+    history_start: int,
 ) -> UsageForecast:
+    """Every meter's average rate since the later of the period start and its first usage."""
     n = hist.shape[0]
-    since = max(now - max(period_start, history_start), BUCKET_S)
-    rate = hist[:, (max(period_start, history_start) - history_start) // BUCKET_S :].sum(axis=1)
+    j = np.maximum((max(period_start, history_start) - history_start) // BUCKET_S, first)
+    csum = np.concatenate([np.zeros((n, 1)), np.cumsum(hist, axis=1)], axis=1)
+    rate = csum[:, -1] - csum[np.arange(n), np.minimum(j, hist.shape[1])]
+    since = np.maximum(now - (history_start + j * BUCKET_S), BUCKET_S)
     per_bucket = rate / (since / BUCKET_S)
     expected: F64 = np.repeat(per_bucket[:, None], f_starts.shape[0], axis=1)
     remaining = expected.sum(axis=1)
@@ -242,6 +319,7 @@ def _straight_line(
         remaining * 1.5,
         np.ones(n),
         np.zeros(n, dtype=np.bool_),
+        np.zeros(n),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
@@ -23,8 +23,15 @@ from collector.storage import analytics_anomaly_store as anomaly_store
 from collector.storage.analytics_usage import DailySums, sum_daily_usage
 from collector.storage.billing_usage_store import load_usage_rows
 from collector.storage.database import Pool
+from collector.storage.usage_fleet import fleet_usage
 
-__all__ = ["CHUNK_SERIES", "load_grid", "load_grid_pooled", "load_meter_usage"]
+__all__ = [
+    "CHUNK_SERIES",
+    "load_fleet_grid",
+    "load_grid",
+    "load_grid_pooled",
+    "load_meter_usage",
+]
 
 Conn = psycopg.Connection[Any]
 CHUNK_SERIES: Final = 2000
@@ -97,6 +104,23 @@ def load_grid_pooled(
         total.estimated += more.estimated
         total.readings += more.readings
     return _grid_of(total, start, end)
+
+
+def load_fleet_grid(conn: Conn, unit: str | None, start: datetime, end: datetime) -> UsageGrid:
+    """The summed 15-minute usage of every meter of ``unit`` in ``[start, end)``, from the
+    fleet rollup (``usage_fleet_15m``: one row per quarter hour, whatever the fleet's size).
+    ``unit`` None (a fleet without meters) is all zeros."""
+    lo, hi = grid_edges(start.timestamp(), end.timestamp())
+    starts = np.arange(lo, hi, BUCKET_S, dtype=np.int64)
+    q = np.zeros(starts.shape[0])
+    e = np.zeros_like(q)
+    rc = np.zeros(starts.shape[0], dtype=np.int64)
+    if unit is not None:
+        got = fleet_usage(conn, unit, datetime.fromtimestamp(lo, UTC),
+                          datetime.fromtimestamp(hi, UTC))
+        j = (got.bucket - lo) // BUCKET_S
+        q[j], e[j], rc[j] = got.quantity, got.estimated, got.readings
+    return UsageGrid(starts, q, e, rc)
 
 
 def _summed_grid(conn: Conn, ids: Sequence[int], start: datetime, end: datetime) -> UsageGrid:

@@ -34,7 +34,12 @@ from collector.analytics.anomalies import detect_anomalies
 from collector.analytics.bill_forecast import Priced
 from collector.analytics.dashboard import customer_dashboard
 from collector.analytics.forecasting import customer_bill_forecast
-from collector.analytics.loading import load_grid, load_grid_pooled, load_meter_usage
+from collector.analytics.loading import (
+    load_fleet_grid,
+    load_grid,
+    load_grid_pooled,
+    load_meter_usage,
+)
 from collector.analytics.localtime import zone
 from collector.api.access import requires
 from collector.api.params import BodyId
@@ -111,6 +116,9 @@ def _resolve(pool: Pool, s: Scope) -> tuple[ScopeSeries, str]:
 
 def _grid(pool: Pool, found: ScopeSeries, start: datetime, end: datetime) -> UsageGrid:
     with _http_errors():
+        if found.fleet:
+            with pool.connection() as conn:
+                return load_fleet_grid(conn, found.unit, start, end)
         return load_grid_pooled(pool, found.windows, start, end)
 
 
@@ -324,7 +332,10 @@ def tou(
             plan = parse_plan_document(versions[pv].document)
             if plan.schedule is None:
                 continue
-            grid = load_grid(conn, [found.windows[i] for i in idx], s.start, s.end)
+            if found.fleet:  # a plan's schedule over the whole fleet: the rollup
+                grid = load_fleet_grid(conn, found.unit, s.start, s.end)
+            else:
+                grid = load_grid(conn, [found.windows[i] for i in idx], s.start, s.end)
             b = tou_breakdown(grid, plan)
             out.append(
                 TouOut(

@@ -318,7 +318,7 @@ def _forecast(conn: Conn, customer_id: int, now: datetime) -> forecast_panel.Por
         bill = forecast_from_context(ctx)
     except AnalyticsError:
         return None
-    return forecast_panel.portal_forecast(bill, ctx.history, ctx.history_start, ctx.until)
+    return forecast_panel.portal_forecast(bill)
 
 
 @router.get("/consumption/current", dependencies=CUSTOMER)

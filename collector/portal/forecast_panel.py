@@ -5,19 +5,14 @@ currency.
 Honest states: no forecast at all when nothing has been recorded for the customer's meters in
 the period (a forecast of nothing is not "0.00"), and a plain warning when the meters have less
 than a week of readings (``SHORT_DAYS``): then the forecast rests on a few days (or is a straight
-line) and its range is wide. The days of readings are counted from the first bucket with usage,
-not from the start of the history window (empty buckets before a meter's first reading are no
-history).
+line) and its range is wide. The days of readings are the forecast's own (counted from the first
+bucket with usage, see ``collector.analytics.forecast``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
-
-import numpy as np
-import numpy.typing as npt
 
 from collector.analytics.bill_forecast import BillForecast
 from collector.portal.layout import text
@@ -34,23 +29,21 @@ class PortalForecast:
     """The bill forecast and how many days of readings it rests on."""
 
     bill: BillForecast
-    history_days: float
+
+    @property
+    def history_days(self) -> float:
+        return self.bill.history_days
 
     @property
     def short(self) -> bool:
         return not self.bill.patterned or self.history_days < SHORT_DAYS
 
 
-def portal_forecast(
-    bill: BillForecast, history: npt.NDArray[np.float64], history_start: int, until: datetime
-) -> PortalForecast | None:
-    """The forecast with its days of readings (``history[:, j]``: usage of the 15-minute bucket
-    starting ``history_start + 900 j``); None when the period has no usage yet."""
+def portal_forecast(bill: BillForecast) -> PortalForecast | None:
+    """The forecast for the panel; None when the period has no usage yet."""
     if bill.to_date.quantity <= 0:
         return None
-    used = np.flatnonzero(np.abs(history).sum(axis=0) > 0)
-    first = history_start + 900 * int(used[0]) if used.size else int(until.timestamp())
-    return PortalForecast(bill, max(until.timestamp() - first, 0) / 86_400)
+    return PortalForecast(bill)
 
 
 def forecast_json(pf: PortalForecast | None) -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ class ScopeSeries:
     unit: str | None
     tz: str | None
     plan_versions: tuple[int | None, ...]
+    fleet: bool = False  # every meter of ``unit``: its usage is the fleet rollup's
 
     @property
     def series_ids(self) -> list[int]:
@@ -103,7 +104,7 @@ def scope_series(
             ).fetchall()
     u = _one_unit([r[1] for r in rows], unit, f"{k.value} {ident or ''}".strip())
     wins = tuple(SeriesWindow(int(r[0])) for r in rows if r[1] == u)
-    return ScopeSeries(wins, u, None, tuple(None for _ in wins))
+    return ScopeSeries(wins, u, None, tuple(None for _ in wins), fleet=k is ScopeKind.FLEET)
 
 
 def _subscribed(

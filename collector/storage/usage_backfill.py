@@ -33,6 +33,7 @@ import numpy.typing as npt
 import psycopg
 
 from collector.storage.database import translate_errors
+from collector.storage.usage_fleet import apply_stage_deltas
 from collector.storage.usage_meters import load_meta
 from collector.storage.usage_store import (
     COPY_HEADER,
@@ -334,6 +335,7 @@ def _write_buckets(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int
     with conn.cursor() as cur, cur.copy("COPY usage_stage FROM STDIN (FORMAT BINARY)") as cp:
         cp.write(COPY_HEADER + rows.tobytes() + b"\xff\xff")
     conn.execute("ANALYZE usage_stage")
+    apply_stage_deltas(conn)  # the fleet rollup, before usage_15m changes
     updated = conn.execute(
         "UPDATE usage_15m u SET quantity = s.quantity, estimated = s.estimated,"
         " quarantined = s.quarantined, coverage = s.coverage, reading_count = s.reading_count,"

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from collector.storage.database import translate_errors
+from collector.storage.usage_fleet import apply_stage_deltas
 from collector.storage.usage_meters import SeriesMeta, load_meta
 from collector.usage import BUCKET_15M_S, SeriesBatch, derive_many, find_long_gaps
 
@@ -233,6 +234,7 @@ def _write(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int:
     )
     with conn.cursor() as cur, cur.copy("COPY usage_stage FROM STDIN (FORMAT BINARY)") as cp:
         cp.write(_COPY_HEADER + rows.tobytes() + b"\xff\xff")
+    apply_stage_deltas(conn)  # the fleet rollup, before usage_15m changes
     cur_ins = conn.execute(
         "INSERT INTO usage_15m AS u (series_id, bucket, quantity, estimated, quarantined,"
         "  coverage, reading_count, flags, peak, updated_at)"

@@ -90,6 +90,31 @@ def test_profile_and_tou_of_a_meter_and_a_plan(client: TestClient, conn: Conn) -
     assert t["periods"] == {"offpeak": 144.0, "peak": 50.0}
 
 
+def test_fleet_usage_is_the_sum_of_its_meters_read_from_the_rollup(
+    client: TestClient, conn: Conn
+) -> None:
+    """Fleet days in Amsterdam across the DST switch equal the sum of its kWh meters' own days
+    (the m3 meter stays out), and they come from the fleet rollup, not from usage_15m."""
+    a, b = make_series(conn, "fa", "kWh"), make_series(conn, "fb", "kWh")
+    w = make_series(conn, "fw", "m3")
+    put_usage(conn, a, utc(2026, 3, 27), utc(2026, 4, 1), 1.0, estimated=0.25)
+    put_usage(conn, b, utc(2026, 3, 28, 12), utc(2026, 3, 31), 0.5)
+    put_usage(conn, w, utc(2026, 3, 27), utc(2026, 4, 1), 9.0)
+    q = {"from": "2026-03-27T23:00Z", "to": "2026-03-31T22:00Z", "granularity": "1d",
+         "tz": "Europe/Amsterdam"}
+    fleet = client.get("/analytics/usage", params={"scope": "fleet", "unit": "kWh", **q}).json()
+    meters = [client.get("/analytics/usage", params={"scope": "meter", "id": s, **q}).json()
+              for s in (a, b)]
+    days = [sum(m["buckets"][d]["quantity"] for m in meters) for d in range(4)]
+    assert [x["quantity"] for x in fleet["buckets"]] == pytest.approx(days)
+    assert days[1] == pytest.approx(92 + 0.5 * 92)  # 29 March: 23 hours
+    assert fleet["estimated"] == pytest.approx(sum(m["estimated"] for m in meters))
+    assert fleet["scope"]["series_count"] == 2
+    conn.execute("UPDATE usage_fleet_15m SET quantity = quantity * 2 WHERE unit = 'kWh'")
+    doubled = client.get("/analytics/usage", params={"scope": "fleet", "unit": "kWh", **q})
+    assert doubled.json()["total"] == pytest.approx(2 * fleet["total"])
+
+
 def test_bad_requests_are_4xx(client: TestClient, conn: Conn) -> None:
     """Unknown scope ids are 404; bad zones, windows and mixed units are 422."""
     q = {"from": "2026-03-06T00:00Z", "to": "2026-03-08T00:00Z"}

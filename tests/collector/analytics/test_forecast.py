@@ -61,6 +61,25 @@ class TestForecastCore:
         line = linear_projection(f.observed, p0, now, p1)
         assert abs(line[0] - final) / final > 0.03
 
+    def test_a_meter_started_mid_period_forecasts_from_its_real_days_only(self) -> None:
+        """Zero-filled buckets before a meter's first usage are no history: an office meter
+        installed two weeks ago is forecast exactly from those two weeks (beside one with the
+        whole history), and one installed three days ago continues its own rate."""
+        h0, p0, now, p1 = ts(2026, 3, 15), ts(2026, 5, 1), ts(2026, 5, 20), ts(2026, 6, 1)
+        grid = np.arange(h0, p1, 900, dtype=np.int64)
+        truth = office(grid)
+        late = np.where(grid >= ts(2026, 5, 6), truth, 0.0)
+        fresh = np.where(grid >= ts(2026, 5, 17), 0.5, 0.0)
+        hist = np.vstack([truth, late, fresh])[:, : (now - h0) // 900]
+        f = forecast_usage(hist, h0, period_start=p0, now=now, period_end=p1, tz="UTC")
+        assert f.patterned.tolist() == [True, True, False]
+        assert f.history_days.tolist() == pytest.approx([66.0, 14.0, 3.0])
+        j0 = (p0 - h0) // 900
+        assert f.total[0] == pytest.approx(truth[j0:].sum(), rel=1e-9)
+        assert f.total[1] == pytest.approx(late[j0:].sum(), rel=1e-9)
+        assert f.remaining_low[1] <= f.remaining[1] <= f.remaining_high[1]
+        assert f.total[2] == pytest.approx(0.5 * (p1 - ts(2026, 5, 17)) / 900)
+
     def test_short_history_falls_back_to_a_straight_line(self) -> None:
         """Three days of history: the rest of the period continues the average rate."""
         p0, now, p1 = ts(2026, 5, 1), ts(2026, 5, 4), ts(2026, 6, 1)

@@ -13,6 +13,7 @@ import pytest
 
 from collector.billing.model import Address, CustomerSpec
 from collector.storage.migrate import migrate
+from collector.storage.usage_fleet import resum_fleet
 
 PER_UNIT_PLAN: dict[str, Any] = {
     "format": "tally.plan/v1",
@@ -118,6 +119,7 @@ def put_usage(
             rows,
         )
     pack_daily(conn, series_id, start, end)
+    resum_fleet(conn, start, end)  # the fleet rollup, as the usage engine keeps it
     return len(rows)
 
 

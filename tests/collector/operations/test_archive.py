@@ -63,6 +63,12 @@ def _usage(conn: Conn) -> list[tuple[Any, ...]]:
                         " ORDER BY 1, 2").fetchall()
 
 
+def _fleet(conn: Conn) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    rows = conn.execute("SELECT unit, bucket, reading_count, quantity FROM usage_fleet_15m"
+                        " WHERE quantity <> 0 OR reading_count <> 0 ORDER BY 1, 2").fetchall()
+    return [r[:3] for r in rows], np.asarray([r[3] for r in rows], dtype=np.float64)
+
+
 def test_archive_exports_verifies_drops_and_reads_back_transparently(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -73,6 +79,8 @@ def test_archive_exports_verifies_drops_and_reads_back_transparently(
         assert jan_rows is not None
         backfill_usage(conn, NOW, JAN, FEB + timedelta(days=3))
         usage_before = _usage(conn)
+        fleet_before = _fleet(conn)
+        assert len(fleet_before[0]) > 3000  # 34 days of quarter hours
         parts = archivable_partitions(conn, NOW, timedelta(days=400))
         assert [p.name for p in parts] == ["readings_p202601"]  # Feb ended < 400 days ago
 
@@ -99,9 +107,12 @@ def test_archive_exports_verifies_drops_and_reads_back_transparently(
         assert client.get(url, params=span).json() == before  # half archived, half live
 
         with psycopg.connect(pg_url, autocommit=True) as conn:  # re-derivation reads it too
-            conn.execute("TRUNCATE usage_15m, usage_15m_daily")
+            conn.execute("TRUNCATE usage_15m, usage_15m_daily, usage_fleet_15m")
             backfill_usage(conn, NOW, JAN, FEB + timedelta(days=3), series_ids=sids)
             assert _usage(conn) == usage_before
+            keys, sums = _fleet(conn)  # the fleet rollup too
+            assert keys == fleet_before[0]
+            assert np.allclose(sums, fleet_before[1], rtol=1e-12, atol=1e-9)
     finally:
         pool.close()
 
