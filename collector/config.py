@@ -111,6 +111,8 @@ class IngestConfig(_Section):
     # instance maintains usage.
     usage_refresh_s: float = Field(default=1.0, ge=0, le=3600)
     usage_refresh_gap_s: float = Field(default=0.1, ge=0, le=60)  # between two passes' starts
+    # false: no pass on commit, only every usage_refresh_s (the scheme before; benchmarks)
+    usage_refresh_on_commit: bool = True
     usage_refresh_limit: int = Field(default=5000, ge=1, le=1_000_000)  # series per pass
 
 

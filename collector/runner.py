@@ -120,6 +120,7 @@ class Collector:
         self._stop = threading.Event()
         self.upkeep = upkeep or UpkeepTracker()
         self.refresher: UsageRefresher | None = None
+        self._wake_on_commit = config.ingest.usage_refresh_on_commit
         if config.ingest.usage_refresh_s > 0:
             self.refresher = UsageRefresher(
                 pool, self._clock, self.upkeep, refresh_settings(config)
@@ -149,7 +150,7 @@ class Collector:
 
     def _stored(self, outcome: FlushOutcome) -> None:
         """After a flush's COMMIT: new readings wake the usage refresh."""
-        if outcome.readings and self.refresher is not None:
+        if outcome.readings and self.refresher is not None and self._wake_on_commit:
             self.refresher.wake()
 
     def ack(self, messages: Sequence[InboundMessage]) -> None:

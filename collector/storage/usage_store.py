@@ -153,8 +153,9 @@ def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
     """Fill ``ts``/``values`` of the windows (``history``: prepend profile history).
 
     The server packs each window's readings into one byte string of (timestamp, value)
-    pairs in time order, so a window costs one result row however many readings it holds
-    (a COPY hands them over one message per reading, which costs more than the derivation).
+    pairs, read in index order, so a window costs one result row however many readings it
+    holds (a COPY hands them over one message per reading, which costs more than the
+    derivation). The pairs are put in time order here if they did not arrive in it.
     """
     if not windows:
         return 0
@@ -162,12 +163,12 @@ def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
     if history:
         lo = [w.load_from - w.meta.config.profile_weeks * _WEEK_S for w in windows]
     rows = conn.execute(
-        "SELECT w.i, string_agg(timestamptz_send(r.ts) || float8send(r.value), ''::bytea"
-        "  ORDER BY r.ts)"
+        "SELECT w.i, x.pairs"
         " FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::float8[]) AS w(i, sid, lo, hi)"
-        " JOIN readings r ON r.series_id = w.sid"
-        "  AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi)"
-        " GROUP BY w.i",
+        " CROSS JOIN LATERAL (SELECT string_agg(timestamptz_send(r.ts) || float8send(r.value),"
+        "   ''::bytea) AS pairs"
+        "  FROM (SELECT r.ts, r.value FROM readings r WHERE r.series_id = w.sid"
+        "   AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi) ORDER BY r.ts) r) x",
         (
             list(range(len(windows))),
             [w.meta.series_id for w in windows],
@@ -177,15 +178,21 @@ def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
         binary=True,
     ).fetchall()
     empty = np.zeros(0)
-    for w in windows:
-        w.ts, w.values = empty, empty
     loaded = 0
     for i, packed in rows:
-        pairs = np.frombuffer(packed, dtype=_READING_PAIR)
         w = windows[int(i)]
-        w.ts = pairs["ts"].astype(np.float64) / 1e6 + _PG_EPOCH_S
-        w.values = pairs["value"].astype(np.float64)
-        loaded += int(pairs.shape[0])
+        if packed is None:
+            w.ts, w.values = empty, empty
+            continue
+        pairs = np.frombuffer(packed, dtype=_READING_PAIR)
+        us = pairs["ts"].astype(np.int64)
+        values = pairs["value"].astype(np.float64)
+        if us.shape[0] > 1 and not bool(np.all(us[1:] >= us[:-1])):
+            order = np.argsort(us, kind="stable")
+            us, values = us[order], values[order]
+        w.ts = us.astype(np.float64) / 1e6 + _PG_EPOCH_S
+        w.values = values
+        loaded += int(us.shape[0])
     return loaded
 
 
