@@ -135,9 +135,14 @@ class UsageRefresher:
             )
 
     def run(self, stop: threading.Event) -> None:
-        """Pass after pass until ``stop`` is set (then ``wake`` once to end the wait)."""
+        """Pass after pass until ``stop`` is set (then ``wake`` once to end the wait).
+
+        The first pass runs at once: ranges left queued by a process that stopped (or
+        crashed) between its ingest commit and its refresh are derived now.
+        """
         s = self._settings
         last_start: float | None = None
+        self._wake.set()
         while not stop.is_set():
             self._wake.wait(s.poll_s)
             if stop.is_set():
