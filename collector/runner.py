@@ -123,7 +123,8 @@ class Collector:
         self._wake_on_commit = config.ingest.usage_refresh_on_commit
         if config.ingest.usage_refresh_s > 0:
             self.refresher = UsageRefresher(
-                pool, self._clock, self.upkeep, refresh_settings(config)
+                pool, self._clock, self.upkeep, refresh_settings(config),
+                ingest_behind=self._ingest_behind,
             )
         self.store = ReadingStore(pool, registered_only=not config.devices.accept_unregistered)
         self.writer = IngestWriter(
@@ -147,6 +148,10 @@ class Collector:
         if self._threads.usage is not None:
             self._threads.usage.start()
         self.consumer.start()
+
+    def _ingest_behind(self) -> bool:
+        """More messages wait than one flush takes: ingest is saturated."""
+        return self.writer.stats().pending > self._config.ingest.max_messages
 
     def _stored(self, outcome: FlushOutcome) -> None:
         """After a flush's COMMIT: new readings wake the usage refresh."""

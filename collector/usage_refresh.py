@@ -12,7 +12,9 @@ A pass is one :func:`collector.storage.usage_store.refresh_usage` transaction. P
 
 Wake-ups that arrive while a pass runs are coalesced into one next pass, and two passes start
 at least ``min_gap_s`` apart, so a busy ingest does not turn into one tiny transaction per
-flush. Exactness does not depend on any of this: every range stays queued in ``usage_dirty``
+flush; while ingest itself is behind (messages waiting beyond one flush), at least
+``behind_gap_s`` apart, so that the refresh leaves the machine to storing readings.
+Exactness does not depend on any of this: every range stays queued in ``usage_dirty``
 until the transaction that derived it commits, so a crash between the ingest commit and the
 refresh only delays it (the next process derives it), and the order of passes never changes
 the result (each pass re-derives from the readings stored).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -59,6 +62,9 @@ class RefreshSettings:
     limit: int = 5000  # series per pass (``take_dirty``)
     retry_s: float = 10.0  # wait after a failed pass
     rollups_every_s: float = 5.0  # TimescaleDB continuous aggregates, at most this often
+    # while ingest itself is behind (``ingest_behind``), passes start at most this often:
+    # the readings come first, and fewer, larger passes cost less per reading
+    behind_gap_s: float = 1.0
     owner_role: str | None = None  # role that owns the aggregates (``refresh_rollups``)
 
     def __post_init__(self) -> None:
@@ -112,8 +118,10 @@ class UsageRefresher:
         clock: Clock,
         upkeep: UpkeepTracker,
         settings: RefreshSettings | None = None,
+        ingest_behind: Callable[[], bool] | None = None,
     ) -> None:
         self._pool = pool
+        self._ingest_behind = ingest_behind
         self._clock = clock
         self._upkeep = upkeep
         self._settings = settings or RefreshSettings()
@@ -148,7 +156,9 @@ class UsageRefresher:
             if stop.is_set():
                 return
             if last_start is not None:
-                gap = last_start + s.min_gap_s - self._clock.monotonic()
+                behind = self._ingest_behind is not None and self._ingest_behind()
+                gap_s = max(s.min_gap_s, s.behind_gap_s) if behind else s.min_gap_s
+                gap = last_start + gap_s - self._clock.monotonic()
                 if gap > 0 and stop.wait(gap):
                     return
             self._wake.clear()

@@ -241,3 +241,26 @@ def test_health_shows_how_far_usage_trails_ingest(usage_conn: Conn, pool: Pool) 
     assert usage["last_freshness_s"] == 0.6
     assert usage["pending_ranges"] == 1
     assert usage["pending_lag_s"] >= 20
+
+
+def test_passes_are_spaced_out_while_ingest_is_behind(usage_conn: Conn, pool: Pool) -> None:
+    """A backlog of refresh work normally drains pass after pass; while ingest reports that
+    it is behind, passes start at least ``behind_gap_s`` apart (readings are stored first)."""
+    sids = [new_series(usage_conn, meter=f"m{i}") for i in range(4)]
+    for s in sids:
+        ingest(usage_conn, s, [T0, T0 + 900], [0.0, 1.0])
+    settings = RefreshSettings(poll_s=60, min_gap_s=0, limit=1, behind_gap_s=0.5)
+    refresher = UsageRefresher(pool, SystemClock(), UpkeepTracker(), settings,
+                               ingest_behind=lambda: True)
+    stop = threading.Event()
+    thread = threading.Thread(target=refresher.run, args=(stop,), daemon=True)
+    t0 = time.monotonic()
+    thread.start()
+    try:
+        _wait(lambda: all(_derived(usage_conn, s) for s in sids), 20)
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        refresher.wake()
+        thread.join(10)
+    assert took >= 3 * 0.5  # four passes of one series, three gaps between them
