@@ -105,10 +105,15 @@ class IngestConfig(_Section):
     retry_initial_s: float = Field(default=0.2, gt=0, le=60)
     retry_max_s: float = Field(default=1.0, gt=0, le=3600)  # bounds the resume after an outage
     partition_check_s: float = Field(default=6 * 3600, gt=0)
-    # How often interval usage is re-derived from newly stored readings (0 disables it, e.g.
-    # for an ingest-only instance when another instance maintains usage).
-    usage_refresh_s: float = Field(default=5.0, ge=0, le=3600)
-    usage_refresh_limit: int = Field(default=5000, ge=1, le=1_000_000)
+    # Interval usage is re-derived as soon as a flush commits new readings; this is the
+    # longest wait without one (ranges queued by other processes: meter changes, another
+    # collector). 0 disables the refresh, e.g. for an ingest-only instance when another
+    # instance maintains usage.
+    usage_refresh_s: float = Field(default=1.0, ge=0, le=3600)
+    usage_refresh_gap_s: float = Field(default=0.1, ge=0, le=60)  # between two passes' starts
+    # false: no pass on commit, only every usage_refresh_s (the scheme before; benchmarks)
+    usage_refresh_on_commit: bool = True
+    usage_refresh_limit: int = Field(default=5000, ge=1, le=1_000_000)  # series per pass
 
 
 class ApiConfig(_Section):

@@ -15,10 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
 
 import uvicorn
-from psycopg import Connection
 
 from agent.clock import Clock, SystemClock
 from collector.api.app import create_app
@@ -27,16 +25,16 @@ from collector.config import CollectorConfig
 from collector.devices.wiring import build_device_service
 from collector.errors import ConfigError, StorageError
 from collector.ingest.decoders import DecoderTable
-from collector.ingest.messages import InboundMessage, OutboundAck
+from collector.ingest.messages import FlushOutcome, InboundMessage, OutboundAck
 from collector.ingest.mqtt_consumer import MqttConsumer, MqttSettings
 from collector.ingest.senml import senml_decoder
 from collector.ingest.writer import IngestWriter, WriterSettings
-from collector.storage.database import Pool, open_pool, translate_errors
+from collector.storage.database import Pool, open_pool
 from collector.storage.ingest_store import ReadingStore
 from collector.storage.migrate import migrate
 from collector.storage.partitions import ensure_reading_partitions
-from collector.storage.usage_store import refresh_rollups, refresh_usage, uses_timescale
 from collector.upkeep import UpkeepTracker
+from collector.usage_refresh import RefreshSettings, UsageRefresher
 from collector.webhooks.delivery import DeliverySettings
 from collector.webhooks.loop import LoopSettings, NotificationLoop
 
@@ -87,6 +85,14 @@ def writer_settings(config: CollectorConfig) -> WriterSettings:
     )
 
 
+def refresh_settings(config: CollectorConfig) -> RefreshSettings:
+    i = config.ingest
+    return RefreshSettings(
+        poll_s=i.usage_refresh_s or 1.0, min_gap_s=i.usage_refresh_gap_s,
+        limit=i.usage_refresh_limit, owner_role=config.database.owner_role,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Threads:
     writer: threading.Thread
@@ -112,20 +118,29 @@ class Collector:
         self._clock = clock or SystemClock()
         self._pool = pool
         self._stop = threading.Event()
+        self.upkeep = upkeep or UpkeepTracker()
+        self.refresher: UsageRefresher | None = None
+        self._wake_on_commit = config.ingest.usage_refresh_on_commit
+        if config.ingest.usage_refresh_s > 0:
+            self.refresher = UsageRefresher(
+                pool, self._clock, self.upkeep, refresh_settings(config),
+                ingest_behind=self._ingest_behind,
+            )
         self.store = ReadingStore(pool, registered_only=not config.devices.accept_unregistered)
         self.writer = IngestWriter(
-            self.store, self, self._clock, decoders=decoders, settings=writer_settings(config)
+            self.store, self, self._clock, decoders=decoders, settings=writer_settings(config),
+            on_stored=self._stored,
         )
         self.consumer = MqttConsumer(mqtt_settings(config), self.writer.submit, self._clock)
-        self.upkeep = upkeep or UpkeepTracker()
         self._threads: _Threads | None = None
 
     def start(self) -> None:
         self._threads = _Threads(
             threading.Thread(target=self.writer.run, args=(self._stop,), name="ingest-writer"),
             threading.Thread(target=self._partitions, name="partitions", daemon=True),
-            threading.Thread(target=self._usage, name="usage-refresh", daemon=True)
-            if self._config.ingest.usage_refresh_s > 0
+            threading.Thread(target=self.refresher.run, args=(self._stop,),
+                             name="usage-refresh", daemon=True)
+            if self.refresher is not None
             else None,
         )
         self._threads.writer.start()
@@ -133,6 +148,15 @@ class Collector:
         if self._threads.usage is not None:
             self._threads.usage.start()
         self.consumer.start()
+
+    def _ingest_behind(self) -> bool:
+        """More messages wait than one flush takes: ingest is saturated."""
+        return self.writer.stats().pending > self._config.ingest.max_messages
+
+    def _stored(self, outcome: FlushOutcome) -> None:
+        """After a flush's COMMIT: new readings wake the usage refresh."""
+        if outcome.readings and self.refresher is not None and self._wake_on_commit:
+            self.refresher.wake()
 
     def ack(self, messages: Sequence[InboundMessage]) -> None:
         """The writer's ``Acknowledger``: PUBACKs go out through the consumer."""
@@ -145,6 +169,8 @@ class Collector:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Finish the current flush, acknowledge it, disconnect."""
         self._stop.set()
+        if self.refresher is not None:
+            self.refresher.wake()  # ends its wait
         if self._threads is not None:
             self._threads.writer.join(timeout_s)
         self.consumer.stop()
@@ -161,48 +187,8 @@ class Collector:
             last_flush_at=last, storage_ok=st.storage_ok, batches=st.batches,
             readings=st.readings, dead_letters=st.dead_letters,
             flushes=st.flushes, flush_seconds_total=st.flush_seconds_total,
+            usage_refresh=self.refresher.stats() if self.refresher is not None else None,
         )
-
-    def _usage(self) -> None:
-        """Re-derive interval usage for the ranges ingest queued in ``usage_dirty``; on
-        TimescaleDB also refresh the continuous aggregates. Each outcome goes to ``upkeep``."""
-        cfg = self._config.ingest
-        while not self._stop.is_set():
-            wait = cfg.usage_refresh_s
-            try:
-                with translate_errors("usage refresh"), self._pool.connection() as conn:
-                    conn.autocommit = True  # lets TimescaleDB refresh its aggregates after
-                    try:
-                        self._usage_once(conn)
-                    finally:
-                        if not conn.closed:
-                            conn.autocommit = False
-            except StorageError as exc:
-                _log.warning("usage refresh failed (will retry): %s", exc)
-                self.upkeep.failed("usage_refresh", self._clock.now(), str(exc))
-                wait = max(wait, 10.0)
-            self._stop.wait(wait)
-
-    def _usage_once(self, conn: Connection[Any]) -> None:
-        cfg = self._config.ingest
-        timescale = False
-        while not self._stop.is_set():
-            report = refresh_usage(
-                conn, self._clock.now(), limit=cfg.usage_refresh_limit, rollups=False
-            )
-            timescale = timescale or uses_timescale(conn)
-            if report.busy or report.dirty_rows < cfg.usage_refresh_limit:
-                break
-        self.upkeep.succeeded("usage_refresh", self._clock.now())
-        if not timescale:
-            return
-        try:
-            refresh_rollups(conn, owner_role=self._config.database.owner_role)
-        except StorageError as exc:
-            _log.warning("usage rollup refresh failed (will retry): %s", exc)
-            self.upkeep.failed("usage_rollups", self._clock.now(), str(exc))
-        else:
-            self.upkeep.succeeded("usage_rollups", self._clock.now())
 
     def _partitions(self) -> None:
         while not self._stop.is_set():

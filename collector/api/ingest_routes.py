@@ -15,8 +15,10 @@ from collector.access import Role
 from collector.errors import StorageError
 from collector.storage import ingest_queries as q
 from collector.storage.database import Pool, ping
+from collector.storage.metrics_queries import usage_refresh_backlog
 from collector.storage.operations_jobs import timescale_jobs
 from collector.upkeep import UpkeepTracker
+from collector.usage_refresh import RefreshStats
 
 from .access import public, requires
 from .deps import get_pool
@@ -44,6 +46,7 @@ class IngestProbe:
     dead_letters: int
     flushes: int = 0  # for /metrics: flush count and time spent storing them
     flush_seconds_total: float = 0.0
+    usage_refresh: RefreshStats | None = None  # None: this process does not refresh usage
 
 
 class ConsumerHealth(BaseModel):
@@ -55,6 +58,18 @@ class ConsumerHealth(BaseModel):
     batches_stored: int
     readings_stored: int
     dead_letters: int
+
+
+class UsageRefreshHealth(BaseModel):
+    """How far interval usage trails ingest (``collector.usage_refresh``)."""
+
+    passes: int
+    failures: int
+    last_pass_s: float | None
+    # commit → visible of the oldest range the last pass derived
+    last_freshness_s: float | None
+    pending_ranges: int | None  # ranges queued now (None: database unreachable)
+    pending_lag_s: float | None  # how long the oldest of them has waited
 
 
 class UpkeepTaskHealth(BaseModel):
@@ -85,6 +100,7 @@ class Health(BaseModel):
     status: str  # "ok" or "degraded"
     database: bool
     consumer: ConsumerHealth | None
+    usage_refresh: UsageRefreshHealth | None = None
     upkeep: list[UpkeepTaskHealth] = []
     timescale_jobs: list[TimescaleJobHealth] = []
     problems: list[str] = []
@@ -146,10 +162,12 @@ class DeadLetterPage(BaseModel):
 
 @router.get("/health", dependencies=PUBLIC, response_model=Health)
 def health(request: Request, response: Response, pool: PoolDep) -> Health:
-    """Database reachability and the consumer's connection, backlog and lag."""
+    """Database reachability; the consumer's connection, backlog and lag; how far interval
+    usage trails ingest."""
     db = ping(pool)
     probe_fn = cast(Callable[[], IngestProbe] | None, request.app.state.ingest_probe)
     consumer = None
+    usage = None
     ok = db
     if probe_fn is not None:
         p = probe_fn()
@@ -159,6 +177,7 @@ def health(request: Request, response: Response, pool: PoolDep) -> Health:
             readings_stored=p.readings, dead_letters=p.dead_letters,
         )
         ok = ok and p.connected and p.storage_ok
+        usage = _usage_refresh_health(pool, p.usage_refresh, db)
     problems: list[str] = []
     tracker = cast(UpkeepTracker | None, getattr(request.app.state, "upkeep", None))
     upkeep = [UpkeepTaskHealth(**asdict(t)) for t in tracker.snapshot()] if tracker else []
@@ -178,7 +197,27 @@ def health(request: Request, response: Response, pool: PoolDep) -> Health:
     if not ok:
         response.status_code = 503
     return Health(status="ok" if ok else "degraded", database=db, consumer=consumer,
-                  upkeep=upkeep, timescale_jobs=jobs, problems=problems)
+                  usage_refresh=usage, upkeep=upkeep, timescale_jobs=jobs, problems=problems)
+
+
+def _usage_refresh_health(
+    pool: Pool, stats: RefreshStats | None, db: bool
+) -> UsageRefreshHealth | None:
+    if stats is None:
+        return None
+    pending: tuple[int, float] | None = None
+    if db:
+        try:
+            with pool.connection(timeout=2.0) as conn:
+                pending = usage_refresh_backlog(conn)
+        except StorageError:
+            pending = None
+    return UsageRefreshHealth(
+        passes=stats.passes, failures=stats.failures, last_pass_s=stats.last_pass_s,
+        last_freshness_s=stats.last_freshness_s,
+        pending_ranges=pending[0] if pending else None,
+        pending_lag_s=pending[1] if pending else None,
+    )
 
 
 def _status(row: q.DeviceStatusRow | None) -> StatusOut | None:

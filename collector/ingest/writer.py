@@ -11,7 +11,7 @@ import logging
 import queue
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.clock import Clock
@@ -84,8 +84,10 @@ class IngestWriter:
         decoders: DecoderTable | None = None,
         settings: WriterSettings | None = None,
         rng: random.Random | None = None,
+        on_stored: Callable[[FlushOutcome], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_stored = on_stored
         self._ack = acknowledger
         self._clock = clock
         self._decoders = decoders or DecoderTable()
@@ -228,7 +230,8 @@ class IngestWriter:
     def _done(
         self, messages: Sequence[InboundMessage], outcome: FlushOutcome, plan: FlushPlan
     ) -> None:
-        """After the commit: tell the devices (end to end), then the broker (PUBACK)."""
+        """After the commit: tell the devices (end to end), then the broker (PUBACK), then
+        ``on_stored`` (e.g. the usage refresh, which derives what was just committed)."""
         acks = build_acks(plan, outcome)
         if acks:
             self._ack.confirm(acks)
@@ -243,3 +246,5 @@ class IngestWriter:
             st.dead_letters += outcome.dead_letters
             st.last_flush_ms = int(self._clock.now().timestamp() * 1000)
             st.storage_ok = True
+        if self._on_stored is not None:
+            self._on_stored(outcome)

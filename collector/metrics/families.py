@@ -13,7 +13,11 @@ Metrics (gauges unless a counter is said):
 * ``tally_ingest_unacknowledged_messages``, ``tally_ingest_lag_seconds`` (age of the oldest),
   ``tally_ingest_connected``, ``tally_storage_ok`` (1/0).
 * ``tally_dead_letters{reason}``: dead letters kept, by reason (first 60 characters).
-* ``tally_usage_refresh_pending_ranges``, ``tally_usage_refresh_lag_seconds``.
+* ``tally_usage_refresh_pending_ranges``, ``tally_usage_refresh_lag_seconds`` (age of the
+  oldest range waiting).
+* ``tally_usage_refresh_passes_total``, ``tally_usage_refresh_seconds_total`` (counters),
+  ``tally_usage_refresh_freshness_seconds`` (histogram: per pass, commit → visible of the
+  oldest range it derived), when this process runs the usage refresh.
 * ``tally_billing_run_customers_done{period,kind}`` and ``..._total``: run progress.
 * ``tally_webhook_backlog``, ``tally_webhook_oldest_seconds``, ``tally_webhook_failed``.
 * ``tally_metrics_database_up``: 0 when the database part of the scrape failed.
@@ -24,13 +28,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from collector.api.ingest_routes import IngestProbe
 from collector.errors import StorageError
 from collector.storage.database import Pool
 from collector.storage.metrics_queries import database_figures
+from collector.usage_refresh import FRESHNESS_BUCKETS_S, RefreshStats
 
 __all__ = ["TallyMetrics", "metrics_registry"]
 
@@ -70,6 +80,8 @@ class TallyMetrics(Collector):
                          float(p.connected))
             yield _gauge("tally_storage_ok", "1 when the last flush reached the database",
                          float(p.storage_ok))
+            if p.usage_refresh is not None:
+                yield from _refresh(p.usage_refresh)
         yield from self._database()
 
     def _database(self) -> Iterator[Metric]:
@@ -105,6 +117,20 @@ class TallyMetrics(Collector):
         yield _gauge("tally_webhook_oldest_seconds", "Age of the oldest pending webhook event",
                      f.webhook_oldest_s)
         yield _gauge("tally_webhook_failed", "Webhook deliveries that gave up", f.webhook_failed)
+
+
+def _refresh(r: RefreshStats) -> Iterator[Metric]:
+    yield CounterMetricFamily("tally_usage_refresh_passes", "Usage refresh passes done",
+                              value=r.passes)
+    yield CounterMetricFamily("tally_usage_refresh_seconds", "Time spent in usage refresh passes",
+                              value=r.seconds_total)
+    buckets = [(f"{le:g}", n) for le, n in zip(FRESHNESS_BUCKETS_S, r.freshness_counts,
+                                                strict=False)]
+    yield HistogramMetricFamily(
+        "tally_usage_refresh_freshness_seconds",
+        "Per usage refresh pass: seconds from the commit of its oldest range to its own commit",
+        buckets=[*buckets, ("+Inf", r.freshness_counts[-1])], sum_value=r.freshness_sum,
+    )
 
 
 def metrics_registry(pool: Pool, probe: Callable[[], IngestProbe] | None) -> CollectorRegistry:

@@ -9,7 +9,7 @@ import psycopg
 
 from collector.storage.database import translate_errors
 
-__all__ = ["DatabaseFigures", "database_figures"]
+__all__ = ["DatabaseFigures", "database_figures", "usage_refresh_backlog"]
 
 Conn = psycopg.Connection[Any]
 
@@ -33,10 +33,7 @@ def database_figures(conn: Conn) -> DatabaseFigures:
             "SELECT left(reason, 60), count(*) FROM dead_letters GROUP BY 1 ORDER BY 2 DESC"
             " LIMIT 50"
         ).fetchall()
-        dirty = conn.execute(
-            "SELECT count(*), coalesce(extract(epoch FROM now() - min(queued_at)), 0)"
-            " FROM usage_dirty"
-        ).fetchone()
+        dirty = usage_refresh_backlog(conn)
         runs = conn.execute(
             "SELECT period, kind, done_customers, total_customers FROM billing_runs"
             " WHERE status = 'running' ORDER BY run_id"
@@ -47,14 +44,24 @@ def database_figures(conn: Conn) -> DatabaseFigures:
             "  FILTER (WHERE status = 'pending')), 0),"
             " count(*) FILTER (WHERE status = 'failed') FROM webhook_deliveries"
         ).fetchone()
-    assert dirty is not None
     assert hooks is not None
     return DatabaseFigures(
         {str(r[0]): int(r[1]) for r in dl},
-        int(dirty[0]),
-        float(dirty[1]),
+        dirty[0],
+        dirty[1],
         [(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in runs],
         int(hooks[0]),
         float(hooks[1]),
         int(hooks[2]),
     )
+
+
+def usage_refresh_backlog(conn: Conn) -> tuple[int, float]:
+    """Ranges waiting for the usage refresh, and the age in seconds of the oldest one."""
+    with translate_errors("load usage refresh backlog"):
+        row = conn.execute(
+            "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(queued_at)),"
+            " 0)::float8 FROM usage_dirty"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), float(row[1])

@@ -25,7 +25,10 @@ from collector.storage.usage_fleet import apply_stage_deltas
 from collector.storage.usage_meters import SeriesMeta, load_meta
 from collector.usage import BUCKET_15M_S, SeriesBatch, derive_many, find_long_gaps
 
-__all__ = ["RefreshReport", "refresh_rollups", "refresh_usage", "uses_timescale"]
+__all__ = [
+    "RefreshReport", "TakenDirty", "refresh_rollups", "refresh_usage", "take_dirty",
+    "uses_timescale",
+]
 
 Conn = psycopg.Connection[Any]
 F64 = npt.NDArray[np.float64]
@@ -45,6 +48,8 @@ class RefreshReport:
     readings_loaded: int
     buckets_written: int
     busy: bool = False  # another refresher held the lock; nothing was done
+    more: bool = False  # dirty ranges were left for a next pass
+    oldest_wait_s: float | None = None  # how long the oldest range taken had waited
 
 
 @dataclass(slots=True)
@@ -58,6 +63,48 @@ class _Window:
     load_to: float
     ts: F64
     values: F64
+
+
+@dataclass(frozen=True, slots=True)
+class TakenDirty:
+    """Dirty ranges removed from the queue for one pass, coalesced to one range per series."""
+
+    rows: int
+    ranges: dict[int, tuple[datetime, datetime]]
+    more: bool  # ranges of other series are still queued
+    oldest_wait_s: float | None  # age of the oldest range taken (database clock), if any
+
+
+def take_dirty(conn: Conn, limit: int) -> TakenDirty:
+    """Take the work of one pass from ``usage_dirty`` (inside the caller's transaction).
+
+    Up to ``limit`` series are picked: half from the newest queued ranges, so that what was
+    just committed becomes visible first even behind a backlog, and half from the oldest
+    ones, so that a backlog still shrinks from its far end on every pass and no range waits
+    forever (``limit`` 1 takes only the oldest). All queued ranges of a picked series are
+    taken at once and merged, so a series is derived once per pass however many flushes
+    queued it.
+    """
+    old = max(1, limit // 2)
+    new = limit - old
+    rows = conn.execute(
+        "WITH pick AS ("
+        " SELECT series_id FROM (SELECT series_id FROM usage_dirty ORDER BY id DESC"
+        "  LIMIT %(new)s) n"
+        " UNION SELECT series_id FROM (SELECT series_id FROM usage_dirty ORDER BY id"
+        "  LIMIT %(old)s) o)"
+        " DELETE FROM usage_dirty d USING pick p WHERE d.series_id = p.series_id"
+        " RETURNING d.series_id, d.ts_from, d.ts_to,"
+        "  extract(epoch FROM clock_timestamp() - d.queued_at)::float8",
+        {"new": new, "old": old},
+    ).fetchall()
+    ranges: dict[int, tuple[datetime, datetime]] = {}
+    for sid, a, b, _ in rows:
+        seen = ranges.get(int(sid))
+        ranges[int(sid)] = (min(seen[0], a), max(seen[1], b)) if seen else (a, b)
+    left = conn.execute("SELECT EXISTS (SELECT 1 FROM usage_dirty)").fetchone()
+    oldest = max((float(r[3]) for r in rows), default=None)
+    return TakenDirty(len(rows), ranges, bool(left and left[0]), oldest)
 
 
 def uses_timescale(conn: Conn) -> bool:
@@ -104,39 +151,50 @@ def _windows(conn: Conn, dirty: dict[int, tuple[datetime, datetime]],
 
 
 def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
-    """Fill ``ts``/``values`` of the windows (``history``: prepend profile history)."""
+    """Fill ``ts``/``values`` of the windows (``history``: prepend profile history).
+
+    The server packs each window's readings into one byte string of (timestamp, value)
+    pairs, read in index order, so a window costs one result row however many readings it
+    holds (a COPY hands them over one message per reading, which costs more than the
+    derivation). The pairs are put in time order here if they did not arrive in it.
+    """
     if not windows:
         return 0
     lo = [w.load_from for w in windows]
     if history:
         lo = [w.load_from - w.meta.config.profile_weeks * _WEEK_S for w in windows]
-    buf = bytearray()
-    with conn.cursor() as cur, cur.copy(
-        "COPY (SELECT w.i, r.ts, r.value"
+    rows = conn.execute(
+        "SELECT w.i, x.pairs"
         " FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::float8[]) AS w(i, sid, lo, hi)"
-        " JOIN readings r ON r.series_id = w.sid"
-        "  AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi)"
-        " ORDER BY w.i, r.ts) TO STDOUT (FORMAT BINARY)",
+        " CROSS JOIN LATERAL (SELECT string_agg(timestamptz_send(r.ts) || float8send(r.value),"
+        "   ''::bytea) AS pairs"
+        "  FROM (SELECT r.ts, r.value FROM readings r WHERE r.series_id = w.sid"
+        "   AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi) ORDER BY r.ts) r) x",
         (
             list(range(len(windows))),
             [w.meta.series_id for w in windows],
             [min(a, w.load_from) for a, w in zip(lo, windows, strict=True)],
             [w.load_to for w in windows],
         ),
-    ) as cp:
-        for data in cp:
-            buf += data
-    if len(buf) <= len(_COPY_HEADER) + 2:
-        return 0
-    rows = np.frombuffer(memoryview(buf)[len(_COPY_HEADER) : -2], dtype=_READING_ROW)
-    idx = rows["i"].astype(np.int64)
-    ts = rows["ts"].astype(np.float64) / 1e6 + _PG_EPOCH_S
-    values = rows["value"].astype(np.float64)
-    bounds = np.searchsorted(idx, np.arange(len(windows) + 1))
-    for i, w in enumerate(windows):
-        w.ts = ts[bounds[i] : bounds[i + 1]]
-        w.values = values[bounds[i] : bounds[i + 1]]
-    return int(rows.shape[0])
+        binary=True,
+    ).fetchall()
+    empty = np.zeros(0)
+    loaded = 0
+    for i, packed in rows:
+        w = windows[int(i)]
+        if packed is None:
+            w.ts, w.values = empty, empty
+            continue
+        pairs = np.frombuffer(packed, dtype=_READING_PAIR)
+        us = pairs["ts"].astype(np.int64)
+        values = pairs["value"].astype(np.float64)
+        if us.shape[0] > 1 and not bool(np.all(us[1:] >= us[:-1])):
+            order = np.argsort(us, kind="stable")
+            us, values = us[order], values[order]
+        w.ts = us.astype(np.float64) / 1e6 + _PG_EPOCH_S
+        w.values = values
+        loaded += int(us.shape[0])
+    return loaded
 
 
 def _needs_history(w: _Window) -> bool:
@@ -178,10 +236,7 @@ _STAGE_ROW: Final = np.dtype(
         ("l_p", ">i4"), ("p", ">f8"),
     ]
 )
-_READING_ROW: Final = np.dtype(
-    [("n", ">i2"), ("l_i", ">i4"), ("i", ">i4"), ("l_ts", ">i4"), ("ts", ">i8"),
-     ("l_v", ">i4"), ("value", ">f8")]
-)
+_READING_PAIR: Final = np.dtype([("ts", ">i8"), ("value", ">f8")])
 _COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _PG_EPOCH_S: Final = 946_684_800
 
@@ -303,7 +358,8 @@ def _refresh_daily(conn: Conn, windows: Sequence[_Window], now: datetime) -> Non
 def refresh_usage(
     conn: Conn, now: datetime, *, limit: int = 5000, rollups: bool = True
 ) -> RefreshReport:
-    """Consume up to ``limit`` usage_dirty rows and re-derive the affected usage (one txn).
+    """Take the dirty ranges of up to ``limit`` series (:func:`take_dirty`) and re-derive
+    the affected usage, in one transaction.
 
     Returns a report with ``busy=True`` (nothing done) when another refresher holds the lock.
     On a TimescaleDB schema and an autocommit connection, the continuous aggregates are
@@ -318,16 +374,8 @@ def refresh_usage(
             # small, index-driven statements whose row estimates (unnest, generate_series)
             # are far too high: JIT compilation would cost more than the work itself
             conn.execute("SET LOCAL jit = off")
-            rows = conn.execute(
-                "DELETE FROM usage_dirty WHERE id IN"
-                " (SELECT id FROM usage_dirty ORDER BY id LIMIT %s)"
-                " RETURNING series_id, ts_from, ts_to",
-                (limit,),
-            ).fetchall()
-            dirty: dict[int, tuple[datetime, datetime]] = {}
-            for sid, a, b in rows:
-                old = dirty.get(int(sid))
-                dirty[int(sid)] = (min(old[0], a), max(old[1], b)) if old else (a, b)
+            taken = take_dirty(conn, limit)
+            rows, dirty = taken.rows, taken.ranges
             meta = load_meta(conn, list(dirty))
             windows = _windows(conn, dirty, meta)
             loaded = _load(conn, windows)
@@ -348,7 +396,8 @@ def refresh_usage(
                 )
         if rollups and timescale and conn.autocommit:
             refresh_rollups(conn)
-    return RefreshReport(len(rows), len(windows), loaded, written)
+    return RefreshReport(rows, len(windows), loaded, written, more=taken.more,
+                         oldest_wait_s=taken.oldest_wait_s)
 
 
 def refresh_rollups(conn: Conn, *, owner_role: str | None = None) -> int:

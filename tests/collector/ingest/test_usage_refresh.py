@@ -42,3 +42,53 @@ def test_collector_derives_usage_from_ingested_counters(
         pub.publish_batch(batch)
         assert wait_until(lambda: abs(_usage_total(pg_url) - 12.5) < 1e-9, 30)
     pub.close()
+
+
+def _batch(device: str, seq: int) -> Batch:
+    t0 = (int(time.time()) // 900 * 900 - 3600) * 1000
+    ts = t0 + np.arange(5, dtype=np.int64) * 900_000
+    return Batch(device, seq, int(time.time() * 1000), "test",
+                 (Series("main", "energy", "kWh", Kind.CUMULATIVE, ts, np.linspace(5, 7, 5)),))
+
+
+def test_usage_follows_the_commit_not_the_polling_interval(
+    pg_url: str, mqtt_url: str, client_id: str, run_collector: Callable[..., Any]
+) -> None:
+    """With a refresh interval of a minute, usage still appears seconds after the readings
+    are stored: the writer wakes the refresh after its commit."""
+    migrate(pg_url, use_timescale=False)
+    device = f"wake-{uuid.uuid4().hex[:8]}"
+    env = {"TALLY_MQTT_READINGS_TOPIC": readings_topic(device),
+           "TALLY_MQTT_STATUS_TOPIC": status_topic(device),
+           "TALLY_INGEST_USAGE_REFRESH_S": "60"}
+    pub = Publisher(mqtt_url, f"pub-{client_id}")
+    with run_collector(make_config(pg_url, mqtt_url, client_id, **env)) as collector:
+        assert collector.refresher is not None
+        wait_until(lambda: collector.refresher.stats().passes >= 1, 10)  # start-up pass
+        pub.publish_batch(_batch(device, 1))
+        assert wait_until(lambda: abs(_usage_total(pg_url) - 2.0) < 1e-9, 15)
+        assert collector.probe().usage_refresh is not None
+    pub.close()
+
+
+def test_readings_stored_by_an_instance_that_stopped_before_refreshing_converge(
+    pg_url: str, mqtt_url: str, client_id: str, run_collector: Callable[..., Any]
+) -> None:
+    """An ingest-only instance (refresh off) stores readings and goes away, as a collector
+    that dies between its commit and its refresh would: the next instance with the refresh
+    derives them, once, in its first pass."""
+    migrate(pg_url, use_timescale=False)
+    device = f"left-{uuid.uuid4().hex[:8]}"
+    env = {"TALLY_MQTT_READINGS_TOPIC": readings_topic(device),
+           "TALLY_MQTT_STATUS_TOPIC": status_topic(device)}
+    pub = Publisher(mqtt_url, f"pub-{client_id}")
+    with run_collector(make_config(pg_url, mqtt_url, client_id,
+                                   TALLY_INGEST_USAGE_REFRESH_S="0", **env)) as collector:
+        assert collector.refresher is None
+        pub.publish_batch(_batch(device, 1))
+        assert wait_until(lambda: collector.probe().readings == 5, 15)
+    assert _usage_total(pg_url) == 0.0
+    with run_collector(make_config(pg_url, mqtt_url, f"{client_id}-2",
+                                   TALLY_INGEST_USAGE_REFRESH_S="60", **env)):
+        assert wait_until(lambda: abs(_usage_total(pg_url) - 2.0) < 1e-9, 15)
+    pub.close()

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.api.app import create_app
 from collector.api.ingest_routes import IngestProbe
 from collector.storage import webhook_store
+from collector.usage_refresh import RefreshStats
 from collector.webhooks.events import EventType
 from collector.webhooks.outbox import OutboxSink
 from collector.webhooks.signing import new_secret
@@ -29,6 +30,10 @@ def _probe() -> IngestProbe:
     return IngestProbe(
         connected=True, pending=7, lag_s=1.5, last_flush_at=None, storage_ok=True,
         batches=40, readings=4000, dead_letters=2, flushes=10, flush_seconds_total=0.25,
+        usage_refresh=RefreshStats(
+            passes=12, seconds_total=3.5, last_pass_s=0.2, last_freshness_s=0.4,
+            freshness_counts=(2, 9, 11, 12, 12, 12, 12, 12, 12, 12), freshness_sum=5.5,
+        ),
     )
 
 
@@ -75,6 +80,11 @@ def test_metrics_expose_ingest_backlogs_and_progress(
     assert m[("tally_dead_letters", (("reason", "unknown version"),))] == 1
     assert m[("tally_usage_refresh_pending_ranges", ())] == 1
     assert m[("tally_usage_refresh_lag_seconds", ())] >= 30
+    assert m[("tally_usage_refresh_passes_total", ())] == 12
+    assert m[("tally_usage_refresh_seconds_total", ())] == 3.5
+    assert m[("tally_usage_refresh_freshness_seconds_bucket", (("le", "0.5"),))] == 9
+    assert m[("tally_usage_refresh_freshness_seconds_bucket", (("le", "+Inf"),))] == 12
+    assert m[("tally_usage_refresh_freshness_seconds_count", ())] == 12
     key = (("kind", "close"), ("period", "2026-03"))
     assert m[("tally_billing_run_customers_done", key)] == 40
     assert m[("tally_billing_run_customers_total", key)] == 100
