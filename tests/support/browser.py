@@ -118,7 +118,7 @@ def chart_text_px(page: Any) -> list[float]:
 def split_words_in_tables(page: Any) -> list[str]:
     """Words in table cells that the layout broke over two lines ("QUAN / TITY", "€63. / 00")."""
     words: list[str] = page.evaluate(
-        """() => {
+        r"""() => {
             const broken = [];
             for (const cell of document.querySelectorAll('td, th')) {
                 const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
