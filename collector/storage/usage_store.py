@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from collector.storage.database import translate_errors
+from collector.storage.reading_lookups import DAY_S, MONTH_S, load_ranges, window_bounds
 from collector.storage.usage_meters import SeriesMeta, load_meta
 from collector.usage import BUCKET_15M_S, SeriesBatch, derive_many, find_long_gaps
 
@@ -33,6 +34,7 @@ I64 = npt.NDArray[np.int64]
 _LOCK_KEY: Final = 7_161_110  # advisory lock: one refresher at a time
 _MAX_CELLS: Final = 2_000_000  # series × buckets derived per chunk
 _WEEK_S: Final = 7 * 86400.0
+_NEIGHBOUR_SPAN: Final = 2.0  # neighbours are first searched within 2x their expected spacing
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,39 +69,25 @@ def uses_timescale(conn: Conn) -> bool:
     return row is not None and row[0] == "timescale"
 
 
+def _group_width(conn: Conn) -> float:
+    """How far apart lookups may lie and still share one statement: a chunk or a partition."""
+    return DAY_S if uses_timescale(conn) else MONTH_S
+
+
 def _windows(conn: Conn, dirty: dict[int, tuple[datetime, datetime]],
              meta: dict[int, SeriesMeta]) -> list[_Window]:
+    """The derivation window of each dirty series (:func:`window_bounds`: one statement per
+    time group, bounded so that TimescaleDB plans only the chunks around the dirty ranges)."""
     sids = [s for s in dirty if s in meta]
     if not sids:
         return []
     k = [meta[s].config.glitch_window + 1 for s in sids]
-    rows = conn.execute(
-        "WITH d AS (SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[],"
-        "   %s::int[]) AS d(sid, ts_from, ts_to, k)),"
-        " w AS (SELECT d.sid, d.k,"
-        "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
-        "     r.series_id = d.sid AND r.ts < d.ts_from ORDER BY r.ts DESC OFFSET d.k LIMIT 1),"
-        "     (SELECT min(r.ts) FROM readings r WHERE r.series_id = d.sid"
-        "       AND r.ts <= d.ts_from), d.ts_from),"
-        "     timestamptz 'epoch') AS lo,"
-        "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
-        "     r.series_id = d.sid AND r.ts > d.ts_to ORDER BY r.ts OFFSET d.k LIMIT 1),"
-        "     (SELECT max(r.ts) FROM readings r WHERE r.series_id = d.sid"
-        "       AND r.ts >= d.ts_to), d.ts_to),"
-        "     timestamptz 'epoch') + interval '15 minutes' AS hi"
-        "   FROM d)"
-        " SELECT w.sid, extract(epoch FROM w.lo)::float8, extract(epoch FROM w.hi)::float8,"
-        "  coalesce(extract(epoch FROM (SELECT r.ts FROM readings r WHERE r.series_id = w.sid"
-        "    AND r.ts < w.lo ORDER BY r.ts DESC OFFSET w.k LIMIT 1))::float8, '-infinity'),"
-        "  coalesce(extract(epoch FROM (SELECT r.ts FROM readings r WHERE r.series_id = w.sid"
-        "    AND r.ts >= w.hi ORDER BY r.ts OFFSET w.k LIMIT 1))::float8, 'infinity')"
-        " FROM w",
-        (sids, [dirty[s][0] for s in sids], [dirty[s][1] for s in sids], k),
-    ).fetchall()
+    margin = [_NEIGHBOUR_SPAN * (2 * n + 2) * meta[s].config.expected_interval_s + BUCKET_15M_S
+              for s, n in zip(sids, k, strict=True)]
+    rows = window_bounds(conn, sids, [dirty[s][0] for s in sids], [dirty[s][1] for s in sids],
+                         k=k, margin_s=margin, group_width_s=_group_width(conn))
     empty = np.zeros(0)
-    return [
-        _Window(meta[int(r[0])], r[1], r[2], r[3], r[4], empty, empty) for r in rows
-    ]
+    return [_Window(meta[r[0]], r[1], r[2], r[3], r[4], empty, empty) for r in rows]
 
 
 def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
@@ -109,33 +97,18 @@ def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
     lo = [w.load_from for w in windows]
     if history:
         lo = [w.load_from - w.meta.config.profile_weeks * _WEEK_S for w in windows]
-    buf = bytearray()
-    with conn.cursor() as cur, cur.copy(
-        "COPY (SELECT w.i, r.ts, r.value"
-        " FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::float8[]) AS w(i, sid, lo, hi)"
-        " JOIN readings r ON r.series_id = w.sid"
-        "  AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi)"
-        " ORDER BY w.i, r.ts) TO STDOUT (FORMAT BINARY)",
-        (
-            list(range(len(windows))),
-            [w.meta.series_id for w in windows],
-            [min(a, w.load_from) for a, w in zip(lo, windows, strict=True)],
-            [w.load_to for w in windows],
-        ),
-    ) as cp:
-        for data in cp:
-            buf += data
-    if len(buf) <= len(_COPY_HEADER) + 2:
-        return 0
-    rows = np.frombuffer(memoryview(buf)[len(_COPY_HEADER) : -2], dtype=_READING_ROW)
-    idx = rows["i"].astype(np.int64)
-    ts = rows["ts"].astype(np.float64) / 1e6 + _PG_EPOCH_S
-    values = rows["value"].astype(np.float64)
+    idx, ts, values = load_ranges(
+        conn,
+        [w.meta.series_id for w in windows],
+        [min(a, w.load_from) for a, w in zip(lo, windows, strict=True)],
+        [w.load_to for w in windows],
+        group_width_s=_group_width(conn),
+    )
     bounds = np.searchsorted(idx, np.arange(len(windows) + 1))
     for i, w in enumerate(windows):
         w.ts = ts[bounds[i] : bounds[i + 1]]
         w.values = values[bounds[i] : bounds[i + 1]]
-    return int(rows.shape[0])
+    return int(idx.shape[0])
 
 
 def _needs_history(w: _Window) -> bool:
@@ -176,10 +149,6 @@ _STAGE_ROW: Final = np.dtype(
         ("l_f", ">i4"), ("f", ">i4"),
         ("l_p", ">i4"), ("p", ">f8"),
     ]
-)
-_READING_ROW: Final = np.dtype(
-    [("n", ">i2"), ("l_i", ">i4"), ("i", ">i4"), ("l_ts", ">i4"), ("ts", ">i8"),
-     ("l_v", ">i4"), ("value", ">f8")]
 )
 _COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _PG_EPOCH_S: Final = 946_684_800
