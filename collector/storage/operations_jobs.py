@@ -18,8 +18,8 @@ _JOBS_SELECT: Final = (
     " CASE WHEN isfinite(s.last_run_started_at) THEN s.last_run_started_at END,"
     " CASE WHEN isfinite(s.next_start) THEN s.next_start END,"
     " coalesce(s.total_failures, 0), {last_error},"
-    " coalesce(isfinite(s.next_start) AND s.next_start < now() - make_interval(secs => %s),"
-    "  false)"
+    " coalesce(isfinite(s.next_start)"
+    "  AND s.next_start < coalesce(%s::timestamptz, now()) - make_interval(secs => %s), false)"
     " FROM timescaledb_information.jobs j"
     " LEFT JOIN timescaledb_information.job_stats s USING (job_id)"
     " WHERE j.job_id >= 1000 ORDER BY j.job_id"
@@ -55,10 +55,11 @@ def timescale_jobs(pool: Pool, *, grace_s: float = 3600.0) -> list[JobHealth]:
         return job_health(conn, grace_s=grace_s)
 
 
-def job_health(conn: psycopg.Connection[Any], *, grace_s: float = 3600.0) -> list[JobHealth]:
+def job_health(conn: psycopg.Connection[Any], *, grace_s: float = 3600.0,
+               now: datetime | None = None) -> list[JobHealth]:
     """The schema's TimescaleDB jobs (empty without TimescaleDB). ``failing``: the last run
-    failed; ``overdue``: the next start is more than ``grace_s`` in the past (the scheduler is
-    not running it)."""
+    failed; ``overdue``: the next start is more than ``grace_s`` before ``now`` (default: the
+    database's clock), i.e. the scheduler is not running it."""
     with translate_errors("timescale jobs"):
         has = conn.execute(
             "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
@@ -69,7 +70,7 @@ def job_health(conn: psycopg.Connection[Any], *, grace_s: float = 3600.0) -> lis
             "SELECT to_regclass('timescaledb_information.job_errors') IS NOT NULL"
         ).fetchone()
         rows = conn.execute(
-            _JOBS_WITH_ERRORS if errors and errors[0] else _JOBS, (grace_s,)
+            _JOBS_WITH_ERRORS if errors and errors[0] else _JOBS, (now, grace_s)
         ).fetchall()
     return [
         JobHealth(int(r[0]), str(r[1]), r[2], r[3], r[4], r[5], int(r[6]), r[7],
