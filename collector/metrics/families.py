@@ -20,7 +20,8 @@ Metrics (gauges unless a counter is said):
   {task}``, ``tally_upkeep_failures_total{task}`` (counter): the collector's background tasks
   (usage refresh, TimescaleDB rollups, partitions), from :class:`collector.upkeep.UpkeepTracker`.
 * ``tally_timescale_job_failing{job_id,job,hypertable}`` (last run failed),
-  ``tally_timescale_job_overdue{...}`` (next start over an hour ago),
+  ``tally_timescale_job_overdue{...}`` (next start over an hour ago, or chunks behind),
+  ``tally_timescale_job_chunks_behind{...}`` (chunks a compression policy should have compressed),
   ``tally_timescale_job_failures_total{...}`` (counter): TimescaleDB's own jobs, such as the
   compression policy (none on plain PostgreSQL).
 * ``tally_metrics_database_up``: 0 when the database part of the scrape failed.
@@ -150,14 +151,19 @@ def job_families(jobs: list[JobHealth]) -> Iterator[Metric]:
                                 labels=labels)
     failures = CounterMetricFamily("tally_timescale_job_failures",
                                    "Failed runs of a TimescaleDB job", labels=labels)
+    behind = GaugeMetricFamily("tally_timescale_job_chunks_behind",
+                               "Chunks a compression policy should have compressed by now",
+                               labels=labels)
     for j in jobs:
         key = [str(j.job_id), j.name, j.hypertable or ""]
         failing.add_metric(key, float(j.failing))
         overdue.add_metric(key, float(j.overdue))
         failures.add_metric(key, j.total_failures)
+        behind.add_metric(key, j.chunks_behind)
     yield failing
     yield overdue
     yield failures
+    yield behind
 
 
 def metrics_registry(pool: Pool, probe: Callable[[], IngestProbe] | None,
