@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -34,6 +34,7 @@ I64 = npt.NDArray[np.int64]
 _LOCK_KEY: Final = 7_161_110  # advisory lock: one refresher at a time
 _MAX_CELLS: Final = 2_000_000  # series × buckets derived per chunk
 _WEEK_S: Final = 7 * 86400.0
+_DAY: Final = timedelta(days=1)
 _NEIGHBOUR_SPAN: Final = 2.0  # neighbours are first searched within 2x their expected spacing
 
 
@@ -234,36 +235,44 @@ def _write(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int:
 def _refresh_daily(conn: Conn, windows: Sequence[_Window], now: datetime) -> None:
     """Re-pack the UTC days the windows touched into usage_15m_daily (96 slots per day); days
     without any usage_15m row are skipped (a window may span years after a clock jump)."""
+    lo = min(w.lo for w in windows)
+    day0 = lo - lo % 86400.0  # the first UTC day touched
     conn.execute(
         "WITH p AS (SELECT DISTINCT w.sid, d AS day"
-        "   FROM unnest(%s::bigint[], %s::float8[], %s::float8[]) AS w(sid, lo, hi),"
+        "   FROM unnest(%(sid)s::bigint[], %(lo)s::float8[], %(hi)s::float8[]) AS w(sid, lo, hi),"
         "   generate_series(date_trunc('day', to_timestamp(w.lo), 'UTC'),"
         "     to_timestamp(w.hi) - interval '1 microsecond', interval '24 hours') AS d"
         "   WHERE EXISTS (SELECT 1 FROM usage_15m x WHERE x.series_id = w.sid"
-        "     AND x.bucket >= d AND x.bucket < d + interval '24 hours')"
+        "     AND x.bucket >= d AND x.bucket < d + interval '24 hours'"
+        "     AND x.bucket >= %(d0)s AND x.bucket < %(d1)s)"
         "   OR EXISTS (SELECT 1 FROM usage_15m_daily y WHERE y.series_id = w.sid AND y.day = d))"
         " INSERT INTO usage_15m_daily AS t (series_id, day, quantity, estimated,"
         "  reading_count, updated_at)"
-        " SELECT p.sid, p.day, a.q, a.e, a.rc, %s FROM p CROSS JOIN LATERAL ("
+        " SELECT p.sid, p.day, a.q, a.e, a.rc, %(now)s FROM p CROSS JOIN LATERAL ("
         "  SELECT string_agg(float8send(coalesce(u.quantity, 0)), ''::bytea ORDER BY k) AS q,"
         "   string_agg(float8send(coalesce(u.estimated, 0)), ''::bytea ORDER BY k) AS e,"
         "   string_agg(int4send(coalesce(u.reading_count, 0)), ''::bytea ORDER BY k) AS rc"
         "  FROM generate_series(0, 95) AS k LEFT JOIN ("
         "   SELECT x.bucket, x.quantity, x.estimated, x.reading_count FROM usage_15m x"
         "   WHERE x.series_id = p.sid AND x.bucket >= p.day"
-        "   AND x.bucket < p.day + interval '24 hours') AS u"
+        "   AND x.bucket < p.day + interval '24 hours'"
+        "   AND x.bucket >= %(d0)s AND x.bucket < %(d1)s) AS u"
         "  ON u.bucket = p.day + k * interval '15 minutes') AS a"
         " ON CONFLICT (series_id, day) DO UPDATE SET quantity = excluded.quantity,"
         "  estimated = excluded.estimated, reading_count = excluded.reading_count,"
         "  updated_at = excluded.updated_at"
         " WHERE (t.quantity, t.estimated, t.reading_count)"
         "  IS DISTINCT FROM (excluded.quantity, excluded.estimated, excluded.reading_count)",
-        (
-            [w.meta.series_id for w in windows],
-            [w.lo for w in windows],
-            [w.hi for w in windows],
-            now,
-        ),
+        {
+            "sid": [w.meta.series_id for w in windows],
+            "lo": [w.lo for w in windows],
+            "hi": [w.hi for w in windows],
+            "now": now,
+            # constant bounds of every usage_15m lookup: TimescaleDB plans only their chunks
+            "d0": datetime.fromtimestamp(day0, UTC),
+            "d1": datetime.fromtimestamp(max(w.hi for w in windows), UTC) + _DAY,
+        },
+        prepare=False,
     )
 
 
