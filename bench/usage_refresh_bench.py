@@ -2,11 +2,16 @@
 
 Run: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
      .venv/bin/python bench/usage_refresh_bench.py [--series 200] [--days 31] [--repeat 3]
+     [--compress]
 
 Creates a scratch database, loads ``series × days × 96`` readings (binary COPY), queues them in
 usage_dirty and times refresh_usage until the queue is empty (backfill); then, ``--repeat``
 times, appends one new reading per series (one ingest flush, queued in usage_dirty as the
 ingest does) and times the incremental refresh (steady state; the best run is the figure).
+
+The incremental figure is the usage refresh plus, on TimescaleDB, the refresh of the
+continuous aggregates it queues (``refresh_rollups``, as ``refresh_usage`` runs it on an
+autocommit connection); both parts are printed.
 
 Baseline (same run, same data): the non-incremental alternative, recomputing every affected
 series from *all* its readings whenever it gets new ones. It is run with the same code
@@ -14,6 +19,11 @@ series from *all* its readings whenever it gets new ones. It is run with the sam
 packing), with each flush's dirty range widened to the series' whole history, so the ratio
 isolates what the incremental windows save rather than comparing against a deliberately slow
 implementation. Also timed ``--repeat`` times, each after a new reading per series.
+
+``--compress`` (TimescaleDB only): after the backfill every ``readings`` chunk is compressed
+(the month as the compression policy leaves it), so the steady state reads its neighbours from
+compressed chunks. Then, on either flavour, one late reading per series inside day 10 of the
+month (a compressed chunk with ``--compress``) is stored and refreshed (timed: ``late``).
 
 Check: after the incremental refreshes, one full recompute of every series (not timed) must give
 the same ``usage_15m`` quantities (within 1e-9), and the month's total must be exact.
@@ -115,12 +125,57 @@ def _fleet_equal(conn: Conn) -> bool:
     return got == (0,)
 
 
+def _compress(conn: Conn) -> None:
+    row = conn.execute(
+        "SELECT flavour FROM tally_schema_migrations WHERE version = 2").fetchone()
+    if not row or row[0] != "timescale":
+        raise SystemExit("--compress needs the TimescaleDB flavour")
+    size = conn.execute("SELECT hypertable_size('readings')").fetchone()
+    t = time.perf_counter()
+    chunks = conn.execute(
+        "SELECT count(compress_chunk(c, if_not_compressed => true))"
+        " FROM show_chunks('readings') c").fetchone()
+    dt = time.perf_counter() - t
+    conn.execute("ANALYZE readings")
+    after = conn.execute("SELECT hypertable_size('readings')").fetchone()
+    assert size is not None
+    assert chunks is not None
+    assert after is not None
+    print(f"compressed {chunks[0]} chunks in {dt:.1f} s: readings {size[0] / 1e6:.1f} MB"
+          f" -> {after[0] / 1e6:.1f} MB")
+
+
+def _late(conn: Conn, sids: list[int], now: datetime) -> float:
+    """One reading per series half-way between two of day 10's readings (on the line between
+    them, so usage is unchanged), queued and refreshed; returns the refresh's seconds."""
+    slot = 9 * 96 + 40
+    at_ms = T0_MS + slot * 900_000 + 450_000
+    sid = np.asarray(sids, dtype=np.int64)
+    with conn.transaction():
+        with conn.cursor() as cur, cur.copy(
+            "COPY readings (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+        ) as cp:
+            cp.write(encode_readings_copy(sid, np.full(len(sids), at_ms, dtype=np.int64),
+                                          np.full(len(sids), (slot + 0.5) * 0.25)))
+        conn.execute(
+            "INSERT INTO usage_dirty (series_id, ts_from, ts_to) SELECT s,"
+            " to_timestamp(%s::float8 / 1000), to_timestamp(%s::float8 / 1000)"
+            " FROM unnest(%s::bigint[]) s", (at_ms, at_ms, sids))
+    t = time.perf_counter()
+    rep = refresh_usage(conn, now)
+    dt = time.perf_counter() - t
+    assert rep.series == len(sids), rep
+    return dt
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=200)
     ap.add_argument("--days", type=int, default=31)
     ap.add_argument("--repeat", type=int, default=3, help="steady-state runs of each kind")
+    ap.add_argument("--compress", action="store_true",
+                    help="TimescaleDB: compress every readings chunk after the backfill")
     args = ap.parse_args()
     admin = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     name = f"tally_bench_{uuid.uuid4().hex[:8]}"
@@ -147,6 +202,8 @@ def main() -> None:
                   f"= {n / dt:,.0f} readings/s (of which fleet rollup {timer.seconds:.2f} s,"
                   f" {timer.seconds / dt:.1%})")
             conn.execute("ANALYZE")  # as autovacuum would after a bulk load
+            if args.compress:
+                _compress(conn)
             nxt = per
             inc: list[float] = []
             bare: list[float] = []
@@ -170,6 +227,9 @@ def main() -> None:
                   f" the same refresh without it: best {min(bare) * 1000:.0f} ms of"
                   f" {args.repeat} (+{(best_inc - min(bare)) * 1000:.0f} ms,"
                   f" {best_inc / min(bare) - 1:+.0%})")
+
+            late = _late(conn, sids, now)
+            print(f"late: {len(sids)} series × 1 reading inside day 10: {late * 1000:.0f} ms")
 
             before = _quantities(conn)
             conn.execute(

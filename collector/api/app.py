@@ -88,7 +88,7 @@ def create_app(
     app.include_router(report_router)
     app.include_router(alert_router)
     app.include_router(webhook_router)
-    app.state.metrics_registry = metrics_registry(pool, ingest_probe)
+    app.state.metrics_registry = metrics_registry(pool, ingest_probe, upkeep)
     app.include_router(metrics_router)
     app.include_router(portal_routes.router)
     app.include_router(portal_alert_routes.router)

@@ -94,6 +94,8 @@ class TimescaleJobHealth(BaseModel):
     last_error: str | None
     failing: bool
     overdue: bool
+    scheduled: bool = True
+    chunks_behind: int = 0
 
 
 class Health(BaseModel):
@@ -191,6 +193,8 @@ def health(request: Request, response: Response, pool: PoolDep) -> Health:
     problems += [
         f"TimescaleDB job {j.job_id} ({j.name}) "
         + ("failing: " + (j.last_error or j.last_run_status or "") if j.failing else "overdue")
+        + (f" ({j.chunks_behind} chunks past its horizon not compressed)"
+           if j.chunks_behind else "")
         for j in jobs if j.failing or j.overdue
     ]
     ok = ok and not problems

@@ -20,6 +20,14 @@ Metrics (gauges unless a counter is said):
   oldest range it derived), when this process runs the usage refresh.
 * ``tally_billing_run_customers_done{period,kind}`` and ``..._total``: run progress.
 * ``tally_webhook_backlog``, ``tally_webhook_oldest_seconds``, ``tally_webhook_failed``.
+* ``tally_upkeep_failing{task}`` (1 after 3 failures in a row), ``tally_upkeep_consecutive_failures
+  {task}``, ``tally_upkeep_failures_total{task}`` (counter): the collector's background tasks
+  (usage refresh, TimescaleDB rollups, partitions), from :class:`collector.upkeep.UpkeepTracker`.
+* ``tally_timescale_job_failing{job_id,job,hypertable}`` (last run failed),
+  ``tally_timescale_job_overdue{...}`` (next start over an hour ago, or chunks behind),
+  ``tally_timescale_job_chunks_behind{...}`` (chunks a compression policy should have compressed),
+  ``tally_timescale_job_failures_total{...}`` (counter): TimescaleDB's own jobs, such as the
+  compression policy (none on plain PostgreSQL).
 * ``tally_metrics_database_up``: 0 when the database part of the scrape failed.
 """
 
@@ -40,9 +48,11 @@ from collector.api.ingest_routes import IngestProbe
 from collector.errors import StorageError
 from collector.storage.database import Pool
 from collector.storage.metrics_queries import database_figures
+from collector.storage.operations_jobs import JobHealth, job_health
+from collector.upkeep import UpkeepTracker
 from collector.usage_refresh import FRESHNESS_BUCKETS_S, RefreshStats
 
-__all__ = ["TallyMetrics", "metrics_registry"]
+__all__ = ["TallyMetrics", "job_families", "metrics_registry"]
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -52,9 +62,11 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 class TallyMetrics(Collector):
     """Collects the collector's figures at scrape time."""
 
-    def __init__(self, pool: Pool, probe: Callable[[], IngestProbe] | None) -> None:
+    def __init__(self, pool: Pool, probe: Callable[[], IngestProbe] | None,
+                 upkeep: UpkeepTracker | None = None) -> None:
         self._pool = pool
         self._probe = probe
+        self._upkeep = upkeep
 
     def collect(self) -> Iterator[Metric]:
         if self._probe is not None:
@@ -82,12 +94,33 @@ class TallyMetrics(Collector):
                          float(p.storage_ok))
             if p.usage_refresh is not None:
                 yield from _refresh(p.usage_refresh)
+        yield from self._tasks()
         yield from self._database()
+
+    def _tasks(self) -> Iterator[Metric]:
+        if self._upkeep is None:
+            return
+        labels = ["task"]
+        failing = GaugeMetricFamily("tally_upkeep_failing",
+                                    "1 when a background task failed 3 times in a row",
+                                    labels=labels)
+        streak = GaugeMetricFamily("tally_upkeep_consecutive_failures",
+                                   "Failures in a row of a background task", labels=labels)
+        total = CounterMetricFamily("tally_upkeep_failures",
+                                    "Failed runs of a background task since start", labels=labels)
+        for t in self._upkeep.snapshot():
+            failing.add_metric([t.task], float(t.failing))
+            streak.add_metric([t.task], t.consecutive_failures)
+            total.add_metric([t.task], t.failures)
+        yield failing
+        yield streak
+        yield total
 
     def _database(self) -> Iterator[Metric]:
         try:
             with self._pool.connection(timeout=2.0) as conn:
                 f = database_figures(conn)
+                jobs = job_health(conn)
         except StorageError:
             yield _gauge("tally_metrics_database_up", "1 when the database figures were read", 0)
             return
@@ -117,6 +150,7 @@ class TallyMetrics(Collector):
         yield _gauge("tally_webhook_oldest_seconds", "Age of the oldest pending webhook event",
                      f.webhook_oldest_s)
         yield _gauge("tally_webhook_failed", "Webhook deliveries that gave up", f.webhook_failed)
+        yield from job_families(jobs)
 
 
 def _refresh(r: RefreshStats) -> Iterator[Metric]:
@@ -133,8 +167,34 @@ def _refresh(r: RefreshStats) -> Iterator[Metric]:
     )
 
 
-def metrics_registry(pool: Pool, probe: Callable[[], IngestProbe] | None) -> CollectorRegistry:
+def job_families(jobs: list[JobHealth]) -> Iterator[Metric]:
+    """Gauges (failing, overdue) and a failure counter per TimescaleDB job."""
+    labels = ["job_id", "job", "hypertable"]
+    failing = GaugeMetricFamily("tally_timescale_job_failing",
+                                "1 when the last run of a TimescaleDB job failed", labels=labels)
+    overdue = GaugeMetricFamily("tally_timescale_job_overdue",
+                                "1 when a TimescaleDB job's next start is over an hour past",
+                                labels=labels)
+    failures = CounterMetricFamily("tally_timescale_job_failures",
+                                   "Failed runs of a TimescaleDB job", labels=labels)
+    behind = GaugeMetricFamily("tally_timescale_job_chunks_behind",
+                               "Chunks a compression policy should have compressed by now",
+                               labels=labels)
+    for j in jobs:
+        key = [str(j.job_id), j.name, j.hypertable or ""]
+        failing.add_metric(key, float(j.failing))
+        overdue.add_metric(key, float(j.overdue))
+        failures.add_metric(key, j.total_failures)
+        behind.add_metric(key, j.chunks_behind)
+    yield failing
+    yield overdue
+    yield failures
+    yield behind
+
+
+def metrics_registry(pool: Pool, probe: Callable[[], IngestProbe] | None,
+                     upkeep: UpkeepTracker | None = None) -> CollectorRegistry:
     """A fresh registry with the collector's metrics (never the global default registry)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TallyMetrics(pool, probe))
+    registry.register(TallyMetrics(pool, probe, upkeep))
     return registry

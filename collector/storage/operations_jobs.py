@@ -13,14 +13,26 @@ from collector.storage.database import Pool, translate_errors
 __all__ = ["JobHealth", "job_health", "timescale_jobs"]
 
 
+# chunks_behind: for a compression policy, the chunks of its hypertable that ended more than
+# compress_after + one schedule interval + the grace ago and are still not compressed, i.e. what
+# the policy should have done, whoever runs it (the scheduler, or `CALL run_job` from cron)
 _JOBS_SELECT: Final = (
-    "SELECT j.job_id, j.application_name, j.hypertable_name, s.last_run_status,"
+    "WITH t AS (SELECT coalesce(%s::timestamptz, now()) AS now,"
+    "   make_interval(secs => %s) AS grace)"
+    " SELECT j.job_id, j.application_name, j.hypertable_name, s.last_run_status,"
     " CASE WHEN isfinite(s.last_run_started_at) THEN s.last_run_started_at END,"
     " CASE WHEN isfinite(s.next_start) THEN s.next_start END,"
     " coalesce(s.total_failures, 0), {last_error},"
-    " coalesce(isfinite(s.next_start) AND s.next_start < now() - make_interval(secs => %s),"
-    "  false)"
-    " FROM timescaledb_information.jobs j"
+    " coalesce(isfinite(s.next_start) AND s.next_start < t.now - t.grace, false),"
+    " j.scheduled,"
+    " CASE WHEN j.proc_name = 'policy_compression' AND j.config ? 'compress_after'"
+    "  AND j.config->>'compress_after' ~ '^[0-9]+ '"
+    "  THEN (SELECT count(*) FROM timescaledb_information.chunks c"
+    "   WHERE c.hypertable_schema = j.hypertable_schema"
+    "   AND c.hypertable_name = j.hypertable_name AND NOT c.is_compressed"
+    "   AND c.range_end < t.now - (j.config->>'compress_after')::interval"
+    "    - j.schedule_interval - t.grace) ELSE 0 END"
+    " FROM timescaledb_information.jobs j CROSS JOIN t"
     " LEFT JOIN timescaledb_information.job_stats s USING (job_id)"
     " WHERE j.job_id >= 1000 ORDER BY j.job_id"
 )
@@ -47,6 +59,8 @@ class JobHealth:
     last_error: str | None
     failing: bool
     overdue: bool
+    scheduled: bool = True  # False: paused (alter_job ... scheduled => false)
+    chunks_behind: int = 0  # compression policy: chunks past its horizon still uncompressed
 
 
 def timescale_jobs(pool: Pool, *, grace_s: float = 3600.0) -> list[JobHealth]:
@@ -55,10 +69,13 @@ def timescale_jobs(pool: Pool, *, grace_s: float = 3600.0) -> list[JobHealth]:
         return job_health(conn, grace_s=grace_s)
 
 
-def job_health(conn: psycopg.Connection[Any], *, grace_s: float = 3600.0) -> list[JobHealth]:
-    """The schema's TimescaleDB jobs (empty without TimescaleDB). ``failing``: the last run
-    failed; ``overdue``: the next start is more than ``grace_s`` in the past (the scheduler is
-    not running it)."""
+def job_health(conn: psycopg.Connection[Any], *, grace_s: float = 3600.0,
+               now: datetime | None = None) -> list[JobHealth]:
+    """The schema's TimescaleDB jobs (empty without TimescaleDB). ``failing``: the last run by
+    the scheduler failed and the job is still scheduled (a paused job run from cron keeps its
+    last scheduler failure); ``overdue``: the next start is more than ``grace_s`` before ``now``
+    (default: the database's clock), i.e. the scheduler is not running it, or a compression
+    policy has ``chunks_behind`` (chunks it should have compressed by now, however it is run)."""
     with translate_errors("timescale jobs"):
         has = conn.execute(
             "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
@@ -69,10 +86,11 @@ def job_health(conn: psycopg.Connection[Any], *, grace_s: float = 3600.0) -> lis
             "SELECT to_regclass('timescaledb_information.job_errors') IS NOT NULL"
         ).fetchone()
         rows = conn.execute(
-            _JOBS_WITH_ERRORS if errors and errors[0] else _JOBS, (grace_s,)
+            _JOBS_WITH_ERRORS if errors and errors[0] else _JOBS, (now, grace_s)
         ).fetchall()
     return [
         JobHealth(int(r[0]), str(r[1]), r[2], r[3], r[4], r[5], int(r[6]), r[7],
-                  r[3] == "Failed", bool(r[8]))
+                  r[3] == "Failed" and bool(r[9]), bool(r[8]) or int(r[10]) > 0,
+                  bool(r[9]), int(r[10]))
         for r in rows
     ]

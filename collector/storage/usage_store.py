@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from collector.storage.database import translate_errors
+from collector.storage.reading_lookups import DAY_S, MONTH_S, load_ranges, window_bounds
 from collector.storage.usage_fleet import apply_stage_deltas
 from collector.storage.usage_meters import SeriesMeta, load_meta
 from collector.usage import BUCKET_15M_S, SeriesBatch, derive_many, find_long_gaps
@@ -37,6 +38,8 @@ I64 = npt.NDArray[np.int64]
 _LOCK_KEY: Final = 7_161_110  # advisory lock: one refresher at a time
 _MAX_CELLS: Final = 2_000_000  # series × buckets derived per chunk
 _WEEK_S: Final = 7 * 86400.0
+_DAY: Final = timedelta(days=1)
+_NEIGHBOUR_SPAN: Final = 2.0  # neighbours are first searched within 2x their expected spacing
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,39 +118,25 @@ def uses_timescale(conn: Conn) -> bool:
     return row is not None and row[0] == "timescale"
 
 
+def _group_width(conn: Conn) -> float:
+    """How far apart lookups may lie and still share one statement: a chunk or a partition."""
+    return DAY_S if uses_timescale(conn) else MONTH_S
+
+
 def _windows(conn: Conn, dirty: dict[int, tuple[datetime, datetime]],
              meta: dict[int, SeriesMeta]) -> list[_Window]:
+    """The derivation window of each dirty series (:func:`window_bounds`: one statement per
+    time group, bounded so that TimescaleDB plans only the chunks around the dirty ranges)."""
     sids = [s for s in dirty if s in meta]
     if not sids:
         return []
     k = [meta[s].config.glitch_window + 1 for s in sids]
-    rows = conn.execute(
-        "WITH d AS (SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[],"
-        "   %s::int[]) AS d(sid, ts_from, ts_to, k)),"
-        " w AS (SELECT d.sid, d.k,"
-        "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
-        "     r.series_id = d.sid AND r.ts < d.ts_from ORDER BY r.ts DESC OFFSET d.k LIMIT 1),"
-        "     (SELECT min(r.ts) FROM readings r WHERE r.series_id = d.sid"
-        "       AND r.ts <= d.ts_from), d.ts_from),"
-        "     timestamptz 'epoch') AS lo,"
-        "   date_bin('15 minutes', coalesce((SELECT r.ts FROM readings r WHERE"
-        "     r.series_id = d.sid AND r.ts > d.ts_to ORDER BY r.ts OFFSET d.k LIMIT 1),"
-        "     (SELECT max(r.ts) FROM readings r WHERE r.series_id = d.sid"
-        "       AND r.ts >= d.ts_to), d.ts_to),"
-        "     timestamptz 'epoch') + interval '15 minutes' AS hi"
-        "   FROM d)"
-        " SELECT w.sid, extract(epoch FROM w.lo)::float8, extract(epoch FROM w.hi)::float8,"
-        "  coalesce(extract(epoch FROM (SELECT r.ts FROM readings r WHERE r.series_id = w.sid"
-        "    AND r.ts < w.lo ORDER BY r.ts DESC OFFSET w.k LIMIT 1))::float8, '-infinity'),"
-        "  coalesce(extract(epoch FROM (SELECT r.ts FROM readings r WHERE r.series_id = w.sid"
-        "    AND r.ts >= w.hi ORDER BY r.ts OFFSET w.k LIMIT 1))::float8, 'infinity')"
-        " FROM w",
-        (sids, [dirty[s][0] for s in sids], [dirty[s][1] for s in sids], k),
-    ).fetchall()
+    margin = [_NEIGHBOUR_SPAN * (2 * n + 2) * meta[s].config.expected_interval_s + BUCKET_15M_S
+              for s, n in zip(sids, k, strict=True)]
+    rows = window_bounds(conn, sids, [dirty[s][0] for s in sids], [dirty[s][1] for s in sids],
+                         k=k, margin_s=margin, group_width_s=_group_width(conn))
     empty = np.zeros(0)
-    return [
-        _Window(meta[int(r[0])], r[1], r[2], r[3], r[4], empty, empty) for r in rows
-    ]
+    return [_Window(meta[r[0]], r[1], r[2], r[3], r[4], empty, empty) for r in rows]
 
 
 def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
@@ -163,38 +152,18 @@ def _load(conn: Conn, windows: Sequence[_Window], history: bool = False) -> int:
     lo = [w.load_from for w in windows]
     if history:
         lo = [w.load_from - w.meta.config.profile_weeks * _WEEK_S for w in windows]
-    rows = conn.execute(
-        "SELECT w.i, x.pairs"
-        " FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::float8[]) AS w(i, sid, lo, hi)"
-        " CROSS JOIN LATERAL (SELECT string_agg(timestamptz_send(r.ts) || float8send(r.value),"
-        "   ''::bytea) AS pairs"
-        "  FROM (SELECT r.ts, r.value FROM readings r WHERE r.series_id = w.sid"
-        "   AND r.ts >= to_timestamp(w.lo) AND r.ts <= to_timestamp(w.hi) ORDER BY r.ts) r) x",
-        (
-            list(range(len(windows))),
-            [w.meta.series_id for w in windows],
-            [min(a, w.load_from) for a, w in zip(lo, windows, strict=True)],
-            [w.load_to for w in windows],
-        ),
-        binary=True,
-    ).fetchall()
-    empty = np.zeros(0)
-    loaded = 0
-    for i, packed in rows:
-        w = windows[int(i)]
-        if packed is None:
-            w.ts, w.values = empty, empty
-            continue
-        pairs = np.frombuffer(packed, dtype=_READING_PAIR)
-        us = pairs["ts"].astype(np.int64)
-        values = pairs["value"].astype(np.float64)
-        if us.shape[0] > 1 and not bool(np.all(us[1:] >= us[:-1])):
-            order = np.argsort(us, kind="stable")
-            us, values = us[order], values[order]
-        w.ts = us.astype(np.float64) / 1e6 + _PG_EPOCH_S
-        w.values = values
-        loaded += int(us.shape[0])
-    return loaded
+    idx, ts, values = load_ranges(
+        conn,
+        [w.meta.series_id for w in windows],
+        [min(a, w.load_from) for a, w in zip(lo, windows, strict=True)],
+        [w.load_to for w in windows],
+        group_width_s=_group_width(conn),
+    )
+    bounds = np.searchsorted(idx, np.arange(len(windows) + 1))
+    for i, w in enumerate(windows):
+        w.ts = ts[bounds[i] : bounds[i + 1]]
+        w.values = values[bounds[i] : bounds[i + 1]]
+    return int(idx.shape[0])
 
 
 def _needs_history(w: _Window) -> bool:
@@ -236,7 +205,6 @@ _STAGE_ROW: Final = np.dtype(
         ("l_p", ">i4"), ("p", ">f8"),
     ]
 )
-_READING_PAIR: Final = np.dtype([("ts", ">i8"), ("value", ">f8")])
 _COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _PG_EPOCH_S: Final = 946_684_800
 
@@ -322,36 +290,44 @@ def _write(conn: Conn, rows: npt.NDArray[np.void], now: datetime) -> int:
 def _refresh_daily(conn: Conn, windows: Sequence[_Window], now: datetime) -> None:
     """Re-pack the UTC days the windows touched into usage_15m_daily (96 slots per day); days
     without any usage_15m row are skipped (a window may span years after a clock jump)."""
+    lo = min(w.lo for w in windows)
+    day0 = lo - lo % 86400.0  # the first UTC day touched
     conn.execute(
         "WITH p AS (SELECT DISTINCT w.sid, d AS day"
-        "   FROM unnest(%s::bigint[], %s::float8[], %s::float8[]) AS w(sid, lo, hi),"
+        "   FROM unnest(%(sid)s::bigint[], %(lo)s::float8[], %(hi)s::float8[]) AS w(sid, lo, hi),"
         "   generate_series(date_trunc('day', to_timestamp(w.lo), 'UTC'),"
         "     to_timestamp(w.hi) - interval '1 microsecond', interval '24 hours') AS d"
         "   WHERE EXISTS (SELECT 1 FROM usage_15m x WHERE x.series_id = w.sid"
-        "     AND x.bucket >= d AND x.bucket < d + interval '24 hours')"
+        "     AND x.bucket >= d AND x.bucket < d + interval '24 hours'"
+        "     AND x.bucket >= %(d0)s AND x.bucket < %(d1)s)"
         "   OR EXISTS (SELECT 1 FROM usage_15m_daily y WHERE y.series_id = w.sid AND y.day = d))"
         " INSERT INTO usage_15m_daily AS t (series_id, day, quantity, estimated,"
         "  reading_count, updated_at)"
-        " SELECT p.sid, p.day, a.q, a.e, a.rc, %s FROM p CROSS JOIN LATERAL ("
+        " SELECT p.sid, p.day, a.q, a.e, a.rc, %(now)s FROM p CROSS JOIN LATERAL ("
         "  SELECT string_agg(float8send(coalesce(u.quantity, 0)), ''::bytea ORDER BY k) AS q,"
         "   string_agg(float8send(coalesce(u.estimated, 0)), ''::bytea ORDER BY k) AS e,"
         "   string_agg(int4send(coalesce(u.reading_count, 0)), ''::bytea ORDER BY k) AS rc"
         "  FROM generate_series(0, 95) AS k LEFT JOIN ("
         "   SELECT x.bucket, x.quantity, x.estimated, x.reading_count FROM usage_15m x"
         "   WHERE x.series_id = p.sid AND x.bucket >= p.day"
-        "   AND x.bucket < p.day + interval '24 hours') AS u"
+        "   AND x.bucket < p.day + interval '24 hours'"
+        "   AND x.bucket >= %(d0)s AND x.bucket < %(d1)s) AS u"
         "  ON u.bucket = p.day + k * interval '15 minutes') AS a"
         " ON CONFLICT (series_id, day) DO UPDATE SET quantity = excluded.quantity,"
         "  estimated = excluded.estimated, reading_count = excluded.reading_count,"
         "  updated_at = excluded.updated_at"
         " WHERE (t.quantity, t.estimated, t.reading_count)"
         "  IS DISTINCT FROM (excluded.quantity, excluded.estimated, excluded.reading_count)",
-        (
-            [w.meta.series_id for w in windows],
-            [w.lo for w in windows],
-            [w.hi for w in windows],
-            now,
-        ),
+        {
+            "sid": [w.meta.series_id for w in windows],
+            "lo": [w.lo for w in windows],
+            "hi": [w.hi for w in windows],
+            "now": now,
+            # constant bounds of every usage_15m lookup: TimescaleDB plans only their chunks
+            "d0": datetime.fromtimestamp(day0, UTC),
+            "d1": datetime.fromtimestamp(max(w.hi for w in windows), UTC) + _DAY,
+        },
+        prepare=False,
     )
 
 

@@ -1,6 +1,11 @@
 """A throwaway TimescaleDB for the tests of the TimescaleDB schema flavour.
 
-The machine's PostgreSQL has no TimescaleDB, so these tests run against the shared
+``TALLY_TIMESCALE_URL`` names a native TimescaleDB server (the extension installed and in
+``shared_preload_libraries``; any database of it, as for ``DATABASE_URL``): each test then gets a
+fresh database of its own there, dropped afterwards, and no sandbox is started
+(docs/operations.md, "TimescaleDB built from source").
+
+Without it (the machine's PostgreSQL has no TimescaleDB) these tests run against the shared
 ``timescale-sandbox`` tool: TimescaleDB 2.23 on PostgreSQL 17 compiled to WebAssembly (npm
 package, cached under ``$XDG_CACHE_HOME`` or ``~/.cache``). The tool is found through
 ``TALLY_TIMESCALE_SANDBOX`` or at ``<repo>/../shared/tools/timescale-sandbox``.
@@ -29,9 +34,11 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -40,6 +47,7 @@ from psycopg import sql
 __all__ = [
     "NO_TIMESCALE_ENV",
     "SANDBOX_ENV",
+    "TIMESCALE_URL_ENV",
     "SandboxError",
     "TimescaleSandbox",
     "find_sandbox",
@@ -52,6 +60,7 @@ __all__ = [
 
 SANDBOX_ENV: Final = "TALLY_TIMESCALE_SANDBOX"
 NO_TIMESCALE_ENV: Final = "TALLY_NO_TIMESCALE"
+TIMESCALE_URL_ENV: Final = "TALLY_TIMESCALE_URL"
 START_TIMEOUT_ENV: Final = "TALLY_TIMESCALE_START_TIMEOUT"
 _REPO: Final = Path(__file__).resolve().parents[2]
 _URL_RE: Final = re.compile(r"postgresql://\S+")
@@ -284,12 +293,35 @@ def timescale_url(timescale_sandbox: TimescaleSandbox) -> str:
     return timescale_sandbox.url
 
 
+def _native_database(server_url: str) -> Iterator[str]:
+    """A fresh database on the native TimescaleDB server ``server_url``, dropped afterwards."""
+    name = f"tally_ts_{uuid.uuid4().hex[:12]}"
+    problem = ""
+    try:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        problem = f"TimescaleDB server of ${TIMESCALE_URL_ENV} unusable: {exc}"
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
 @pytest.fixture
-def timescale_db(
-    timescale_sandbox: TimescaleSandbox, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """URL of the sandbox with an empty database (no Tally schema yet) for this test; psycopg
-    connections of the test use no named prepared statements (see the module docstring)."""
+def timescale_db(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """URL of an empty database (no Tally schema yet) for this test: a fresh database on the
+    native server of ``TALLY_TIMESCALE_URL`` when set, else the sandbox's one database, reset,
+    with no named prepared statements for the test's psycopg connections (module docstring)."""
+    native = os.environ.get(TIMESCALE_URL_ENV)
+    if native:
+        yield from _native_database(native)
+        return
+    timescale_sandbox = request.getfixturevalue("timescale_sandbox")
+    assert isinstance(timescale_sandbox, TimescaleSandbox)
     without_prepared_statements(monkeypatch)
     problem = ""
     try:

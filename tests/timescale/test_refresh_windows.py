@@ -1,6 +1,7 @@
-"""The incremental refresh's window lookups (one statement for every dirty series) answer the
-same on TimescaleDB as on plain PostgreSQL, for ranges in the middle, at the head and at the
-tail of a series, and for a series with fewer readings than the glitch window."""
+"""The incremental refresh's window lookups (bounded statements per time group, an unbounded
+fallback) answer the same on TimescaleDB as on plain PostgreSQL, for ranges in the middle, at the
+head and at the tail of a series, on both sides of a gap longer than the lookups' margin, and for
+a series with fewer readings than the glitch window."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def _windows(url: str, timescale: bool) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         long = new_series(conn, meter="long")
         ts = [T0 + 900.0 * i + (37.0 if i % 7 == 0 else 0.0) for i in range(3 * 96)]
+        gap_end = ts[-1] + 2 * 86400.0  # two days without readings, then one more day
+        ts += [gap_end + 900.0 * i for i in range(96)]
         insert_readings(conn, long, ts, [0.5 * i for i in range(len(ts))])
         short = new_series(conn, meter="short")
         insert_readings(conn, short, [T0 + 60.0, T0 + 120.0], [1.0, 2.0])
@@ -33,7 +36,9 @@ def _windows(url: str, timescale: bool) -> list[tuple[Any, ...]]:
         }
         names = {long: "long", short: "short"}
         out = []
-        for sid_from_to in (cases, {long: (T0, T0 + 1800.0)}, {long: (ts[-3], ts[-1])}):
+        for sid_from_to in (cases, {long: (T0, T0 + 1800.0)}, {long: (ts[-3], ts[-1])},
+                            {long: (gap_end, gap_end + 900.0)},
+                            {long: (gap_end - 2 * 86400.0 - 900.0, gap_end - 2 * 86400.0)}):
             dirty = {s: (datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC))
                      for s, (a, b) in sid_from_to.items()}
             meta = load_meta(conn, list(dirty))
@@ -44,5 +49,5 @@ def _windows(url: str, timescale: bool) -> list[tuple[Any, ...]]:
 
 def test_windows_equal_on_timescale_and_plain(timescale_db: str, pg_url: str) -> None:
     plain = _windows(pg_url, False)
-    assert len(plain) == 4
+    assert len(plain) == 6
     assert _windows(timescale_db, True) == plain

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import psycopg_pool
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from collector.api.app import create_app
 from collector.api.ingest_routes import IngestProbe
+from collector.metrics.families import job_families
 from collector.storage import webhook_store
+from collector.storage.operations_jobs import JobHealth
+from collector.upkeep import UpkeepTracker
 from collector.usage_refresh import RefreshStats
 from collector.webhooks.events import EventType
 from collector.webhooks.outbox import OutboxSink
@@ -107,3 +113,56 @@ def test_the_grafana_dashboard_only_uses_metrics_the_collector_exposes(
     exposed |= {fam.name for fam in text_string_to_metric_families(text)}
     assert len(used) >= 15
     assert used <= exposed, used - exposed
+
+
+def test_a_failing_background_task_shows_in_the_metrics(
+    pool: psycopg_pool.ConnectionPool[Any],
+) -> None:
+    """A rollup refresh that failed three times in a row is ``tally_upkeep_failing`` 1 with its
+    streak and failure count; a task that recovered is 0 (not only a log line)."""
+    tracker = UpkeepTracker()
+    at = utc(2026, 3, 1)
+    for _ in range(3):
+        tracker.failed("usage_rollups", at, "must be owner of view usage_1h")
+    tracker.failed("usage_refresh", at, "connection lost")
+    tracker.succeeded("usage_refresh", at)
+    with TestClient(create_app(pool, ingest_probe=_probe, upkeep=tracker)) as client:
+        m = _samples(client.get("/metrics").text)
+    rollups = (("task", "usage_rollups"),)
+    refresh = (("task", "usage_refresh"),)
+    assert m[("tally_upkeep_failing", rollups)] == 1
+    assert m[("tally_upkeep_consecutive_failures", rollups)] == 3
+    assert m[("tally_upkeep_failures_total", rollups)] == 3
+    assert m[("tally_upkeep_failing", refresh)] == 0
+    assert m[("tally_upkeep_failures_total", refresh)] == 1
+
+
+def test_timescale_jobs_become_labelled_gauges() -> None:
+    """A failing compression policy and an overdue job are 1 under their id, name and
+    hypertable; their failure counts are counters."""
+    at = utc(2026, 3, 1)
+    jobs = [
+        JobHealth(1000, "Columnstore Policy [1000]", "readings", "Failed", at, at, 4,
+                  'cannot drop portal "" while it is being set up', True, False),
+        JobHealth(1001, "Refresh Continuous Aggregate Policy [1001]", None, "Success", at, at, 0,
+                  None, False, True),
+    ]
+    registry = CollectorRegistry()
+    registry.register(_JobsOnly(jobs))
+    m = _samples(generate_latest(registry).decode())
+    first = (("hypertable", "readings"), ("job", "Columnstore Policy [1000]"), ("job_id", "1000"))
+    second = (("hypertable", ""), ("job", "Refresh Continuous Aggregate Policy [1001]"),
+              ("job_id", "1001"))
+    assert m[("tally_timescale_job_failing", first)] == 1
+    assert m[("tally_timescale_job_overdue", first)] == 0
+    assert m[("tally_timescale_job_failures_total", first)] == 4
+    assert m[("tally_timescale_job_failing", second)] == 0
+    assert m[("tally_timescale_job_overdue", second)] == 1
+
+
+class _JobsOnly(Collector):
+    def __init__(self, jobs: list[JobHealth]) -> None:
+        self._jobs = jobs
+
+    def collect(self) -> Iterator[Metric]:
+        yield from job_families(self._jobs)
