@@ -207,6 +207,11 @@ def main() -> int:
                            interval_s=args.interval_s, log=lambda s: print(s, flush=True))
     doc = report.as_dict()
     print(json.dumps(doc))
+    # no naive baseline runs beside it: the figure is a count of trials with nothing wrong
+    print(f"RESULT name=chaos figure={report.trials} trials faults={sum(report.faults.values())}"
+          f" readings={report.readings} lost={report.lost} duplicated={report.duplicated}"
+          f" usage_mismatches={report.usage_mismatches}"
+          f" reconcile_failures={report.reconcile_failures} ok={report.ok}")
     if args.report is not None:
         args.report.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return 0 if report.ok else 1

