@@ -19,7 +19,9 @@ the time (3 agents x 2 meters, one value per ``interval_s``: 300 readings/s by d
    derived exactly as the register says, and ``tally-collector reconcile`` for the fleet finds
    nothing lost or counted twice. Every trial checks everything so far.
 
-At the end the agents stop cleanly (exit 0) and the books are checked once more. The test suite
+At the end the agents stop cleanly (exit 0), the books are checked once more, and every meter
+is billed (``tests/faults/chaos_billing``: the month closed twice and finalized; each invoice
+holds exactly what the register says, nothing billed twice, reconcile clean). The test suite
 runs a short mode (``test_chaos.py``: every fault kind at least once); ``main`` is the long mode.
 """
 
@@ -33,11 +35,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.reconcile.gather import reconcile
 from collector.storage.database import open_pool
 from collector.storage.migrate import migrate
+from tests.faults.chaos_billing import bill_and_compare
 from tests.faults.chaos_ledger import Check, Ledger
 from tests.faults.chaos_system import FAULTS, PrivatePostgres, System
 
@@ -58,6 +62,9 @@ class ChaosReport:
     reconcile_failures: int = 0
     agent_failures: int = 0  # agents that exited non-zero on the final clean stop
     disk_full_seen: int = 0  # times an agent logged that its buffer's disk was full
+    billed_kwh: str = "0"  # at the end: every meter's month closed twice and finalized
+    billing_mismatches: int = 0  # meters whose invoice differs from their register
+    double_billed: int = 0  # usage lines of one subscription on overlapping invoices
     failed_trials: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     trial_s_max: float = 0.0
@@ -65,7 +72,8 @@ class ChaosReport:
     @property
     def ok(self) -> bool:
         return not (self.lost or self.duplicated or self.usage_mismatches
-                    or self.reconcile_failures or self.agent_failures)
+                    or self.reconcile_failures or self.agent_failures
+                    or self.billing_mismatches or self.double_billed)
 
     def as_dict(self) -> dict[str, object]:
         doc = asdict(self)
@@ -153,6 +161,16 @@ class Chaos:
         trials = report.trials
         self._book(report, check, fleet_ok, [f"final (agent exits {exits})"], log, began)
         report.trials = trials
+        bill = bill_and_compare(self.db, self.ledger.series_ids(), datetime.now(UTC))
+        report.billed_kwh = str(bill.billed_units)
+        report.billing_mismatches = bill.mismatches
+        report.double_billed = bill.double_billed
+        report.failed_trials.extend(bill.notes)
+        fleet_ok = self._reconcile()  # now with invoices: nothing billed twice
+        report.reconcile_failures += 0 if fleet_ok else 1
+        log(f"billing: {bill.meters} meters, {bill.billed_units} kWh invoiced,"
+            f" mismatches={bill.mismatches} double_billed={bill.double_billed}"
+            f" reconcile={'ok' if fleet_ok else 'FAIL'}")
 
 
 def run_chaos(*, trials: int, seed: int, work: Path, log: Callable[[str], None] = print,
@@ -211,6 +229,7 @@ def main() -> int:
     print(f"RESULT name=chaos figure={report.trials} trials faults={sum(report.faults.values())}"
           f" readings={report.readings} lost={report.lost} duplicated={report.duplicated}"
           f" usage_mismatches={report.usage_mismatches}"
+          f" billing_mismatches={report.billing_mismatches} double_billed={report.double_billed}"
           f" reconcile_failures={report.reconcile_failures} ok={report.ok}")
     if args.report is not None:
         args.report.write_text(json.dumps(doc, indent=2), encoding="utf-8")

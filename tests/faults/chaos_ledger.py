@@ -89,6 +89,9 @@ class Ledger:
             if m.device == device and m.log.refresh() > m.checked:
                 m.never_taken.add(m.log.count)
 
+    def series_ids(self) -> list[int]:
+        return [m.series_id for m in self._meters if m.series_id is not None]
+
     def logged_min(self) -> int:
         """The fewest values any meter has logged so far."""
         return min(m.log.refresh() for m in self._meters)

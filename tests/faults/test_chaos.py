@@ -1,7 +1,8 @@
 """Short chaos mode: every fault kind once (kill -9 of broker, collector, agent and PostgreSQL;
 cuts and slow links to PostgreSQL and to the broker; an agent's disk full; an agent's clock
 jumping) under sustained load, on private servers; after every trial: 0 lost, 0 duplicated,
-usage derived as the registers say, reconcile clean."""
+usage derived as the registers say, reconcile clean; at the end every meter billed exactly its
+register, nothing billed twice."""
 
 from __future__ import annotations
 
@@ -29,3 +30,6 @@ def test_every_fault_kind_loses_and_double_counts_nothing(tmp_path: Path) -> Non
     assert report.reconcile_failures == 0, report.failed_trials
     assert report.agent_failures == 0, lines
     assert report.disk_full_seen >= 1, lines  # the full disk really refused a write
+    assert report.billing_mismatches == 0, report.failed_trials
+    assert report.double_billed == 0, report.failed_trials
+    assert float(report.billed_kwh) > 6 * 1000, lines  # every meter billed its register
