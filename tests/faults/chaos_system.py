@@ -108,20 +108,25 @@ class System:
         info.update(host="127.0.0.1", port=str(self.pg_proxy.port))
         self.db_via_proxy = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items()})
         self.broker = Mosquitto(work / "broker", persistence=False)
-        self.broker.start()
         self.mqtt_proxy = TcpProxy("127.0.0.1", self.broker.port)
         self.collectors: dict[str, subprocess.Popen[bytes]] = {}
         self.agents: dict[int, subprocess.Popen[bytes]] = {}
         self.killed: list[int] = []  # agents killed -9 (the ledger excuses their last values)
         self.disks: list[Path] = []
-        for i in range(agents):
-            disk = self.agent_dir(i) / "disk"
-            _mount_tmpfs(disk, _DISK)
-            self.disks.append(disk)
-        for name in ("a", "b"):
-            self.start_collector(name)
-        for i in range(agents):
-            self.start_agent(i)
+        self._agent_count = agents
+        try:
+            self.broker.start()
+            for i in range(agents):
+                disk = self.agent_dir(i) / "disk"
+                _mount_tmpfs(disk, _DISK)
+                self.disks.append(disk)
+            for name in ("a", "b"):
+                self.start_collector(name)
+            for i in range(agents):
+                self.start_agent(i)
+        except BaseException:
+            self.close()
+            raise
 
     # --- parts -------------------------------------------------------------------------------
 
@@ -133,7 +138,7 @@ class System:
 
     @property
     def devices(self) -> list[str]:
-        return [self.device(i) for i in range(len(self.disks))]
+        return [self.device(i) for i in range(self._agent_count)]
 
     def start_collector(self, name: str) -> None:
         env = {**self.env, "TALLY_DATABASE_URL": self.db_via_proxy,
@@ -192,7 +197,7 @@ class System:
         """Start fault ``kind``; returns what ends it. ``busy_agents``: agents another open
         fault holds (an agent killed while its disk is full would lose what waits in RAM)."""
         rng = self.rng
-        free = [i for i in range(len(self.disks)) if i not in busy_agents] or [0]
+        free = [i for i in range(self._agent_count) if i not in busy_agents] or [0]
         if kind == "broker-kill9":
             self.broker.kill9()
             return self.broker.start
