@@ -14,7 +14,7 @@ import httpx
 from collector.alerts.evaluate import evaluate_alerts
 from collector.errors import CollectorError
 from collector.storage import webhook_store
-from collector.storage.database import Pool
+from collector.storage.database import Pool, translate_errors
 from collector.webhooks.delivery import DeliverySettings, DeliveryWorker
 from collector.webhooks.events import EventSink, EventType
 from collector.webhooks.outbox import OutboxSink
@@ -67,12 +67,16 @@ class NotificationLoop:
             worker = DeliveryWorker(self._pool, client, self._clock, s.delivery)
             while not stop.is_set():
                 try:
-                    now = self._clock()
-                    if now.timestamp() >= next_check:
-                        evaluate_alerts(self._pool, now, self._sink)
-                        announce_offline_devices(self._pool, now, s.offline_after_s, self._sink)
-                        next_check = now.timestamp() + s.check_s
-                    worker.drain(max_rounds=10)
+                    # a pool timeout or a dropped connection while the database is away is
+                    # a StorageUnavailable like any other: retried, never the thread's end
+                    with translate_errors("notification loop"):
+                        now = self._clock()
+                        if now.timestamp() >= next_check:
+                            evaluate_alerts(self._pool, now, self._sink)
+                            announce_offline_devices(self._pool, now, s.offline_after_s,
+                                                     self._sink)
+                            next_check = now.timestamp() + s.check_s
+                        worker.drain(max_rounds=10)
                 except CollectorError as exc:
                     _log.warning("notification loop failed (will retry): %s", exc)
                 stop.wait(s.poll_s)

@@ -1,16 +1,33 @@
-"""A TCP proxy the test controls: cut it to make a server unreachable without stopping it."""
+"""A TCP proxy the test controls: cut it to make a server unreachable without stopping it, or
+slow it down (latency and a bandwidth limit, both ways) to make a link poor without cutting it."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LinkShape:
+    """A poor link: every chunk is held ``latency_s`` and the bytes of each direction pass at
+    most ``bytes_per_s`` (a token bucket per connection and direction)."""
+
+    latency_s: float
+    bytes_per_s: float
+
+    def __post_init__(self) -> None:
+        if self.latency_s < 0 or self.bytes_per_s <= 0:
+            raise ValueError("latency_s must be >= 0 and bytes_per_s > 0")
 
 
 class TcpProxy:
     """Forward 127.0.0.1:<port> to (host, port) or to a unix-socket dir and port.
 
-    ``cut()`` drops all links and refuses new ones until ``restore()``.
+    ``cut()`` drops all links and refuses new ones until ``restore()``; ``slow(shape)`` makes
+    every link (open or new) poor until ``fast()``.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -25,6 +42,7 @@ class TcpProxy:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._shape: LinkShape | None = None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -55,10 +73,17 @@ class TcpProxy:
             return sock
         return socket.create_connection(self._target, timeout=5)
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        free_at = 0.0  # when the bandwidth limit lets the next byte through
         try:
-            while data := src.recv(65536):
+            while data := src.recv(65536 if self._shape is None else 4096):
+                shape = self._shape
+                if shape is not None:
+                    now = time.monotonic()
+                    # the chunk is through once the bytes ahead of it and its own have passed
+                    # at the link's rate, and not before the latency
+                    free_at = max(now, free_at) + len(data) / shape.bytes_per_s
+                    time.sleep(max(max(free_at, now + shape.latency_s) - now, 0.0))
                 dst.sendall(data)
         except OSError:
             pass
@@ -79,6 +104,13 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._open.set()
+
+    def slow(self, shape: LinkShape) -> None:
+        """Make every link poor (both directions) until ``fast()``."""
+        self._shape = shape
+
+    def fast(self) -> None:
+        self._shape = None
 
     def close(self) -> None:
         self._closed = True
