@@ -202,9 +202,13 @@ class Agent:
         self._append_failures = 0
         self._append_retry_at = 0.0
         self.health.disk_full = False
+        # the batcher sleeps until the lane's oldest reading is due: only a first reading (the
+        # lane's age starts) or a full batch changes when that is, so only they wake it
         if self._oldest_mono is None:
             self._oldest_mono = self.clock.monotonic()
-        self._appended.set()
+            self._appended.set()
+        elif self.buffer.last_id - self._live_from >= self.cfg.batch.max_readings:
+            self._appended.set()
 
     def _bound(self, carry: list[Reading]) -> None:
         """What a poll loop may keep in memory; the excess (the oldest) is counted as lost."""
@@ -226,11 +230,13 @@ class Agent:
     # -- batching --------------------------------------------------------------------------
 
     async def _batcher(self) -> None:
-        """Seal batches. While readings wait to be sealed it looks every ``tick``; otherwise
-        it sleeps until an append or a deletion wakes it, or ``max_age_s`` has passed (a host
-        running thousands of agents would spend itself waking idle batchers every tick)."""
+        """Seal batches. While readings wait to be sealed it sleeps until the oldest is due
+        (``max_age_s`` after it was stored), unless the lane fills a batch first; otherwise it
+        sleeps until a first reading or a deletion wakes it, or ``max_age_s`` has passed. One
+        wake-up per batch: a host running thousands of agents would spend itself waking
+        batchers that have nothing to seal yet."""
         bc = self.cfg.batch
-        tick = min(0.25, bc.max_age_s / 4)
+        retry_s = min(0.25, bc.max_age_s / 4)
         max_pending = max(bc.window, bc.in_flight) + bc.in_flight
         while True:
             final = self._polling_done.is_set()
@@ -250,8 +256,12 @@ class Agent:
             if final and self.buffer.unbatched == 0:
                 return
             self._appended.clear()
-            # nothing to seal, or no room until a deletion: sleep until woken (or max_age_s)
-            wait = tick if self._oldest_mono is not None and room > 0 else bc.max_age_s
+            # nothing due yet, or no room until a deletion: sleep until due or woken; a lane due
+            # but not sealed (a full disk) is tried again every `retry_s`
+            wait = bc.max_age_s
+            if self._oldest_mono is not None and room > 0:
+                wait = self._oldest_mono + bc.max_age_s - self.clock.monotonic()
+                wait = wait if wait > 0 else retry_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._appended.wait(), wait)
 
@@ -265,11 +275,15 @@ class Agent:
                         self.clock.monotonic() - self._oldest_mono >= bc.max_age_s)
         if live >= bc.max_readings or (due and live > 0):
             upto = min(last, self._live_from + room * bc.max_readings)
+            began = self.clock.monotonic()
             sealed = await self.buffer.seal(bc.max_readings, self._now_ms(), max_batches=room,
                                             lane=(self._live_from, upto))
             self._live_from = upto  # readings left at or below it are sealed as backlog
-            if self.buffer.last_id == upto:  # nothing appended while sealing
-                self._oldest_mono = None
+            if upto == last:
+                # the lane is empty, or holds only readings stored once the seal had begun:
+                # their age starts then, not at the sealed readings' (sealing them at once
+                # would make a batch per reading that lands during a seal)
+                self._oldest_mono = None if self.buffer.last_id == upto else began
             self._live.update(b.seq for b in sealed)
             if sealed:
                 return sealed

@@ -162,18 +162,27 @@ async def test_sqlite_buffer_keeps_its_last_id_on_reopen(tmp_path: Path) -> None
 
 
 class _AppendsWhileSealing(MemoryBuffer):
-    """A buffer where a poll's append lands while a seal is in progress (once)."""
+    """A buffer where a poll's append lands while a seal is in progress: once, or with
+    ``every_seal`` during every seal (a second meter polled in step with the sealing)."""
 
-    def __init__(self, now_ms: int) -> None:
+    def __init__(self, now_ms: int, *, every_seal: bool = False) -> None:
         super().__init__(now_ms=now_ms)
         self.during_seal: list[Reading] = []
         self.agent: Agent | None = None
+        self.every_seal = every_seal
+        self.seals = 0  # seal transactions
+        self.late = 0  # readings appended while a seal was in progress
 
     async def seal(self, max_readings: int, now_ms: int, *, max_batches: int = 1,
                    lane: tuple[int, int] | None = None) -> list[SealedBatch]:
+        self.seals += 1
         out = await super().seal(max_readings, now_ms, max_batches=max_batches, lane=lane)
+        if self.every_seal and not self.during_seal:
+            self.during_seal = [Reading("late", "count", "1", Kind.CUMULATIVE, now_ms,
+                                        float(self.late))]
         if self.during_seal and self.agent is not None:
             late, self.during_seal = self.during_seal, []
+            self.late += len(late)
             await self.agent._store(late)  # the poll loop's own path
         return out
 
@@ -200,3 +209,47 @@ async def test_a_reading_appended_during_a_seal_is_still_sent() -> None:
     assert buf.unbatched == 0
     assert buf.pending() == []
     assert sorted(m for m, _ in published(pub)) == ["live", "old"]  # "old": not the live meter
+
+
+async def test_a_reading_stored_during_a_seal_waits_for_the_next_batch() -> None:
+    """A reading that lands while the live lane is sealing starts the lane's age afresh: it
+    goes in the next batch, ``max_age_s`` later, with the readings after it. Sealed at once,
+    alone, it cost a seal transaction, a publish and a delete per reading (two meters polled
+    in step), and its own seal let the next one land: one batch per reading."""
+    clock = SystemClock()
+    buf = _AppendsWhileSealing(to_ms(clock.now()), every_seal=True)
+    pub = FakePublisher()
+    cfg = parse_config({
+        "device_id": DEVICE, "status_interval_s": 3600, "shutdown_timeout_s": 5,
+        "batch": {"max_readings": 100, "max_age_s": 0.2, "in_flight": 2},
+    })
+    live = Counter("live", interval_s=0.02)
+    agent = Agent(cfg, buffer=buf, publisher=pub, sources=[live], clock=clock)
+    buf.agent = agent
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.sleep(2.0)
+    buf.every_seal = False  # polling stops: nothing lands during the last seals
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert buf.unbatched == 0
+    assert buf.pending() == []
+    # a seal when the oldest reading is 0.2 s old: at most ~10 in 2 s, and one at shutdown
+    assert buf.seals <= 2.0 / 0.2 + 3, (buf.seals, live.polls, buf.late)
+    sent = _values_by_meter(pub)
+    assert sent["live"] == [float(i) for i in range(1, live.polls + 1)]
+    assert sent["late"] == [float(i) for i in range(buf.late)]
+
+
+def _values_by_meter(pub: FakePublisher) -> dict[str, list[float]]:
+    """Every value published, per meter, sorted; a batch sent twice counts once."""
+    seen: set[int] = set()
+    out: dict[str, list[float]] = {}
+    for topic, payload, _ in pub.messages:
+        if topic.endswith("/readings"):
+            b = decode_batch(payload, topic_device=DEVICE, now_ms=to_ms(SystemClock().now()))
+            if b.seq not in seen:
+                seen.add(b.seq)
+                for s in b.series:
+                    out.setdefault(s.meter, []).extend(s.values.tolist())
+    return {m: sorted(vs) for m, vs in out.items()}
