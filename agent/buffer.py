@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS skipped(seq INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SQLITE_FULL: Final = 13
+_INSERT_ROWS: Final = 300  # readings per INSERT statement: 900 parameters (SQLite allows 999+)
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -201,9 +202,8 @@ class SqliteBuffer:
 
     @staticmethod
     async def _scalar(db: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> Any:
-        async with db.execute(sql, params) as cur:
-            row = await cur.fetchone()
-        return row[0] if row else None
+        rows = list(await db.execute_fetchall(sql, params))  # one call to the SQLite thread
+        return rows[0][0] if rows else None
 
     # -- port ------------------------------------------------------------------------------
 
@@ -261,11 +261,18 @@ class SqliteBuffer:
                     assert cur.lastrowid is not None
                     added[key] = cur.lastrowid
                 sid = {**self._series, **added}
-                await db.executemany(
-                    "INSERT INTO readings(series_id, ts_ms, value) VALUES (?, ?, ?)",
-                    [(sid[k], t, v) for k, t, v in keyed],
-                )
-                last_id = int(await self._scalar(db, "SELECT last_insert_rowid()"))
+                rows = [(sid[k], t, v) for k, t, v in keyed]
+                for at in range(0, len(rows), _INSERT_ROWS):
+                    # one multi-row INSERT per chunk: its cursor knows the last id, no query
+                    chunk = rows[at:at + _INSERT_ROWS]
+                    placeholders = ", ".join(("(?, ?, ?)",) * len(chunk))
+                    cur = await db.execute(
+                        "INSERT INTO readings(series_id, ts_ms, value) VALUES "  # noqa: S608 - placeholders only; every value is a parameter
+                        + placeholders,
+                        [x for row in chunk for x in row],
+                    )
+                assert cur.lastrowid is not None
+                last_id = cur.lastrowid
                 taken = Counter(k[0] for k, _, _ in keyed)  # per meter, for reconciliation
                 await db.executemany(
                     "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) "
@@ -341,8 +348,9 @@ class SqliteBuffer:
 
     async def _used_bytes(self, db: aiosqlite.Connection) -> int:
         """Pages in use plus the WAL file: both take room on the disk."""
-        pages = int(await self._scalar(db, "PRAGMA page_count") or 0)
-        free = int(await self._scalar(db, "PRAGMA freelist_count") or 0)
+        rows = list(await db.execute_fetchall(
+            "SELECT page_count, freelist_count FROM pragma_page_count, pragma_freelist_count"))
+        pages, free = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
         try:
             wal = os.stat(f"{self._path}-wal").st_size
         except OSError:
@@ -404,12 +412,10 @@ class SqliteBuffer:
                     "VALUES (?, ?, ?, ?, ?)",
                     heads,
                 )
-                await db.execute("UPDATE counters SET value = ? WHERE name = 'next_seq'", (seq,))
+                moved = [(seq, "next_seq")]
                 if after <= upto_before:  # sealed from the oldest unbatched reading on
-                    await db.execute(
-                        "UPDATE counters SET value = ? WHERE name = 'sealed_upto_id'",
-                        (heads[-1][2],),
-                    )
+                    moved.append((heads[-1][2], "sealed_upto_id"))
+                await db.executemany("UPDATE counters SET value = ? WHERE name = ?", moved)
         self._pending.update((h[0], (h[1], h[2])) for h in heads)
         self._unbatched -= sum(len(c) for c in chunks)
         # columnar series are built after the commit, outside the lock
@@ -421,10 +427,9 @@ class SqliteBuffer:
         """The readings of sealed batch ``seq``: identical every time until it is acked."""
         try:
             async with self._lock:
-                async with self._conn.execute(
+                head = next(iter(await self._conn.execute_fetchall(
                     "SELECT first_id, last_id, sealed_ms FROM batches WHERE seq = ?", (seq,)
-                ) as cur:
-                    head = await cur.fetchone()
+                )), None)
                 if head is None:
                     raise BufferError_(f"batch {seq} is not in the buffer")
                 rows = await self._conn.execute_fetchall(
