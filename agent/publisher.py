@@ -4,9 +4,11 @@ paho runs in the event loop's thread: its socket is watched with ``add_reader``/
 (paho's external-loop callbacks) and ``loop_misc`` runs every tenth of the keepalive (at
 least 1 s apart) for keepalive. Only the
 blocking TCP/TLS connect runs in an executor; paho's socket callbacks fired from there are
-handed back with ``loop.call_soon_threadsafe``. ``publish`` returns a future keyed by paho's
-mid and completed by ``on_publish`` (PUBACK). paho return codes become ``PublishError`` here,
-once. No reconnect logic: the runner owns retries (backoff with jitter).
+handed back with ``loop.call_soon_threadsafe`` (from the loop's own thread with ``call_soon``:
+no wake-up write). A packet paho queues is written at once while the socket takes it; the
+socket is watched for writing only while some of it is left. ``publish`` returns a future
+keyed by paho's mid and completed by ``on_publish`` (PUBACK). paho return codes become
+``PublishError`` here, once. No reconnect logic: the runner owns retries (backoff with jitter).
 """
 
 from __future__ import annotations
@@ -89,8 +91,17 @@ class MqttPublisher:
     # -- paho callbacks (may run in the executor thread during connect) --------------------
 
     def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(fn, *args)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # the executor thread of the connect
+            running = None
+        if running is loop:
+            loop.call_soon(fn, *args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
 
     # paho hands over the socket object; its fd is taken at once because paho closes the
     # socket right after ``on_socket_close`` returns, before our deferred call runs.
@@ -123,6 +134,11 @@ class MqttPublisher:
 
     def _want_write(self, fd: int) -> None:
         assert self._loop is not None
+        sock = self._client.socket()
+        if sock is not None and sock.fileno() == fd:  # still the connection that asked
+            self._client.loop_write()  # most packets fit the socket buffer at once
+            if not self._client.want_write():
+                return
         with contextlib.suppress(ValueError, OSError):
             self._loop.add_writer(fd, self._writable)
 
