@@ -125,23 +125,27 @@ class Agent:
     async def _poll_until(self, source: Source, stop: asyncio.Event,
                           carry: list[Reading]) -> None:
         due = self.clock.monotonic()
-        while not stop.is_set():
-            try:
-                carry.extend(await source.read(self.clock.now()))
-            except DiskFullError as exc:
-                self._disk_full(exc)
-            except AgentError as exc:
-                self.health.source_errors += 1
-                self.health.error(f"source {source.name}: {exc}", self._now_ms())
-                log.warning("source %s failed: %s", source.name, exc)
-            await self._store(carry)
-            due += source.interval_s
-            delay = due - self.clock.monotonic()
-            if delay < 0:  # fell behind (slow source, suspended host): skip missed polls
-                due = self.clock.monotonic()
-                delay = 0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+        # one waiter on the stop for the whole loop: a poll then sleeps with no task of its own
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                try:
+                    carry.extend(await source.read(self.clock.now()))
+                except DiskFullError as exc:
+                    self._disk_full(exc)
+                except AgentError as exc:
+                    self.health.source_errors += 1
+                    self.health.error(f"source {source.name}: {exc}", self._now_ms())
+                    log.warning("source %s failed: %s", source.name, exc)
+                await self._store(carry)
+                due += source.interval_s
+                delay = due - self.clock.monotonic()
+                if delay < 0:  # fell behind (slow source, suspended host): skip missed polls
+                    due = self.clock.monotonic()
+                    delay = 0
+                await asyncio.wait((stopped,), timeout=delay)
+        finally:
+            stopped.cancel()
 
     async def _store(self, carry: list[Reading], *, force: bool = False) -> None:
         """Append ``carry``; what is stored leaves it, what must be retried stays (bounded to
@@ -460,7 +464,8 @@ class Agent:
     async def _pump(self, stop: asyncio.Event) -> None:
         """Send and collect acks while connected; returns on disconnect or when all is flushed."""
         down = asyncio.ensure_future(self.publisher.wait_disconnected())
-        try:
+        woken: asyncio.Future[Any] | None = None  # kept until _sealed is set: one task, not
+        try:  # one per look
             while self.publisher.connected:
                 self._take_done()
                 self._expire()
@@ -469,17 +474,17 @@ class Agent:
                         and not self.buffer.pending() and self.buffer.unbatched == 0:
                     return
                 self._sealed.clear()
-                waits: list[asyncio.Future[Any]] = [down, asyncio.ensure_future(
-                    self._sealed.wait())]
+                if woken is None or woken.done():
+                    woken = asyncio.ensure_future(self._sealed.wait())
+                waits: list[asyncio.Future[Any]] = [down, woken]
                 waits += [f for f, _ in self._in_flight.values()]
-                try:
-                    await asyncio.wait(waits, timeout=self._pump_wait(),
-                                       return_when=asyncio.FIRST_COMPLETED)
-                finally:  # also when cancelled: no task left pending on a discarded agent
-                    waits[1].cancel()
+                await asyncio.wait(waits, timeout=self._pump_wait(),
+                                   return_when=asyncio.FIRST_COMPLETED)
             self._take_done()
-        finally:
+        finally:  # also when cancelled: no task left pending on a discarded agent
             down.cancel()
+            if woken is not None:
+                woken.cancel()
 
     def _pump_wait(self) -> float:
         """How long the pump may sleep when nothing wakes it (a seal, an acknowledgement, a
