@@ -147,7 +147,8 @@ class SqliteBuffer:
             # the WAL never grows much past its budget (SQLite's default is ~4 MiB, unbounded)
             await self._conn.execute(f"PRAGMA journal_size_limit = {wal}")
             await self._conn.execute(f"PRAGMA wal_autocheckpoint = {max(wal // 4096, 16)}")
-            await self._conn.executescript(_SCHEMA)
+            # one transaction: a new file costs one fsync for its schema, not one per table
+            await self._conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
             async with self._conn.execute("PRAGMA table_info(batches)") as cur:
                 columns = {str(r[1]) for r in await cur.fetchall()}
             if "sent_ms" not in columns:  # a buffer written before end-to-end acknowledgement
