@@ -318,7 +318,9 @@ def _floats(value: object, key: str) -> array[float]:
         arr = array("d", value)
     except OverflowError as exc:
         raise ProtocolError(f"{key!r} holds a number out of range", field=key) from exc
-    if not all(map(math.isfinite, arr)):
+    # A finite sum proves every value finite; only a NaN, an infinity or an overflowing sum
+    # (huge finite values) needs the look at each value.
+    if not math.isfinite(sum(arr)) and not all(map(math.isfinite, arr)):
         raise ProtocolError(f"{key!r} holds NaN or infinity", field=key)
     return arr
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cbor2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -114,3 +115,19 @@ def test_nan_in_json_is_rejected() -> None:
     payload = json.dumps(with_series(val=[1.0, float("nan")])).encode()
     with pytest.raises(ProtocolError):
         decode_batch(payload, topic_device="d1", now_ms=NOW_MS)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_value_in_cbor_is_rejected(bad: float) -> None:
+    """CBOR can carry infinities and NaN; the decoder names them, wherever they sit."""
+    payload = cbor2.dumps(with_series(val=[1.0e308, bad]))
+    with pytest.raises(ProtocolError, match="NaN or infinity") as info:
+        decode_batch(payload, topic_device="d1", now_ms=NOW_MS)
+    assert info.value.field == "val"
+
+
+def test_huge_finite_values_whose_sum_overflows_are_accepted() -> None:
+    """Values near the float limit are finite readings even when their sum is not."""
+    payload = cbor2.dumps(with_series(val=[1.7e308, 1.7e308]))
+    batch = decode_batch(payload, topic_device="d1", now_ms=NOW_MS)
+    assert batch.series[0].values.tolist() == [1.7e308, 1.7e308]
