@@ -120,6 +120,27 @@ class Reading:
         return (self.meter, self.metric, self.unit, self.kind)
 
 
+_BUFFER_FORMATS: Final = {"q": ("q", "l"), "d": ("d",)}  # int64 is "l" on LP64 platforms
+
+
+def _column(values: Iterable[Any], typecode: str) -> array[Any]:
+    """``values`` as an array of ``typecode``: as is if it is one, copied in one go from a
+    contiguous 8-byte buffer of the same kind (a numpy column), else value by value."""
+    if isinstance(values, array) and values.typecode == typecode:
+        return values
+    try:
+        view = memoryview(values)  # type: ignore[arg-type]
+    except TypeError:
+        return array(typecode, values)
+    with view:
+        if (view.ndim == 1 and view.itemsize == 8 and view.c_contiguous
+                and view.format in _BUFFER_FORMATS[typecode]):
+            out = array(typecode)
+            out.frombytes(view.cast("B"))
+            return out
+    return array(typecode, values)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Series:
     """Columnar readings of one meter metric: timestamps (Unix ms) and values.
@@ -137,10 +158,8 @@ class Series:
     values: array[float]
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.ts_ms, array) and self.ts_ms.typecode == "q"):
-            object.__setattr__(self, "ts_ms", array("q", self.ts_ms))
-        if not (isinstance(self.values, array) and self.values.typecode == "d"):
-            object.__setattr__(self, "values", array("d", self.values))
+        object.__setattr__(self, "ts_ms", _column(self.ts_ms, "q"))
+        object.__setattr__(self, "values", _column(self.values, "d"))
         if len(self.ts_ms) != len(self.values):
             raise ProtocolError(
                 f"series {self.meter}/{self.metric}: {len(self.ts_ms)} timestamps but"
