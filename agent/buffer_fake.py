@@ -121,7 +121,7 @@ class MemoryBuffer:
 
     async def stats(self) -> BufferStats:
         oldest = [r.ts_ms for r in self._unbatched_rows[:1]] + [
-            int(s.ts_ms.min()) for b in self._batches.values() for s in b.series
+            min(s.ts_ms) for b in self._batches.values() for s in b.series
         ]
         return BufferStats(
             depth=self._depth(),

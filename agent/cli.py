@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent import __version__
-from agent.buffer_fake import MemoryBuffer
-from agent.buffer_inspect import inspect_buffer
 from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
 from agent.redact import redact_url
-from agent.runner import run_agent
-from agent.sources.factory import build_sources
+
+# Each command imports what only it needs when it runs (PLC0415 below): `run` does not load the
+# in-memory buffer or the read-only inspector, `status` and `check-config` do not load paho,
+# aiosqlite or the runner, `enroll` alone loads httpx.
 
 _DEFAULT_CONFIG = "/etc/tally-agent/agent.toml"
 
@@ -88,6 +88,8 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 async def _run(cfg: AgentConfig) -> int:
+    from agent.runner import run_agent  # noqa: PLC0415 - see the note on imports above
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -102,6 +104,8 @@ def _fmt_ts(ms: int | None) -> str:
 
 
 def _status(cfg: AgentConfig, as_json: bool) -> None:
+    from agent.buffer_inspect import inspect_buffer  # noqa: PLC0415 - see the note on imports
+
     stats = inspect_buffer(Path(cfg.buffer.path))
     if as_json:
         print(json.dumps({"device": cfg.device_id, "buffer": str(cfg.buffer.path),
@@ -125,6 +129,9 @@ def _status(cfg: AgentConfig, as_json: bool) -> None:
 
 
 def _check(cfg: AgentConfig) -> None:
+    from agent.buffer_fake import MemoryBuffer  # noqa: PLC0415 - see the note on imports above
+    from agent.sources.factory import build_sources  # noqa: PLC0415 - see the note on imports
+
     sources = build_sources(cfg.sources, MemoryBuffer())
     print(f"config OK: device {cfg.device_id}, broker {redact_url(cfg.broker.url)}, "
           f"buffer {cfg.buffer.path}, encoding {cfg.encoding.value}")

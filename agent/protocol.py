@@ -31,13 +31,12 @@ import enum
 import json
 import math
 import re
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import cbor2
-import numpy as np
-import numpy.typing as npt
 
 from agent.errors import ProtocolError
 
@@ -121,19 +120,54 @@ class Reading:
         return (self.meter, self.metric, self.unit, self.kind)
 
 
+_BUFFER_FORMATS: Final = {"q": ("q", "l"), "d": ("d",)}  # int64 is "l" on LP64 platforms
+
+
+def _column(values: Iterable[Any], typecode: str) -> array[Any]:
+    """``values`` as an array of ``typecode``: as is if it is one, copied in one go from a
+    contiguous 8-byte buffer of the same kind (a numpy column), else value by value."""
+    if isinstance(values, array) and values.typecode == typecode:
+        return values
+    try:
+        view = memoryview(values)  # type: ignore[arg-type]
+    except TypeError:
+        return array(typecode, values)
+    with view:
+        if (view.ndim == 1 and view.itemsize == 8 and view.c_contiguous
+                and view.format in _BUFFER_FORMATS[typecode]):
+            out = array(typecode)
+            out.frombytes(view.cast("B"))
+            return out
+    return array(typecode, values)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Series:
-    """Columnar readings of one meter metric: timestamps (Unix ms) and values as numpy arrays."""
+    """Columnar readings of one meter metric: timestamps (Unix ms) and values.
+
+    The columns are stored as ``array('q')`` and ``array('d')`` (any sequence of numbers given
+    is copied into one): compact, and readable without copying through the buffer protocol
+    (``numpy.frombuffer``) by code that wants numpy. The agent itself does not load numpy.
+    """
 
     meter: str
     metric: str
     unit: str
     kind: Kind
-    ts_ms: npt.NDArray[np.int64]
-    values: npt.NDArray[np.float64]
+    ts_ms: array[int]
+    values: array[float]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ts_ms", _column(self.ts_ms, "q"))
+        object.__setattr__(self, "values", _column(self.values, "d"))
+        if len(self.ts_ms) != len(self.values):
+            raise ProtocolError(
+                f"series {self.meter}/{self.metric}: {len(self.ts_ms)} timestamps but"
+                f" {len(self.values)} values", field="val"
+            )
 
     def __len__(self) -> int:
-        return int(self.ts_ms.shape[0])
+        return len(self.ts_ms)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Series):
@@ -141,8 +175,8 @@ class Series:
         return (
             (self.meter, self.metric, self.unit, self.kind)
             == (other.meter, other.metric, other.unit, other.kind)
-            and np.array_equal(self.ts_ms, other.ts_ms)
-            and np.array_equal(self.values, other.values)
+            and self.ts_ms == other.ts_ms
+            and self.values == other.values
         )
 
     def __hash__(self) -> int:
@@ -150,8 +184,8 @@ class Series:
 
     def readings(self) -> list[Reading]:
         return [
-            Reading(self.meter, self.metric, self.unit, self.kind, int(t), float(v))
-            for t, v in zip(self.ts_ms.tolist(), self.values.tolist(), strict=True)
+            Reading(self.meter, self.metric, self.unit, self.kind, t, v)
+            for t, v in zip(self.ts_ms, self.values, strict=True)
         ]
 
 
@@ -203,7 +237,7 @@ def series_from_readings(readings: Iterable[Reading]) -> tuple[Series, ...]:
         ts.append(r.ts_ms)
         vals.append(r.value)
     return tuple(
-        Series(m, q, u, k, np.asarray(ts, dtype=np.int64), np.asarray(vals, dtype=np.float64))
+        Series(m, q, u, k, array("q", ts), array("d", vals))
         for (m, q, u, k), (ts, vals) in groups.items()
     )
 
@@ -222,8 +256,8 @@ def encode_batch(batch: Batch, encoding: Encoding = Encoding.JSON) -> bytes:
                 "metric": s.metric,
                 "unit": s.unit,
                 "kind": s.kind.value,
-                "t0": int(s.ts_ms[0]) if len(s) else 0,
-                "dt": (s.ts_ms - (s.ts_ms[0] if len(s) else 0)).tolist(),
+                "t0": s.ts_ms[0] if len(s) else 0,
+                "dt": _offsets(s.ts_ms),
                 "val": s.values.tolist(),
             }
             for s in batch.series
@@ -236,6 +270,12 @@ def encode_batch(batch: Batch, encoding: Encoding = Encoding.JSON) -> bytes:
     if encoding is Encoding.CBOR:
         return cbor2.dumps(doc)
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _offsets(ts_ms: array[int]) -> list[int]:
+    if not ts_ms:
+        return []
+    return list(map((-ts_ms[0]).__add__, ts_ms))
 
 
 def _load(payload: bytes) -> object:
@@ -277,23 +317,29 @@ def _str(doc: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _numbers(value: object, key: str, dtype: type[np.generic]) -> npt.NDArray[Any]:
+def _ints(value: object, key: str) -> array[int]:
     if not isinstance(value, list):
         raise ProtocolError(f"{key!r} must be an array", field=key)
-    if dtype is np.int64:
-        if not all(type(x) is int for x in value):
-            raise ProtocolError(f"{key!r} must hold integers only", field=key)
-        try:
-            return np.asarray(value, dtype=np.int64)
-        except OverflowError as exc:
-            raise ProtocolError(f"{key!r} holds an integer out of range", field=key) from exc
+    if not all(type(x) is int for x in value):
+        raise ProtocolError(f"{key!r} must hold integers only", field=key)
+    try:
+        return array("q", value)
+    except OverflowError as exc:
+        raise ProtocolError(f"{key!r} holds an integer out of range", field=key) from exc
+
+
+def _floats(value: object, key: str) -> array[float]:
+    if not isinstance(value, list):
+        raise ProtocolError(f"{key!r} must be an array", field=key)
     if not all(type(x) is int or type(x) is float for x in value):
         raise ProtocolError(f"{key!r} must hold numbers only", field=key)
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        arr = array("d", value)
     except OverflowError as exc:
         raise ProtocolError(f"{key!r} holds a number out of range", field=key) from exc
-    if not np.isfinite(arr).all():
+    # A finite sum proves every value finite; only a NaN, an infinity or an overflowing sum
+    # (huge finite values) needs the look at each value.
+    if not math.isfinite(sum(arr)) and not all(map(math.isfinite, arr)):
         raise ProtocolError(f"{key!r} holds NaN or infinity", field=key)
     return arr
 
@@ -315,18 +361,16 @@ def _decode_series(raw: object, index: int, now_ms: int) -> Series:
             field="kind",
         ) from exc
     t0 = _int(raw, "t0", lo=MIN_TIMESTAMP_MS, hi=now_ms + MAX_FUTURE_SKEW_MS)
-    dt = _numbers(raw.get("dt"), "dt", np.int64)
-    val = _numbers(raw.get("val"), "val", np.float64)
-    if dt.shape != val.shape:
-        raise ProtocolError(
-            f"{where}: {dt.shape[0]} offsets but {val.shape[0]} values", field="val"
-        )
-    if dt.shape[0] == 0:
+    dt = _ints(raw.get("dt"), "dt")
+    val = _floats(raw.get("val"), "val")
+    if len(dt) != len(val):
+        raise ProtocolError(f"{where}: {len(dt)} offsets but {len(val)} values", field="val")
+    if not dt:
         raise ProtocolError(f"{where} has no readings", field="dt")
-    if (dt < 0).any() or (dt > MAX_FUTURE_SKEW_MS * 400).any():
+    if min(dt) < 0 or max(dt) > MAX_FUTURE_SKEW_MS * 400:
         raise ProtocolError(f"{where}.dt offsets must be >= 0 and within 400 days", field="dt")
-    ts = dt + np.int64(t0)
-    if int(ts.max()) > now_ms + MAX_FUTURE_SKEW_MS:
+    ts = array("q", map(t0.__add__, dt))
+    if t0 + max(dt) > now_ms + MAX_FUTURE_SKEW_MS:
         raise ProtocolError(
             f"{where} has a timestamp more than 1 day in the future", field="dt"
         )

@@ -22,6 +22,6 @@ def batch_digest(batch: Batch) -> bytes:
     h = hashlib.sha256()
     for s in sorted(batch.series, key=lambda s: (s.meter, s.metric)):
         h.update(f"{s.meter}\x00{s.metric}\x00{s.unit}\x00{s.kind.value}\x00{len(s)}\x00".encode())
-        h.update(np.ascontiguousarray(s.ts_ms, dtype="<i8").tobytes())
-        h.update(np.ascontiguousarray(s.values, dtype="<f8").tobytes())
+        h.update(np.frombuffer(s.ts_ms, dtype=np.int64).astype("<i8").tobytes())
+        h.update(np.frombuffer(s.values, dtype=np.float64).astype("<f8").tobytes())
     return h.digest()

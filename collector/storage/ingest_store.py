@@ -300,9 +300,9 @@ class ReadingStore:
             for s in item.batch.series:
                 sid = series[(item.batch.device, s.meter, s.metric)].series_id
                 ids.append(np.full(len(s), sid, dtype=np.int64))
-                ts.append(s.ts_ms)
-                vals.append(s.values)
-                lo, hi = int(s.ts_ms.min()), int(s.ts_ms.max())
+                ts.append(np.frombuffer(s.ts_ms, dtype=np.int64))
+                vals.append(np.frombuffer(s.values, dtype=np.float64))
+                lo, hi = min(s.ts_ms), max(s.ts_ms)
                 old = ranges.get(sid)
                 ranges[sid] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
         if not ids:

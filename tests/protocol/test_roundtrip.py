@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cbor2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -114,3 +115,44 @@ def test_nan_in_json_is_rejected() -> None:
     payload = json.dumps(with_series(val=[1.0, float("nan")])).encode()
     with pytest.raises(ProtocolError):
         decode_batch(payload, topic_device="d1", now_ms=NOW_MS)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_value_in_cbor_is_rejected(bad: float) -> None:
+    """CBOR can carry infinities and NaN; the decoder names them, wherever they sit."""
+    payload = cbor2.dumps(with_series(val=[1.0e308, bad]))
+    with pytest.raises(ProtocolError, match="NaN or infinity") as info:
+        decode_batch(payload, topic_device="d1", now_ms=NOW_MS)
+    assert info.value.field == "val"
+
+
+def test_huge_finite_values_whose_sum_overflows_are_accepted() -> None:
+    """Values near the float limit are finite readings even when their sum is not."""
+    payload = cbor2.dumps(with_series(val=[1.7e308, 1.7e308]))
+    batch = decode_batch(payload, topic_device="d1", now_ms=NOW_MS)
+    assert batch.series[0].values.tolist() == [1.7e308, 1.7e308]
+
+
+@pytest.mark.parametrize(
+    ("ts", "val"),
+    [
+        (np.array([MIN_TIMESTAMP_MS, MIN_TIMESTAMP_MS + 5], dtype=np.int64),
+         np.array([1.5, 2.5])),
+        (np.array([MIN_TIMESTAMP_MS, 0, MIN_TIMESTAMP_MS + 5], dtype=np.int64)[::2],
+         np.array([1.5, 0.0, 2.5])[::2]),
+        ([MIN_TIMESTAMP_MS, MIN_TIMESTAMP_MS + 5], (1.5, 2.5)),
+    ],
+    ids=["numpy", "numpy-strided", "sequences"],
+)
+def test_series_columns_become_arrays(ts: object, val: object) -> None:
+    """Whatever sequence a series is given, it holds array('q') and array('d') of its values."""
+    s = Series("m1", "energy", "kWh", Kind.CUMULATIVE, ts, val)  # type: ignore[arg-type]
+    assert (s.ts_ms.typecode, s.values.typecode) == ("q", "d")
+    assert (s.ts_ms.tolist(), s.values.tolist()) == (
+        [MIN_TIMESTAMP_MS, MIN_TIMESTAMP_MS + 5], [1.5, 2.5])
+
+
+def test_series_with_columns_of_different_lengths_is_refused() -> None:
+    with pytest.raises(ProtocolError, match="2 timestamps but 1 values"):
+        Series("m1", "energy", "kWh", Kind.CUMULATIVE, [MIN_TIMESTAMP_MS, MIN_TIMESTAMP_MS],
+               [1.0])  # type: ignore[arg-type]

@@ -94,7 +94,7 @@ def test_same_seq_with_other_readings_is_a_conflict_not_a_duplicate(
     with pool.connection() as conn:
         total = conn.execute("SELECT sum(value) FROM readings").fetchone()
     assert total is not None
-    assert float(total[0]) == float(s.values.sum())
+    assert float(total[0]) == sum(s.values)
     rows = client.get("/devices/conflicts", params={"device_id": "dev-a"}).json()
     assert len(rows) == 1
     assert rows[0]["seq"] == 7

@@ -39,7 +39,7 @@ def expected_totals(batches: Iterable[Batch]) -> Totals:
         for s in b.series:
             key = (b.device, s.meter, s.metric)
             c, t = out.get(key, (0, 0.0))
-            out[key] = (c + len(s), t + float(s.values.sum()))
+            out[key] = (c + len(s), t + sum(s.values))
     return out
 
 

@@ -88,8 +88,8 @@ def test_usage_dirty_holds_the_time_range_per_series(store: ReadingStore, pg_url
     store.write(_plan(b1, b2))
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute("SELECT ts_from, ts_to FROM usage_dirty").fetchall()
-    lo = int(b1.series[0].ts_ms.min())
-    hi = int(b2.series[0].ts_ms.max())
+    lo = min(b1.series[0].ts_ms)
+    hi = max(b2.series[0].ts_ms)
     assert [(int(a.timestamp() * 1000), int(b.timestamp() * 1000)) for a, b in rows] == [(lo, hi)]
 
 
