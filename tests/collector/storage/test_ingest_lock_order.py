@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import psycopg
-import pytest
 
 from agent.protocol import Batch, encode_batch, readings_topic
 from collector.errors import StorageConflict, StorageError
 from collector.ingest.messages import DecodedBatch, FlushPlan, StatusUpdate
-from collector.storage.database import Pool, open_pool, translate_errors
+from collector.storage.database import Pool, translate_errors
 from collector.storage.ingest_store import ReadingStore
-from collector.storage.migrate import migrate
 from tests.collector.ingest.synthetic import make_batch
 
 
@@ -42,15 +39,6 @@ def _waiting_on_locks(conn: psycopg.Connection[tuple[object, ...]], n: int) -> b
             return True
         time.sleep(0.02)
     return False
-
-
-@pytest.fixture
-def pool(pg_url: str) -> Iterator[Pool]:
-    migrate(pg_url, use_timescale=False)
-    p = open_pool(pg_url, min_size=2, max_size=3)
-    p.wait(10)
-    yield p
-    p.close()
 
 
 def test_crossed_flushes_of_two_collectors_do_not_deadlock(pool: Pool, pg_url: str) -> None:
