@@ -184,13 +184,20 @@ def db_size_gb(db: str) -> float:
     return int(row[0]) / 1e9 if row else float("nan")
 
 
-def start_collector(db: str, mqtt_url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_collector(db: str, mqtt_url: str, log: Path,
+                    trace: tuple[Path, float] | None = None) -> subprocess.Popen[bytes]:
+    """The collector process; with ``trace`` (directory, period) under ``tracemalloc`` with a
+    snapshot every period (``bench/trace_memory.py``)."""
     env = {**os.environ, "TALLY_DEVICES_ACCEPT_UNREGISTERED": "true",  # unenrolled
            "TALLY_DATABASE_URL": db, "TALLY_MQTT_URL": mqtt_url,
            "TALLY_MQTT_CLIENT_ID": f"soak-collector-{uuid.uuid4().hex[:8]}",
            "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "collector", "--log-level", "WARNING", "run",
-                             "--no-api"], cwd=ROOT, env=env, stdout=log.open("wb"),
+    cmd = ["--log-level", "WARNING", "run", "--no-api"]
+    head = [sys.executable, "-m", "collector"]
+    if trace is not None:
+        head = [sys.executable, str(ROOT / "bench" / "trace_memory.py"), "run", str(trace[0]),
+                str(trace[1]), "3", "--"]
+    return subprocess.Popen([*head, *cmd], cwd=ROOT, env=env, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
 
 
@@ -254,7 +261,8 @@ def run(args: argparse.Namespace, db: str, work: Path) -> int:
     try:
         migrate(db, use_timescale=False)
         base_ms = int(time.time() * 1000)
-        collector = start_collector(db, mqtt_url, work / "collector.log")
+        trace = (args.tracemalloc, args.trace_every_s) if args.tracemalloc else None
+        collector = start_collector(db, mqtt_url, work / "collector.log", trace)
         wait_consuming(mqtt_url, db, base_ms)
         devices = [f"soak-{d:03d}" for d in range(args.devices)]
         out = ctx.Queue()
@@ -397,6 +405,12 @@ def main() -> int:
                     help="stop publishing when the database passes this size")
     ap.add_argument("--database-url", default=None,
                     help="a server for a fresh database (default: a private PostgreSQL)")
+    ap.add_argument("--tracemalloc", type=Path, default=None, metavar="DIR",
+                    help="run the collector under tracemalloc, snapshots into DIR (compare them"
+                    " with `python3 dev.py bench trace_memory compare DIR`); RSS then includes"
+                    " the tracing's own memory")
+    ap.add_argument("--trace-every-s", type=float, default=60.0,
+                    help="period of the tracemalloc snapshots")
     args = ap.parse_args()
     if args.minutes < 1 or args.rate < args.batch // 10 or args.batch % METERS:
         ap.error("need --minutes >= 1, --batch a multiple of 10 and a positive --rate")

@@ -5,6 +5,8 @@
     ├── StorageError                 the database failed (psycopg errors are translated once,
     │   │                            in collector.storage, with ``raise ... from exc``)
     │   ├── StorageUnavailable       the database cannot be reached right now (retry later)
+    │   │   └── StorageConflict      the database aborted the transaction to break a deadlock
+    │   │                            (or a serialization conflict): retry it
     │   └── ValueRefused(ValueError) the database refused a value (out of range, NUL byte…)
     ├── MigrationError               a schema migration failed or the schema is newer than the code
     ├── PlanError(ValueError)        a price plan is invalid (has .path, where in the plan)
@@ -51,6 +53,11 @@ class StorageError(CollectorError):
 
 class StorageUnavailable(StorageError):
     """The database cannot be reached; the operation may be retried later."""
+
+
+class StorageConflict(StorageUnavailable):
+    """The database aborted the transaction as a deadlock victim (or on a serialization
+    conflict); nothing of it was kept and running it again is safe."""
 
 
 class ValueRefused(StorageError, ValueError):

@@ -187,6 +187,7 @@ class Collector:
             last_flush_at=last, storage_ok=st.storage_ok, batches=st.batches,
             readings=st.readings, dead_letters=st.dead_letters,
             flushes=st.flushes, flush_seconds_total=st.flush_seconds_total,
+            flush_retries=st.retries, deadlock_retries=st.deadlock_retries,
             usage_refresh=self.refresher.stats() if self.refresher is not None else None,
         )
 

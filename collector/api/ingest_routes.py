@@ -46,6 +46,8 @@ class IngestProbe:
     dead_letters: int
     flushes: int = 0  # for /metrics: flush count and time spent storing them
     flush_seconds_total: float = 0.0
+    flush_retries: int = 0  # flushes tried again (database unavailable or transaction aborted)
+    deadlock_retries: int = 0  # of those: aborted by the database to break a deadlock
     usage_refresh: RefreshStats | None = None  # None: this process does not refresh usage
 
 

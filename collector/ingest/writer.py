@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.clock import Clock
-from collector.errors import StorageError, StorageUnavailable
+from collector.errors import StorageConflict, StorageError, StorageUnavailable
 
 from .acks import build_acks
 from .backoff import Backoff
@@ -58,6 +58,7 @@ class WriterStats:
     readings: int = 0
     dead_letters: int = 0
     retries: int = 0
+    deadlock_retries: int = 0  # of the retries: the database aborted the flush (deadlock)
     pending: int = 0
     oldest_pending_ms: int | None = None
     last_flush_ms: int | None = None
@@ -222,6 +223,11 @@ class IngestWriter:
         return True
 
     def _failed(self, exc: StorageError) -> None:
+        if isinstance(exc, StorageConflict):  # the database answered: storage is fine
+            _log.warning("flush aborted by the database, will retry: %s", exc)
+            with self._lock:
+                self._stats.deadlock_retries += 1
+            return
         _log.warning("storage unavailable, will retry: %s", exc)
         with self._lock:
             self._stats.last_error = str(exc)[:500]

@@ -10,6 +10,10 @@ Metrics (gauges unless a counter is said):
   start; their rate is the ingest rate.
 * ``tally_ingest_flushes_total``, ``tally_ingest_flush_seconds_total`` (counters): flushes
   and time spent storing them; the ratio of their rates is the mean flush latency.
+* ``tally_ingest_flush_retries_total`` (counter): flushes tried again after the database was
+  unavailable or aborted the transaction; ``tally_ingest_deadlock_retries_total`` (counter): of
+  those, the ones PostgreSQL aborted to break a deadlock (or a serialization conflict), which
+  flushes are written not to cause (docs/operations.md, "Scaling out").
 * ``tally_ingest_unacknowledged_messages``, ``tally_ingest_lag_seconds`` (age of the oldest),
   ``tally_ingest_connected``, ``tally_storage_ok`` (1/0).
 * ``tally_dead_letters{reason}``: dead letters kept, by reason (first 60 characters).
@@ -83,6 +87,16 @@ class TallyMetrics(Collector):
             yield CounterMetricFamily(
                 "tally_ingest_flush_seconds", "Time spent storing flushes",
                 value=p.flush_seconds_total,
+            )
+            yield CounterMetricFamily(
+                "tally_ingest_flush_retries",
+                "Flushes tried again (database unavailable or transaction aborted)",
+                value=p.flush_retries,
+            )
+            yield CounterMetricFamily(
+                "tally_ingest_deadlock_retries",
+                "Flushes the database aborted to break a deadlock, tried again",
+                value=p.deadlock_retries,
             )
             yield _gauge("tally_ingest_unacknowledged_messages",
                          "Messages received and not yet acknowledged", p.pending)

@@ -10,7 +10,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import TupleRow
 
-from collector.errors import StorageError, StorageUnavailable, ValueRefused
+from collector.errors import StorageConflict, StorageError, StorageUnavailable, ValueRefused
 
 __all__ = ["Pool", "open_pool", "ping", "translate_errors"]
 
@@ -36,9 +36,14 @@ class _QuickReconnectPool(psycopg_pool.ConnectionPool[psycopg.Connection[TupleRo
 
 @contextmanager
 def translate_errors(action: str) -> Iterator[None]:
-    """Re-raise psycopg/pool errors as ``StorageUnavailable`` (retry later) or ``StorageError``."""
+    """Re-raise psycopg/pool errors as ``StorageUnavailable`` (retry later; ``StorageConflict``
+    for a transaction aborted by a deadlock or serialization conflict) or ``StorageError``."""
     try:
         yield
+    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+        raise StorageConflict(f"{action}: transaction aborted by the database"
+                              f" ({exc.diag.sqlstate}: {exc.diag.message_primary or exc})"
+                              ) from exc
     except psycopg_pool.PoolTimeout as exc:
         raise StorageUnavailable(f"{action}: no database connection available ({exc})") from exc
     except (psycopg.OperationalError, psycopg_pool.PoolClosed) as exc:

@@ -6,7 +6,16 @@ unknown series inserted with ON CONFLICT), (b) insert the batch keys ``(device_i
 the readings' digest and learn which are new — a batch seen before (in an earlier flush or twice
 in this one) is skipped if its readings are the same, and kept in ``batch_conflicts`` with its
 reason if they differ, (c) binary-COPY the readings of the new batches, (d) queue
-``usage_dirty`` ranges, (e) store status updates and dead letters, commit.
+``usage_dirty`` ranges, (e) count the new batches and record the confirmed seqs per device,
+(f) store status updates, conflicts, dead letters and skipped seqs, commit.
+
+Lock order: two collectors on one shared subscription flush batches of the same devices at
+the same time, so their transactions lock the same per-device rows. Each table with such rows
+(``series``, ``batches``, ``device_ingest``, ``device_status``, ``batch_skips``) is written by
+one statement per flush, over its rows sorted by key, and the statements run in that order of
+tables; every flush thus locks rows in one global order and two flushes never deadlock (one
+waits for the other). A new statement that locks per-device rows must keep to this: one
+statement per table per flush, rows sorted, in the order above.
 """
 
 from __future__ import annotations
@@ -104,14 +113,13 @@ class ReadingStore:
                 conn, [b for b in accepted if (b.batch.device, b.batch.seq) not in new], digests
             )
             readings = self._copy_readings(conn, new_batches, series)
-            self._count_device_batches(conn, new_batches)
+            durable = self._durable_seqs(conn, plan.ack_from)
+            self._update_device_ingest(conn, new_batches, plan.ack_from, durable)
             self._insert_statuses(conn, statuses)
             self._insert_conflicts(conn, conflicts, digests)
             rejected = [*untrusted, *rejected]
             self._insert_dead_letters(conn, (*plan.dead_letters, *rejected))
             self._record_skips(conn, accepted)
-            durable = self._durable_seqs(conn, plan.ack_from)
-            self._record_confirmed(conn, plan.ack_from, durable)
         self._series.update(resolved)
         duplicates = [(b.batch.device, b.batch.seq) for b in plan.batches]
         stored = {(b.batch.device, b.batch.seq) for b in new_batches}
@@ -187,23 +195,6 @@ class ReadingStore:
             out[str(device)].append(int(seq))  # type: ignore[call-overload]
         return {d: tuple(v) for d, v in out.items()}
 
-    @staticmethod
-    def _record_confirmed(
-        conn: psycopg.Connection[tuple[object, ...]],
-        floors: tuple[tuple[str, int], ...],
-        durable: dict[str, tuple[int, ...]],
-    ) -> None:
-        tops = [(d, top) for d, f in floors
-                if (top := confirmed_upto(f, durable.get(d, ()))) is not None]
-        if not tops:
-            return
-        conn.execute(
-            "UPDATE device_ingest AS di SET confirmed_seq = greatest(di.confirmed_seq, x.s),"
-            " confirmed_at = now() FROM unnest(%s::text[], %s::bigint[]) AS x(d, s)"
-            " WHERE di.device_id = x.d",
-            ([d for d, _ in tops], [s for _, s in tops]),
-        )
-
     def _resolve_series(
         self, conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch]
     ) -> dict[SeriesKey, _SeriesInfo]:
@@ -264,25 +255,48 @@ class ReadingStore:
         return {(str(d), int(s)) for d, s in rows}  # type: ignore[call-overload]
 
     @staticmethod
-    def _count_device_batches(
-        conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch]
+    def _update_device_ingest(
+        conn: psycopg.Connection[tuple[object, ...]], batches: list[DecodedBatch],
+        floors: tuple[tuple[str, int], ...], durable: dict[str, tuple[int, ...]],
     ) -> None:
-        if not batches:
+        """Count the new batches and record the confirmed seqs, per device, in one statement
+        over the devices sorted by id (see the lock order in the module's docstring).
+
+        A device that only has a confirmed seq is updated if it has a row, never inserted.
+        """
+        counts: dict[str, tuple[int, int, int, int, int]] = {}  # n, readings, lo, hi, last ms
+        for b in batches:
+            n, r, lo, hi, t = counts.get(b.batch.device, (0, 0, b.batch.seq, b.batch.seq, 0))
+            counts[b.batch.device] = (n + 1, r + b.batch.reading_count, min(lo, b.batch.seq),
+                                      max(hi, b.batch.seq), max(t, b.received_ms))
+        tops = {d: top for d, f in floors
+                if (top := confirmed_upto(f, durable.get(d, ()))) is not None}
+        devices = sorted(counts.keys() | tops.keys())
+        if not devices:
             return
+        none = (0, 0, 0, 0, 0)
+        rows = [counts.get(d, none) for d in devices]
         conn.execute(
-            "INSERT INTO device_ingest AS di"
-            " (device_id, batches, readings, first_seq, last_seq, last_seen)"
-            " SELECT d, count(*), sum(n), min(s), max(s), to_timestamp(max(t)::double precision"
-            " / 1000) FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[])"
-            " AS x(d, s, n, t) GROUP BY d ORDER BY d"
+            "INSERT INTO device_ingest AS di (device_id, batches, readings, first_seq, last_seq,"
+            " last_seen, confirmed_seq, confirmed_at)"
+            " SELECT d, n, r, f, l, to_timestamp(t::double precision / 1000), c,"
+            " CASE WHEN c IS NULL THEN NULL ELSE now() END"
+            " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+            " %s::bigint[], %s::bigint[]) AS x(d, n, r, f, l, t, c)"
+            " WHERE n > 0 OR EXISTS (SELECT 1 FROM device_ingest e WHERE e.device_id = x.d)"
             " ON CONFLICT (device_id) DO UPDATE SET batches = di.batches + EXCLUDED.batches,"
             " readings = di.readings + EXCLUDED.readings,"
-            " first_seq = least(di.first_seq, EXCLUDED.first_seq),"
-            " last_seq = greatest(di.last_seq, EXCLUDED.last_seq),"
-            " last_seen = greatest(di.last_seen, EXCLUDED.last_seen)",
+            " first_seq = CASE WHEN EXCLUDED.batches > 0"
+            " THEN least(di.first_seq, EXCLUDED.first_seq) ELSE di.first_seq END,"
+            " last_seq = CASE WHEN EXCLUDED.batches > 0"
+            " THEN greatest(di.last_seq, EXCLUDED.last_seq) ELSE di.last_seq END,"
+            " last_seen = CASE WHEN EXCLUDED.batches > 0"
+            " THEN greatest(di.last_seen, EXCLUDED.last_seen) ELSE di.last_seen END,"
+            " confirmed_seq = greatest(di.confirmed_seq, EXCLUDED.confirmed_seq),"
+            " confirmed_at = coalesce(EXCLUDED.confirmed_at, di.confirmed_at)",
             (
-                [b.batch.device for b in batches], [b.batch.seq for b in batches],
-                [b.batch.reading_count for b in batches], [b.received_ms for b in batches],
+                devices, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                [r[3] for r in rows], [r[4] for r in rows], [tops.get(d) for d in devices],
             ),
         )
 

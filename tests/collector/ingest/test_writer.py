@@ -10,7 +10,7 @@ import pytest
 
 from agent.clock import SystemClock
 from agent.protocol import encode_batch, readings_topic
-from collector.errors import StorageError
+from collector.errors import StorageConflict, StorageError
 from collector.ingest.messages import FlushOutcome, FlushPlan, InboundMessage
 from collector.ingest.ports import InMemoryIngestStore, RecordingAcknowledger
 from collector.ingest.writer import IngestWriter, WriterSettings
@@ -90,6 +90,33 @@ def test_nothing_is_acknowledged_while_storage_is_unavailable(
     store.available = True
     assert wait_until(lambda: sorted(acks.acked) == list(range(1, 11)), 5)
     assert len(store.batch_keys) == 10
+
+
+def test_a_flush_aborted_by_a_deadlock_is_retried_and_counted(
+    acks: RecordingAcknowledger,
+) -> None:
+    """A flush the database aborted to break a deadlock is stored on the next try, counted as
+    a deadlock retry, and does not mark storage as failing."""
+    aborted: list[int] = []
+
+    class Crossed(InMemoryIngestStore):
+        def write(self, plan: FlushPlan) -> FlushOutcome:
+            if not aborted:
+                aborted.append(1)
+                raise StorageConflict("ingest flush: transaction aborted (40P01: deadlock)")
+            return super().write(plan)
+
+    crossed = Crossed()
+    r = _Running(IngestWriter(crossed, acks, SystemClock(), settings=FAST))
+    try:
+        for i in range(5):
+            r.writer.submit(_msg(i))
+        assert wait_until(lambda: len(acks.acked) == 5, 5)
+        stats = r.writer.stats()
+    finally:
+        r.close()
+    assert (stats.retries, stats.deadlock_retries, stats.storage_ok) == (1, 1, True)
+    assert len(crossed.batch_keys) == 5
 
 
 def test_a_message_the_store_rejects_becomes_a_dead_letter(

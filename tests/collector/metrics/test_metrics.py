@@ -36,6 +36,7 @@ def _probe() -> IngestProbe:
     return IngestProbe(
         connected=True, pending=7, lag_s=1.5, last_flush_at=None, storage_ok=True,
         batches=40, readings=4000, dead_letters=2, flushes=10, flush_seconds_total=0.25,
+        flush_retries=5, deadlock_retries=3,
         usage_refresh=RefreshStats(
             passes=12, seconds_total=3.5, last_pass_s=0.2, last_freshness_s=0.4,
             freshness_counts=(2, 9, 11, 12, 12, 12, 12, 12, 12, 12), freshness_sum=5.5,
@@ -81,6 +82,8 @@ def test_metrics_expose_ingest_backlogs_and_progress(
     m = _samples(r.text)
     assert m[("tally_ingest_readings_total", ())] == 4000
     assert m[("tally_ingest_flush_seconds_total", ())] == 0.25
+    assert m[("tally_ingest_flush_retries_total", ())] == 5
+    assert m[("tally_ingest_deadlock_retries_total", ())] == 3
     assert m[("tally_ingest_unacknowledged_messages", ())] == 7
     assert m[("tally_dead_letters", (("reason", "bad json"),))] == 2
     assert m[("tally_dead_letters", (("reason", "unknown version"),))] == 1

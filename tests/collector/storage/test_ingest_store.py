@@ -215,3 +215,24 @@ def test_redelivered_old_status_never_looks_fresh(store: ReadingStore, pg_url: s
     assert rows["dev-a"] == ("online", t_new)
     assert rows["dev-b"] == ("online", t_old)      # arrived late: stays old
     assert rows["dev-c"] == ("online", later)      # clock ahead: no later than its arrival
+
+
+def test_a_confirmation_alone_keeps_the_counts_and_adds_no_device(
+    store: ReadingStore, pg_url: str
+) -> None:
+    """A flush that only confirms (a redelivered batch) moves ``confirmed_seq`` and leaves the
+    batch counts as they were; a device without counts gets no ``device_ingest`` row."""
+    store.write(_plan(make_batch("dev-a", 1), make_batch("dev-b", 1)))
+    with psycopg.connect(pg_url) as conn:
+        before = conn.execute("SELECT batches, readings, first_seq, last_seq, last_seen"
+                              " FROM device_ingest WHERE device_id = 'dev-a'").fetchone()
+        conn.execute("DELETE FROM device_ingest WHERE device_id = 'dev-b'")
+    again = FlushPlan(batches=(_decoded(make_batch("dev-a", 1)), _decoded(make_batch("dev-b", 1))),
+                      ack_from=(("dev-a", 1), ("dev-b", 1)))
+    outcome = store.write(again)
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT device_id, batches, readings, first_seq, last_seq, last_seen,"
+                            " confirmed_seq FROM device_ingest ORDER BY device_id").fetchall()
+    assert before is not None
+    assert outcome.durable == (("dev-a", (1,)), ("dev-b", (1,)))
+    assert rows == [("dev-a", *before, 1)]
