@@ -39,7 +39,7 @@ I64 = npt.NDArray[np.int64]
 WindowBounds = tuple[int, float, float, float, float]
 
 _DAY_S: Final = 86400.0
-DAY_S: Final = _DAY_S  # TimescaleDB: readings are in 1-day chunks
+DAY_S: Final = _DAY_S  # TimescaleDB: a day per group (chunks: 30 days, 1 before 0005)
 MONTH_S: Final = 31 * _DAY_S  # plain PostgreSQL: monthly partitions
 _MAX_GROUPS: Final = 8  # statements per lookup at most: beyond, groups get wider
 _BIN_S: Final = 900.0
@@ -191,8 +191,8 @@ def window_bounds(
     its ``k[i]+1``-th reading after ``ts_to`` (else of its last reading at or after it, else of
     ``ts_to``), and the ``k[i]+1``-th reading before ``lo`` / at or after ``hi`` (or -inf/+inf).
     Neighbours are first searched within ``margin_s[i]`` of the range (one bounded statement per
-    time group, ``group_width_s``: the span of a chunk or partition); the series left unsettled
-    are looked up without margins."""
+    time group, ``group_width_s``: a day on TimescaleDB, a partition on plain PostgreSQL); the
+    series left unsettled are looked up without margins."""
     if not sids:
         return []
     a = np.asarray([_epoch(t) for t in ts_from])

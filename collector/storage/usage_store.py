@@ -119,7 +119,7 @@ def uses_timescale(conn: Conn) -> bool:
 
 
 def _group_width(conn: Conn) -> float:
-    """How far apart lookups may lie and still share one statement: a chunk or a partition."""
+    """How far apart lookups may lie and still share one statement: a day or a partition."""
     return DAY_S if uses_timescale(conn) else MONTH_S
 
 

@@ -18,7 +18,7 @@ from .scenario import insert_readings, new_series, utc
 Conn = psycopg.Connection[Any]
 START = utc(2026, 2, 1)
 DAYS = 10
-CUTOFF = START + timedelta(days=7)  # chunks (1 day) ending before this get compressed
+CUTOFF = utc(2026, 2, 6)  # a boundary of the 30-day chunks: the chunk ending here gets compressed
 
 
 def _all_readings(conn: Conn) -> list[tuple[Any, ...]]:
@@ -53,14 +53,14 @@ def history(timescale_db: str) -> str:
 
 
 def test_old_chunks_compress_and_read_back_identically(history: str) -> None:
-    """compress_chunk on the seven oldest daily chunks keeps every reading unchanged."""
+    """compress_chunk on the chunk that ended at the cutoff keeps every reading unchanged."""
     with psycopg.connect(history, autocommit=True) as conn:
         before = _all_readings(conn)
-        assert _compress_old_chunks(conn) == 7
+        assert _compress_old_chunks(conn) == 1
         chunks = _compressed(conn)
         after = _all_readings(conn)
-    assert [c for _, c in chunks] == [True] * 7 + [False] * (DAYS - 7)
-    assert [s for s, _ in chunks][7] == CUTOFF
+    assert [c for _, c in chunks] == [True, False]
+    assert [s for s, _ in chunks][1] == CUTOFF
     assert len(before) == 2 * 96 * DAYS
     assert after == before
 
@@ -85,7 +85,7 @@ def test_raw_readings_query_spans_compressed_and_plain_chunks(history: str) -> N
     after = read()
     assert len(before) == 20
     assert after == before
-    assert before[0].value == pytest.approx(1000 + 0.125 + 0.25 * (96 * 7 - 12))
+    assert before[0].value == pytest.approx(1000 + 0.125 + 0.25 * (96 * 5 - 12))
 
 
 def test_late_reading_lands_in_a_compressed_chunk(history: str) -> None:
@@ -105,4 +105,4 @@ def test_late_reading_lands_in_a_compressed_chunk(history: str) -> None:
         compressed = [c for _, c in _compressed(conn)]
     assert [(t, v) for t, v in rows][1] == (late, 42.0)
     assert len(rows) == 3
-    assert compressed[2] is True
+    assert compressed == [True, False]

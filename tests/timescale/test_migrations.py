@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from collector.storage.migrate import available_migrations, migrate
+
+from .scenario import insert_readings, new_series, utc
 
 
 def _all_versions() -> list[str]:
@@ -44,7 +47,7 @@ def test_autodetection_picks_the_timescale_flavour(timescale_db: str) -> None:
 
 
 def test_readings_and_usage_are_hypertables(timescale_db: str) -> None:
-    """readings (1-day chunks) and usage_15m (30-day chunks) are hypertables on their time."""
+    """readings and usage_15m (30-day chunks both) are hypertables on their time."""
     migrate(timescale_db, use_timescale=True)
     with psycopg.connect(timescale_db) as conn:
         tables = conn.execute(
@@ -58,7 +61,7 @@ def test_readings_and_usage_are_hypertables(timescale_db: str) -> None:
         ).fetchall()
     assert tables == [("readings",), ("usage_15m",)]
     assert [(t, c, i.days) for t, c, i in dims] == [
-        ("readings", "ts", 1), ("usage_15m", "bucket", 30)
+        ("readings", "ts", 30), ("usage_15m", "bucket", 30)
     ]
 
 
@@ -111,3 +114,35 @@ def test_partition_function_is_a_no_op(timescale_db: str) -> None:
             "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'readings_p%'"
         ).fetchone()
     assert (made, tables) == ((0,), (0,))
+
+
+def test_an_existing_database_keeps_its_daily_chunks_and_gets_30_day_ones(
+    timescale_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0005 on a database migrated before it: chunks that exist keep their day, new chunks span
+    30 days (cut where they would overlap a daily one), and every reading is read back."""
+    import collector.storage.migrate as migrate_module  # noqa: PLC0415
+
+    shipped = available_migrations()
+    monkeypatch.setattr(migrate_module, "available_migrations",
+                        lambda: [m for m in shipped if m.version != 5])
+    migrate(timescale_db, use_timescale=True)
+    with psycopg.connect(timescale_db, autocommit=True) as conn:
+        sid = new_series(conn)
+        insert_readings(conn, sid, [utc(2026, 1, d, 12).timestamp() for d in (1, 2, 3)],
+                        [1.0, 2.0, 3.0])
+    monkeypatch.undo()
+    assert migrate(timescale_db, use_timescale=True) == ["0005_readings_chunk_interval"]
+    with psycopg.connect(timescale_db, autocommit=True) as conn:
+        insert_readings(conn, sid, [utc(2026, 1, 5, 12).timestamp(),
+                                    utc(2026, 1, 20, 12).timestamp()], [5.0, 20.0])
+        chunks = conn.execute(
+            "SELECT range_start, range_end FROM timescaledb_information.chunks"
+            " WHERE hypertable_name = 'readings' ORDER BY range_start").fetchall()
+        values = [r[0] for r in conn.execute("SELECT value FROM readings ORDER BY ts")]
+    assert chunks == [
+        (utc(2026, 1, 1), utc(2026, 1, 2)), (utc(2026, 1, 2), utc(2026, 1, 3)),
+        (utc(2026, 1, 3), utc(2026, 1, 4)), (utc(2026, 1, 4), utc(2026, 1, 7)),
+        (utc(2026, 1, 7), utc(2026, 2, 6)),
+    ]
+    assert values == [1.0, 2.0, 3.0, 5.0, 20.0]

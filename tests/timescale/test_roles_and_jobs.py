@@ -114,24 +114,28 @@ def test_a_compression_policy_behind_its_horizon_is_overdue_however_it_is_run(
         job = next(j for j in job_health(conn) if j.hypertable == "readings")
         conn.execute("SELECT alter_job(%s, scheduled => false)", (job.job_id,))  # no scheduler
         sid = new_series(conn)
-        t0 = utc(2026, 1, 1).timestamp()
-        insert_readings(conn, sid, [t0 + 3600.0 * h for h in range(24 * 10)],
-                        [0.5 * h for h in range(24 * 10)])
-        at = utc(2026, 2, 1)  # the ten daily chunks all ended > 7 days + 12 h + 1 h before
+        t0 = utc(2026, 1, 1).timestamp()  # 40 days, hourly: chunks of 30 days (epoch-aligned)
+        insert_readings(conn, sid, [t0 + 3600.0 * h for h in range(24 * 40)],
+                        [0.5 * h for h in range(24 * 40)])
+        ends = [r[0] for r in conn.execute(
+            "SELECT range_end FROM timescaledb_information.chunks"
+            " WHERE hypertable_name = 'readings' ORDER BY range_end").fetchall()]
+        assert ends == [utc(2026, 1, 7), utc(2026, 2, 6), utc(2026, 3, 8)]
+        at = utc(2026, 3, 1)  # the first two chunks ended > 7 days + 12 h + 1 h before
 
         def policy() -> Any:
             return next(j for j in job_health(conn, now=at) if j.job_id == job.job_id)
 
-        early = next(j for j in job_health(conn, now=utc(2026, 1, 8)) if j.job_id == job.job_id)
-        assert early.chunks_behind == 0  # on Jan 8, no chunk ended 7 days + 13 h before
+        early = next(j for j in job_health(conn, now=utc(2026, 1, 14)) if j.job_id == job.job_id)
+        assert early.chunks_behind == 0  # on Jan 14, no chunk ended 7 days + 13 h before
         behind = policy()
-        assert behind.chunks_behind == 10
+        assert behind.chunks_behind == 2
         assert behind.overdue
         assert not behind.scheduled
         assert not behind.failing
         conn.execute("SELECT compress_chunk(c) FROM show_chunks('readings', older_than => %s) c",
-                     (utc(2026, 1, 6),))
-        assert policy().chunks_behind == 5
+                     (utc(2026, 1, 8),))
+        assert policy().chunks_behind == 1
         conn.execute("SELECT compress_chunk(c, if_not_compressed => true)"
                      " FROM show_chunks('readings') c")
         done = policy()
