@@ -4,7 +4,7 @@ Setup (not timed): a fresh database, N customers (90% Europe/Amsterdam, 10% spre
 zones), one meter each on a TOU + graduated tiers + demand + standing-charge plan, and a month of
 15-minute interval usage per meter bulk-loaded straight into ``usage_15m`` with binary COPY
 and packed per UTC day into ``usage_15m_daily`` (what the usage engine maintains next to it and
-billing reads in bulk; the readings → usage derivation is helper D's and is benchmarked there,
+billing reads in bulk; the readings → usage derivation is benchmarked by bench/usage_backfill.py,
 loading usage directly keeps this benchmark about billing). Timed: ``close_period`` (drafts:
 usage load, rating, invoice + line inserts) and ``finalize_period`` (gapless numbering). No PDFs.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 import uuid
@@ -294,6 +295,14 @@ def reset_billing(url: str, customers: int) -> int:
     return sum((spans[tz].end - spans[tz].start) // timedelta(minutes=15) * n for tz, n in zones)
 
 
+def client_cpu() -> float:
+    """CPU seconds of this process and of its finished children (the rating processes of a
+    draft are waited for when it returns)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def naive(url: str, sample: int, now: datetime) -> float:
     """Seconds per customer drafting one customer per transaction (rolled back)."""
     plans = PlanCache()
@@ -318,6 +327,12 @@ def main() -> int:
     ap.add_argument("--customers", type=int, default=500)
     ap.add_argument("--chunk-size", type=int, default=1000)
     ap.add_argument("--baseline-sample", type=int, default=50)
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="rating processes of the draft (CloseConfig.processes; default 0: threads only)",
+    )
     ap.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -382,16 +397,18 @@ def main() -> int:
 
             prof = cProfile.Profile()
             prof.enable()
-        cfg = CloseConfig(chunk_size=args.chunk_size, grace=timedelta(days=3))
+        cfg = CloseConfig(
+            chunk_size=args.chunk_size, processes=args.processes, grace=timedelta(days=3)
+        )
         pool: psycopg_pool.ConnectionPool[psycopg.Connection[tuple[object, ...]]] = (
             psycopg_pool.ConnectionPool(url, min_size=1, max_size=3, open=True)
         )
         try:
-            c1, t1 = time.process_time(), time.perf_counter()
+            c1, t1 = client_cpu(), time.perf_counter()
             run = close_period(pool, KEY, now, cfg)
-            c2, t2 = time.process_time(), time.perf_counter()
+            c2, t2 = client_cpu(), time.perf_counter()
             fin = finalize_period(pool, KEY, now, cfg)
-            c3, t3 = time.process_time(), time.perf_counter()
+            c3, t3 = client_cpu(), time.perf_counter()
         finally:
             pool.close()
         if os.environ.get("BENCH_PROFILE"):
@@ -410,9 +427,11 @@ def main() -> int:
             f" {run.lines_written} lines"
         )
         print(f"finalize      : {fin_s:7.2f} s  {fin.invoices_written} numbered")
+        print(f"rating        : {args.processes or 'no'} rating processes (--processes)")
         print(
             f"client CPU    : {c2 - c1:7.2f} s in the draft ({(c2 - c1) / close_s:.0%} of its wall"
-            f" time), {c3 - c2:.2f} s in the finalize ({(c3 - c2) / fin_s:.0%})"
+            f" time), {c3 - c2:.2f} s in the finalize ({(c3 - c2) / fin_s:.0%}); with the"
+            " rating processes"
         )
         print(
             f"end to end    : {all_s:7.2f} s  {args.customers / all_s:,.0f} invoices/s,"

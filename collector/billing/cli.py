@@ -56,6 +56,7 @@ def _now(args: argparse.Namespace) -> datetime:
 def _config(args: argparse.Namespace) -> CloseConfig:
     return CloseConfig(
         chunk_size=args.chunk_size,
+        processes=args.processes,
         grace=timedelta(hours=args.grace_hours),
         correction_horizon=timedelta(days=args.horizon_days),
     )
@@ -273,6 +274,12 @@ def _invoice(args: argparse.Namespace, pool: Pool) -> int:
 def _add_close_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("period", help="YYYY-MM (each customer's month in their time zone)")
     p.add_argument("--chunk-size", type=int, default=1000, help="customers per transaction")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="rate chunks in this many processes of their own (default 0: in this one)",
+    )
     p.add_argument(
         "--grace-hours",
         type=float,

@@ -144,9 +144,7 @@ def invoice_pdf(doc: LegalDocument, fonts: PdfFonts | None = None) -> bytes:
         pdf.cell(45, 5, clean(k))
         pdf.cell(0, 5, clean(v), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
-    _pdf_table(
-        pdf, family, clean, widths=(78, 30, 34, 14, 34), heads=d.line_heads, rows=d.lines
-    )
+    _pdf_table(pdf, family, clean, widths=(78, 30, 34, 14, 34), heads=d.line_heads, rows=d.lines)
     pdf.ln(3)
     _pdf_table(pdf, family, clean, widths=(80, 20, 45, 45), heads=d.vat_heads, rows=d.vat)
     pdf.ln(3)

@@ -109,4 +109,3 @@ def buyer_reference(doc: LegalDocument) -> str:
     """BT-10: the customer's reference, else its customer number (Peppol wants one of BT-10 and
     BT-13 on every invoice)."""
     return doc.buyer.tax.buyer_reference or f"customer {doc.buyer.customer_id}"
-

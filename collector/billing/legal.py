@@ -322,4 +322,3 @@ def credit_note_document(
         ),
         corrects=corrects,
     )
-

@@ -92,8 +92,7 @@ _NL: Final = {
     "cat_G": "uitvoer buiten de EU",
     "cat_O": "buiten de reikwijdte van de btw",
     "note_AE": "Btw verlegd: de afnemer voldoet de btw (art. 196 Richtlijn 2006/112/EG).",
-    "note_K": "Intracommunautaire levering, vrijgesteld van btw (art. 138 Richtlijn"
-    " 2006/112/EG).",
+    "note_K": "Intracommunautaire levering, vrijgesteld van btw (art. 138 Richtlijn 2006/112/EG).",
     "note_G": "Uitvoer buiten de EU, vrijgesteld van btw (art. 146 Richtlijn 2006/112/EG).",
     "note_O": "Niet onderworpen aan btw.",
     "reason_late_data": "Later ontvangen meterstanden verlaagden het verbruik van de"
@@ -138,8 +137,7 @@ _DE: Final = {
     "cat_K": "innergemeinschaftliche Lieferung",
     "cat_G": "Ausfuhr außerhalb der EU",
     "cat_O": "nicht steuerbar",
-    "note_AE": "Steuerschuldnerschaft des Leistungsempfängers (Art. 196 Richtlinie"
-    " 2006/112/EG).",
+    "note_AE": "Steuerschuldnerschaft des Leistungsempfängers (Art. 196 Richtlinie 2006/112/EG).",
     "note_K": "Steuerfreie innergemeinschaftliche Lieferung (Art. 138 Richtlinie 2006/112/EG).",
     "note_G": "Steuerfreie Ausfuhr (Art. 146 Richtlinie 2006/112/EG).",
     "note_O": "Nicht steuerbar.",

@@ -53,8 +53,7 @@ VATEX: Mapping[TaxCategory, str] = {
 def check_vat_id(vat_id: str, what: str) -> str:
     if not _VAT_RE.match(vat_id):
         raise ValidationFailed(
-            f"{what} must be a VAT id with its country prefix like 'NL123456789B01',"
-            f" got {vat_id!r}"
+            f"{what} must be a VAT id with its country prefix like 'NL123456789B01', got {vat_id!r}"
         )
     return vat_id
 

@@ -1,4 +1,4 @@
-"""Adapter to the rating engine (``collector.rating``, helper C): plan documents in, segment
+"""Adapter to the rating engine (``collector.rating``): plan documents in, segment
 lines out. One engine call per (plan version, meter unit) group of segments."""
 
 from __future__ import annotations

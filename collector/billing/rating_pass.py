@@ -21,9 +21,7 @@ InAdvance = Literal["exclude", "only", "keep"]
 
 def advance_charge_ids(plan: Plan) -> frozenset[str]:
     """Ids of the plan's recurring fees billed in advance."""
-    return frozenset(
-        c.id for c in plan.charges if isinstance(c, Recurring) and c.pay_in_advance
-    )
+    return frozenset(c.id for c in plan.charges if isinstance(c, Recurring) and c.pay_in_advance)
 
 
 def _split_advance(

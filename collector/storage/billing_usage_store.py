@@ -1,4 +1,4 @@
-"""Interval usage for billing: the usage engine's packed ``usage_15m_daily`` (helper D) read in
+"""Interval usage for billing: the usage engine's packed ``usage_15m_daily`` read in
 bulk for many series at once (one binary COPY per 500 series, decoded by numpy), plus
 the late-data and stale-draft queries on ``usage_15m``, which use the ``usage_15m
 (updated_at)`` index of 0021.
@@ -126,7 +126,7 @@ def load_usage_rows(
 ) -> UsageRows:
     """All 15-minute usage of ``series_ids`` with buckets in ``[start, end)``.
 
-    Reads the usage engine's packed ``usage_15m_daily`` (helper D keeps it in step with
+    Reads the usage engine's packed ``usage_15m_daily`` (kept in step with
     ``usage_15m`` in the same transaction; 96 quarter hours per series and UTC day, so the
     server reads 96x fewer rows than from ``usage_15m``). The packed days of up to 500 series
     come in one binary COPY, which numpy decodes as fixed-size records and flattens to one row

@@ -14,7 +14,7 @@ from collector.billing import accounts
 from collector.billing.close import CloseConfig, close_period, finalize_period, refresh_period
 from collector.billing.model import LineKind
 from collector.billing.periods import PeriodKey
-from collector.errors import NotReady
+from collector.errors import NotReady, ValidationFailed
 from collector.storage import billing_invoice_store as invoices
 from tests.collector.billing.conftest import make_series, plan_doc, put_usage, spec, utc
 
@@ -241,3 +241,38 @@ def test_close_with_a_one_connection_pool_does_not_deadlock(db: str, conn: Conn)
         small.close()
     assert run.status == "done"
     assert run.invoices_written == 3
+
+
+def _drafts_by_customer(conn: Conn) -> dict[int, tuple[Any, ...]]:
+    page = invoices.list_invoices(conn, period="2026-03", limit=1000)
+    out: dict[int, tuple[Any, ...]] = {}
+    for item in page.items:
+        inv = invoices.get_invoice(conn, item.invoice_id)
+        out[inv.customer_id] = (
+            inv.total,
+            tuple((ln.line_no, ln.description, ln.quantity, ln.amount) for ln in inv.lines),
+        )
+    return out
+
+
+def test_close_in_rating_processes_drafts_what_threads_draft(conn: Conn, pool: Pool) -> None:
+    """Rating chunks in two processes writes the invoices a threaded re-draft writes, every
+    chunk stored once and in order (five customers in chunks of two: chunks in flight)."""
+    for i, tz in enumerate(["Europe/Amsterdam", "Pacific/Kiritimati"] * 2 + ["Asia/Kolkata"]):
+        cid, sid, pv = _setup(conn, tz=tz, price=f"0.2{i}")
+        accounts.assign_meter(conn, cid, sid, pv, utc(2026, 1, 1))
+        put_usage(conn, sid, utc(2026, 2, 27), utc(2026, 4, 3), 1.0 + i / 4)
+    run = close_period(pool, MARCH, NOW, CloseConfig(chunk_size=2, processes=2))
+    assert (run.status, run.done_customers, run.invoices_written) == ("done", 5, 5)
+    in_processes = _drafts_by_customer(conn)
+    refresh_period(pool, MARCH, NOW, CloseConfig(chunk_size=2, processes=0))
+    assert _drafts_by_customer(conn) == in_processes
+    amsterdam = in_processes[min(in_processes)]
+    assert amsterdam[0] == D("731.32")  # 2972 kWh x 0.20 + 10.00 = 604.40, VAT 126.92
+
+
+def test_rating_processes_are_bounded() -> None:
+    with pytest.raises(ValidationFailed):
+        CloseConfig(processes=-1)
+    with pytest.raises(ValidationFailed):
+        CloseConfig(processes=33)
