@@ -15,6 +15,7 @@ boolean): environment overrides arrive as strings. ``__post_init__`` rules raise
 from __future__ import annotations
 
 import enum
+import os
 import re
 import types
 from pathlib import Path
@@ -51,7 +52,7 @@ class FieldProblem(ValueError):
 
 def _dec_hook(type_: type, obj: object) -> object:
     if type_ is Path:
-        if isinstance(obj, str):
+        if isinstance(obj, str | os.PathLike):
             return Path(obj)
         raise TypeError(f"Expected a path string, got `{type(obj).__name__}`")
     raise NotImplementedError(f"no conversion to {type_!r}")

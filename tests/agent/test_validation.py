@@ -9,8 +9,10 @@ import msgspec
 import pytest
 
 from agent.buffer_fake import MemoryBuffer
+from agent.buffer_port import FullPolicy
 from agent.config import BrokerConfig, parse_config, parse_source
 from agent.errors import ConfigError
+from agent.protocol import Encoding
 from agent.remote_config import parse_remote_config
 from agent.sources.factory import build_source
 from agent.validation import FieldProblem, Strict, convert, describe
@@ -67,6 +69,15 @@ def test_convert_accepts_strings_for_numbers_and_paths() -> None:
     """Numbers and booleans given as strings (environment overrides) and paths as strings."""
     got = convert({"count": "3", "where": "/tmp/x", "items": [{"low": "0.5"}]}, _Outer)
     assert got == _Outer(count=3, where=Path("/tmp/x"), items=[_Inner(low=0.5)])
+
+
+def test_convert_accepts_path_objects_and_enum_members() -> None:
+    """A mapping built in code may hold Path objects and enum members, as a parsed file
+    holds strings."""
+    cfg = parse_config({"device_id": "d1", "encoding": Encoding.CBOR,
+                        "buffer": {"path": Path("/tmp/b.db"), "policy": FullPolicy.REFUSE_NEW}})
+    assert (cfg.encoding, cfg.buffer.path, cfg.buffer.policy) == (
+        Encoding.CBOR, Path("/tmp/b.db"), FullPolicy.REFUSE_NEW)
 
 
 def test_structs_are_frozen_and_check_their_rules_when_built_directly() -> None:
