@@ -12,9 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from agent.config import SourceConfig
+from agent.config import SourceConfig, parse_source
 from agent.errors import ConfigError
 
 __all__ = ["RemoteConfig", "applied_path", "load_applied", "parse_remote_config"]
@@ -44,9 +42,9 @@ def parse_remote_config(payload: bytes, device_id: str) -> RemoteConfig:
     if not isinstance(raw_sources, list) or not raw_sources:
         raise ConfigError("remote config: sources must be a non-empty list")
     try:
-        sources = tuple(SourceConfig.model_validate(s) for s in raw_sources)
-    except ValidationError as exc:
-        raise ConfigError(f"remote config: invalid source: {exc.errors()[0]['msg']}") from exc
+        sources = tuple(parse_source(s, at=f"sources[{i}]") for i, s in enumerate(raw_sources))
+    except ConfigError as exc:
+        raise ConfigError(f"remote config: {exc}") from exc
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError("remote config: source names must be unique")

@@ -3,7 +3,7 @@
 Where things are::
 
     registry.py            build(type, name, options, state) -> Source: the agent's entry point
-    options.py             validated options of each source type (pydantic, config boundary)
+    options.py             validated options of each source type (msgspec structs, config boundary)
     errors.py              the exception tree (BridgeError, DecodeError, FrameError, ...)
     measurement.py         the value a pure decoder returns; to_readings() attaches the meter
     buffer.py              bounded buffer for push sources (MQTT, HTTP, UDP, serial streams)

@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
-from pydantic import BaseModel, ValidationError
+import msgspec
 
 from agent.protocol import Kind
+from agent.validation import Strict, convert, describe
 from firmware_bridge import options as opt
 from firmware_bridge.errors import BridgeConfigError
 
@@ -207,7 +208,7 @@ def _file(name: str, o: opt.FileOptions) -> Source:
     return FileSource(name, o.path, _value_spec(o), meter=o.meter, interval_s=o.interval_s)
 
 
-_BUILDERS: Final[dict[str, tuple[type[BaseModel], Callable[[str, object], Source]]]] = {
+_BUILDERS: Final[dict[str, tuple[type[Strict], Callable[[str, object], Source]]]] = {
     "modbus-tcp": (opt.ModbusTcpOptions, _modbus_tcp),  # type: ignore[dict-item]
     "modbus-rtu": (opt.ModbusRtuOptions, _modbus_rtu),  # type: ignore[dict-item]
     "dsmr-p1": (opt.P1Options, _p1),  # type: ignore[dict-item]
@@ -221,14 +222,6 @@ _BUILDERS: Final[dict[str, tuple[type[BaseModel], Callable[[str, object], Source
 }
 
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "options"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
-
-
 def build(type: str, name: str, options: Mapping[str, object], state: StateStore) -> Source:
     """A Source of ``type`` named ``name``; BridgeConfigError (a ValueError) explains bad options.
 
@@ -240,11 +233,11 @@ def build(type: str, name: str, options: Mapping[str, object], state: StateStore
         raise BridgeConfigError(
             f"source {name!r}: unknown type {type!r}; known types: {', '.join(KNOWN_TYPES)}"
         )
-    model, builder = entry
+    struct, builder = entry
     try:
-        validated = model.model_validate(dict(options))
-    except ValidationError as exc:
-        raise BridgeConfigError(f"source {name!r} (type {type}): {_describe(exc)}") from exc
+        validated = convert(dict(options), struct)
+    except msgspec.ValidationError as exc:
+        raise BridgeConfigError(f"source {name!r} (type {type}): {describe(exc, struct)}") from exc
     try:
         return builder(name, validated)
     except ValueError as exc:  # BridgeConfigError included: prefix the source it concerns

@@ -22,11 +22,13 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
+from msgspec import Meta, field
 
 from agent.protocol import Kind
+from agent.validation import Strict, convert, describe
 from firmware_bridge.errors import BridgeConfigError
 from firmware_bridge.modbus.registers import (
     MAX_READ_REGISTERS,
@@ -39,19 +41,17 @@ from firmware_bridge.modbus.registers import (
 __all__ = ["builtin_map_names", "load_map", "parse_map"]
 
 
-class _Defaults(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Defaults(Strict, frozen=True, kw_only=True):
     function: Literal[3, 4] = 4
     type: DataType = DataType.FLOAT32
     word_order: WordOrder = WordOrder.BIG
     scale: float = 1.0
 
 
-class _PointModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    metric: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-    address: int = Field(ge=0, le=0xFFFF)
-    unit: str = Field(min_length=1, max_length=16)
+class _PointModel(Strict, frozen=True, kw_only=True):
+    metric: Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")]
+    address: Annotated[int, Meta(ge=0, le=0xFFFF)]
+    unit: Annotated[str, Meta(min_length=1, max_length=16)]
     kind: Literal["cumulative", "gauge"]
     function: Literal[3, 4] | None = None
     type: DataType | None = None
@@ -60,26 +60,25 @@ class _PointModel(BaseModel):
     description: str = ""
 
 
-class _MapModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
+class _MapModel(Strict, frozen=True, kw_only=True):
+    name: Annotated[str, Meta(min_length=1)]
     description: str = ""
     reference: str = ""
-    max_gap: int = Field(default=0, ge=0, le=MAX_READ_REGISTERS)
-    max_block: int = Field(default=MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)
-    defaults: _Defaults = _Defaults()
-    points: list[_PointModel] = Field(min_length=1)
+    max_gap: Annotated[int, Meta(ge=0, le=MAX_READ_REGISTERS)] = 0
+    max_block: Annotated[int, Meta(ge=1, le=MAX_READ_REGISTERS)] = MAX_READ_REGISTERS
+    defaults: _Defaults = field(default_factory=_Defaults)
+    points: Annotated[list[_PointModel], Meta(min_length=1)]
 
 
 def parse_map(text: str, *, origin: str = "<string>") -> RegisterMap:
     """A validated register map from TOML text; BridgeConfigError names what is wrong."""
     try:
         doc = tomllib.loads(text)
-        model = _MapModel.model_validate(doc)
+        model = convert(doc, _MapModel)
     except tomllib.TOMLDecodeError as exc:
         raise BridgeConfigError(f"register map {origin}: not valid TOML: {exc}") from exc
-    except ValidationError as exc:
-        raise BridgeConfigError(f"register map {origin}: {exc}") from exc
+    except msgspec.ValidationError as exc:
+        raise BridgeConfigError(f"register map {origin}: {describe(exc, _MapModel)}") from exc
     d = model.defaults
     try:
         points = tuple(

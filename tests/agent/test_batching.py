@@ -63,9 +63,21 @@ def test_series_ordered_by_key_readings_by_time_then_row_id() -> None:
 
 
 def test_agent_run_path_loads_neither_numpy_nor_optional_packages() -> None:
+    """The run command's modules, a parsed config, a remote config and a bridge source built
+    from its options load none of numpy, pydantic, httpx, rich or pymodbus."""
     code = (
         "import sys, agent.cli, agent.runner, agent.buffer, agent.publisher;"
-        " print(','.join(sorted(m for m in ('numpy', 'httpx', 'rich', 'pymodbus')"
+        " from agent.config import parse_config;"
+        " from agent.remote_config import parse_remote_config;"
+        " from agent.sources.factory import build_sources;"
+        " from agent.buffer_fake import MemoryBuffer;"
+        " cfg = parse_config({'device_id': 'd1', 'sources': [{'type': 'file', 'name': 'f',"
+        " 'interval_s': 5, 'path': '/nonexistent', 'metric': 'm', 'unit': 'kWh',"
+        " 'kind': 'gauge'}]});"
+        " build_sources(cfg.sources, MemoryBuffer());"
+        " parse_remote_config(b'{\"v\": 1, \"device_id\": \"d1\", \"version\": 2,"
+        " \"sources\": [{\"type\": \"file\", \"name\": \"g\", \"interval_s\": 5}]}', 'd1');"
+        " print(','.join(sorted(m for m in ('numpy', 'pydantic', 'httpx', 'rich', 'pymodbus')"
         " if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

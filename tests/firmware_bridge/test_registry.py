@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import SourceConfig
+from agent.config import parse_source
 from agent.sources.base import Source
 from agent.sources.factory import build_source
 from firmware_bridge.errors import BridgeConfigError
@@ -107,7 +107,7 @@ async def test_agent_factory_builds_and_polls_a_bridge_source() -> None:
     server = await start_tcp_server(
         MeterRegisters(load_map("sdm630"), LoadModel(t0_s=T0)), "127.0.0.1", 0, clock=clock
     )
-    cfg = SourceConfig.model_validate(
+    cfg = parse_source(
         {"type": "modbus-tcp", "name": "main-meter", "interval_s": 15,
          "host": "127.0.0.1", "port": bound_port(server), "map": "sdm630"}
     )  # fmt: skip
