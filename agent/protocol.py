@@ -69,7 +69,7 @@ MIN_TIMESTAMP_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_SKIPPED_RANGES: Final = 64
 MAX_SKIPPED_SPAN: Final = 100_000  # seqs in one skipped range
 MAX_FUTURE_SKEW_MS: Final = 24 * 3600 * 1000  # a reading may be at most 1 day ahead of `now`
-_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")  # \Z: "$" lets "x\n" in
 _UNIT_RE: Final = re.compile(r"^[A-Za-z0-9%°/^.*_³²µ-]{1,16}$")
 
 

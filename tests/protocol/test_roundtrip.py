@@ -85,6 +85,7 @@ def with_series(**changes: object) -> dict[str, object]:
         ({**GOOD, "seq": -1}, "seq"),
         ({**GOOD, "seq": "7"}, "seq"),
         ({**GOOD, "series": []}, "series"),
+        (with_series(meter="m\n"), "series[0].meter"),  # "$" would let a trailing newline in
         (with_series(kind="counter"), "kind"),
         (with_series(unit="kilowatt hours"), "unit"),
         (with_series(dt=[0], val=[1.0, 2.0]), "val"),
