@@ -55,6 +55,8 @@ def _dec_hook(type_: type, obj: object) -> object:
         if isinstance(obj, str | os.PathLike):
             return Path(obj)
         raise TypeError(f"Expected a path string, got `{type(obj).__name__}`")
+    # msgspec's dec_hook protocol: NotImplementedError reports the type as unsupported, which
+    # msgspec turns into a ValidationError naming the field (translated once in describe())
     raise NotImplementedError(f"no conversion to {type_!r}")
 
 
