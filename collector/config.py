@@ -114,6 +114,8 @@ class IngestConfig(_Section):
     # false: no pass on commit, only every usage_refresh_s (the scheme before; benchmarks)
     usage_refresh_on_commit: bool = True
     usage_refresh_limit: int = Field(default=5000, ge=1, le=1_000_000)  # series per pass
+    # readings one pass holds in memory at once (windows are loaded and derived in groups)
+    usage_refresh_max_readings: int = Field(default=2_000_000, ge=10_000, le=100_000_000)
 
 
 class ApiConfig(_Section):

@@ -89,7 +89,8 @@ def refresh_settings(config: CollectorConfig) -> RefreshSettings:
     i = config.ingest
     return RefreshSettings(
         poll_s=i.usage_refresh_s or 1.0, min_gap_s=i.usage_refresh_gap_s,
-        limit=i.usage_refresh_limit, owner_role=config.database.owner_role,
+        limit=i.usage_refresh_limit, max_readings=i.usage_refresh_max_readings,
+        owner_role=config.database.owner_role,
     )
 
 

@@ -60,6 +60,7 @@ class RefreshSettings:
     poll_s: float = 1.0  # longest wait without a wake-up (ranges queued by other processes)
     min_gap_s: float = 0.1  # shortest time between the starts of two passes
     limit: int = 5000  # series per pass (``take_dirty``)
+    max_readings: int = 2_000_000  # readings held at once by a pass (loaded in groups)
     retry_s: float = 10.0  # wait after a failed pass
     rollups_every_s: float = 5.0  # TimescaleDB continuous aggregates, at most this often
     # while ingest itself is behind (``ingest_behind``), passes start at most this often:
@@ -70,8 +71,8 @@ class RefreshSettings:
     def __post_init__(self) -> None:
         if self.poll_s <= 0 or self.min_gap_s < 0 or self.retry_s < 0:
             raise ValueError("poll_s must be > 0, min_gap_s and retry_s >= 0")
-        if self.limit < 1:
-            raise ValueError("limit must be >= 1")
+        if self.limit < 1 or self.max_readings < 1:
+            raise ValueError("limit and max_readings must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +179,8 @@ class UsageRefresher:
                 conn.autocommit = True  # lets TimescaleDB refresh its aggregates after
                 try:
                     report = refresh_usage(
-                        conn, self._clock.now(), limit=self._settings.limit, rollups=False
+                        conn, self._clock.now(), limit=self._settings.limit, rollups=False,
+                        max_readings=self._settings.max_readings,
                     )
                     took = self._clock.monotonic() - started
                     self._rollups(conn, report)

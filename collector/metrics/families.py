@@ -33,13 +33,16 @@ Metrics (gauges unless a counter is said):
   ``tally_timescale_job_failures_total{...}`` (counter): TimescaleDB's own jobs, such as the
   compression policy (none on plain PostgreSQL).
 * ``tally_metrics_database_up``: 0 when the database part of the scrape failed.
+* ``process_resident_memory_bytes``, ``process_cpu_seconds_total`` and the other ``process_*``
+  families of prometheus-client's process collector (Linux): the collector's own memory and
+  CPU, the figures its soak benchmark watches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -208,7 +211,9 @@ def job_families(jobs: list[JobHealth]) -> Iterator[Metric]:
 
 def metrics_registry(pool: Pool, probe: Callable[[], IngestProbe] | None,
                      upkeep: UpkeepTracker | None = None) -> CollectorRegistry:
-    """A fresh registry with the collector's metrics (never the global default registry)."""
+    """A fresh registry with the collector's metrics (never the global default registry) and
+    the process's own (``process_resident_memory_bytes``, CPU seconds, open files)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TallyMetrics(pool, probe, upkeep))
+    ProcessCollector(registry=registry)
     return registry

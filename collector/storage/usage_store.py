@@ -24,7 +24,7 @@ from collector.storage.database import translate_errors
 from collector.storage.reading_lookups import DAY_S, MONTH_S, load_ranges, window_bounds
 from collector.storage.usage_fleet import apply_stage_deltas
 from collector.storage.usage_meters import SeriesMeta, load_meta
-from collector.usage import BUCKET_15M_S, SeriesBatch, derive_many, find_long_gaps
+from collector.usage import BUCKET_15M_S, LoadPlanner, SeriesBatch, derive_many, find_long_gaps
 
 __all__ = [
     "RefreshReport", "TakenDirty", "refresh_rollups", "refresh_usage", "take_dirty",
@@ -40,6 +40,8 @@ _MAX_CELLS: Final = 2_000_000  # series × buckets derived per chunk
 _WEEK_S: Final = 7 * 86400.0
 _DAY: Final = timedelta(days=1)
 _NEIGHBOUR_SPAN: Final = 2.0  # neighbours are first searched within 2x their expected spacing
+MAX_LOADED: Final = 2_000_000  # readings held at once by one pass (``LoadPlanner``)
+_EMPTY: Final = np.zeros(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,10 +334,15 @@ def _refresh_daily(conn: Conn, windows: Sequence[_Window], now: datetime) -> Non
 
 
 def refresh_usage(
-    conn: Conn, now: datetime, *, limit: int = 5000, rollups: bool = True
+    conn: Conn, now: datetime, *, limit: int = 5000, rollups: bool = True,
+    max_readings: int = MAX_LOADED,
 ) -> RefreshReport:
     """Take the dirty ranges of up to ``limit`` series (:func:`take_dirty`) and re-derive
     the affected usage, in one transaction.
+
+    The windows are loaded, derived and written in groups of at most about ``max_readings``
+    readings (:class:`~collector.usage.LoadPlanner`), so the memory a pass holds does not grow
+    with the number of series or their reading rate.
 
     Returns a report with ``busy=True`` (nothing done) when another refresher holds the lock.
     On a TimescaleDB schema and an autocommit connection, the continuous aggregates are
@@ -353,14 +360,8 @@ def refresh_usage(
             taken = take_dirty(conn, limit)
             rows, dirty = taken.rows, taken.ranges
             meta = load_meta(conn, list(dirty))
-            windows = _windows(conn, dirty, meta)
-            loaded = _load(conn, windows)
-            again = [w for w in windows if _needs_history(w)]
-            loaded += _load(conn, again, history=True)
-            written = 0
-            derived = [w for w in windows if w.ts.shape[0]]
-            for chunk in _chunks(derived):
-                written += _write(conn, _derive_rows(chunk), now)
+            windows = sorted(_windows(conn, dirty, meta), key=lambda w: w.lo)
+            loaded, written, derived = _derive_in_groups(conn, windows, now, max_readings)
             if derived:
                 _refresh_daily(conn, derived, now)
             timescale = uses_timescale(conn)
@@ -374,6 +375,30 @@ def refresh_usage(
             refresh_rollups(conn)
     return RefreshReport(rows, len(windows), loaded, written, more=taken.more,
                          oldest_wait_s=taken.oldest_wait_s)
+
+
+def _derive_in_groups(conn: Conn, windows: list[_Window], now: datetime,
+                      max_readings: int) -> tuple[int, int, list[_Window]]:
+    """Load, derive and write ``windows`` group by group; each group's readings are released
+    before the next loads. Returns (readings loaded, buckets written, windows with readings)."""
+    planner = LoadPlanner(max_readings)
+    loaded = written = 0
+    derived: list[_Window] = []
+    spans = np.asarray([w.hi - w.lo for w in windows], dtype=np.float64)  # buckets written
+    start = 0
+    while start < len(windows):
+        group = windows[start : start + planner.take(spans[start:])]
+        loaded += _load(conn, group)
+        planner.observe(spans[start : start + len(group)], [w.ts.shape[0] for w in group])
+        start += len(group)
+        loaded += _load(conn, [w for w in group if _needs_history(w)], history=True)
+        ready = [w for w in group if w.ts.shape[0]]
+        for chunk in _chunks(ready):
+            written += _write(conn, _derive_rows(chunk), now)
+        for w in group:
+            w.ts = w.values = _EMPTY
+        derived += ready
+    return loaded, written, derived
 
 
 def refresh_rollups(conn: Conn, *, owner_role: str | None = None) -> int:

@@ -11,6 +11,7 @@ Public API::
     bucket_edges(start, end, resolution, tz) -> int64 edges (15m / 1h / 1d / 1mo, DST-correct)
     rollup(starts_15m, values, resolution, tz) -> (starts, ends, sums)   15-min → coarser
     find_long_gaps(ts, config) -> start times of gaps that need a historical profile
+    LoadPlanner(max_readings)            how many windows one refresh step loads together
 
 Storage (``collector.storage.usage_store``) keeps ``usage_15m`` up to date from these and
 offers ``usage_for_series`` / ``load_usage_matrix`` (→ ``UsageMatrix``) to billing.
@@ -36,11 +37,13 @@ from collector.usage.model import (
     UsageFlag,
     UsageMatrix,
 )
+from collector.usage.working_set import LoadPlanner
 
 __all__ = [
     "BUCKET_15M_S",
     "BucketUsage",
     "DerivedMatrix",
+    "LoadPlanner",
     "MeterConfig",
     "Replacement",
     "Resolution",

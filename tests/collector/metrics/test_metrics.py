@@ -109,12 +109,15 @@ def test_the_grafana_dashboard_only_uses_metrics_the_collector_exposes(
     root = Path(__file__).resolve().parents[3]
     dash = json.loads((root / "deploy" / "grafana" / "tally-collector.json").read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
-    used = {n for e in exprs for n in re.findall(r"\btally_[a-z_]+", e)}
-    with TestClient(create_app(pool, ingest_probe=_probe)) as client:
+    used = {n for e in exprs for n in re.findall(r"\b(?:tally|process)_[a-z_]+", e)}
+    tracker = UpkeepTracker()
+    tracker.succeeded("usage_refresh", utc(2026, 3, 1))
+    with TestClient(create_app(pool, ingest_probe=_probe, upkeep=tracker)) as client:
         text = client.get("/metrics").text
     exposed = {s.name for fam in text_string_to_metric_families(text) for s in fam.samples}
     exposed |= {fam.name for fam in text_string_to_metric_families(text)}
     assert len(used) >= 15
+    assert {"process_resident_memory_bytes", "tally_ingest_flush_retries_total"} <= used
     assert used <= exposed, used - exposed
 
 

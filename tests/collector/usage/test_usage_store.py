@@ -210,3 +210,40 @@ def test_clock_jump_reading_does_not_fill_years_of_rows(usage_conn: Conn) -> Non
     q = usage_conn.execute(
         "SELECT sum(quantity), sum(quarantined) FROM usage_15m WHERE series_id = %s", (sid,))
     assert q.fetchone() == (1.0, 995.0)
+
+
+def test_a_pass_holds_a_bounded_number_of_readings(
+    usage_conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 dense series (a reading every 9 s) refreshed with room for 5,000 readings at once:
+    the first group is 64 series, every later load stays within the bound, and the usage
+    equals the reference derivation of each series."""
+    rng = np.random.default_rng(11)
+    ts = T0 + np.arange(200) * 9.0
+    series = {}
+    for k in range(100):
+        sid = new_series(usage_conn, meter=f"m{k}")
+        v = np.cumsum(rng.random(200))
+        ingest(usage_conn, sid, ts.tolist(), v.tolist())
+        series[sid] = v
+    sizes: list[int] = []
+    real_load = usage_store._load
+
+    def counting_load(conn: Conn, windows: Any, history: bool = False) -> int:
+        n = real_load(conn, windows, history)
+        if windows:
+            sizes.append(n)
+        return n
+
+    monkeypatch.setattr(usage_store, "_load", counting_load)
+    report = refresh_usage(usage_conn, NOW, max_readings=5_000)
+    assert report.series == 100
+    assert report.readings_loaded == 20_000
+    # 64 series first; then 25 (1/9 reading per second over two buckets: 200 each)
+    assert sizes == [64 * 200, 25 * 200, 11 * 200]
+    edges = bucket_edges(ts[0], ts[-1], "15m")
+    for sid, v in series.items():
+        expected = derive_usage("cumulative", ts, v, edges)
+        rows = _rows(usage_conn, sid)
+        got = np.asarray([rows[float(b)][0] for b in expected.starts])
+        assert np.allclose(got, expected.quantity, atol=1e-9)
