@@ -17,10 +17,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from collector.embedded.broker import MqttBroker
 from collector.embedded.postgres import EmbeddedPostgres
 from tests.support.proxy import TcpProxy
+
+# No per-example time limit: a property test asserts behaviour, and how fast the code runs is
+# measured under bench/. A deadline made these tests fail on a loaded machine.
+settings.register_profile("tally", deadline=None)
+settings.load_profile("tally")
 
 
 @pytest.fixture(scope="session")

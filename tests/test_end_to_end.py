@@ -289,7 +289,12 @@ async def test_agents_to_database_exactly_once(
         cfgs = [parse_config(tomllib.loads(agent_toml(d, mqtt_url, tmp_path / d / "buf.db")))
                 for d in devices]
         tasks = [await start_recorded_agent(c, stop, taken) for c in cfgs]
-        await asyncio.sleep(4.0)  # let them produce; nothing below depends on how much
+        # let them produce at least 300 readings (about 4 s on a quiet machine, longer on a
+        # loaded one); nothing below depends on how many more
+        for _ in range(600):
+            if len(taken) > 300:
+                break
+            await asyncio.sleep(0.1)
         stop.set()  # what SIGTERM does in `tally-agent run`: flush, then exit
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
         for c in cfgs:
