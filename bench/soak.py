@@ -333,6 +333,8 @@ def run(args: argparse.Namespace, db: str, work: Path) -> int:
                 break
             if collector.poll() is not None:
                 raise SystemExit("collector process exited; see collector.log")
+            if end_info is None and not pub.is_alive() and out.empty():
+                raise SystemExit("publisher process exited before its report")
             time.sleep(0.2)
         pub.join(30)
         run_s = min(time.time() - t0, args.minutes * 60.0)
