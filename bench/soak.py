@@ -19,7 +19,10 @@ after the first 5 minutes, and an exactness check (readings stored == readings p
 none twice). The run stops early, and says so, if the database passes ``--max-db-gb``.
 
 RESULT: figure = p99 of the last window, baseline = p99 of the first window (same run),
-ratio = last/first; RSS first/last window and slope on the same line.
+ratio = last/first; RSS first/last window and slope on the same line, and the steady state:
+the RSS of the first window after ``--warmup-min`` and the slope from there on (the usage
+refresh's working set follows the 15-minute usage bucket, so the first ten minutes can end
+before a whole bucket has been derived).
 
 Disk: plain PostgreSQL keeps ~87 bytes per reading here (table, index and usage tables: 9.4 GB
 for the 108 M readings of an hour at the default 30,000 readings/s), so an hour at r
@@ -343,6 +346,11 @@ def run(args: argparse.Namespace, db: str, work: Path) -> int:
         first_rss, first_p99, first_n = window_stats(used[:w])
         last_rss, last_p99, last_n = window_stats(used[-w:])
         slope = rss_slope_mb_per_h(samples, skip_s=min(300.0, run_s / 3))
+        # steady state: after the warm-up (a whole 15-minute usage bucket has been derived)
+        warm = args.warmup_min if args.warmup_min is not None else (
+            20 if len(used) >= 45 else len(used) // 3)
+        steady_rss, steady_p99, _ = window_stats(used[warm : warm + w])
+        steady_slope = rss_slope_mb_per_h(samples, skip_s=warm * 60.0)
         published, acked, missing = end_info
         stored, rows = exactness(db)
         expected = published * args.batch
@@ -360,17 +368,22 @@ def run(args: argparse.Namespace, db: str, work: Path) -> int:
               f" ({last_n:,} batches)")
         print(f"RSS slope after warm-up: {slope:+.1f} MB/h; peak {max(r for _, r in samples):.1f}"
               f" MB; load average now {os.getloadavg()}")
+        print(f"steady state (from minute {warm + 1}): RSS median {steady_rss:.1f} MB in minutes"
+              f" {warm + 1}-{warm + w} → {last_rss:.1f} MB in the last {w}; slope"
+              f" {steady_slope:+.1f} MB/h; p99 {steady_p99 * 1000:.0f} → {last_p99 * 1000:.0f} ms")
         summary = {"minutes": len(used), "rate": args.rate, "published_batches": published,
                    "acked_batches": acked, "lost": expected - stored, "duplicated": rows - stored,
                    "db_gb": round(gb, 2), "first_rss_mb": round(first_rss, 1),
                    "last_rss_mb": round(last_rss, 1), "first_p99_ms": round(first_p99 * 1000),
                    "last_p99_ms": round(last_p99 * 1000), "rss_slope_mb_per_h": round(slope, 1),
-                   "window_min": w}
+                   "window_min": w, "warmup_min": warm, "steady_rss_mb": round(steady_rss, 1),
+                   "steady_slope_mb_per_h": round(steady_slope, 1)}
         print(json.dumps(summary))
         print(f"RESULT name=soak figure={last_p99 * 1000:.0f} ms p99 (last {w} min)"
               f" baseline={first_p99 * 1000:.0f} ms p99 (first {w} min)"
               f" ratio={last_p99 / first_p99:.2f}x rss_first={first_rss:.1f}MB"
               f" rss_last={last_rss:.1f}MB rss_slope={slope:+.1f}MB/h"
+              f" rss_steady={steady_rss:.1f}MB rss_steady_slope={steady_slope:+.1f}MB/h"
               f" lost={expected - stored} duplicated={rows - stored}")
         return 0 if expected == stored and rows == stored and missing == 0 else 1
     finally:
@@ -403,6 +416,10 @@ def main() -> int:
                     help="devices (10 meters each); the default gives 1 reading/s per meter")
     ap.add_argument("--batch", type=int, default=1000, help="readings per batch (10 meters)")
     ap.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling period")
+    ap.add_argument("--warmup-min", type=int, default=None,
+                    help="minutes before the steady state (default 20 for runs of 45 min or"
+                         " more: the refresh's working set follows the 15-minute usage bucket,"
+                         " so a whole bucket is derived before it; else a third of the run)")
     ap.add_argument("--max-db-gb", type=float, default=15.0,
                     help="stop publishing when the database passes this size")
     ap.add_argument("--database-url", default=None,
