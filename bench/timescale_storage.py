@@ -6,8 +6,10 @@ Run: python3 dev.py bench timescale_storage --timescale-url postgresql://…:554
 
 The data are those of ``bench/archive.py``: a month of cumulative energy registers read every
 15 minutes (kWh with 3 decimals, a daily profile, each meter at its own level, 0-2 s of
-timestamp jitter), bulk-loaded in arrival order (time-major) into a fresh database on each
-server, schema from ``migrate`` (TimescaleDB flavour on the first, plain on the second).
+timestamp jitter; ``--jitter-s 0`` puts every reading on the quarter hour), bulk-loaded in
+arrival order (time-major) into a fresh database on each server, schema from ``migrate``
+(TimescaleDB flavour on the first, plain on the second). The compressed chunks' bytes per
+reading are printed per column as well.
 
 Figure: bytes per reading on TimescaleDB after ``compress_chunk`` of every chunk (as the
 compression policy leaves a month: ``segmentby series_id``, ``orderby ts``), from
@@ -34,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from collector.storage.copy_binary import encode_readings_copy
 from collector.storage.migrate import migrate
@@ -48,8 +51,9 @@ def _with_db(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-def _month(series: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Times (ms, time-major × series) and values of a realistic month (bench/archive.py)."""
+def _month(series: int, jitter_s: int = 2) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Times (ms, time-major × series) and values of a realistic month (bench/archive.py);
+    each timestamp late by 0..``jitter_s`` whole seconds (0: exactly on the quarter hour)."""
     rng = np.random.default_rng(11)
     interval = 900
     per = 31 * 86400 // interval
@@ -59,16 +63,16 @@ def _month(series: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     inc = np.round(profile[None, :] * rng.uniform(0.5, 1.5, (series, per)), 3)
     vals = (np.cumsum(inc, axis=1) + rng.uniform(1000, 50000, (series, 1))).round(3)
     ts = int(JAN.timestamp() * 1000) + np.arange(per, dtype=np.int64) * interval * 1000
-    ts_all = (ts[:, None] + rng.integers(0, 3, (per, series)) * 1000).ravel()
+    ts_all = (ts[:, None] + rng.integers(0, jitter_s + 1, (per, series)) * 1000).ravel()
     return ts_all, vals.T.ravel()
 
 
-def _load(conn: Conn, series: int) -> tuple[list[int], int]:
+def _load(conn: Conn, series: int, jitter_s: int) -> tuple[list[int], int]:
     sids = [int(r[0]) for r in conn.execute(
         "INSERT INTO series (device_id, meter, metric, unit, kind)"
         " SELECT 'dev-' || g, 'main', 'energy', 'kWh', 'cumulative'"
         " FROM generate_series(1, %s) g RETURNING series_id", (series,)).fetchall()]
-    ts, vals = _month(series)
+    ts, vals = _month(series, jitter_s)
     sid = np.tile(np.asarray(sids, dtype=np.int64), ts.shape[0] // series)
     t = time.perf_counter()
     with conn.cursor() as cur, cur.copy(
@@ -97,12 +101,34 @@ def _read_days(conn: Conn, sids: list[int], day: datetime) -> float:
     return best * 1000
 
 
-def _timescale(url: str, series: int, interval: str | None) -> tuple[float, float, bool]:
+def _columns(conn: Conn, n: int) -> str:
+    """Bytes per reading of each column of the compressed chunks (``pg_column_size``)."""
+    tables = conn.execute(
+        "SELECT format('%I.%I', c.schema_name, c.table_name) FROM _timescaledb_catalog.chunk c"
+        " WHERE c.id IN (SELECT compressed_chunk_id FROM _timescaledb_catalog.chunk"
+        "  WHERE compressed_chunk_id IS NOT NULL)").fetchall()
+    totals: dict[str, int] = {}
+    for (table,) in tables:
+        schema, name = table.split(".", 1)
+        cols = [r[0] for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+            " AND NOT attisdropped ORDER BY attnum", (table,)).fetchall()]
+        for col in cols:
+            row = conn.execute(
+                sql.SQL("SELECT coalesce(sum(pg_column_size({})), 0) FROM {}.{}").format(
+                    sql.Identifier(col), sql.Identifier(schema.strip('"')),
+                    sql.Identifier(name.strip('"')))).fetchone()
+            totals[col] = totals.get(col, 0) + int(row[0] if row else 0)
+    return ", ".join(f"{c} {b / n:.2f}" for c, b in totals.items())
+
+
+def _timescale(url: str, series: int, interval: str | None,
+               jitter_s: int) -> tuple[float, float, bool]:
     """Bytes per reading before and after compression, and whether every check held."""
     with psycopg.connect(url, autocommit=True) as conn:
         if interval:
             conn.execute("SELECT set_chunk_time_interval('readings', %s::interval)", (interval,))
-        sids, n = _load(conn, series)
+        sids, n = _load(conn, series, jitter_s)
         before = conn.execute("SELECT hypertable_size('readings')").fetchone()
         sums = conn.execute(CHECKSUM).fetchall()
         day = JAN + timedelta(days=9)
@@ -117,6 +143,7 @@ def _timescale(url: str, series: int, interval: str | None) -> tuple[float, floa
         assert after is not None
         assert chunks is not None
         print(f"  compressed {chunks[0]} chunks in {dt:.1f} s")
+        print(f"  compressed columns, bytes per reading: {_columns(conn, n)}")
         same = conn.execute(CHECKSUM).fetchall() == sums
         t = time.perf_counter()
         same_day = _day(conn, sids[7], day) == one_day
@@ -140,10 +167,10 @@ def _timescale(url: str, series: int, interval: str | None) -> tuple[float, floa
         return before[0] / n, after[0] / n, same and same_day and late_ok
 
 
-def _plain(url: str, series: int) -> float:
+def _plain(url: str, series: int, jitter_s: int) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT tally_ensure_reading_partitions('2026-01-01', 2)")
-        _, n = _load(conn, series)
+        _, n = _load(conn, series, jitter_s)
         size = conn.execute("SELECT pg_total_relation_size('readings_p202601')").fetchone()
         assert size is not None
         return float(size[0]) / n
@@ -157,6 +184,9 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=500)
     ap.add_argument("--chunk-interval", default=None,
                     help="TimescaleDB: chunk span of readings, e.g. '1 day' (default: migrations')")
+    ap.add_argument("--jitter-s", type=int, default=2,
+                    help="each reading up to this many whole seconds late (0: on the quarter"
+                         " hour, as a meter that stamps its register period's end)")
     args = ap.parse_args()
     name = f"tally_bench_{uuid.uuid4().hex[:8]}"
     results: dict[str, Any] = {}
@@ -167,9 +197,9 @@ def main() -> None:
         try:
             migrate(url, use_timescale=flavour == "timescale")
             print(f"{flavour}:")
-            results[flavour] = (_timescale(url, args.series, args.chunk_interval)
+            results[flavour] = (_timescale(url, args.series, args.chunk_interval, args.jitter_s)
                                 if flavour == "timescale"
-                                else _plain(url, args.series))
+                                else _plain(url, args.series, args.jitter_s))
         finally:
             with psycopg.connect(server, autocommit=True) as c:
                 c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
