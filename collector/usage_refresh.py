@@ -38,6 +38,7 @@ from agent.clock import Clock
 from collector.errors import StorageError
 from collector.storage.database import Pool, translate_errors
 from collector.storage.usage_store import (
+    MAX_LOADED,
     RefreshReport,
     refresh_rollups,
     refresh_usage,
@@ -60,7 +61,7 @@ class RefreshSettings:
     poll_s: float = 1.0  # longest wait without a wake-up (ranges queued by other processes)
     min_gap_s: float = 0.1  # shortest time between the starts of two passes
     limit: int = 5000  # series per pass (``take_dirty``)
-    max_readings: int = 2_000_000  # readings held at once by a pass (loaded in groups)
+    max_readings: int = MAX_LOADED  # readings held at once by a pass (loaded in groups)
     retry_s: float = 10.0  # wait after a failed pass
     rollups_every_s: float = 5.0  # TimescaleDB continuous aggregates, at most this often
     # while ingest itself is behind (``ingest_behind``), passes start at most this often:

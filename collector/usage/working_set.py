@@ -28,14 +28,14 @@ from collector.errors import UsageError
 
 __all__ = ["LoadPlanner"]
 
-_MIN_SPAN_S = 1.0  # a window of one reading has no span; count it as one second
+_MIN_SPAN_S = 1.0  # a span shorter than this counts as this (no division by zero)
 
 
 @dataclass(slots=True)
 class LoadPlanner:
     """Sizes the load groups of one pass (mutable: it learns the density as groups load)."""
 
-    max_readings: int = 2_000_000
+    max_readings: int
     first: int = 64  # windows in the first group, before any density is known
     growth: int = 8  # a group holds at most this many times the windows of the previous one
     density: float = 0.0  # readings per second of span, the densest window seen so far
